@@ -1,0 +1,148 @@
+//! The errors a caller of an agent sees.
+//!
+//! Two kinds of failure are kept apart on purpose: a handler's own `Err` is data and reaches the
+//! caller inside `Ok(..)`; a [`CallError`] means the call itself did not produce the handler's
+//! answer (the agent was not running, did not answer in time, crashed, ...).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::KeyError;
+use crate::store::StoreError;
+
+/// A call to an agent that did not produce the handler's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{target}: {reason}")]
+pub struct CallError {
+    /// The agent and handler that were called.
+    pub target: CallTarget,
+    /// What went wrong.
+    pub reason: CallFailure,
+}
+
+/// Names the agent instance and the handler of a failed call, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTarget {
+    /// The agent kind, such as `chat-room`.
+    pub kind: &'static str,
+    /// The key of the instance (empty for agents without a `#[key]`).
+    pub key: String,
+    /// The handler that was called.
+    pub handler: &'static str,
+}
+
+impl fmt::Display for CallTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}.{}", self.kind, self.handler)
+        } else {
+            write!(f, "{}/{}.{}", self.kind, self.key, self.handler)
+        }
+    }
+}
+
+/// Why a call did not produce the handler's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    /// No live agent was at that address when the call was made: it stopped, crashed or was
+    /// never started. Nothing was delivered.
+    #[error("the agent is not running")]
+    NotRunning,
+    /// The agent did not answer within the timeout. The request may still run later.
+    #[error("no reply within {0:?}")]
+    TimedOut(Duration),
+    /// The handler panicked while serving this very call; the agent's process ended and its
+    /// state is what it last saved.
+    #[error("the handler panicked: {0}")]
+    Panicked(String),
+    /// The agent's process ended before it answered (it crashed on an earlier message, was
+    /// killed, or was shut down).
+    #[error("the agent stopped before it answered")]
+    Stopped,
+    /// The handler ran, but its changed `#[persist]` state could not be saved. The change was not
+    /// acknowledged: the agent's process ends and restarts from its last saved state.
+    #[error("the handler's state change could not be saved, so it was not applied: {0}")]
+    PersistFailed(String),
+}
+
+/// What an agent sends back instead of a handler's answer when the call failed inside it.
+/// Travels in the reply slot as the `Err` of `Result<R, Failure>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[doc(hidden)]
+pub enum RemoteFailure {
+    Panicked(String),
+    PersistFailed(String),
+}
+
+impl From<RemoteFailure> for CallFailure {
+    fn from(failure: RemoteFailure) -> Self {
+        match failure {
+            RemoteFailure::Panicked(message) => CallFailure::Panicked(message),
+            RemoteFailure::PersistFailed(message) => CallFailure::PersistFailed(message),
+        }
+    }
+}
+
+/// An agent that could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum StartError {
+    /// The key is not a valid key.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    /// The agent's store could not be opened or read.
+    #[error("agent `{kind}` key {key:?}: {source}")]
+    Store {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The agent's stored record exists but cannot be decoded. The agent refuses to start rather
+    /// than start empty and overwrite it; the record is left untouched.
+    #[error(
+        "agent `{kind}` key {key:?}: its stored record {storage_key:?} cannot be decoded ({reason}); \
+         the agent refuses to start and the record was left as it is"
+    )]
+    CorruptRecord {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// Where the record is in the store.
+        storage_key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The agent's `#[on_start]` hook returned an error.
+    #[error("agent `{kind}` key {key:?}: the on_start hook failed: {reason}")]
+    Hook {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// The hook's error, as text.
+        reason: String,
+    },
+    /// The agent's start (loading state or its `#[on_start]` hook) panicked.
+    #[error("agent `{kind}` key {key:?}: it panicked while starting")]
+    Panicked {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+    },
+    /// The process that starts agents of this kind did not answer.
+    #[error("agent `{kind}` key {key:?}: the registry did not start it: {reason}")]
+    Registry {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,75 @@
+//! # swarm
+//!
+//! Fault-tolerant swarms of agents on [Lunatic](https://lunatic.solutions): annotate a plain
+//! Rust struct with `#[agent]`, its methods with `#[handler]` and its important fields with
+//! `#[persist]`, and each instance runs as an isolated Lunatic process with a typed handle, state
+//! that is saved before a request is acknowledged, and reloaded when the agent starts again.
+//!
+//! ```ignore
+//! use swarm::prelude::*;
+//!
+//! #[agent(kind = "counter")]
+//! #[derive(Default)]
+//! pub struct Counter {
+//!     #[key] name: String,
+//!     #[persist] total: u64,
+//! }
+//!
+//! #[agent]
+//! impl Counter {
+//!     #[handler]
+//!     pub fn add(&mut self, n: u64) -> u64 {
+//!         self.total += n;
+//!         self.total
+//!     }
+//! }
+//!
+//! let counter = Counter::get_or_start("visits")?;
+//! assert_eq!(counter.add(2)?, 2);
+//! ```
+//!
+//! The agent runtime (everything under [`runtime`], the memory and SQLite stores) exists only when
+//! building for `wasm32` (Lunatic); on the host the pure parts build and are tested natively.
+
+pub mod error;
+pub mod key;
+pub mod record;
+#[cfg(target_arch = "wasm32")]
+pub mod runtime;
+pub mod store;
+
+pub use error::{CallError, CallFailure, CallTarget, StartError};
+pub use key::{AgentKey, KeyError};
+#[cfg(target_arch = "wasm32")]
+pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
+#[cfg(target_arch = "wasm32")]
+pub use runtime::node::{default_store, set_default_store};
+pub use store::{Store, StoreConfig, StoreError};
+pub use swarm_macros::agent;
+
+/// Everything an agent author needs, in one import.
+pub mod prelude {
+    pub use crate::error::{CallError, CallFailure, StartError};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::handle::AgentHandle;
+    pub use crate::store::StoreConfig;
+    pub use swarm_macros::agent;
+}
+
+/// Not public API: the paths generated code uses, so users need no direct dependency on
+/// lunatic or serde, and the runtime can change underneath them.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    #[cfg(target_arch = "wasm32")]
+    pub use lunatic;
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::agent::{init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, IntoHookResult};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::mailbox::{Envelope, ReplyTo};
+    pub use crate::record;
+    pub use crate::key::AgentKey;
+    pub use crate::error::StartError;
+}

@@ -1,0 +1,234 @@
+//! What every agent process runs: load persisted state before the first message, run handlers,
+//! save changed state before replying, and report a crash to the caller it happened to.
+//!
+//! The macros implement two traits per agent ([`AgentState`] from the struct, [`AgentBehavior`]
+//! from the impl block) plus a thin Lunatic `AbstractProcess` impl that calls [`init`],
+//! [`serve`] and [`terminate`] here. Everything that does not depend on the user's types lives in
+//! this module, written once, instead of being generated into every agent.
+
+use std::cell::Cell;
+use std::fmt::Display;
+use std::sync::Once;
+
+use lunatic::ap::{AbstractProcess, MessageHandler, State};
+use lunatic::serializer::Bincode;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::mailbox::{Envelope, ReplyTo};
+use crate::error::{RemoteFailure, StartError};
+use crate::key::{parse_key_text, AgentKey};
+use crate::record::RecordError;
+use crate::store::{Store, StoreConfig};
+
+/// The state side of an agent, implemented by `#[agent]` on the struct.
+pub trait AgentState: Sized + 'static {
+    /// The agent kind: a NATS subject token and the first segment of its storage keys.
+    const KIND: &'static str;
+    /// Whether the struct has a `#[key]` field (one instance per key, found through the registry).
+    const KEYED: bool;
+    /// Whether the struct has `#[persist]` fields.
+    const PERSISTS: bool;
+    /// The type of the `#[key]` field (`()` without one).
+    type Key: AgentKey;
+    /// A fresh instance: the key set, every other field from `Default`.
+    fn from_key(key: Self::Key) -> Self;
+    /// The `#[persist]` fields as a record (see [`crate::record`]).
+    fn encode_persisted(&self) -> Result<Vec<u8>, String>;
+    /// Replaces the `#[persist]` fields with those of a stored record.
+    fn restore_persisted(&mut self, record: &[u8]) -> Result<(), RecordError>;
+}
+
+/// The behaviour side of an agent, implemented by `#[agent]` on the impl block.
+pub trait AgentBehavior: AgentState {
+    /// The message enum: one variant per handler.
+    type Msg: Serialize + DeserializeOwned + 'static;
+    /// The typed handle callers use.
+    type Handle: super::handle::AgentHandle<Agent = Self>;
+    /// Runs one message; generated as a `match` over the handlers.
+    fn handle(cell: &mut AgentCell<Self>, message: Self::Msg, reply_to: Option<ReplyTo>);
+    /// The `#[on_start]` hook: runs after the persisted state is loaded, before the first message.
+    fn on_start(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// The `#[on_stop]` hook: runs on an orderly stop; state it changes is saved.
+    fn on_stop(&mut self) {}
+}
+
+/// An agent as Lunatic runs it: the process' state is an [`AgentCell`], its argument an
+/// [`AgentArg`], and its one mailbox handler takes [`Envelope`]s of the message enum.
+/// Implemented for every type the macros turn into an agent.
+pub trait Agent:
+    AgentBehavior
+    + AbstractProcess<State = AgentCell<Self>, Serializer = Bincode, Arg = AgentArg, StartupError = StartError>
+    + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
+{
+}
+
+impl<A> Agent for A where
+    A: AgentBehavior
+        + AbstractProcess<State = AgentCell<Self>, Serializer = Bincode, Arg = AgentArg, StartupError = StartError>
+        + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
+{
+}
+
+/// What a new agent process receives from whoever starts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentArg {
+    /// The key, in its validated text form (empty for agents without a key).
+    pub key: String,
+    /// The store for `#[persist]` fields; `None` for agents that persist nothing.
+    pub store: Option<StoreConfig>,
+}
+
+/// The state of an agent's process: the user's struct plus what persistence needs.
+pub struct AgentCell<A> {
+    agent: A,
+    store: Option<Box<dyn Store>>,
+    storage_key: String,
+    /// The record as last saved (or loaded): a handler that leaves it unchanged writes nothing.
+    saved: Vec<u8>,
+}
+
+impl<A: AgentBehavior> AgentCell<A> {
+    /// The user's struct, for `&self` handlers.
+    pub fn agent(&self) -> &A {
+        &self.agent
+    }
+
+    /// The user's struct, for `&mut self` handlers.
+    pub fn agent_mut(&mut self) -> &mut A {
+        &mut self.agent
+    }
+
+    /// Completes a handler: saves changed `#[persist]` fields if it could change them (write-through,
+    /// before the reply), then sends `answer` to the caller waiting for it.
+    pub fn finish<R: Serialize + DeserializeOwned>(&mut self, mutated: bool, reply_to: Option<ReplyTo>, answer: R) {
+        if mutated {
+            if let Err(reason) = self.save_if_changed() {
+                // The change is not durable, so it must not be acknowledged, and the in-memory state
+                // no longer matches the store: tell the caller, then let the agent crash so it
+                // restarts from what it last saved.
+                CURRENT_REPLY.with(|slot| slot.set(None));
+                if let Some(reply_to) = reply_to {
+                    reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
+                }
+                panic!("agent `{}`: state not saved, stopping: {reason}", A::KIND);
+            }
+        }
+        if let Some(reply_to) = reply_to {
+            reply_to.send(answer);
+        }
+    }
+
+    fn save_if_changed(&mut self) -> Result<(), String> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let record = self.agent.encode_persisted()?;
+        if record != self.saved {
+            store.put(&self.storage_key, &record).map_err(|err| err.to_string())?;
+            self.saved = record;
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
+    static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
+}
+
+/// Runs inside the new process before anything else: loads the persisted state, runs the
+/// `#[on_start]` hook, and installs the hook that answers a caller whose handler panics.
+pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
+    install_panic_reply();
+    let key: A::Key = if A::KEYED {
+        parse_key_text(A::KIND, &arg.key)?
+    } else {
+        A::Key::parse_key("").map_err(|reason| StartError::Hook { kind: A::KIND.into(), key: String::new(), reason })?
+    };
+    let hook_error = |reason: String| StartError::Hook { kind: A::KIND.into(), key: arg.key.clone(), reason };
+    let mut cell = AgentCell { agent: A::from_key(key), store: None, storage_key: String::new(), saved: Vec::new() };
+    if A::PERSISTS {
+        let config = arg.store.clone().unwrap_or_else(StoreConfig::default_for_node);
+        let store_error = |source| StartError::Store { kind: A::KIND.into(), key: arg.key.clone(), source };
+        let store = config.open().map_err(store_error)?;
+        let storage_key = format!("{}/{}", A::KIND, arg.key);
+        cell.saved = match store.get(&storage_key).map_err(store_error)? {
+            Some(record) => {
+                cell.agent.restore_persisted(&record).map_err(|err| StartError::CorruptRecord {
+                    kind: A::KIND.into(),
+                    key: arg.key.clone(),
+                    storage_key: storage_key.clone(),
+                    reason: err.to_string(),
+                })?;
+                record
+            }
+            // Nothing stored yet: remember the initial state, so that a handler which leaves it as
+            // it is writes nothing.
+            None => cell
+                .agent
+                .encode_persisted()
+                .map_err(|reason| hook_error(format!("the #[persist] fields cannot be encoded: {reason}")))?,
+        };
+        cell.store = Some(store);
+        cell.storage_key = storage_key;
+    }
+    cell.agent.on_start().map_err(hook_error)?;
+    cell.save_if_changed()
+        .map_err(|reason| hook_error(format!("the state set by on_start could not be saved: {reason}")))?;
+    Ok(cell)
+}
+
+/// Runs one envelope: the generated `handle`, with the caller remembered in case the handler
+/// panics.
+pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
+    CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
+    <A as AgentBehavior>::handle(&mut state, envelope.message, envelope.reply_to);
+    CURRENT_REPLY.with(|slot| slot.set(None));
+}
+
+/// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.
+pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
+    cell.agent.on_stop();
+    if let Err(reason) = cell.save_if_changed() {
+        eprintln!("swarm: agent `{}` could not save its state on stop: {reason}", A::KIND);
+    }
+}
+
+/// Makes a panicking handler answer its caller with the panic message instead of leaving it to
+/// notice the process is gone. Installed once per process, in front of the previous hook.
+fn install_panic_reply() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(reply_to) = CURRENT_REPLY.with(|slot| slot.take()) {
+                let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                    (Some(text), _) => (*text).to_owned(),
+                    (_, Some(text)) => text.clone(),
+                    _ => "a panic with a non-text payload".to_owned(),
+                };
+                let location = info.location().map(|at| format!(" (at {at})")).unwrap_or_default();
+                reply_to.send_failure(RemoteFailure::Panicked(format!("{message}{location}")));
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Turns what an `#[on_start]` hook returns into the hook's result: `()` or `Result<(), E>`.
+pub trait IntoHookResult {
+    /// The hook's outcome, its error as text.
+    fn into_hook_result(self) -> Result<(), String>;
+}
+
+impl IntoHookResult for () {
+    fn into_hook_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> IntoHookResult for Result<(), E> {
+    fn into_hook_result(self) -> Result<(), String> {
+        self.map_err(|err| err.to_string())
+    }
+}

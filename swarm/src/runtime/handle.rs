@@ -1,0 +1,242 @@
+//! Handles: how callers reach an agent, and how agents are found and started.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use lunatic::ap::ProcessRef;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::agent::{Agent, AgentArg, AgentState};
+use super::mailbox::{process_exists, request_envelope, wait_reply, Envelope, WaitError};
+use super::{node, registry};
+use crate::error::{CallError, CallFailure, CallTarget, StartError};
+use crate::key::key_text;
+use crate::store::StoreConfig;
+
+/// How long a request waits for its answer unless told otherwise (as Erlang's `gen_server:call`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An untyped-by-handler reference to one running agent; the generated `<Agent>Ref` wraps it and
+/// adds one method per handler.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct AgentRef<A: Agent> {
+    process: ProcessRef<A>,
+    key: String,
+    timeout: Option<Duration>,
+}
+
+impl<A: Agent> Clone for AgentRef<A> {
+    fn clone(&self) -> Self {
+        AgentRef { process: self.process, key: self.key.clone(), timeout: self.timeout }
+    }
+}
+
+impl<A: Agent> PartialEq for AgentRef<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.process == other.process
+    }
+}
+
+impl<A: Agent> fmt::Debug for AgentRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentRef")
+            .field("kind", &A::KIND)
+            .field("key", &self.key)
+            .field("process", &self.process.id())
+            .finish()
+    }
+}
+
+impl<A: Agent> AgentRef<A> {
+    fn new(process: ProcessRef<A>, key: String) -> Self {
+        AgentRef { process, key, timeout: Some(DEFAULT_TIMEOUT) }
+    }
+
+    /// Sends a request and waits for the handler's answer.
+    pub fn request<R: Serialize + DeserializeOwned>(&self, handler: &'static str, message: A::Msg) -> Result<R, CallError> {
+        if !process_exists(self.process.id()) {
+            return Err(self.error(handler, CallFailure::NotRunning));
+        }
+        let (envelope, reply_to) = request_envelope(message);
+        self.process.send(envelope);
+        wait_reply::<R>(reply_to, self.process.id(), self.timeout).map_err(|err| {
+            let reason = match err {
+                WaitError::TimedOut(after) => CallFailure::TimedOut(after),
+                WaitError::ServerGone => CallFailure::Stopped,
+                WaitError::Failed(failure) => failure.into(),
+                WaitError::Undecodable(detail) => CallFailure::Panicked(format!("undecodable reply: {detail}")),
+            };
+            self.error(handler, reason)
+        })
+    }
+
+    /// Sends a fire-and-forget message. `Ok` means it was delivered to a running agent's mailbox.
+    pub fn send(&self, handler: &'static str, message: A::Msg) -> Result<(), CallError> {
+        if !process_exists(self.process.id()) {
+            return Err(self.error(handler, CallFailure::NotRunning));
+        }
+        self.process.send(Envelope { message, reply_to: None });
+        Ok(())
+    }
+
+    fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {
+        CallError { target: CallTarget { kind: A::KIND, key: self.key.clone(), handler }, reason }
+    }
+}
+
+/// What every generated `<Agent>Ref` can do besides its handlers.
+pub trait AgentHandle: Sized + Clone {
+    /// The agent this handle reaches.
+    type Agent: Agent;
+
+    /// The underlying reference.
+    fn raw(&self) -> &AgentRef<Self::Agent>;
+    /// Wraps an underlying reference.
+    fn from_raw(raw: AgentRef<Self::Agent>) -> Self;
+
+    /// The key of the agent (empty for agents without a `#[key]`).
+    fn key(&self) -> &str {
+        &self.raw().key
+    }
+
+    /// The Lunatic process id of the agent.
+    fn process_id(&self) -> u64 {
+        self.raw().process.id()
+    }
+
+    /// Whether the agent's process is running.
+    fn is_alive(&self) -> bool {
+        process_exists(self.raw().process.id())
+    }
+
+    /// The same handle, with requests waiting at most `timeout` for an answer.
+    fn with_timeout(&self, timeout: Duration) -> Self {
+        let mut raw = self.raw().clone();
+        raw.timeout = Some(timeout);
+        Self::from_raw(raw)
+    }
+
+    /// The same handle, with requests waiting for an answer as long as the agent is alive.
+    fn without_timeout(&self) -> Self {
+        let mut raw = self.raw().clone();
+        raw.timeout = None;
+        Self::from_raw(raw)
+    }
+
+    /// Stops the agent in order: it finishes the message it is on, runs its `#[on_stop]` hook,
+    /// saves its state, and ends. Waits for that, at most the handle's timeout.
+    fn shutdown(&self) -> Result<(), CallError> {
+        let raw = self.raw();
+        if !self.is_alive() {
+            return Err(raw.error("shutdown", CallFailure::NotRunning));
+        }
+        let timeout = raw.timeout.unwrap_or(Duration::from_secs(u64::MAX >> 2));
+        raw.process
+            .with_timeout(timeout)
+            .shutdown()
+            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))
+    }
+
+    /// Kills the agent's process at once, as a crash would: no hook runs, nothing more is saved.
+    fn kill(&self) {
+        self.raw().process.kill();
+    }
+}
+
+/// Starts and finds agents of one kind; `Agent::get_or_start(key)` is a shorthand for
+/// `Agent::launcher().get_or_start(key)`.
+pub struct Launcher<A> {
+    store: Option<StoreConfig>,
+    kind: PhantomData<fn() -> A>,
+}
+
+impl<A> Default for Launcher<A> {
+    fn default() -> Self {
+        Launcher { store: None, kind: PhantomData }
+    }
+}
+
+impl<A: Agent> Launcher<A> {
+    /// Keeps this agent's `#[persist]` fields in `store` instead of the node's default store.
+    pub fn store(mut self, store: StoreConfig) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The single live agent with this key: found in the registry, or started (loading its
+    /// persisted state) if none is running.
+    pub fn get_or_start(self, key: impl Into<A::Key>) -> Result<A::Handle, StartError> {
+        let key = key_text(A::KIND, &key.into())?;
+        let name = registry_name::<A>(&key);
+        let registered = match registry::lookup(&name) {
+            Some((node, id)) => registry::Registered::Found(node, id),
+            None => {
+                let arg = AgentArg { store: self.resolve_store(), key: key.clone() };
+                let encoded = bincode::serialize(&arg).map_err(|err| registry_error::<A>(&key, err.to_string()))?;
+                registry::get_or_start(&name, start_agent::<A>, encoded).map_err(|err| match err {
+                    registry::RegistryError::StartFailed(bytes) => bincode::deserialize(&bytes)
+                        .unwrap_or_else(|err| registry_error::<A>(&key, err.to_string())),
+                    registry::RegistryError::Unavailable(reason) => registry_error::<A>(&key, reason),
+                })?
+            }
+        };
+        let (node, id) = registered.ids();
+        Ok(A::Handle::from_raw(AgentRef::new(registry::process_ref(node, id), key)))
+    }
+
+    /// The live agent with this key, if one is running.
+    pub fn lookup(self, key: impl Into<A::Key>) -> Option<A::Handle> {
+        let key = key_text(A::KIND, &key.into()).ok()?;
+        let (node, id) = registry::lookup(&registry_name::<A>(&key))?;
+        Some(A::Handle::from_raw(AgentRef::new(registry::process_ref(node, id), key)))
+    }
+
+    /// Starts a new agent of a kind without a `#[key]` (not registered: every call starts one).
+    pub fn start(self) -> Result<A::Handle, StartError>
+    where
+        A: AgentState<Key = ()>,
+    {
+        let arg = AgentArg { store: self.resolve_store(), key: String::new() };
+        let process = A::start(arg).map_err(|err| startup_error::<A>("", err))?;
+        Ok(A::Handle::from_raw(AgentRef::new(process, String::new())))
+    }
+
+    fn resolve_store(&self) -> Option<StoreConfig> {
+        if !A::PERSISTS {
+            return None;
+        }
+        Some(self.store.clone().unwrap_or_else(node::default_store))
+    }
+}
+
+fn registry_name<A: AgentState>(key: &str) -> String {
+    format!("swarm/agent/{}/{key}", A::KIND)
+}
+
+fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
+    StartError::Registry { kind: A::KIND.into(), key: key.into(), reason }
+}
+
+fn startup_error<A: Agent>(key: &str, err: lunatic::ap::StartupError<A>) -> StartError {
+    match err {
+        lunatic::ap::StartupError::Custom(err) => err,
+        lunatic::ap::StartupError::InitPanicked => StartError::Panicked { kind: A::KIND.into(), key: key.into() },
+        lunatic::ap::StartupError::NameAlreadyRegistered(_) => {
+            registry_error::<A>(key, "unexpected name clash".into())
+        }
+    }
+}
+
+/// Runs in the registrar: starts one agent process.
+fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
+    let encode = |err: StartError| bincode::serialize(&err).unwrap_or_default();
+    let arg: AgentArg = bincode::deserialize(arg).map_err(|err| encode(registry_error::<A>("", err.to_string())))?;
+    let key = arg.key.clone();
+    match A::start(arg) {
+        Ok(process) => Ok((process.node_id(), process.id())),
+        Err(err) => Err(encode(startup_error::<A>(&key, err))),
+    }
+}
+

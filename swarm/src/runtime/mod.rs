@@ -1,0 +1,8 @@
+//! The agent runtime, inside Lunatic: mailbox request/reply, the agent process, handles, the
+//! registry and node settings.
+
+pub mod agent;
+pub mod handle;
+pub mod mailbox;
+pub mod node;
+pub mod registry;

@@ -1,0 +1,206 @@
+//! The file store: one file per record, replaced atomically.
+//!
+//! `<dir>/<kind>/<key>.rec` holds the record for storage key `<kind>/<key>`. A write goes to a
+//! temporary file in the same directory, is fsynced, renamed over the record, and then the
+//! directory is fsynced, so after a crash (of the agent, the node or the machine) a reader finds
+//! either the old record or the new one, whole, and a write that returned `Ok` is on disk.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{validate_prefix, validate_storage_key, Store, StoreError};
+
+/// Largest value the file store accepts, in bytes.
+pub const MAX_VALUE_LEN: usize = 256 << 20;
+
+const RECORD_SUFFIX: &str = ".rec";
+const TEMP_MARK: &str = ".tmp-";
+
+/// A store of one file per record under a directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens (creating it when missing) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|err| {
+            io_error(
+                format!("cannot create the store directory {}", dir.display()),
+                err,
+            )
+        })?;
+        Ok(FileStore { dir })
+    }
+
+    fn record_path(&self, key: &str) -> PathBuf {
+        let mut path = self.dir.join(key);
+        path.as_mut_os_string().push(RECORD_SUFFIX);
+        path
+    }
+}
+
+impl Store for FileStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_storage_key(key)?;
+        let path = self.record_path(key);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error(format!("cannot read {}", path.display()), err)),
+        }
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        validate_storage_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge { key: key.into(), size: value.len(), max: MAX_VALUE_LEN });
+        }
+        let path = self.record_path(key);
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        fs::create_dir_all(&parent)
+            .map_err(|err| io_error(format!("cannot create {}", parent.display()), err))?;
+        let temp = temp_path_for(&path);
+        let written = write_synced(&temp, value)
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|err| io_error(format!("cannot write {}", path.display()), err));
+        if written.is_err() {
+            // The record itself is untouched; do not leave a half-written temp file behind.
+            let _ = fs::remove_file(&temp);
+        }
+        written?;
+        sync_dir(&parent)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_storage_key(key)?;
+        let path = self.record_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.dir)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(io_error(format!("cannot delete {}", path.display()), err)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        validate_prefix(prefix)?;
+        let mut keys = Vec::new();
+        collect_keys(&self.dir, "", &mut keys)?;
+        keys.retain(|key| key.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+fn collect_keys(dir: &Path, key_prefix: &str, keys: &mut Vec<String>) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let file_type = entry
+            .file_type()
+            .map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        if file_type.is_dir() {
+            collect_keys(&entry.path(), &format!("{key_prefix}{name}/"), keys)?;
+        } else if let Some(stem) = name.strip_suffix(RECORD_SUFFIX) {
+            let key = format!("{key_prefix}{stem}");
+            // Temp files and foreign files are not records.
+            if !name.contains(TEMP_MARK) && validate_storage_key(&key).is_ok() {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn temp_path_for(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("{TEMP_MARK}{nanos:x}-{unique}"));
+    path.with_file_name(name)
+}
+
+fn write_synced(path: &Path, value: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(value)?;
+    file.sync_all()
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|err| io_error(format!("cannot fsync the directory {}", dir.display()), err))
+}
+
+fn io_error(context: String, err: io::Error) -> StoreError {
+    StoreError::backend("file", format!("{context}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("swarm-file-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn put_get_delete_list() {
+        let dir = scratch("basic");
+        let store = FileStore::open(&dir).unwrap();
+        assert_eq!(store.get("k/a").unwrap(), None);
+        store.put("k/a", b"one").unwrap();
+        store.put("k/b", b"two").unwrap();
+        store.put("other/c", b"three").unwrap();
+        store.put("k/a", b"uno").unwrap();
+        assert_eq!(store.get("k/a").unwrap().as_deref(), Some(&b"uno"[..]));
+        assert_eq!(store.list("k/").unwrap(), vec!["k/a", "k/b"]);
+        assert_eq!(store.list("").unwrap(), vec!["k/a", "k/b", "other/c"]);
+        store.delete("k/a").unwrap();
+        store.delete("k/a").unwrap();
+        assert_eq!(store.get("k/a").unwrap(), None);
+        assert_eq!(store.list("k").unwrap(), vec!["k/b"]);
+        // No temp files are left behind by successful writes.
+        let names: Vec<_> = fs::read_dir(dir.join("k")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("b.rec")]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_keys_that_would_escape_the_directory() {
+        let dir = scratch("escape");
+        let store = FileStore::open(&dir).unwrap();
+        for key in ["../x", "/etc/passwd", "a/./b", "a b"] {
+            assert!(matches!(store.put(key, b"x"), Err(StoreError::InvalidKey { .. })), "{key}");
+            assert!(matches!(store.get(key), Err(StoreError::InvalidKey { .. })), "{key}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ignores_temp_files_left_by_a_crash() {
+        let dir = scratch("temp");
+        let store = FileStore::open(&dir).unwrap();
+        store.put("k/a", b"whole").unwrap();
+        fs::write(dir.join("k").join("a.rec.tmp-dead-0"), b"half").unwrap();
+        assert_eq!(store.list("").unwrap(), vec!["k/a"]);
+        assert_eq!(store.get("k/a").unwrap().as_deref(), Some(&b"whole"[..]));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

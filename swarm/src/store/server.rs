@@ -1,0 +1,161 @@
+//! Store processes: the memory and SQLite stores keep their data (or their database connection)
+//! in one process per store on the node, and agents reach them with requests. One process per
+//! store is what lets many agent processes share records, and it serializes SQLite writes the way
+//! SQLite wants them anyway.
+
+use std::time::Duration;
+
+use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, State, StartupError};
+use lunatic::serializer::Bincode;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::runtime::mailbox::{request_envelope, wait_reply, Envelope, WaitError};
+use crate::runtime::registry::{self, RegistryError};
+
+/// How long an agent waits for its store before giving up on an operation.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One store operation, sent to a store process.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum StoreOp {
+    Get(String),
+    Put(String, Vec<u8>),
+    Delete(String),
+    List(String),
+}
+
+/// The answer to a [`StoreOp`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum StoreAnswer {
+    Value(Option<Vec<u8>>),
+    Done,
+    Keys(Vec<String>),
+}
+
+/// What a store process does with operations. `open` runs inside the new process.
+pub(crate) trait Backend: Sized + 'static {
+    /// Name used in errors: `memory`, `sqlite`.
+    const NAME: &'static str;
+    /// What the process needs to open the backend.
+    type Arg: Serialize + for<'de> Deserialize<'de> + 'static;
+    fn open(arg: Self::Arg) -> Result<Self, StoreError>;
+    fn apply(&mut self, op: StoreOp) -> Result<StoreAnswer, StoreError>;
+}
+
+/// The process that owns one backend.
+pub(crate) struct StoreProcess<B>(B);
+
+impl<B: Backend> AbstractProcess for StoreProcess<B> {
+    type State = B;
+    type Serializer = Bincode;
+    type Arg = B::Arg;
+    type Handlers = (lunatic::ap::handlers::Message<Envelope<StoreOp>>,);
+    type StartupError = StoreError;
+
+    fn init(_: Config<Self>, arg: B::Arg) -> Result<B, StoreError> {
+        B::open(arg)
+    }
+}
+
+impl<B: Backend> MessageHandler<Envelope<StoreOp>> for StoreProcess<B> {
+    fn handle(mut state: State<Self>, envelope: Envelope<StoreOp>) {
+        let answer: Result<StoreAnswer, StoreError> = state.apply(envelope.message);
+        if let Some(reply_to) = envelope.reply_to {
+            reply_to.send(answer);
+        }
+    }
+}
+
+/// A client of a store process, found (or started) by name.
+pub(crate) struct StoreClient<B: Backend> {
+    process: ProcessRef<StoreProcess<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for StoreClient<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} store process {}", B::NAME, self.process.id())
+    }
+}
+
+impl<B: Backend> Clone for StoreClient<B> {
+    fn clone(&self) -> Self {
+        StoreClient { process: self.process }
+    }
+}
+
+impl<B: Backend> StoreClient<B> {
+    /// The store process registered as `name` on this node, started with `arg` if there is none
+    /// (or if the one registered has stopped).
+    pub(crate) fn get_or_start(name: &str, arg: B::Arg) -> Result<Self, StoreError> {
+        let encoded = bincode::serialize(&arg).map_err(|err| StoreError::backend(B::NAME, err.to_string()))?;
+        match registry::get_or_start(name, start_store_process::<B>, encoded) {
+            Ok(registered) => {
+                let (node, id) = registered.ids();
+                Ok(StoreClient { process: registry::process_ref(node, id) })
+            }
+            Err(RegistryError::StartFailed(error)) => Err(bincode::deserialize(&error)
+                .unwrap_or_else(|_| StoreError::backend(B::NAME, "the store process failed to start"))),
+            Err(RegistryError::Unavailable(reason)) => Err(StoreError::backend(B::NAME, reason)),
+        }
+    }
+
+    pub(crate) fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
+        let (envelope, reply_to) = request_envelope(op);
+        self.process.send(envelope);
+        match wait_reply::<Result<StoreAnswer, StoreError>>(reply_to, self.process.id(), Some(STORE_TIMEOUT)) {
+            Ok(answer) => answer,
+            Err(WaitError::TimedOut(after)) => {
+                Err(StoreError::backend(B::NAME, format!("the store process did not answer within {after:?}")))
+            }
+            Err(WaitError::ServerGone) => {
+                Err(StoreError::backend(B::NAME, "the store process stopped while serving the request"))
+            }
+            Err(WaitError::Failed(failure)) => Err(StoreError::backend(B::NAME, format!("{failure:?}"))),
+            Err(WaitError::Undecodable(err)) => Err(StoreError::backend(B::NAME, err)),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.call(StoreOp::Get(key.to_owned()))? {
+            StoreAnswer::Value(value) => Ok(value),
+            other => Err(unexpected::<B>(other)),
+        }
+    }
+
+    pub(crate) fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        match self.call(StoreOp::Put(key.to_owned(), value.to_vec()))? {
+            StoreAnswer::Done => Ok(()),
+            other => Err(unexpected::<B>(other)),
+        }
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.call(StoreOp::Delete(key.to_owned()))? {
+            StoreAnswer::Done => Ok(()),
+            other => Err(unexpected::<B>(other)),
+        }
+    }
+
+    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self.call(StoreOp::List(prefix.to_owned()))? {
+            StoreAnswer::Keys(keys) => Ok(keys),
+            other => Err(unexpected::<B>(other)),
+        }
+    }
+}
+
+/// Runs in the registrar: starts one store process.
+fn start_store_process<B: Backend>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
+    let encode = |err: StoreError| bincode::serialize(&err).unwrap_or_default();
+    let arg: B::Arg = bincode::deserialize(arg).map_err(|err| encode(StoreError::backend(B::NAME, err.to_string())))?;
+    match StoreProcess::<B>::start(arg) {
+        Ok(process) => Ok((process.node_id(), process.id())),
+        Err(StartupError::Custom(err)) => Err(encode(err)),
+        Err(other) => Err(encode(StoreError::backend(B::NAME, format!("the store process did not start: {other:?}")))),
+    }
+}
+
+fn unexpected<B: Backend>(answer: StoreAnswer) -> StoreError {
+    StoreError::backend(B::NAME, format!("unexpected answer {answer:?}"))
+}
