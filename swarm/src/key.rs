@@ -63,7 +63,9 @@ pub enum KeyError {
 /// Checks that `key` is a valid key for agents of `kind`.
 pub fn validate_key(kind: &str, key: &str) -> Result<(), KeyError> {
     if key.is_empty() {
-        return Err(KeyError::Empty { kind: kind.to_owned() });
+        return Err(KeyError::Empty {
+            kind: kind.to_owned(),
+        });
     }
     if let Some((position, character)) = key.char_indices().find(|(_, c)| !is_key_char(*c)) {
         return Err(KeyError::BadCharacter {
@@ -74,7 +76,11 @@ pub fn validate_key(kind: &str, key: &str) -> Result<(), KeyError> {
         });
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(KeyError::TooLong { kind: kind.to_owned(), len: key.len(), max: MAX_KEY_LEN });
+        return Err(KeyError::TooLong {
+            kind: kind.to_owned(),
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
     }
     Ok(())
 }
@@ -180,7 +186,11 @@ mod tests {
             ("é", 'é', 0),
         ] {
             match validate_key("k", key) {
-                Err(KeyError::BadCharacter { character, position, .. }) => {
+                Err(KeyError::BadCharacter {
+                    character,
+                    position,
+                    ..
+                }) => {
                     assert_eq!((character, position), (bad, at), "{key:?}")
                 }
                 other => panic!("{key:?} gave {other:?}"),
@@ -194,7 +204,11 @@ mod tests {
         let long = "x".repeat(MAX_KEY_LEN + 1);
         assert_eq!(
             validate_key("k", &long),
-            Err(KeyError::TooLong { kind: "k".into(), len: MAX_KEY_LEN + 1, max: MAX_KEY_LEN })
+            Err(KeyError::TooLong {
+                kind: "k".into(),
+                len: MAX_KEY_LEN + 1,
+                max: MAX_KEY_LEN
+            })
         );
     }
 

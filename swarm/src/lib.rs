@@ -45,7 +45,7 @@ pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
 #[cfg(target_arch = "wasm32")]
 pub use runtime::node::{default_store, set_default_store};
 pub use store::{Store, StoreConfig, StoreError};
-pub use swarm_macros::agent;
+pub use swarm_macros::{agent, handler};
 
 /// Everything an agent author needs, in one import.
 pub mod prelude {
@@ -53,23 +53,32 @@ pub mod prelude {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::AgentHandle;
     pub use crate::store::StoreConfig;
-    pub use swarm_macros::agent;
+    pub use swarm_macros::{agent, handler};
 }
 
 /// Not public API: the paths generated code uses, so users need no direct dependency on
 /// lunatic or serde, and the runtime can change underneath them.
 #[doc(hidden)]
 pub mod __private {
-    pub use serde;
+    pub use crate::error::{CallError, StartError};
+    pub use crate::key::AgentKey;
+    pub use crate::key::AgentKey as Key;
+    pub use crate::record;
     #[cfg(target_arch = "wasm32")]
-    pub use lunatic;
-    #[cfg(target_arch = "wasm32")]
-    pub use crate::runtime::agent::{init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, IntoHookResult};
+    pub use crate::runtime::agent::{
+        init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState,
+        IntoHookResult,
+    };
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
-    pub use crate::record;
-    pub use crate::key::AgentKey;
-    pub use crate::error::StartError;
+    pub use crate::store::StoreConfig;
+    pub use ::core::convert::Into;
+    pub use ::core::default::Default;
+    pub use ::core::option::Option;
+    pub use ::core::result::Result;
+    #[cfg(target_arch = "wasm32")]
+    pub use lunatic;
+    pub use serde;
 }

@@ -37,7 +37,9 @@ pub enum RecordError {
         found: String,
     },
     /// The record was written by a newer (or unknown) record format.
-    #[error("record format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "record format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedVersion {
         /// The version in the record.
         found: u8,
@@ -73,7 +75,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
     }
     let version = bytes[MAGIC.len()];
     if version != FORMAT_VERSION {
-        return Err(RecordError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        return Err(RecordError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     match bytes[MAGIC.len() + 1] {
         ENCODING_JSON => serde_json::from_slice(&bytes[HEADER_LEN..])
@@ -96,7 +101,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_starts_with_the_header() {
-        let fields = Fields { count: 3, names: vec!["a".into()] };
+        let fields = Fields {
+            count: 3,
+            names: vec!["a".into()],
+        };
         let bytes = encode(&fields).unwrap();
         assert_eq!(&bytes[..6], b"SWRM\x01\x01");
         assert_eq!(decode::<Fields>(&bytes).unwrap(), fields);
@@ -105,18 +113,36 @@ mod tests {
     #[test]
     fn a_field_added_later_takes_its_default() {
         let bytes = [b"SWRM\x01\x01".as_slice(), br#"{"count":9}"#].concat();
-        assert_eq!(decode::<Fields>(&bytes).unwrap(), Fields { count: 9, names: vec![] });
+        assert_eq!(
+            decode::<Fields>(&bytes).unwrap(),
+            Fields {
+                count: 9,
+                names: vec![]
+            }
+        );
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        assert!(matches!(decode::<Fields>(b"garbage!"), Err(RecordError::NotARecord { .. })));
-        assert!(matches!(decode::<Fields>(b""), Err(RecordError::NotARecord { .. })));
+        assert!(matches!(
+            decode::<Fields>(b"garbage!"),
+            Err(RecordError::NotARecord { .. })
+        ));
+        assert!(matches!(
+            decode::<Fields>(b""),
+            Err(RecordError::NotARecord { .. })
+        ));
         assert_eq!(
             decode::<Fields>(b"SWRM\x02\x01{}"),
-            Err(RecordError::UnsupportedVersion { found: 2, supported: 1 })
+            Err(RecordError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
         );
-        assert_eq!(decode::<Fields>(b"SWRM\x01\x07{}"), Err(RecordError::UnknownEncoding(7)));
+        assert_eq!(
+            decode::<Fields>(b"SWRM\x01\x07{}"),
+            Err(RecordError::UnknownEncoding(7))
+        );
         assert!(matches!(
             decode::<Fields>(b"SWRM\x01\x01{\"count\":\"x\"}"),
             Err(RecordError::Payload(_))

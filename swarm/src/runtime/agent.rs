@@ -59,15 +59,23 @@ pub trait AgentBehavior: AgentState {
 /// Implemented for every type the macros turn into an agent.
 pub trait Agent:
     AgentBehavior
-    + AbstractProcess<State = AgentCell<Self>, Serializer = Bincode, Arg = AgentArg, StartupError = StartError>
-    + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
+    + AbstractProcess<
+        State = AgentCell<Self>,
+        Serializer = Bincode,
+        Arg = AgentArg,
+        StartupError = StartError,
+    > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
 {
 }
 
 impl<A> Agent for A where
     A: AgentBehavior
-        + AbstractProcess<State = AgentCell<Self>, Serializer = Bincode, Arg = AgentArg, StartupError = StartError>
-        + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
+        + AbstractProcess<
+            State = AgentCell<Self>,
+            Serializer = Bincode,
+            Arg = AgentArg,
+            StartupError = StartError,
+        > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
 {
 }
 
@@ -102,7 +110,12 @@ impl<A: AgentBehavior> AgentCell<A> {
 
     /// Completes a handler: saves changed `#[persist]` fields if it could change them (write-through,
     /// before the reply), then sends `answer` to the caller waiting for it.
-    pub fn finish<R: Serialize + DeserializeOwned>(&mut self, mutated: bool, reply_to: Option<ReplyTo>, answer: R) {
+    pub fn finish<R: Serialize + DeserializeOwned>(
+        &mut self,
+        mutated: bool,
+        reply_to: Option<ReplyTo>,
+        answer: R,
+    ) {
         if mutated {
             if let Err(reason) = self.save_if_changed() {
                 // The change is not durable, so it must not be acknowledged, and the in-memory state
@@ -121,10 +134,14 @@ impl<A: AgentBehavior> AgentCell<A> {
     }
 
     fn save_if_changed(&mut self) -> Result<(), String> {
-        let Some(store) = &self.store else { return Ok(()) };
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         let record = self.agent.encode_persisted()?;
         if record != self.saved {
-            store.put(&self.storage_key, &record).map_err(|err| err.to_string())?;
+            store
+                .put(&self.storage_key, &record)
+                .map_err(|err| err.to_string())?;
             self.saved = record;
         }
         Ok(())
@@ -143,38 +160,62 @@ pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     let key: A::Key = if A::KEYED {
         parse_key_text(A::KIND, &arg.key)?
     } else {
-        A::Key::parse_key("").map_err(|reason| StartError::Hook { kind: A::KIND.into(), key: String::new(), reason })?
+        A::Key::parse_key("").map_err(|reason| StartError::Hook {
+            kind: A::KIND.into(),
+            key: String::new(),
+            reason,
+        })?
     };
-    let hook_error = |reason: String| StartError::Hook { kind: A::KIND.into(), key: arg.key.clone(), reason };
-    let mut cell = AgentCell { agent: A::from_key(key), store: None, storage_key: String::new(), saved: Vec::new() };
+    let hook_error = |reason: String| StartError::Hook {
+        kind: A::KIND.into(),
+        key: arg.key.clone(),
+        reason,
+    };
+    let mut cell = AgentCell {
+        agent: A::from_key(key),
+        store: None,
+        storage_key: String::new(),
+        saved: Vec::new(),
+    };
     if A::PERSISTS {
-        let config = arg.store.clone().unwrap_or_else(StoreConfig::default_for_node);
-        let store_error = |source| StartError::Store { kind: A::KIND.into(), key: arg.key.clone(), source };
+        let config = arg
+            .store
+            .clone()
+            .unwrap_or_else(StoreConfig::default_for_node);
+        let store_error = |source| StartError::Store {
+            kind: A::KIND.into(),
+            key: arg.key.clone(),
+            source,
+        };
         let store = config.open().map_err(store_error)?;
         let storage_key = format!("{}/{}", A::KIND, arg.key);
         cell.saved = match store.get(&storage_key).map_err(store_error)? {
             Some(record) => {
-                cell.agent.restore_persisted(&record).map_err(|err| StartError::CorruptRecord {
-                    kind: A::KIND.into(),
-                    key: arg.key.clone(),
-                    storage_key: storage_key.clone(),
-                    reason: err.to_string(),
-                })?;
+                cell.agent
+                    .restore_persisted(&record)
+                    .map_err(|err| StartError::CorruptRecord {
+                        kind: A::KIND.into(),
+                        key: arg.key.clone(),
+                        storage_key: storage_key.clone(),
+                        reason: err.to_string(),
+                    })?;
                 record
             }
             // Nothing stored yet: remember the initial state, so that a handler which leaves it as
             // it is writes nothing.
-            None => cell
-                .agent
-                .encode_persisted()
-                .map_err(|reason| hook_error(format!("the #[persist] fields cannot be encoded: {reason}")))?,
+            None => cell.agent.encode_persisted().map_err(|reason| {
+                hook_error(format!("the #[persist] fields cannot be encoded: {reason}"))
+            })?,
         };
         cell.store = Some(store);
         cell.storage_key = storage_key;
     }
     cell.agent.on_start().map_err(hook_error)?;
-    cell.save_if_changed()
-        .map_err(|reason| hook_error(format!("the state set by on_start could not be saved: {reason}")))?;
+    cell.save_if_changed().map_err(|reason| {
+        hook_error(format!(
+            "the state set by on_start could not be saved: {reason}"
+        ))
+    })?;
     Ok(cell)
 }
 
@@ -190,7 +231,10 @@ pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
     cell.agent.on_stop();
     if let Err(reason) = cell.save_if_changed() {
-        eprintln!("swarm: agent `{}` could not save its state on stop: {reason}", A::KIND);
+        eprintln!(
+            "swarm: agent `{}` could not save its state on stop: {reason}",
+            A::KIND
+        );
     }
 }
 
@@ -202,12 +246,18 @@ fn install_panic_reply() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if let Some(reply_to) = CURRENT_REPLY.with(|slot| slot.take()) {
-                let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                let message = match (
+                    info.payload().downcast_ref::<&str>(),
+                    info.payload().downcast_ref::<String>(),
+                ) {
                     (Some(text), _) => (*text).to_owned(),
                     (_, Some(text)) => text.clone(),
                     _ => "a panic with a non-text payload".to_owned(),
                 };
-                let location = info.location().map(|at| format!(" (at {at})")).unwrap_or_default();
+                let location = info
+                    .location()
+                    .map(|at| format!(" (at {at})"))
+                    .unwrap_or_default();
                 reply_to.send_failure(RemoteFailure::Panicked(format!("{message}{location}")));
             }
             previous(info);

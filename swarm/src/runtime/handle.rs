@@ -29,7 +29,11 @@ pub struct AgentRef<A: Agent> {
 
 impl<A: Agent> Clone for AgentRef<A> {
     fn clone(&self) -> Self {
-        AgentRef { process: self.process, key: self.key.clone(), timeout: self.timeout }
+        AgentRef {
+            process: self.process,
+            key: self.key.clone(),
+            timeout: self.timeout,
+        }
     }
 }
 
@@ -51,11 +55,19 @@ impl<A: Agent> fmt::Debug for AgentRef<A> {
 
 impl<A: Agent> AgentRef<A> {
     fn new(process: ProcessRef<A>, key: String) -> Self {
-        AgentRef { process, key, timeout: Some(DEFAULT_TIMEOUT) }
+        AgentRef {
+            process,
+            key,
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
     }
 
     /// Sends a request and waits for the handler's answer.
-    pub fn request<R: Serialize + DeserializeOwned>(&self, handler: &'static str, message: A::Msg) -> Result<R, CallError> {
+    pub fn request<R: Serialize + DeserializeOwned>(
+        &self,
+        handler: &'static str,
+        message: A::Msg,
+    ) -> Result<R, CallError> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
@@ -66,7 +78,9 @@ impl<A: Agent> AgentRef<A> {
                 WaitError::TimedOut(after) => CallFailure::TimedOut(after),
                 WaitError::ServerGone => CallFailure::Stopped,
                 WaitError::Failed(failure) => failure.into(),
-                WaitError::Undecodable(detail) => CallFailure::Panicked(format!("undecodable reply: {detail}")),
+                WaitError::Undecodable(detail) => {
+                    CallFailure::Panicked(format!("undecodable reply: {detail}"))
+                }
             };
             self.error(handler, reason)
         })
@@ -77,12 +91,22 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        self.process.send(Envelope { message, reply_to: None });
+        self.process.send(Envelope {
+            message,
+            reply_to: None,
+        });
         Ok(())
     }
 
     fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {
-        CallError { target: CallTarget { kind: A::KIND, key: self.key.clone(), handler }, reason }
+        CallError {
+            target: CallTarget {
+                kind: A::KIND,
+                key: self.key.clone(),
+                handler,
+            },
+            reason,
+        }
     }
 }
 
@@ -154,7 +178,10 @@ pub struct Launcher<A> {
 
 impl<A> Default for Launcher<A> {
     fn default() -> Self {
-        Launcher { store: None, kind: PhantomData }
+        Launcher {
+            store: None,
+            kind: PhantomData,
+        }
     }
 }
 
@@ -173,24 +200,38 @@ impl<A: Agent> Launcher<A> {
         let registered = match registry::lookup(&name) {
             Some((node, id)) => registry::Registered::Found(node, id),
             None => {
-                let arg = AgentArg { store: self.resolve_store(), key: key.clone() };
-                let encoded = bincode::serialize(&arg).map_err(|err| registry_error::<A>(&key, err.to_string()))?;
-                registry::get_or_start(&name, start_agent::<A>, encoded).map_err(|err| match err {
-                    registry::RegistryError::StartFailed(bytes) => bincode::deserialize(&bytes)
-                        .unwrap_or_else(|err| registry_error::<A>(&key, err.to_string())),
-                    registry::RegistryError::Unavailable(reason) => registry_error::<A>(&key, reason),
-                })?
+                let arg = AgentArg {
+                    store: self.resolve_store(),
+                    key: key.clone(),
+                };
+                let encoded = bincode::serialize(&arg)
+                    .map_err(|err| registry_error::<A>(&key, err.to_string()))?;
+                registry::get_or_start(&name, start_agent::<A>, encoded).map_err(
+                    |err| match err {
+                        registry::RegistryError::StartFailed(bytes) => bincode::deserialize(&bytes)
+                            .unwrap_or_else(|err| registry_error::<A>(&key, err.to_string())),
+                        registry::RegistryError::Unavailable(reason) => {
+                            registry_error::<A>(&key, reason)
+                        }
+                    },
+                )?
             }
         };
         let (node, id) = registered.ids();
-        Ok(A::Handle::from_raw(AgentRef::new(registry::process_ref(node, id), key)))
+        Ok(A::Handle::from_raw(AgentRef::new(
+            registry::process_ref(node, id),
+            key,
+        )))
     }
 
     /// The live agent with this key, if one is running.
     pub fn lookup(self, key: impl Into<A::Key>) -> Option<A::Handle> {
         let key = key_text(A::KIND, &key.into()).ok()?;
         let (node, id) = registry::lookup(&registry_name::<A>(&key))?;
-        Some(A::Handle::from_raw(AgentRef::new(registry::process_ref(node, id), key)))
+        Some(A::Handle::from_raw(AgentRef::new(
+            registry::process_ref(node, id),
+            key,
+        )))
     }
 
     /// Starts a new agent of a kind without a `#[key]` (not registered: every call starts one).
@@ -198,7 +239,10 @@ impl<A: Agent> Launcher<A> {
     where
         A: AgentState<Key = ()>,
     {
-        let arg = AgentArg { store: self.resolve_store(), key: String::new() };
+        let arg = AgentArg {
+            store: self.resolve_store(),
+            key: String::new(),
+        };
         let process = A::start(arg).map_err(|err| startup_error::<A>("", err))?;
         Ok(A::Handle::from_raw(AgentRef::new(process, String::new())))
     }
@@ -216,13 +260,20 @@ fn registry_name<A: AgentState>(key: &str) -> String {
 }
 
 fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
-    StartError::Registry { kind: A::KIND.into(), key: key.into(), reason }
+    StartError::Registry {
+        kind: A::KIND.into(),
+        key: key.into(),
+        reason,
+    }
 }
 
 fn startup_error<A: Agent>(key: &str, err: lunatic::ap::StartupError<A>) -> StartError {
     match err {
         lunatic::ap::StartupError::Custom(err) => err,
-        lunatic::ap::StartupError::InitPanicked => StartError::Panicked { kind: A::KIND.into(), key: key.into() },
+        lunatic::ap::StartupError::InitPanicked => StartError::Panicked {
+            kind: A::KIND.into(),
+            key: key.into(),
+        },
         lunatic::ap::StartupError::NameAlreadyRegistered(_) => {
             registry_error::<A>(key, "unexpected name clash".into())
         }
@@ -232,11 +283,11 @@ fn startup_error<A: Agent>(key: &str, err: lunatic::ap::StartupError<A>) -> Star
 /// Runs in the registrar: starts one agent process.
 fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
     let encode = |err: StartError| bincode::serialize(&err).unwrap_or_default();
-    let arg: AgentArg = bincode::deserialize(arg).map_err(|err| encode(registry_error::<A>("", err.to_string())))?;
+    let arg: AgentArg = bincode::deserialize(arg)
+        .map_err(|err| encode(registry_error::<A>("", err.to_string())))?;
     let key = arg.key.clone();
     match A::start(arg) {
         Ok(process) => Ok((process.node_id(), process.id())),
         Err(err) => Err(encode(startup_error::<A>(&key, err))),
     }
 }
-

@@ -43,7 +43,11 @@ impl ReplyTo {
     fn fresh() -> Self {
         // SAFETY: `this()` only reads the current process' ids.
         let this = unsafe { Process::<(), Bincode>::this() };
-        ReplyTo { node: this.node_id(), process: this.id(), tag: Tag::new() }
+        ReplyTo {
+            node: this.node_id(),
+            process: this.id(),
+            tag: Tag::new(),
+        }
     }
 
     /// Sends a handler's answer.
@@ -58,7 +62,8 @@ impl ReplyTo {
     fn send_result<R: Serialize + DeserializeOwned>(self, result: Result<R, RemoteFailure>) {
         // SAFETY: the address was made by `ReplyTo::fresh` in a live (or dead, then the message is
         // dropped by the runtime) process of this node.
-        let to = unsafe { Process::<Result<R, RemoteFailure>, Bincode>::new(self.node, self.process) };
+        let to =
+            unsafe { Process::<Result<R, RemoteFailure>, Bincode>::new(self.node, self.process) };
         to.tag_send(self.tag, result);
     }
 }
@@ -88,7 +93,13 @@ pub enum WaitError {
 /// Prepares a request: the envelope to send and the tag to wait on.
 pub fn request_envelope<M>(message: M) -> (Envelope<M>, ReplyTo) {
     let reply_to = ReplyTo::fresh();
-    (Envelope { message, reply_to: Some(reply_to) }, reply_to)
+    (
+        Envelope {
+            message,
+            reply_to: Some(reply_to),
+        },
+        reply_to,
+    )
 }
 
 /// Waits for the reply to a request sent to the process `server` (on this node).
@@ -112,7 +123,8 @@ pub fn wait_reply<R: Serialize + DeserializeOwned>(
             None => slice,
         };
         // SAFETY: `tags` outlives the call; the runtime copies it.
-        let kind = unsafe { message::receive(tags.as_ptr(), tags.len(), wait.as_millis().max(1) as u64) };
+        let kind =
+            unsafe { message::receive(tags.as_ptr(), tags.len(), wait.as_millis().max(1) as u64) };
         match kind {
             DATA_MESSAGE => return decode_reply(),
             TIMED_OUT => {
@@ -121,7 +133,11 @@ pub fn wait_reply<R: Serialize + DeserializeOwned>(
                     // It may have answered just before it ended: look once more without waiting.
                     // SAFETY: as above.
                     let last = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) };
-                    return if last == DATA_MESSAGE { decode_reply() } else { Err(WaitError::ServerGone) };
+                    return if last == DATA_MESSAGE {
+                        decode_reply()
+                    } else {
+                        Err(WaitError::ServerGone)
+                    };
                 }
                 slice = (slice * 2).min(MAX_SLICE);
             }

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use lunatic::ap::{AbstractProcess, Config, MessageHandler, State};
+use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
 use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
 use super::mailbox::{request_envelope, wait_reply, Envelope};
-use super::registry;
 use crate::store::{StoreConfig, StoreError};
 
 const NAME: &str = "swarm/node-config";
@@ -19,11 +18,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Until this is called, the node uses [`StoreConfig::default_for_node`].
 pub fn set_default_store(store: StoreConfig) -> Result<(), StoreError> {
     let unavailable = |reason: String| StoreError::Config(format!("node settings: {reason}"));
-    let encoded = bincode::serialize(&store).map_err(|err| unavailable(err.to_string()))?;
-    let (node, id) = registry::get_or_start(NAME, start_settings, encoded)
-        .map_err(|err| unavailable(format!("{err:?}")))?
-        .ids();
-    let settings = registry::process_ref::<Settings>(node, id);
+    // Lunatic's atomic "get or spawn": the settings process runs no user code and never stops.
+    let settings = match Settings::start_as(&NAME, store.clone()) {
+        Ok(settings) => settings,
+        Err(StartupError::NameAlreadyRegistered(settings)) => settings,
+        Err(err) => return Err(unavailable(format!("{err:?}"))),
+    };
+    let id = settings.id();
     let (envelope, reply_to) = request_envelope(Op::Set(store));
     settings.send(envelope);
     match wait_reply::<StoreConfig>(reply_to, id, Some(TIMEOUT)) {
@@ -34,11 +35,14 @@ pub fn set_default_store(store: StoreConfig) -> Result<(), StoreError> {
 
 /// The store agents use unless told otherwise (see [`set_default_store`]).
 pub fn default_store() -> StoreConfig {
-    let Some((node, id)) = registry::lookup(NAME) else { return StoreConfig::default_for_node() };
-    let settings = registry::process_ref::<Settings>(node, id);
+    let Some(settings) = ProcessRef::<Settings>::lookup(&NAME) else {
+        return StoreConfig::default_for_node();
+    };
+    let id = settings.id();
     let (envelope, reply_to) = request_envelope(Op::Get);
     settings.send(envelope);
-    wait_reply::<StoreConfig>(reply_to, id, Some(TIMEOUT)).unwrap_or_else(|_| StoreConfig::default_for_node())
+    wait_reply::<StoreConfig>(reply_to, id, Some(TIMEOUT))
+        .unwrap_or_else(|_| StoreConfig::default_for_node())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,9 +74,4 @@ impl MessageHandler<Envelope<Op>> for Settings {
             reply_to.send(state.clone());
         }
     }
-}
-
-fn start_settings(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
-    let store: StoreConfig = bincode::deserialize(arg).map_err(|err| err.to_string().into_bytes())?;
-    Settings::start(store).map(|p| (p.node_id(), p.id())).map_err(|err| format!("{err:?}").into_bytes())
 }

@@ -64,21 +64,35 @@ pub fn lookup(name: &str) -> Option<(u64, u64)> {
 }
 
 /// The live process registered as `name`, started with `starter(arg)` if there is none.
-pub fn get_or_start(name: &str, starter: Starter, arg: Vec<u8>) -> Result<Registered, RegistryError> {
+pub fn get_or_start(
+    name: &str,
+    starter: Starter,
+    arg: Vec<u8>,
+) -> Result<Registered, RegistryError> {
     if let Some((node, id)) = lookup(name) {
         return Ok(Registered::Found(node, id));
     }
     let registrar = registrar()?;
-    let job = StartJob { name: name.to_owned(), starter: starter as usize, arg };
+    let job = StartJob {
+        name: name.to_owned(),
+        starter: starter as usize,
+        arg,
+    };
     let (envelope, reply_to) = request_envelope(job);
     registrar.send(envelope);
-    match wait_reply::<Result<Registered, Vec<u8>>>(reply_to, registrar.id(), Some(REGISTRAR_TIMEOUT)) {
+    match wait_reply::<Result<Registered, Vec<u8>>>(
+        reply_to,
+        registrar.id(),
+        Some(REGISTRAR_TIMEOUT),
+    ) {
         Ok(Ok(registered)) => Ok(registered),
         Ok(Err(error)) => Err(RegistryError::StartFailed(error)),
-        Err(WaitError::TimedOut(after)) => {
-            Err(RegistryError::Unavailable(format!("the registrar did not answer within {after:?}")))
-        }
-        Err(other) => Err(RegistryError::Unavailable(format!("the registrar failed: {other:?}"))),
+        Err(WaitError::TimedOut(after)) => Err(RegistryError::Unavailable(format!(
+            "the registrar did not answer within {after:?}"
+        ))),
+        Err(other) => Err(RegistryError::Unavailable(format!(
+            "the registrar failed: {other:?}"
+        ))),
     }
 }
 
@@ -94,11 +108,15 @@ pub fn process_ref<T: AbstractProcess<Serializer = Bincode>>(node: u64, id: u64)
 fn registrar() -> Result<ProcessRef<Registrar>, RegistryError> {
     match Registrar::start_as(&REGISTRAR_NAME, ()) {
         Ok(registrar) => Ok(registrar),
-        Err(StartupError::NameAlreadyRegistered(registrar)) if registrar.is_alive() => Ok(registrar),
-        Err(StartupError::NameAlreadyRegistered(_)) => {
-            Err(RegistryError::Unavailable("the node's registrar process has stopped".into()))
+        Err(StartupError::NameAlreadyRegistered(registrar)) if registrar.is_alive() => {
+            Ok(registrar)
         }
-        Err(other) => Err(RegistryError::Unavailable(format!("the registrar did not start: {other:?}"))),
+        Err(StartupError::NameAlreadyRegistered(_)) => Err(RegistryError::Unavailable(
+            "the node's registrar process has stopped".into(),
+        )),
+        Err(other) => Err(RegistryError::Unavailable(format!(
+            "the registrar did not start: {other:?}"
+        ))),
     }
 }
 

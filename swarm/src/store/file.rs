@@ -58,7 +58,11 @@ impl Store for FileStore {
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         validate_storage_key(key)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge { key: key.into(), size: value.len(), max: MAX_VALUE_LEN });
+            return Err(StoreError::TooLarge {
+                key: key.into(),
+                size: value.len(),
+                max: MAX_VALUE_LEN,
+            });
         }
         let path = self.record_path(key);
         let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
@@ -104,7 +108,9 @@ fn collect_keys(dir: &Path, key_prefix: &str, keys: &mut Vec<String>) -> Result<
     };
     for entry in entries {
         let entry = entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
         let file_type = entry
             .file_type()
             .map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
@@ -155,7 +161,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("swarm-file-store-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("swarm-file-store-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -177,7 +184,10 @@ mod tests {
         assert_eq!(store.get("k/a").unwrap(), None);
         assert_eq!(store.list("k").unwrap(), vec!["k/b"]);
         // No temp files are left behind by successful writes.
-        let names: Vec<_> = fs::read_dir(dir.join("k")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.join("k"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("b.rec")]);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -187,8 +197,14 @@ mod tests {
         let dir = scratch("escape");
         let store = FileStore::open(&dir).unwrap();
         for key in ["../x", "/etc/passwd", "a/./b", "a b"] {
-            assert!(matches!(store.put(key, b"x"), Err(StoreError::InvalidKey { .. })), "{key}");
-            assert!(matches!(store.get(key), Err(StoreError::InvalidKey { .. })), "{key}");
+            assert!(
+                matches!(store.put(key, b"x"), Err(StoreError::InvalidKey { .. })),
+                "{key}"
+            );
+            assert!(
+                matches!(store.get(key), Err(StoreError::InvalidKey { .. })),
+                "{key}"
+            );
         }
         fs::remove_dir_all(dir).unwrap();
     }

@@ -34,7 +34,11 @@ impl Store for MemoryStore {
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         validate_storage_key(key)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge { key: key.into(), size: value.len(), max: MAX_VALUE_LEN });
+            return Err(StoreError::TooLarge {
+                key: key.into(),
+                size: value.len(),
+                max: MAX_VALUE_LEN,
+            });
         }
         self.client.put(key, value)
     }
@@ -73,7 +77,12 @@ impl Backend for MemoryBackend {
                 StoreAnswer::Done
             }
             StoreOp::List(prefix) => StoreAnswer::Keys(
-                self.0.range(prefix.clone()..).map(|(k, _)| k).take_while(|k| k.starts_with(&prefix)).cloned().collect(),
+                self.0
+                    .range(prefix.clone()..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect(),
             ),
         })
     }

@@ -84,7 +84,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn backend(backend: &str, message: impl Into<String>) -> Self {
-        StoreError::Backend { backend: backend.to_owned(), message: message.into() }
+        StoreError::Backend {
+            backend: backend.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -92,12 +95,20 @@ impl StoreError {
 /// made of `A-Z a-z 0-9 _ -`. Keeping to this charset means every backend holds every key as is
 /// (a file path, a SQLite text key, a NATS KV key), so nothing is ever escaped.
 pub fn validate_storage_key(key: &str) -> Result<(), StoreError> {
-    let refuse = |reason: String| Err(StoreError::InvalidKey { key: key.to_owned(), reason });
+    let refuse = |reason: String| {
+        Err(StoreError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
     if key.is_empty() {
         return refuse("a storage key cannot be empty".into());
     }
     if key.len() > MAX_STORAGE_KEY_LEN {
-        return refuse(format!("it is {} bytes long, the limit is {MAX_STORAGE_KEY_LEN}", key.len()));
+        return refuse(format!(
+            "it is {} bytes long, the limit is {MAX_STORAGE_KEY_LEN}",
+            key.len()
+        ));
     }
     let mut offset = 0;
     for segment in key.split('/') {
@@ -119,7 +130,10 @@ pub fn validate_storage_key(key: &str) -> Result<(), StoreError> {
 pub fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     match prefix.strip_suffix('/').unwrap_or(prefix) {
         "" if prefix.is_empty() => Ok(()),
-        "" => Err(StoreError::InvalidKey { key: prefix.into(), reason: "a prefix cannot be only /".into() }),
+        "" => Err(StoreError::InvalidKey {
+            key: prefix.into(),
+            reason: "a prefix cannot be only /".into(),
+        }),
         trimmed => validate_storage_key(trimmed),
     }
 }
@@ -161,7 +175,10 @@ impl StoreConfig {
 
     /// A SQLite store: database `file` inside `dir`.
     pub fn sqlite(dir: impl Into<PathBuf>, file: impl Into<String>) -> Self {
-        StoreConfig::Sqlite { dir: dir.into(), file: file.into() }
+        StoreConfig::Sqlite {
+            dir: dir.into(),
+            file: file.into(),
+        }
     }
 
     /// The store used when the node was not configured otherwise: files under `swarm-data` in the

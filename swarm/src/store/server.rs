@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, State, StartupError};
+use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
 use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::runtime::mailbox::{request_envelope, wait_reply, Envelope, WaitError};
-use crate::runtime::registry::{self, RegistryError};
 
 /// How long an agent waits for its store before giving up on an operation.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,38 +79,59 @@ impl<B: Backend> std::fmt::Debug for StoreClient<B> {
 
 impl<B: Backend> Clone for StoreClient<B> {
     fn clone(&self) -> Self {
-        StoreClient { process: self.process }
+        StoreClient {
+            process: self.process,
+        }
     }
 }
 
 impl<B: Backend> StoreClient<B> {
-    /// The store process registered as `name` on this node, started with `arg` if there is none
-    /// (or if the one registered has stopped).
+    /// The store process registered as `name` on this node, started with `arg` if there is none.
+    ///
+    /// This uses Lunatic's own atomic "get or spawn" rather than swarm's registrar: agents open
+    /// their store while the registrar is busy starting them, so going through it would deadlock.
+    /// Store processes run no user code and do not crash; if one has stopped anyway, its store
+    /// reports that instead of silently starting an empty one.
     pub(crate) fn get_or_start(name: &str, arg: B::Arg) -> Result<Self, StoreError> {
-        let encoded = bincode::serialize(&arg).map_err(|err| StoreError::backend(B::NAME, err.to_string()))?;
-        match registry::get_or_start(name, start_store_process::<B>, encoded) {
-            Ok(registered) => {
-                let (node, id) = registered.ids();
-                Ok(StoreClient { process: registry::process_ref(node, id) })
+        match StoreProcess::<B>::start_as(&name, arg) {
+            Ok(process) => Ok(StoreClient { process }),
+            Err(StartupError::NameAlreadyRegistered(process)) if process.is_alive() => {
+                Ok(StoreClient { process })
             }
-            Err(RegistryError::StartFailed(error)) => Err(bincode::deserialize(&error)
-                .unwrap_or_else(|_| StoreError::backend(B::NAME, "the store process failed to start"))),
-            Err(RegistryError::Unavailable(reason)) => Err(StoreError::backend(B::NAME, reason)),
+            Err(StartupError::NameAlreadyRegistered(_)) => Err(StoreError::backend(
+                B::NAME,
+                format!(
+                    "the store process {name:?} has stopped; restart the node to reopen the store"
+                ),
+            )),
+            Err(StartupError::Custom(err)) => Err(err),
+            Err(StartupError::InitPanicked) => Err(StoreError::backend(
+                B::NAME,
+                format!("the store process {name:?} panicked while opening"),
+            )),
         }
     }
 
     pub(crate) fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
         let (envelope, reply_to) = request_envelope(op);
         self.process.send(envelope);
-        match wait_reply::<Result<StoreAnswer, StoreError>>(reply_to, self.process.id(), Some(STORE_TIMEOUT)) {
+        match wait_reply::<Result<StoreAnswer, StoreError>>(
+            reply_to,
+            self.process.id(),
+            Some(STORE_TIMEOUT),
+        ) {
             Ok(answer) => answer,
-            Err(WaitError::TimedOut(after)) => {
-                Err(StoreError::backend(B::NAME, format!("the store process did not answer within {after:?}")))
+            Err(WaitError::TimedOut(after)) => Err(StoreError::backend(
+                B::NAME,
+                format!("the store process did not answer within {after:?}"),
+            )),
+            Err(WaitError::ServerGone) => Err(StoreError::backend(
+                B::NAME,
+                "the store process stopped while serving the request",
+            )),
+            Err(WaitError::Failed(failure)) => {
+                Err(StoreError::backend(B::NAME, format!("{failure:?}")))
             }
-            Err(WaitError::ServerGone) => {
-                Err(StoreError::backend(B::NAME, "the store process stopped while serving the request"))
-            }
-            Err(WaitError::Failed(failure)) => Err(StoreError::backend(B::NAME, format!("{failure:?}"))),
             Err(WaitError::Undecodable(err)) => Err(StoreError::backend(B::NAME, err)),
         }
     }
@@ -142,17 +162,6 @@ impl<B: Backend> StoreClient<B> {
             StoreAnswer::Keys(keys) => Ok(keys),
             other => Err(unexpected::<B>(other)),
         }
-    }
-}
-
-/// Runs in the registrar: starts one store process.
-fn start_store_process<B: Backend>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
-    let encode = |err: StoreError| bincode::serialize(&err).unwrap_or_default();
-    let arg: B::Arg = bincode::deserialize(arg).map_err(|err| encode(StoreError::backend(B::NAME, err.to_string())))?;
-    match StoreProcess::<B>::start(arg) {
-        Ok(process) => Ok((process.node_id(), process.id())),
-        Err(StartupError::Custom(err)) => Err(encode(err)),
-        Err(other) => Err(encode(StoreError::backend(B::NAME, format!("the store process did not start: {other:?}")))),
     }
 }
 

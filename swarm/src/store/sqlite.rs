@@ -38,18 +38,30 @@ impl SqliteStore {
             .to_str()
             .ok_or_else(|| StoreError::Config(format!("the path {} is not UTF-8", path.display())))?
             .to_owned();
-        let client = StoreClient::get_or_start(&format!("swarm/store/sqlite/{path_text}"), SqliteArg { path })?;
+        let client = StoreClient::get_or_start(
+            &format!("swarm/store/sqlite/{path_text}"),
+            SqliteArg { path },
+        )?;
         Ok(SqliteStore { client })
     }
 }
 
 fn validate_file_name(file: &str) -> Result<(), StoreError> {
-    let refuse = |why: &str| Err(StoreError::Config(format!("SQLite file name {file:?}: {why}")));
+    let refuse = |why: &str| {
+        Err(StoreError::Config(format!(
+            "SQLite file name {file:?}: {why}"
+        )))
+    };
     if file.is_empty() || file == "." || file == ".." {
         return refuse("must be a plain file name");
     }
-    if let Some(c) = file.chars().find(|c| matches!(c, '/' | '\\' | '\0') || c.is_control()) {
-        return refuse(&format!("{c:?} is not allowed: the database stays inside its directory"));
+    if let Some(c) = file
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '\0') || c.is_control())
+    {
+        return refuse(&format!(
+            "{c:?} is not allowed: the database stays inside its directory"
+        ));
     }
     Ok(())
 }
@@ -63,7 +75,11 @@ impl Store for SqliteStore {
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         validate_storage_key(key)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge { key: key.into(), size: value.len(), max: MAX_VALUE_LEN });
+            return Err(StoreError::TooLarge {
+                key: key.into(),
+                size: value.len(),
+                max: MAX_VALUE_LEN,
+            });
         }
         self.client.put(key, value)
     }
@@ -91,7 +107,9 @@ pub(crate) struct SqliteBackend {
 
 impl SqliteBackend {
     fn execute(&self, sql: &str) -> Result<(), StoreError> {
-        self.db.execute(sql).map_err(|err| StoreError::backend("sqlite", format!("{sql}: {err:?}")))
+        self.db
+            .execute(sql)
+            .map_err(|err| StoreError::backend("sqlite", format!("{sql}: {err:?}")))
     }
 }
 
@@ -127,21 +145,28 @@ impl Backend for SqliteBackend {
                     .prepare_query("SELECT value FROM swarm_records WHERE key = ?1")
                     .bind(key)
                     .execute();
-                StoreAnswer::Value(rows.into_iter().next().and_then(|row| match row.into_iter().next() {
-                    Some(Value::Blob(bytes)) => Some(bytes),
-                    _ => None,
+                StoreAnswer::Value(rows.into_iter().next().and_then(|row| {
+                    match row.into_iter().next() {
+                        Some(Value::Blob(bytes)) => Some(bytes),
+                        _ => None,
+                    }
                 }))
             }
             StoreOp::Put(key, value) => {
                 self.db
-                    .prepare_query("INSERT OR REPLACE INTO swarm_records (key, value) VALUES (?1, ?2)")
+                    .prepare_query(
+                        "INSERT OR REPLACE INTO swarm_records (key, value) VALUES (?1, ?2)",
+                    )
                     .bind(key)
                     .bind(value)
                     .execute();
                 StoreAnswer::Done
             }
             StoreOp::Delete(key) => {
-                self.db.prepare_query("DELETE FROM swarm_records WHERE key = ?1").bind(key).execute();
+                self.db
+                    .prepare_query("DELETE FROM swarm_records WHERE key = ?1")
+                    .bind(key)
+                    .execute();
                 StoreAnswer::Done
             }
             StoreOp::List(prefix) => {
@@ -150,7 +175,9 @@ impl Backend for SqliteBackend {
                 let upper = format!("{prefix}\u{7f}");
                 let rows = self
                     .db
-                    .prepare_query("SELECT key FROM swarm_records WHERE key >= ?1 AND key < ?2 ORDER BY key")
+                    .prepare_query(
+                        "SELECT key FROM swarm_records WHERE key >= ?1 AND key < ?2 ORDER BY key",
+                    )
                     .bind(prefix.clone())
                     .bind(upper)
                     .execute();

@@ -1,0 +1,112 @@
+//! Attribute parsing: the options of `#[agent(..)]` and the marker attributes inside an agent
+//! (`#[key]`, `#[persist]`, `#[handler]`, `#[on_start]`, `#[on_stop]`), as plain data.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::{Attribute, LitStr, Meta};
+
+use crate::ctxt::Ctxt;
+
+/// Options of `#[agent(..)]` on a struct.
+#[derive(Debug, Default)]
+pub(crate) struct StructOptions {
+    /// `kind = "chat-room"`, with the literal's span for errors.
+    pub(crate) kind: Option<(String, Span)>,
+}
+
+/// Parses the options of `#[agent(..)]` on a struct.
+pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOptions {
+    let mut options = StructOptions::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("kind") {
+            let value: LitStr = meta.value()?.parse()?;
+            if options.kind.is_some() {
+                return Err(meta.error("`kind` is given twice"));
+            }
+            options.kind = Some((value.value(), value.span()));
+            Ok(())
+        } else {
+            let name = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "this".into());
+            Err(meta.error(format!(
+                "unknown option `{name}` for #[agent] on a struct; the only option is `kind = \"...\"`"
+            )))
+        }
+    });
+    if let Err(err) = parser.parse2(args) {
+        cx.push(err);
+    }
+    options
+}
+
+/// Checks that `#[agent]` on an impl block has no options.
+pub(crate) fn parse_impl_options(cx: &mut Ctxt, args: TokenStream) {
+    if !args.is_empty() {
+        cx.error_at(
+            args,
+            "#[agent] on an impl block takes no options; put `kind = \"...\"` on the struct's #[agent]",
+        );
+    }
+}
+
+/// The marker attributes swarm reads inside an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    Key,
+    Persist,
+    Handler,
+    OnStart,
+    OnStop,
+}
+
+impl Marker {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Marker::Key => "key",
+            Marker::Persist => "persist",
+            Marker::Handler => "handler",
+            Marker::OnStart => "on_start",
+            Marker::OnStop => "on_stop",
+        }
+    }
+
+    fn of(attr: &Attribute) -> Option<Marker> {
+        let path = attr.path();
+        // `#[handler]` and `#[swarm::handler]` are the same marker.
+        let last = path.segments.last()?.ident.to_string();
+        let is_ours =
+            path.segments.len() == 1 || path.segments.first().is_some_and(|s| s.ident == "swarm");
+        if !is_ours {
+            return None;
+        }
+        [
+            Marker::Key,
+            Marker::Persist,
+            Marker::Handler,
+            Marker::OnStart,
+            Marker::OnStop,
+        ]
+        .into_iter()
+        .find(|m| m.name() == last)
+    }
+}
+
+/// Removes swarm's marker attributes from `attrs` and returns them, each with the attribute for
+/// error spans. A marker given options (`#[persist(x)]`) is an error: none take any.
+pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Marker, Attribute)> {
+    let mut markers = Vec::new();
+    attrs.retain(|attr| match Marker::of(attr) {
+        Some(marker) => {
+            if !matches!(attr.meta, Meta::Path(_)) {
+                cx.error_at(attr, format!("#[{}] takes no options", marker.name()));
+            }
+            markers.push((marker, attr.clone()));
+            false
+        }
+        None => true,
+    });
+    markers
+}

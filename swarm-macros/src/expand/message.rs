@@ -1,0 +1,37 @@
+//! The message enum: one variant per handler, its fields the handler's arguments. It is what
+//! travels in the agent's mailbox (bincode) and will be the NATS wire schema (JSON).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{message_ident, private};
+use crate::agent_impl::AgentImpl;
+
+pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
+    let p = private();
+    let agent = &model.agent;
+    let message = message_ident(agent);
+    let serde_path = quote!(#p::serde).to_string();
+    let variants = model.handlers.iter().map(|handler| {
+        let variant = &handler.variant;
+        let names = handler.args.iter().map(|(name, _)| name);
+        let tys = handler.args.iter().map(|(_, ty)| ty);
+        let doc = format!("The message for [`{agent}::{}`].", handler.method);
+        quote! {
+            #[doc = #doc]
+            #variant { #(#names: #tys,)* },
+        }
+    });
+    let doc = format!(
+        "The messages of [`{agent}`]: one variant per `#[handler]`, its fields the handler's arguments."
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
+        #[serde(crate = #serde_path)]
+        #[allow(private_interfaces)]
+        pub enum #message {
+            #(#variants)*
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The Lunatic process: the `AbstractProcess` impl (start, stop, the one mailbox handler) and the
+//! dispatch from message variants to the user's methods. Everything generic is in
+//! `swarm::runtime::agent`; this is only what depends on the user's types.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+
+use super::{handle_ident, message_ident, private};
+use crate::agent_impl::AgentImpl;
+
+pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
+    let p = private();
+    let agent = &model.agent;
+    let message = message_ident(agent);
+    let handle = handle_ident(agent);
+    let lunatic = quote!(#p::lunatic);
+
+    let arms = model.handlers.iter().map(|handler| {
+        let variant = &handler.variant;
+        let method = &handler.method;
+        let names: Vec<_> = handler.args.iter().map(|(name, _)| name).collect();
+        let (access, mutates) = if handler.mutates {
+            (quote!(__swarm_cell.agent_mut()), quote!(true))
+        } else {
+            (quote!(__swarm_cell.agent()), quote!(false))
+        };
+        quote! {
+            #message::#variant { #(#names,)* } => {
+                let __swarm_answer = #access.#method(#(#names,)*);
+                __swarm_cell.finish(#mutates, __swarm_reply_to, __swarm_answer);
+            }
+        }
+    });
+
+    let on_start = model.on_start.as_ref().map(|hook| {
+        let method = &hook.method;
+        quote_spanned! {method.span()=>
+            fn on_start(&mut self) -> #p::Result<(), ::std::string::String> {
+                #p::IntoHookResult::into_hook_result(self.#method())
+            }
+        }
+    });
+    let on_stop = model.on_stop.as_ref().map(|hook| {
+        let method = &hook.method;
+        quote!(fn on_stop(&mut self) { self.#method() })
+    });
+
+    quote! {
+        impl #p::AgentBehavior for #agent {
+            type Msg = #message;
+            type Handle = #handle;
+
+            #[allow(unused_variables)]
+            fn handle(
+                __swarm_cell: &mut #p::AgentCell<Self>,
+                __swarm_message: #message,
+                __swarm_reply_to: #p::Option<#p::ReplyTo>,
+            ) {
+                match __swarm_message {
+                    #(#arms)*
+                }
+            }
+
+            #on_start
+            #on_stop
+        }
+
+        impl #lunatic::ap::AbstractProcess for #agent {
+            type State = #p::AgentCell<Self>;
+            type Serializer = #lunatic::serializer::Bincode;
+            type Arg = #p::AgentArg;
+            type Handlers = (#lunatic::ap::handlers::Message<#p::Envelope<#message>>,);
+            type StartupError = #p::StartError;
+
+            fn init(
+                _: #lunatic::ap::Config<Self>,
+                __swarm_arg: #p::AgentArg,
+            ) -> #p::Result<#p::AgentCell<Self>, #p::StartError> {
+                #p::init::<Self>(__swarm_arg)
+            }
+
+            fn terminate(__swarm_cell: #p::AgentCell<Self>) {
+                #p::terminate::<Self>(__swarm_cell)
+            }
+        }
+
+        impl #lunatic::ap::MessageHandler<#p::Envelope<#message>> for #agent {
+            fn handle(__swarm_state: #lunatic::ap::State<Self>, __swarm_envelope: #p::Envelope<#message>) {
+                #p::serve::<Self>(__swarm_state, __swarm_envelope)
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! From the struct: the `AgentState` impl (key, persisted fields, fresh instances) and the
+//! associated functions that start and find agents.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::private;
+use crate::agent_struct::AgentStruct;
+
+pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
+    let p = private();
+    let item = &model.item;
+    let agent = &item.ident;
+    let kind = &model.kind;
+    let keyed = model.key.is_some();
+    let persists = !model.persisted.is_empty();
+
+    let key_ty = match &model.key {
+        Some(key) => {
+            let ty = &key.ty;
+            quote!(#ty)
+        }
+        None => quote!(()),
+    };
+    // A key field of a type that cannot be a key is reported at the field's type.
+    let key_check = model.key.as_ref().map(|key| {
+        let ty = &key.ty;
+        quote_spanned! {ty.span()=>
+            const _: fn() = || {
+                fn __swarm_key_type<K: #p::Key>() {}
+                __swarm_key_type::<#ty>();
+            };
+        }
+    });
+
+    let key_init = model.key.as_ref().map(|key| {
+        let ident = &key.ident;
+        quote!(#ident: __swarm_key,)
+    });
+    let default_inits = model.persisted.iter().chain(&model.ephemeral).map(|field| {
+        let ident = &field.ident;
+        let ty = &field.ty;
+        quote_spanned!(ty.span()=> #ident: <#ty as #p::Default>::default(),)
+    });
+    let unused_key = (!keyed).then(|| quote!(let () = __swarm_key;));
+
+    let persisted_idents: Vec<_> = model.persisted.iter().map(|f| &f.ident).collect();
+    let persisted_tys: Vec<_> = model.persisted.iter().map(|f| &f.ty).collect();
+    let by_ref = format_ident!("__Swarm{}PersistedRef", agent);
+    let owned = format_ident!("__Swarm{}Persisted", agent);
+    let serde_path = quote!(#p::serde).to_string();
+
+    let launch = keyed.then(|| {
+        quote! {
+            /// The single live agent with this key: found in the node's registry, or started
+            /// (loading its persisted state) if none is running.
+            #[allow(dead_code)]
+            pub fn get_or_start(
+                key: impl #p::Into<#key_ty>,
+            ) -> #p::Result<<Self as #p::AgentBehavior>::Handle, #p::StartError> {
+                #p::Launcher::<Self>::default().get_or_start(key)
+            }
+
+            /// The live agent with this key, if one is running.
+            #[allow(dead_code)]
+            pub fn lookup(key: impl #p::Into<#key_ty>) -> #p::Option<<Self as #p::AgentBehavior>::Handle> {
+                #p::Launcher::<Self>::default().lookup(key)
+            }
+        }
+    });
+    let start = (!keyed).then(|| {
+        quote! {
+            /// Starts a new agent of this kind (agents without a `#[key]` are not registered:
+            /// every call starts another one).
+            #[allow(dead_code)]
+            pub fn start() -> #p::Result<<Self as #p::AgentBehavior>::Handle, #p::StartError> {
+                #p::Launcher::<Self>::default().start()
+            }
+        }
+    });
+
+    quote! {
+        #item
+        #key_check
+
+        const _: () = {
+            #[derive(#p::serde::Serialize)]
+            #[serde(crate = #serde_path)]
+            struct #by_ref<'__swarm> {
+                #(#persisted_idents: &'__swarm #persisted_tys,)*
+                #[serde(skip)]
+                __swarm_lifetime: ::core::marker::PhantomData<&'__swarm ()>,
+            }
+
+            #[derive(#p::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            struct #owned {
+                #(#[serde(default)] #persisted_idents: #persisted_tys,)*
+            }
+
+            impl #p::AgentState for #agent {
+                const KIND: &'static str = #kind;
+                const KEYED: bool = #keyed;
+                const PERSISTS: bool = #persists;
+                type Key = #key_ty;
+
+                fn from_key(__swarm_key: #key_ty) -> Self {
+                    #unused_key
+                    Self { #key_init #(#default_inits)* }
+                }
+
+                fn encode_persisted(&self) -> #p::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    #p::record::encode(&#by_ref {
+                        #(#persisted_idents: &self.#persisted_idents,)*
+                        __swarm_lifetime: ::core::marker::PhantomData,
+                    })
+                }
+
+                fn restore_persisted(&mut self, __swarm_record: &[u8]) -> #p::Result<(), #p::record::RecordError> {
+                    let __swarm_fields: #owned = #p::record::decode(__swarm_record)?;
+                    #(self.#persisted_idents = __swarm_fields.#persisted_idents;)*
+                    #p::Result::Ok(())
+                }
+            }
+        };
+
+        impl #agent {
+            #launch
+            #start
+
+            /// Starts or finds agents of this kind with options, such as another store.
+            #[allow(dead_code)]
+            pub fn launcher() -> #p::Launcher<Self> {
+                #p::Launcher::default()
+            }
+        }
+    }
+}

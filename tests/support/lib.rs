@@ -1,0 +1,1 @@
+//! Agents and helpers shared by the integration tests.
