@@ -1,1 +1,172 @@
-//! Agents and helpers shared by the integration tests.
+//! Agents and helpers shared by the integration tests (run them with
+//! `cargo test -p swarm-tests --target wasm32-wasip1`; they need the Lunatic VM).
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swarm::prelude::*;
+
+/// A counter's own error, returned as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CounterError {
+    /// Adding would overflow.
+    Overflow {
+        /// The total before.
+        total: u64,
+        /// What was to be added.
+        add: u64,
+    },
+}
+
+/// A keyed agent with persisted and ephemeral state, hooks, and handlers that misbehave on demand.
+#[agent(kind = "counter")]
+pub struct Counter {
+    #[key]
+    name: String,
+    /// Persisted: survives crashes.
+    #[persist]
+    total: u64,
+    /// Persisted: how many orderly stops this counter has seen (written by `#[on_stop]`).
+    #[persist]
+    stops: u32,
+    /// Ephemeral: back to 0 after every start.
+    calls: u32,
+    /// Ephemeral, set by `#[on_start]` from the persisted total.
+    total_at_start: u64,
+}
+
+#[agent]
+impl Counter {
+    /// Adds `n`; an overflow is the caller's error, as data.
+    #[handler]
+    pub fn add(&mut self, n: u64) -> Result<u64, CounterError> {
+        self.calls += 1;
+        self.total = self.total.checked_add(n).ok_or(CounterError::Overflow { total: self.total, add: n })?;
+        Ok(self.total)
+    }
+
+    #[handler]
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    #[handler]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// A fire-and-forget increment.
+    #[handler]
+    pub fn bump(&mut self) {
+        self.total += 1;
+    }
+
+    /// Changes only ephemeral state through `&mut self`: must not write the record.
+    #[handler]
+    pub fn touch(&mut self) -> u32 {
+        self.calls += 1;
+        self.calls
+    }
+
+    #[handler]
+    pub fn calls(&self) -> u32 {
+        self.calls
+    }
+
+    #[handler]
+    pub fn stops(&self) -> u32 {
+        self.stops
+    }
+
+    #[handler]
+    pub fn total_at_start(&self) -> u64 {
+        self.total_at_start
+    }
+
+    #[handler]
+    pub fn sleep(&self, ms: u64) -> u64 {
+        lunatic::sleep(Duration::from_millis(ms));
+        ms
+    }
+
+    /// Changes the total, then panics: the change is never acknowledged nor saved.
+    #[handler]
+    pub fn crash(&mut self, why: String) -> u64 {
+        self.total += 1000;
+        panic!("asked to crash: {why}");
+    }
+
+    /// Same, as a message nobody waits for.
+    #[handler]
+    pub fn crash_later(&mut self) {
+        self.total += 1000;
+        panic!("asked to crash");
+    }
+
+    #[on_start]
+    fn loaded(&mut self) {
+        self.total_at_start = self.total;
+    }
+
+    #[on_stop]
+    fn stopping(&mut self) {
+        self.stops += 1;
+    }
+}
+
+/// An agent without a key or persisted state: every `start()` is a new one.
+#[agent]
+#[derive(Default)]
+pub struct Echo {
+    seen: u64,
+}
+
+#[agent]
+impl Echo {
+    #[handler]
+    pub fn echo(&mut self, text: String) -> (String, u64) {
+        self.seen += 1;
+        (text, self.seen)
+    }
+}
+
+/// An agent with an integer key whose `#[on_start]` can refuse to start.
+#[agent(kind = "account")]
+pub struct Account {
+    #[key]
+    id: u64,
+    #[persist]
+    balance: i64,
+}
+
+#[agent]
+impl Account {
+    #[handler]
+    pub fn deposit(&mut self, amount: i64) -> i64 {
+        self.balance += amount;
+        self.balance
+    }
+
+    #[handler]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    #[on_start]
+    fn check(&mut self) -> Result<(), String> {
+        if self.id == 13 {
+            Err("account 13 is closed".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A fresh directory under the test's working directory (the one Lunatic grants), emptied first.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from("test-data").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the test data directory can be created");
+    dir
+}

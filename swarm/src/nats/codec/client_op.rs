@@ -138,7 +138,7 @@ pub enum EncodeError {
     /// The CONNECT options could not be serialized.
     #[error("CONNECT: cannot serialize the options: {reason}")]
     Connect {
-        /// What serde_json reported.
+        /// What `serde_json` reported.
         reason: String,
     },
 }
@@ -150,7 +150,9 @@ pub fn encode_connect(out: &mut Vec<u8>, connect: &Connect) -> Result<(), Encode
     out.extend_from_slice(b"CONNECT ");
     if let Err(e) = serde_json::to_writer(&mut *out, connect) {
         out.truncate(mark);
-        return Err(EncodeError::Connect { reason: e.to_string() });
+        return Err(EncodeError::Connect {
+            reason: e.to_string(),
+        });
     }
     out.extend_from_slice(b"\r\n");
     Ok(())
@@ -223,7 +225,8 @@ pub fn encode_sub(
     if let Some(queue) = queue_group {
         validate_queue_group(queue)?;
     }
-    let line_len = "SUB ".len() + subject.len() + queue_group.map_or(0, |q| q.len() + 1) + 1 + digits(sid);
+    let line_len =
+        "SUB ".len() + subject.len() + queue_group.map_or(0, |q| q.len() + 1) + 1 + digits(sid);
     check_line("SUB", line_len)?;
     out.extend_from_slice(b"SUB ");
     out.extend_from_slice(subject.as_bytes());
@@ -269,7 +272,11 @@ fn check_publish(subject: &str, reply_to: Option<&str>) -> Result<(), EncodeErro
 fn check_line(op: &'static str, len: usize) -> Result<(), EncodeError> {
     // Counting the verb makes this slightly stricter than the server, which is the safe side.
     if len > MAX_CLIENT_CONTROL_LINE {
-        return Err(EncodeError::ControlLineTooLong { op, len, max: MAX_CLIENT_CONTROL_LINE });
+        return Err(EncodeError::ControlLineTooLong {
+            op,
+            len,
+            max: MAX_CLIENT_CONTROL_LINE,
+        });
     }
     Ok(())
 }
@@ -319,14 +326,20 @@ mod tests {
 
     #[test]
     fn pub_matches_the_spec_examples() {
-        assert_eq!(pub_bytes("FOO", None, b"Hello NATS!"), b"PUB FOO 11\r\nHello NATS!\r\n");
+        assert_eq!(
+            pub_bytes("FOO", None, b"Hello NATS!"),
+            b"PUB FOO 11\r\nHello NATS!\r\n"
+        );
         assert_eq!(
             pub_bytes("FRONT.DOOR", Some("JOKE.22"), b"Knock Knock"),
             b"PUB FRONT.DOOR JOKE.22 11\r\nKnock Knock\r\n"
         );
         assert_eq!(pub_bytes("NOTIFY", None, b""), b"PUB NOTIFY 0\r\n\r\n");
         // Payloads are opaque: CRLF and non-UTF-8 go through untouched.
-        assert_eq!(pub_bytes("a", None, b"x\r\n\xff"), b"PUB a 4\r\nx\r\n\xff\r\n");
+        assert_eq!(
+            pub_bytes("a", None, b"x\r\n\xff"),
+            b"PUB a 4\r\nx\r\n\xff\r\n"
+        );
     }
 
     #[test]
@@ -335,21 +348,32 @@ mod tests {
         h.append("Bar", "Baz").unwrap();
         let mut out = Vec::new();
         encode_hpub(&mut out, "FOO", None, &h, b"Hello NATS!").unwrap();
-        assert_eq!(out, b"HPUB FOO 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n");
+        assert_eq!(
+            out,
+            b"HPUB FOO 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n"
+        );
 
         out.clear();
         encode_hpub(&mut out, "NOTIFY", None, &h, b"").unwrap();
-        assert_eq!(out, b"HPUB NOTIFY 22 22\r\nNATS/1.0\r\nBar: Baz\r\n\r\n\r\n");
+        assert_eq!(
+            out,
+            b"HPUB NOTIFY 22 22\r\nNATS/1.0\r\nBar: Baz\r\n\r\n\r\n"
+        );
 
         out.clear();
         let mut h = Headers::new();
-        h.append("Nats-Expected-Last-Subject-Sequence", "0").unwrap();
+        h.append("Nats-Expected-Last-Subject-Sequence", "0")
+            .unwrap();
         h.append("X", "1").unwrap();
         h.append("X", "2").unwrap();
         encode_hpub(&mut out, "$KV.agents.a1", Some("_INBOX.r.1"), &h, b"hi").unwrap();
         let block = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 0\r\nX: 1\r\nX: 2\r\n\r\n";
-        let mut expected = format!("HPUB $KV.agents.a1 _INBOX.r.1 {} {}\r\n", block.len(), block.len() + 2)
-            .into_bytes();
+        let mut expected = format!(
+            "HPUB $KV.agents.a1 _INBOX.r.1 {} {}\r\n",
+            block.len(),
+            block.len() + 2
+        )
+        .into_bytes();
         expected.extend_from_slice(block);
         expected.extend_from_slice(b"hi\r\n");
         assert_eq!(out, expected);
@@ -414,7 +438,10 @@ mod tests {
         assert_eq!(json["pass"], "hunter2");
         assert_eq!(json["name"], "agent\r\nPUB evil 0");
         let debug = format!("{connect:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("hunter2"), "{debug}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
         assert!(debug.contains("<redacted>") && debug.contains("bob"));
     }
 
@@ -433,14 +460,19 @@ mod tests {
             encode_hpub(&mut out, "x\ty", None, &Headers::new(), b"").unwrap_err(),
         ];
         assert_eq!(out, b"keep");
-        assert!(bad.iter().all(|e| matches!(e, EncodeError::Subject(_))), "{bad:?}");
+        assert!(
+            bad.iter().all(|e| matches!(e, EncodeError::Subject(_))),
+            "{bad:?}"
+        );
         assert_eq!(
             bad[2].to_string(),
             "reply subject \"x\\r\\nUNSUB 1\": forbidden character '\\r' at byte 1"
         );
         assert_eq!(
             bad[7],
-            EncodeError::Subject(SubjectError::Empty { what: NameKind::QueueGroup })
+            EncodeError::Subject(SubjectError::Empty {
+                what: NameKind::QueueGroup
+            })
         );
     }
 
@@ -450,7 +482,10 @@ mod tests {
         let block = super::super::headers::parse_block(b"NATS/1.0\r\nOdd Name: v\r\n\r\n").unwrap();
         let mut out = Vec::new();
         let err = encode_hpub(&mut out, "a", None, &block.headers, b"").unwrap_err();
-        assert!(matches!(err, EncodeError::Header(HeaderError::InvalidName { .. })));
+        assert!(matches!(
+            err,
+            EncodeError::Header(HeaderError::InvalidName { .. })
+        ));
         assert!(out.is_empty());
     }
 
@@ -461,9 +496,16 @@ mod tests {
         let err = encode_pub(&mut out, &long, None, b"").unwrap_err();
         assert_eq!(
             err,
-            EncodeError::ControlLineTooLong { op: "PUB", len: 4 + 4096 + 2, max: 4096 }
+            EncodeError::ControlLineTooLong {
+                op: "PUB",
+                len: 4 + 4096 + 2,
+                max: 4096
+            }
         );
-        assert_eq!(err.to_string(), "PUB control line of 4102 bytes exceeds the server's limit of 4096 bytes");
+        assert_eq!(
+            err.to_string(),
+            "PUB control line of 4102 bytes exceeds the server's limit of 4096 bytes"
+        );
         assert!(encode_sub(&mut out, &long, None, 1).is_err());
         assert!(encode_hpub(&mut out, &long, None, &Headers::new(), b"").is_err());
         assert!(out.is_empty());

@@ -155,7 +155,10 @@ impl Headers {
 
     /// The first value of `name`, matched case-sensitively as the spec says.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_all(name).next()
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first value of `name`, ignoring ASCII case (for peers that change case).
@@ -168,7 +171,10 @@ impl Headers {
 
     /// Every value of `name` in arrival order, matched case-sensitively.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All `(name, value)` pairs in order, duplicates included.
@@ -190,7 +196,11 @@ impl Headers {
     /// closing empty line: the `<#hdr bytes>` of HPUB, and the part of a message that counts
     /// towards `max_payload` besides the payload.
     pub fn wire_len(&self) -> usize {
-        let lines: usize = self.entries.iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum();
+        let lines: usize = self
+            .entries
+            .iter()
+            .map(|(n, v)| n.len() + 2 + v.len() + 2)
+            .sum();
         VERSION.len() + 2 + lines + 2
     }
 
@@ -218,13 +228,25 @@ fn check_entry(name: &str, value: &str) -> Result<(), HeaderError> {
     if name.is_empty() {
         return Err(HeaderError::EmptyName);
     }
-    if let Some((at, ch)) =
-        name.char_indices().find(|&(_, ch)| !ch.is_ascii_graphic() || ch == ':')
+    if let Some((at, ch)) = name
+        .char_indices()
+        .find(|&(_, ch)| !ch.is_ascii_graphic() || ch == ':')
     {
-        return Err(HeaderError::InvalidName { name: name.to_owned(), ch, at });
+        return Err(HeaderError::InvalidName {
+            name: name.to_owned(),
+            ch,
+            at,
+        });
     }
-    if let Some((at, ch)) = value.char_indices().find(|&(_, ch)| ch == '\r' || ch == '\n') {
-        return Err(HeaderError::InvalidValue { name: name.to_owned(), ch, at });
+    if let Some((at, ch)) = value
+        .char_indices()
+        .find(|&(_, ch)| ch == '\r' || ch == '\n')
+    {
+        return Err(HeaderError::InvalidValue {
+            name: name.to_owned(),
+            ch,
+            at,
+        });
     }
     Ok(())
 }
@@ -270,7 +292,9 @@ pub(super) fn parse_block(block: &[u8]) -> Result<HeaderBlock, HeaderParseError>
         .map(|(i, line)| (i + 1, line));
 
     let first = lines.next().map(|(_, line)| line).unwrap_or_default();
-    let after_version = first.strip_prefix(VERSION).ok_or(HeaderParseError::MissingVersion)?;
+    let after_version = first
+        .strip_prefix(VERSION)
+        .ok_or(HeaderParseError::MissingVersion)?;
     let (status, description) = match after_version {
         [] => (None, None),
         [b, ..] if is_blank(*b) => parse_status(trim(after_version))?,
@@ -307,13 +331,15 @@ pub(super) fn parse_block(block: &[u8]) -> Result<HeaderBlock, HeaderParseError>
         let value = utf8(trim(&line[colon + 1..]), line_no)?;
         headers.entries.push((name.to_owned(), value.to_owned()));
     }
-    Ok(HeaderBlock { status, description, headers })
+    Ok(HeaderBlock {
+        status,
+        description,
+        headers,
+    })
 }
 
 /// Parses `<3 digits>[ <description>]` after the version.
-fn parse_status(
-    text: &[u8],
-) -> Result<(Option<StatusCode>, Option<String>), HeaderParseError> {
+fn parse_status(text: &[u8]) -> Result<(Option<StatusCode>, Option<String>), HeaderParseError> {
     let code_end = text.iter().position(|&b| is_blank(b)).unwrap_or(text.len());
     let (code, rest) = text.split_at(code_end);
     let code = match code {
@@ -328,7 +354,11 @@ fn parse_status(
         }
     };
     let rest = trim(rest);
-    let description = if rest.is_empty() { None } else { Some(utf8(rest, 1)?.to_owned()) };
+    let description = if rest.is_empty() {
+        None
+    } else {
+        Some(utf8(rest, 1)?.to_owned())
+    };
     Ok((Some(StatusCode(code)), description))
 }
 
@@ -373,8 +403,14 @@ mod tests {
             h.append("Bad Name", "v").unwrap_err().to_string(),
             "header name \"Bad Name\": forbidden character ' ' at byte 3, names are printable ASCII without ':'"
         );
-        assert!(matches!(h.append("a:b", "v"), Err(HeaderError::InvalidName { ch: ':', at: 1, .. })));
-        assert!(matches!(h.append("né", "v"), Err(HeaderError::InvalidName { ch: 'é', .. })));
+        assert!(matches!(
+            h.append("a:b", "v"),
+            Err(HeaderError::InvalidName { ch: ':', at: 1, .. })
+        ));
+        assert!(matches!(
+            h.append("né", "v"),
+            Err(HeaderError::InvalidName { ch: 'é', .. })
+        ));
         assert_eq!(
             h.append("X", "ok\r\nPUB evil 0").unwrap_err().to_string(),
             "header \"X\": forbidden character '\\r' at byte 2 of the value"
@@ -393,25 +429,42 @@ mod tests {
         assert!(b.headers.is_empty());
 
         let b = parse_block(b"NATS/1.0 503\r\n\r\n").unwrap();
-        assert_eq!((b.status, b.description), (Some(StatusCode::NO_RESPONDERS), None));
+        assert_eq!(
+            (b.status, b.description),
+            (Some(StatusCode::NO_RESPONDERS), None)
+        );
 
         let b = parse_block(b"NATS/1.0\r\nA:1\r\nB:  two  \r\nA: 3\r\n  folded\r\n\r\n").unwrap();
         assert_eq!(b.status, None);
-        assert_eq!(b.headers.get_all("A").collect::<Vec<_>>(), ["1", "3 folded"]);
+        assert_eq!(
+            b.headers.get_all("A").collect::<Vec<_>>(),
+            ["1", "3 folded"]
+        );
         assert_eq!(b.headers.get("B"), Some("two"));
     }
 
     #[test]
     fn reports_bad_blocks() {
-        assert_eq!(parse_block(b"").unwrap_err(), HeaderParseError::MissingVersion);
-        assert_eq!(parse_block(b"HTTP/1.1\r\n\r\n").unwrap_err(), HeaderParseError::MissingVersion);
-        assert_eq!(parse_block(b"NATS/1.01\r\n\r\n").unwrap_err(), HeaderParseError::MissingVersion);
+        assert_eq!(
+            parse_block(b"").unwrap_err(),
+            HeaderParseError::MissingVersion
+        );
+        assert_eq!(
+            parse_block(b"HTTP/1.1\r\n\r\n").unwrap_err(),
+            HeaderParseError::MissingVersion
+        );
+        assert_eq!(
+            parse_block(b"NATS/1.01\r\n\r\n").unwrap_err(),
+            HeaderParseError::MissingVersion
+        );
         assert_eq!(
             parse_block(b"NATS/1.0 50x\r\n\r\n").unwrap_err(),
             HeaderParseError::InvalidStatus { text: "50x".into() }
         );
         assert_eq!(
-            parse_block(b"NATS/1.0 5030\r\n\r\n").unwrap_err().to_string(),
+            parse_block(b"NATS/1.0 5030\r\n\r\n")
+                .unwrap_err()
+                .to_string(),
             "header status \"5030\" is not a 3-digit code"
         );
         assert_eq!(
@@ -436,6 +489,9 @@ mod tests {
     fn received_odd_names_fail_validation_before_forwarding() {
         let b = parse_block(b"NATS/1.0\r\nOdd Name: v\r\n\r\n").unwrap();
         assert_eq!(b.headers.get("Odd Name"), Some("v"));
-        assert!(matches!(b.headers.validate(), Err(HeaderError::InvalidName { .. })));
+        assert!(matches!(
+            b.headers.validate(),
+            Err(HeaderError::InvalidName { .. })
+        ));
     }
 }

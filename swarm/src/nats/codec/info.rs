@@ -89,7 +89,7 @@ impl ServerInfo {
     /// Parses the JSON after `INFO `, keeping it in [`ServerInfo::raw`].
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
         let mut info: ServerInfo = serde_json::from_str(json)?;
-        info.raw = json.to_owned();
+        json.clone_into(&mut info.raw);
         Ok(info)
     }
 }

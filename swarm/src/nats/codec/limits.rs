@@ -43,7 +43,13 @@ mod tests {
         assert_eq!(check_payload_size(1024, 1024), Ok(()));
         assert_eq!(check_payload_size(0, 0), Ok(()));
         let err = check_payload_size(2_000_000, DEFAULT_MAX_PAYLOAD).unwrap_err();
-        assert_eq!(err, PayloadTooLarge { size: 2_000_000, max_payload: 1_048_576 });
+        assert_eq!(
+            err,
+            PayloadTooLarge {
+                size: 2_000_000,
+                max_payload: 1_048_576
+            }
+        );
         assert_eq!(
             err.to_string(),
             "message of 2000000 bytes (headers + payload) exceeds the server's max_payload of 1048576 bytes"

@@ -43,7 +43,9 @@ pub use client_op::{
 };
 pub use headers::{HeaderError, HeaderParseError, Headers, StatusCode};
 pub use info::ServerInfo;
-pub use limits::{check_payload_size, PayloadTooLarge, DEFAULT_MAX_PAYLOAD, MAX_CLIENT_CONTROL_LINE};
+pub use limits::{
+    check_payload_size, PayloadTooLarge, DEFAULT_MAX_PAYLOAD, MAX_CLIENT_CONTROL_LINE,
+};
 pub use server_error::{PermissionAction, ServerError, ServerErrorKind};
 pub use server_op::{
     Msg, ParseError, ParserLimits, ServerOp, ServerOpParser, DEFAULT_MAX_BODY,

@@ -93,25 +93,70 @@ pub struct ServerError {
 /// Known message prefixes (lowercase) and their kinds, except permission violations which
 /// carry fields.
 const KNOWN: &[(&str, ServerErrorKind)] = &[
-    ("authorization violation", ServerErrorKind::AuthorizationViolation),
-    ("authentication timeout", ServerErrorKind::AuthenticationTimeout),
-    ("authorization timeout", ServerErrorKind::AuthenticationTimeout),
-    ("user authentication expired", ServerErrorKind::AuthenticationExpired),
-    ("account authentication expired", ServerErrorKind::AuthenticationExpired),
+    (
+        "authorization violation",
+        ServerErrorKind::AuthorizationViolation,
+    ),
+    (
+        "authentication timeout",
+        ServerErrorKind::AuthenticationTimeout,
+    ),
+    (
+        "authorization timeout",
+        ServerErrorKind::AuthenticationTimeout,
+    ),
+    (
+        "user authentication expired",
+        ServerErrorKind::AuthenticationExpired,
+    ),
+    (
+        "account authentication expired",
+        ServerErrorKind::AuthenticationExpired,
+    ),
     ("stale connection", ServerErrorKind::StaleConnection),
-    ("maximum connections exceeded", ServerErrorKind::MaxConnectionsExceeded),
-    ("maximum payload violation", ServerErrorKind::MaxPayloadViolation),
-    ("maximum control line exceeded", ServerErrorKind::MaxControlLineExceeded),
+    (
+        "maximum connections exceeded",
+        ServerErrorKind::MaxConnectionsExceeded,
+    ),
+    (
+        "maximum payload violation",
+        ServerErrorKind::MaxPayloadViolation,
+    ),
+    (
+        "maximum control line exceeded",
+        ServerErrorKind::MaxControlLineExceeded,
+    ),
     ("slow consumer", ServerErrorKind::SlowConsumer),
-    ("unknown protocol operation", ServerErrorKind::UnknownProtocolOperation),
+    (
+        "unknown protocol operation",
+        ServerErrorKind::UnknownProtocolOperation,
+    ),
     ("parser error", ServerErrorKind::ParserError),
-    ("secure connection - tls required", ServerErrorKind::TlsRequired),
-    ("invalid client protocol", ServerErrorKind::InvalidClientProtocol),
-    ("attempted to connect to route port", ServerErrorKind::RoutePort),
-    ("no responders requires headers support", ServerErrorKind::NoRespondersRequiresHeaders),
+    (
+        "secure connection - tls required",
+        ServerErrorKind::TlsRequired,
+    ),
+    (
+        "invalid client protocol",
+        ServerErrorKind::InvalidClientProtocol,
+    ),
+    (
+        "attempted to connect to route port",
+        ServerErrorKind::RoutePort,
+    ),
+    (
+        "no responders requires headers support",
+        ServerErrorKind::NoRespondersRequiresHeaders,
+    ),
     ("invalid subject", ServerErrorKind::InvalidSubject),
-    ("invalid publish subject", ServerErrorKind::InvalidPublishSubject),
-    ("maximum subscriptions exceeded", ServerErrorKind::MaxSubscriptionsExceeded),
+    (
+        "invalid publish subject",
+        ServerErrorKind::InvalidPublishSubject,
+    ),
+    (
+        "maximum subscriptions exceeded",
+        ServerErrorKind::MaxSubscriptionsExceeded,
+    ),
 ];
 
 impl ServerError {
@@ -149,7 +194,11 @@ fn classify(message: &str) -> ServerErrorKind {
         let subject = first_quoted(message);
         let queue =
             find_ignore_case(message, "using queue").and_then(|at| first_quoted(&message[at..]));
-        return ServerErrorKind::PermissionViolation { action, subject, queue };
+        return ServerErrorKind::PermissionViolation {
+            action,
+            subject,
+            queue,
+        };
     }
     KNOWN
         .iter()
@@ -192,21 +241,57 @@ mod tests {
     #[test]
     fn strips_quotes_and_classifies_fatal_errors() {
         for (text, kind) in [
-            ("'Authorization Violation'", ServerErrorKind::AuthorizationViolation),
-            ("'Authentication Timeout'", ServerErrorKind::AuthenticationTimeout),
-            ("'Authorization Timeout'", ServerErrorKind::AuthenticationTimeout),
-            ("'User Authentication Expired'", ServerErrorKind::AuthenticationExpired),
-            ("'Account Authentication Expired'", ServerErrorKind::AuthenticationExpired),
+            (
+                "'Authorization Violation'",
+                ServerErrorKind::AuthorizationViolation,
+            ),
+            (
+                "'Authentication Timeout'",
+                ServerErrorKind::AuthenticationTimeout,
+            ),
+            (
+                "'Authorization Timeout'",
+                ServerErrorKind::AuthenticationTimeout,
+            ),
+            (
+                "'User Authentication Expired'",
+                ServerErrorKind::AuthenticationExpired,
+            ),
+            (
+                "'Account Authentication Expired'",
+                ServerErrorKind::AuthenticationExpired,
+            ),
             ("'Stale Connection'", ServerErrorKind::StaleConnection),
-            ("'Maximum Connections Exceeded'", ServerErrorKind::MaxConnectionsExceeded),
-            ("'Maximum Payload Violation'", ServerErrorKind::MaxPayloadViolation),
-            ("'Maximum Control Line Exceeded'", ServerErrorKind::MaxControlLineExceeded),
+            (
+                "'Maximum Connections Exceeded'",
+                ServerErrorKind::MaxConnectionsExceeded,
+            ),
+            (
+                "'Maximum Payload Violation'",
+                ServerErrorKind::MaxPayloadViolation,
+            ),
+            (
+                "'Maximum Control Line Exceeded'",
+                ServerErrorKind::MaxControlLineExceeded,
+            ),
             ("'Slow Consumer'", ServerErrorKind::SlowConsumer),
-            ("'Unknown Protocol Operation'", ServerErrorKind::UnknownProtocolOperation),
+            (
+                "'Unknown Protocol Operation'",
+                ServerErrorKind::UnknownProtocolOperation,
+            ),
             ("'Parser Error'", ServerErrorKind::ParserError),
-            ("'Secure Connection - TLS Required'", ServerErrorKind::TlsRequired),
-            ("'Invalid Client Protocol'", ServerErrorKind::InvalidClientProtocol),
-            ("'Attempted To Connect To Route Port'", ServerErrorKind::RoutePort),
+            (
+                "'Secure Connection - TLS Required'",
+                ServerErrorKind::TlsRequired,
+            ),
+            (
+                "'Invalid Client Protocol'",
+                ServerErrorKind::InvalidClientProtocol,
+            ),
+            (
+                "'Attempted To Connect To Route Port'",
+                ServerErrorKind::RoutePort,
+            ),
             (
                 "'no responders requires headers support'",
                 ServerErrorKind::NoRespondersRequiresHeaders,
@@ -224,8 +309,14 @@ mod tests {
     fn classifies_non_fatal_errors() {
         for (text, kind) in [
             ("'Invalid Subject'", ServerErrorKind::InvalidSubject),
-            ("'Invalid Publish Subject'", ServerErrorKind::InvalidPublishSubject),
-            ("'maximum subscriptions exceeded'", ServerErrorKind::MaxSubscriptionsExceeded),
+            (
+                "'Invalid Publish Subject'",
+                ServerErrorKind::InvalidPublishSubject,
+            ),
+            (
+                "'maximum subscriptions exceeded'",
+                ServerErrorKind::MaxSubscriptionsExceeded,
+            ),
         ] {
             let e = ServerError::parse(text);
             assert_eq!(e.kind, kind);
@@ -236,7 +327,10 @@ mod tests {
     #[test]
     fn reads_permission_violations() {
         let e = ServerError::parse(r#" 'Permissions Violation for Publish to "secret.x"' "#);
-        assert_eq!(e.message, r#"Permissions Violation for Publish to "secret.x""#);
+        assert_eq!(
+            e.message,
+            r#"Permissions Violation for Publish to "secret.x""#
+        );
         assert_eq!(
             e.kind,
             ServerErrorKind::PermissionViolation {
@@ -259,14 +353,18 @@ mod tests {
             }
         );
 
-        let e = ServerError::parse(r#"'Permissions Violation for Subscription to "we\"ird" (sid 3)'"#);
+        let e =
+            ServerError::parse(r#"'Permissions Violation for Subscription to "we\"ird" (sid 3)'"#);
         assert!(matches!(
             e.kind,
             ServerErrorKind::PermissionViolation { subject: Some(ref s), queue: None, .. } if s == "we\"ird"
         ));
 
         let e = ServerError::parse("'Permissions Violation for Publish to'");
-        assert!(matches!(e.kind, ServerErrorKind::PermissionViolation { subject: None, .. }));
+        assert!(matches!(
+            e.kind,
+            ServerErrorKind::PermissionViolation { subject: None, .. }
+        ));
     }
 
     #[test]

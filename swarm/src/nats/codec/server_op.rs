@@ -58,7 +58,10 @@ pub struct ParserLimits {
 
 impl Default for ParserLimits {
     fn default() -> Self {
-        ParserLimits { max_control_line: DEFAULT_MAX_CONTROL_LINE, max_body: DEFAULT_MAX_BODY }
+        ParserLimits {
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 }
 
@@ -159,7 +162,7 @@ pub enum ParseError {
     /// INFO whose JSON could not be read; the line was skipped.
     #[error("INFO: invalid JSON: {reason}")]
     InvalidInfo {
-        /// What serde_json reported.
+        /// What `serde_json` reported.
         reason: String,
     },
     /// MSG/HMSG with a sid that is not a decimal number; the message was skipped.
@@ -262,7 +265,11 @@ enum Line {
     Op(ServerOp),
     Msg(MsgHead),
     /// A message to skip (body `len` bytes plus CRLF) after reporting `error`.
-    Skip { op: &'static str, len: u64, error: ParseError },
+    Skip {
+        op: &'static str,
+        len: u64,
+        error: ParseError,
+    },
 }
 
 /// Incremental, sans-IO parser of server operations. See the module docs.
@@ -437,7 +444,12 @@ impl ServerOpParser {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     match parse_line(line, self.limits.max_body)? {
                         Line::Op(op) => return Ok(Some(op)),
-                        Line::Msg(head) => self.state = State::Body { head, body: Vec::new() },
+                        Line::Msg(head) => {
+                            self.state = State::Body {
+                                head,
+                                body: Vec::new(),
+                            }
+                        }
                         Line::Skip { op, len, error } => {
                             self.state = State::Discard { op, remaining: len };
                             return Err(error);
@@ -464,7 +476,10 @@ impl ServerOpParser {
         let max = self.limits.max_control_line;
         let from = self.start + self.scanned;
         // A line is too long once max + 1 bytes are seen without LF; never scan past that.
-        let end = self.buf.len().min(self.start.saturating_add(max).saturating_add(1));
+        let end = self
+            .buf
+            .len()
+            .min(self.start.saturating_add(max).saturating_add(1));
         match self.buf[from..end].iter().position(|&b| b == b'\n') {
             Some(i) => Ok(Some(self.scanned + i)),
             None if end - self.start > max => Err(ParseError::ControlLineTooLong { max }),
@@ -532,8 +547,10 @@ fn read_headers(head: &MsgHead, block: &[u8]) -> Result<HeaderMeta, ParseError> 
     if head.header_len.is_none() {
         return Ok((None, None, None));
     }
-    let block =
-        parse_block(block).map_err(|source| ParseError::InvalidHeaders { sid: head.sid, source })?;
+    let block = parse_block(block).map_err(|source| ParseError::InvalidHeaders {
+        sid: head.sid,
+        source,
+    })?;
     Ok((Some(block.headers), block.status, block.description))
 }
 
@@ -622,12 +639,16 @@ fn parse_line(line: &[u8], max_body: usize) -> Result<Line, ParseError> {
         no_fields("+OK", ServerOp::Ok)
     } else if op.eq_ignore_ascii_case(b"-ERR") {
         // Error text is for humans; a stray invalid byte must not hide the error itself.
-        Ok(Line::Op(ServerOp::Err(ServerError::parse(&String::from_utf8_lossy(rest)))))
+        Ok(Line::Op(ServerOp::Err(ServerError::parse(
+            &String::from_utf8_lossy(rest),
+        ))))
     } else if op.eq_ignore_ascii_case(b"INFO") {
-        let json = std::str::from_utf8(rest)
-            .map_err(|e| ParseError::InvalidInfo { reason: e.to_string() })?;
-        let info =
-            ServerInfo::parse(json).map_err(|e| ParseError::InvalidInfo { reason: e.to_string() })?;
+        let json = std::str::from_utf8(rest).map_err(|e| ParseError::InvalidInfo {
+            reason: e.to_string(),
+        })?;
+        let info = ServerInfo::parse(json).map_err(|e| ParseError::InvalidInfo {
+            reason: e.to_string(),
+        })?;
         Ok(Line::Op(ServerOp::Info(Box::new(info))))
     } else {
         Err(ParseError::UnknownOp { op: excerpt(op) })
@@ -645,8 +666,20 @@ fn parse_msg(rest: &[u8], with_headers: bool, max_body: usize) -> Result<Line, P
         (false, 4) => (f[0], f[1], Some(f[2]), None, f[3]),
         (true, 4) => (f[0], f[1], None, Some(f[2]), f[3]),
         (true, 5) => (f[0], f[1], Some(f[2]), Some(f[3]), f[4]),
-        (false, got) => return Err(ParseError::ArgumentCount { op, expected: "3 or 4", got }),
-        (true, got) => return Err(ParseError::ArgumentCount { op, expected: "4 or 5", got }),
+        (false, got) => {
+            return Err(ParseError::ArgumentCount {
+                op,
+                expected: "3 or 4",
+                got,
+            })
+        }
+        (true, got) => {
+            return Err(ParseError::ArgumentCount {
+                op,
+                expected: "4 or 5",
+                got,
+            })
+        }
     };
 
     // Lengths first: they decide the framing, so a bad one is fatal and everything below is a
@@ -658,37 +691,72 @@ fn parse_msg(rest: &[u8], with_headers: bool, max_body: usize) -> Result<Line, P
             text: excerpt(text),
         })
     };
-    let total = length(if with_headers { "total length" } else { "payload length" }, total_len)?;
+    let total = length(
+        if with_headers {
+            "total length"
+        } else {
+            "payload length"
+        },
+        total_len,
+    )?;
     let header = header_len.map(|h| length("header length", h)).transpose()?;
     let skip = |error: ParseError| -> Result<Line, ParseError> {
-        Ok(Line::Skip { op, len: total, error })
+        Ok(Line::Skip {
+            op,
+            len: total,
+            error,
+        })
     };
 
     let Some(sid) = parse_decimal(sid) else {
-        return skip(ParseError::InvalidSid { op, text: excerpt(sid) });
+        return skip(ParseError::InvalidSid {
+            op,
+            text: excerpt(sid),
+        });
     };
     if let Some(header_len) = header {
         if header_len > total {
-            return skip(ParseError::HeaderLenExceedsTotal { sid, header_len, total_len: total });
+            return skip(ParseError::HeaderLenExceedsTotal {
+                sid,
+                header_len,
+                total_len: total,
+            });
         }
     }
     let total_len = match usize::try_from(total) {
         Ok(t) if t <= max_body => t,
-        _ => return skip(ParseError::BodyTooLarge { op, sid, len: total, max: max_body }),
+        _ => {
+            return skip(ParseError::BodyTooLarge {
+                op,
+                sid,
+                len: total,
+                max: max_body,
+            })
+        }
     };
     let Ok(subject) = std::str::from_utf8(subject) else {
-        return skip(ParseError::InvalidUtf8 { op, field: "subject", sid });
+        return skip(ParseError::InvalidUtf8 {
+            op,
+            field: "subject",
+            sid,
+        });
     };
     let reply_to = match reply_to.map(std::str::from_utf8).transpose() {
         Ok(r) => r.map(str::to_owned),
-        Err(_) => return skip(ParseError::InvalidUtf8 { op, field: "reply-to", sid }),
+        Err(_) => {
+            return skip(ParseError::InvalidUtf8 {
+                op,
+                field: "reply-to",
+                sid,
+            })
+        }
     };
     Ok(Line::Msg(MsgHead {
         subject: subject.to_owned(),
         sid,
         reply_to,
-        // header <= total <= max_body, so it fits.
-        header_len: header.map(|h| h as usize),
+        // header <= total, which fits in usize, so the fallback is never taken.
+        header_len: header.map(|h| usize::try_from(h).unwrap_or(total_len)),
         total_len,
     }))
 }

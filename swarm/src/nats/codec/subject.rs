@@ -132,7 +132,12 @@ pub fn validate_queue_group(queue: &str) -> Result<(), SubjectError> {
         return Err(SubjectError::Empty { what });
     }
     match queue.char_indices().find(|&(_, ch)| is_forbidden(ch)) {
-        Some((at, ch)) => Err(SubjectError::ForbiddenChar { what, name: queue.to_owned(), ch, at }),
+        Some((at, ch)) => Err(SubjectError::ForbiddenChar {
+            what,
+            name: queue.to_owned(),
+            ch,
+            at,
+        }),
         None => Ok(()),
     }
 }
@@ -151,12 +156,21 @@ fn check_subject(what: NameKind, subject: &str, wildcards: bool) -> Result<(), S
     for token in subject.split('.') {
         let end = start + token.len();
         if token.is_empty() {
-            return Err(SubjectError::EmptyToken { what, name: name(), at: start });
+            return Err(SubjectError::EmptyToken {
+                what,
+                name: name(),
+                at: start,
+            });
         }
         for (offset, ch) in token.char_indices() {
             let at = start + offset;
             if is_forbidden(ch) {
-                return Err(SubjectError::ForbiddenChar { what, name: name(), ch, at });
+                return Err(SubjectError::ForbiddenChar {
+                    what,
+                    name: name(),
+                    ch,
+                    at,
+                });
             }
             if ch == '*' || ch == '>' {
                 if token.len() != 1 {
@@ -176,7 +190,11 @@ fn check_subject(what: NameKind, subject: &str, wildcards: bool) -> Result<(), S
                     });
                 }
                 if ch == '>' && end != subject.len() {
-                    return Err(SubjectError::FullWildcardNotLast { what, name: name(), at });
+                    return Err(SubjectError::FullWildcardNotLast {
+                        what,
+                        name: name(),
+                        at,
+                    });
                 }
             }
         }
@@ -212,7 +230,15 @@ mod tests {
 
     #[test]
     fn accepts_wildcards_when_subscribing() {
-        for s in ["*", ">", "foo.*", "foo.>", "*.bar.>", "a.*.*.b", "_INBOX.x.*"] {
+        for s in [
+            "*",
+            ">",
+            "foo.*",
+            "foo.>",
+            "*.bar.>",
+            "a.*.*.b",
+            "_INBOX.x.*",
+        ] {
             assert_eq!(validate_subscribe_subject(s), Ok(()), "{s}");
         }
     }
@@ -226,10 +252,22 @@ mod tests {
 
     #[test]
     fn refuses_empty_tokens_with_position() {
-        assert_eq!(msg(validate_publish_subject("a..b")), "subject \"a..b\": empty token at byte 2");
-        assert_eq!(msg(validate_publish_subject(".a")), "subject \".a\": empty token at byte 0");
-        assert_eq!(msg(validate_subscribe_subject("a.")), "subject \"a.\": empty token at byte 2");
-        assert_eq!(msg(validate_subscribe_subject(".")), "subject \".\": empty token at byte 0");
+        assert_eq!(
+            msg(validate_publish_subject("a..b")),
+            "subject \"a..b\": empty token at byte 2"
+        );
+        assert_eq!(
+            msg(validate_publish_subject(".a")),
+            "subject \".a\": empty token at byte 0"
+        );
+        assert_eq!(
+            msg(validate_subscribe_subject("a.")),
+            "subject \"a.\": empty token at byte 2"
+        );
+        assert_eq!(
+            msg(validate_subscribe_subject(".")),
+            "subject \".\": empty token at byte 0"
+        );
     }
 
     #[test]
@@ -248,7 +286,10 @@ mod tests {
         );
         for s in ["a\nb", "a\0b", "a\u{7f}", "a\u{a0}b", "a\u{2028}", "\u{85}"] {
             assert!(
-                matches!(validate_subscribe_subject(s), Err(SubjectError::ForbiddenChar { .. })),
+                matches!(
+                    validate_subscribe_subject(s),
+                    Err(SubjectError::ForbiddenChar { .. })
+                ),
                 "{s:?}"
             );
         }
@@ -288,7 +329,11 @@ mod tests {
         );
         assert!(matches!(
             validate_publish_subject("a.b>"),
-            Err(SubjectError::WildcardInsideToken { wildcard: '>', at: 3, .. })
+            Err(SubjectError::WildcardInsideToken {
+                wildcard: '>',
+                at: 3,
+                ..
+            })
         ));
     }
 

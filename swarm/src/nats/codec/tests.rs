@@ -22,7 +22,10 @@ fn drain(parser: &mut ServerOpParser, out: &mut Vec<Outcome>) -> bool {
     }
 }
 
-fn parse_chunks<'a>(limits: ParserLimits, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Outcome> {
+fn parse_chunks<'a>(
+    limits: ParserLimits,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<Outcome> {
     let mut parser = ServerOpParser::with_limits(limits);
     let mut out = Vec::new();
     for chunk in chunks {
@@ -39,7 +42,10 @@ fn parse(input: &[u8]) -> Vec<Outcome> {
 }
 
 fn ops(input: &[u8]) -> Vec<ServerOp> {
-    parse(input).into_iter().map(|r| r.expect("no error expected")).collect()
+    parse(input)
+        .into_iter()
+        .map(|r| r.expect("no error expected"))
+        .collect()
 }
 
 fn msg(op: &Outcome) -> &Msg {
@@ -93,7 +99,9 @@ fn mixed_stream() -> Vec<u8> {
     s.extend_from_slice(b"+OK\r\nPONG\r\n");
     s.extend_from_slice(b"MSG foo.bar 1 11\r\nHello World\r\n");
     s.extend_from_slice(b"MSG FOO.BAR 9 GREETING.34 11\r\nHello World\r\n");
-    s.extend_from_slice(b"msg\t _INBOX.probe.a4 \t1  31\r\n{\"stream\":\"KV_agents\", \"seq\":1}\r\n");
+    s.extend_from_slice(
+        b"msg\t _INBOX.probe.a4 \t1  31\r\n{\"stream\":\"KV_agents\", \"seq\":1}\r\n",
+    );
     s.extend_from_slice(b"PING\r\n");
     s.extend_from_slice(b"HMSG _INBOX.probe.a1 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\n");
     s.extend_from_slice(b"MSG crlf 2 16\r\nhello\r\nwith crlf\r\n");
@@ -102,8 +110,8 @@ fn mixed_stream() -> Vec<u8> {
     s.extend_from_slice(b"HMSG _INBOX.probe.a6 1  172 188\r\nNATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 0\r\nNats-Stream: KV_agents\r\nNats-Subject: $KV.agents.a1\r\nNats-Sequence: 1\r\nNats-Time-Stamp: 2026-11-24T11:48:39.479467447Z\r\n\r\nhello\r\nwith crlf\r\n");
     s.extend_from_slice(b"-ERR 'Invalid Subject'\r\n");
     s.extend_from_slice(b"info {\"ldm\":true,\"connect_urls\":[\"10.0.0.2:4222\"]}\r\n");
-    s.extend_from_slice(b"MSG big 4 100\r\n");
-    s.extend_from_slice(&[b'x'; 100]);
+    s.extend_from_slice(b"MSG big 4 220\r\n");
+    s.extend_from_slice(&[b'x'; 220]);
     s.extend_from_slice(b"\r\n");
     s.extend_from_slice(b"HMSG h 5 reply.x 12 14\r\nNATS/1.0\r\n\r\n\xff\x00\r\n");
     s.extend_from_slice(b"HMSG bad 6 30 20\r\n");
@@ -113,7 +121,9 @@ fn mixed_stream() -> Vec<u8> {
     s.extend_from_slice(b"MSG s notanumber 1\r\nz\r\n");
     s.extend_from_slice(b"PING extra\r\n");
     s.extend_from_slice(b"INFO {broken\r\n");
-    s.extend_from_slice(b"HMSG _INBOX.probe.a7 1  34 34\r\nNATS/1.0 404 Message Not Found\r\n\r\n\r\n");
+    s.extend_from_slice(
+        b"HMSG _INBOX.probe.a7 1  34 34\r\nNATS/1.0 404 Message Not Found\r\n\r\n\r\n",
+    );
     s.extend_from_slice(b"MSG empty 8 0\r\n\r\n");
     s.extend_from_slice(b"-ERR 'Stale Connection'\r\n");
     s.extend_from_slice(b"MSG wrong 9 3\r\nabcd\r\n");
@@ -121,9 +131,12 @@ fn mixed_stream() -> Vec<u8> {
     s
 }
 
-/// Limits for the mixed stream: `big` (100 bytes) is over the body limit.
+/// Limits for the mixed stream: `big` (220 bytes) is over the body limit.
 fn mixed_limits() -> ParserLimits {
-    ParserLimits { max_control_line: 256, max_body: 99 }
+    ParserLimits {
+        max_control_line: 256,
+        max_body: 200,
+    }
 }
 
 #[test]
@@ -158,7 +171,7 @@ fn mixed_stream_parses_as_expected() {
             "MSG _INBOX.probe.a6",
             "-ERR Invalid Subject",
             "INFO",
-            "error: MSG for sid 4: body of 100 bytes exceeds the limit of 99 bytes",
+            "error: MSG for sid 4: body of 220 bytes exceeds the limit of 200 bytes",
             "MSG h",
             "error: HMSG for sid 6: header length 30 exceeds total length 20",
             "error: HMSG for sid 7: header block does not start with NATS/1.0",
@@ -191,7 +204,11 @@ fn c01_split_at_every_offset_gives_the_same_ops() {
 fn c01_byte_by_byte_and_random_chunks_give_the_same_ops() {
     let input = mixed_stream();
     let whole = parse_chunks(mixed_limits(), [input.as_slice()]);
-    assert_eq!(parse_chunks(mixed_limits(), input.chunks(1)), whole, "byte by byte");
+    assert_eq!(
+        parse_chunks(mixed_limits(), input.chunks(1)),
+        whole,
+        "byte by byte"
+    );
     for seed in 0..300 {
         let chunks = random_chunks(&input, seed, 1 + (seed as usize % 64));
         assert_eq!(parse_chunks(mixed_limits(), chunks), whole, "seed {seed}");
@@ -219,8 +236,14 @@ fn c01_feeding_everything_before_draining_gives_the_same_ops() {
 
 #[test]
 fn c02_payload_with_crlf_is_framed_by_length() {
-    let out = ops(b"MSG a 1 30\r\nhello\r\nMSG fake 1 0\r\n\r\n\r\nxx\r\nPING\r\n");
-    assert_eq!(out, [plain("a", 1, None, b"hello\r\nMSG fake 1 0\r\n\r\n\r\nxx"), ServerOp::Ping]);
+    let payload = b"hello\r\nMSG fake 1 0\r\n\r\n\r\nxx";
+    let input = [
+        format!("MSG a 1 {}\r\n", payload.len()).as_bytes(),
+        payload,
+        b"\r\nPING\r\n",
+    ]
+    .concat();
+    assert_eq!(ops(&input), [plain("a", 1, None, payload), ServerOp::Ping]);
 }
 
 #[test]
@@ -229,7 +252,12 @@ fn c03_runs_of_spaces_and_tabs_between_fields() {
     assert_eq!(
         out,
         [
-            plain("_INBOX.probe.a4", 1, None, b"{\"stream\":\"KV_agents\", \"seq\":1}"),
+            plain(
+                "_INBOX.probe.a4",
+                1,
+                None,
+                b"{\"stream\":\"KV_agents\", \"seq\":1}"
+            ),
             plain("a", 2, Some("r"), b"x"),
             ServerOp::Ping,
         ]
@@ -289,7 +317,11 @@ fn c05_header_length_over_total_skips_the_message() {
     assert_eq!(
         out,
         [
-            Err(ParseError::HeaderLenExceedsTotal { sid: 1, header_len: 30, total_len: 20 }),
+            Err(ParseError::HeaderLenExceedsTotal {
+                sid: 1,
+                header_len: 30,
+                total_len: 20
+            }),
             Ok(ServerOp::Ping)
         ]
     );
@@ -298,21 +330,29 @@ fn c05_header_length_over_total_skips_the_message() {
 
 #[test]
 fn c05_no_responders_status() {
-    let out = parse(b"HMSG _INBOX.probe.a1 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\nHMSG _INBOX.x.y 1 41 41\r\nNATS/1.0 503\r\nNats-Subject: svc.echo\r\n\r\n\r\n");
+    let out = parse(b"HMSG _INBOX.probe.a1 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\nHMSG _INBOX.x.y 1 40 40\r\nNATS/1.0 503\r\nNats-Subject: svc.echo\r\n\r\n\r\n");
     for o in &out {
         let m = msg(o);
         assert!(m.is_no_responders());
         assert_eq!(m.status, Some(StatusCode(503)));
         assert_eq!(m.description, None);
     }
-    assert_eq!(msg(&out[1]).headers.as_ref().and_then(|h| h.get("Nats-Subject")), Some("svc.echo"));
+    assert_eq!(
+        msg(&out[1])
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Subject")),
+        Some("svc.echo")
+    );
 }
 
 #[test]
 fn c06_async_info_mid_stream_with_lame_duck_mode() {
     let out = ops(b"MSG a 1 1\r\nx\r\nINFO {\"server_id\":\"S\",\"ldm\":true,\"connect_urls\":[\"10.0.0.2:4222\",\"10.0.0.3:4222\"]}\r\nMSG a 1 1\r\ny\r\n");
     assert_eq!(out.len(), 3);
-    let ServerOp::Info(info) = &out[1] else { panic!("expected INFO, got {:?}", out[1]) };
+    let ServerOp::Info(info) = &out[1] else {
+        panic!("expected INFO, got {:?}", out[1])
+    };
     assert!(info.ldm);
     assert_eq!(info.connect_urls, ["10.0.0.2:4222", "10.0.0.3:4222"]);
     assert!(info.raw.starts_with("{\"server_id\""));
@@ -367,7 +407,9 @@ fn c08_err_quotes_stripped_and_classified() {
 #[test]
 fn c08_err_with_invalid_utf8_is_still_reported() {
     let out = ops(b"-ERR 'Slow Consumer \xff'\r\n");
-    let ServerOp::Err(e) = &out[0] else { panic!("{out:?}") };
+    let ServerOp::Err(e) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(e.kind, ServerErrorKind::SlowConsumer);
     assert_eq!(e.message, "Slow Consumer \u{fffd}");
 }
@@ -388,7 +430,10 @@ fn c09_unknown_ops_are_skipped_line_by_line() {
     );
     assert!(out[..5].iter().all(|o| !o.as_ref().unwrap_err().is_fatal()));
     let long = format!("{}\r\n", "Z".repeat(100));
-    assert_eq!(parse(long.as_bytes()), [Err(ParseError::UnknownOp { op: "Z".repeat(32) })]);
+    assert_eq!(
+        parse(long.as_bytes()),
+        [Err(ParseError::UnknownOp { op: "Z".repeat(32) })]
+    );
 }
 
 #[test]
@@ -397,9 +442,21 @@ fn c10_non_utf8_subjects_fail_one_message_only() {
     assert_eq!(
         out,
         [
-            Err(ParseError::InvalidUtf8 { op: "MSG", field: "subject", sid: 1 }),
-            Err(ParseError::InvalidUtf8 { op: "MSG", field: "reply-to", sid: 1 }),
-            Err(ParseError::InvalidUtf8 { op: "HMSG", field: "subject", sid: 2 }),
+            Err(ParseError::InvalidUtf8 {
+                op: "MSG",
+                field: "subject",
+                sid: 1
+            }),
+            Err(ParseError::InvalidUtf8 {
+                op: "MSG",
+                field: "reply-to",
+                sid: 1
+            }),
+            Err(ParseError::InvalidUtf8 {
+                op: "HMSG",
+                field: "subject",
+                sid: 2
+            }),
             Ok(plain("ok", 1, None, b"\xff\xfe\x00")),
         ]
     );
@@ -423,28 +480,59 @@ fn c11_unknown_and_stored_headers_are_kept() {
 #[test]
 fn c11_multi_valued_headers_keep_order() {
     let block = b"NATS/1.0\r\nA: 1\r\nB: x\r\nA: 2\r\n\r\n";
-    let input = [format!("HMSG s 1 {0} {0}\r\n", block.len()).as_bytes(), block, b"\r\n"].concat();
+    let input = [
+        format!("HMSG s 1 {0} {0}\r\n", block.len()).as_bytes(),
+        block,
+        b"\r\n",
+    ]
+    .concat();
     let out = parse(&input);
     let h = msg(&out[0]).headers.clone().expect("headers");
     assert_eq!(h.get_all("A").collect::<Vec<_>>(), ["1", "2"]);
-    assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["A", "B", "A"]);
+    assert_eq!(
+        h.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        ["A", "B", "A"]
+    );
 }
 
 #[test]
 fn c12_verbose_ok_per_op() {
-    assert_eq!(ops(b"+OK\r\n+OK\r\nPONG\r\n"), [ServerOp::Ok, ServerOp::Ok, ServerOp::Pong]);
-    assert_eq!(parse(b"+OK now\r\n"), [Err(ParseError::UnexpectedFields { op: "+OK" })]);
-    assert_eq!(parse(b"PONG x\r\n"), [Err(ParseError::UnexpectedFields { op: "PONG" })]);
+    assert_eq!(
+        ops(b"+OK\r\n+OK\r\nPONG\r\n"),
+        [ServerOp::Ok, ServerOp::Ok, ServerOp::Pong]
+    );
+    assert_eq!(
+        parse(b"+OK now\r\n"),
+        [Err(ParseError::UnexpectedFields { op: "+OK" })]
+    );
+    assert_eq!(
+        parse(b"PONG x\r\n"),
+        [Err(ParseError::UnexpectedFields { op: "PONG" })]
+    );
 }
 
 #[test]
 fn c13_no_encoder_accepts_protocol_text() {
-    let evil = ["a\r\nPUB x 0", "a b", "a\tb", "a\nb", "a\rb", "a\0b", "", "a..b", ".a", "a."];
+    let evil = [
+        "a\r\nPUB x 0",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a\rb",
+        "a\0b",
+        "",
+        "a..b",
+        ".a",
+        "a.",
+    ];
     let mut out = Vec::new();
     for s in evil {
         assert!(encode_pub(&mut out, s, None, b"").is_err(), "{s:?}");
         assert!(encode_pub(&mut out, "ok", Some(s), b"").is_err(), "{s:?}");
-        assert!(encode_hpub(&mut out, s, None, &Headers::new(), b"").is_err(), "{s:?}");
+        assert!(
+            encode_hpub(&mut out, s, None, &Headers::new(), b"").is_err(),
+            "{s:?}"
+        );
         assert!(encode_sub(&mut out, s, None, 1).is_err(), "{s:?}");
     }
     for q in ["", "q 1", "q\r\n", "q\t"] {
@@ -461,7 +549,11 @@ fn c14_websocket_frames_are_arbitrary_chunks() {
     for at in 0..input.len() {
         for at2 in at..input.len() {
             let chunks = [&input[..at], &input[at..at2], &input[at2..]];
-            assert_eq!(parse_chunks(ParserLimits::default(), chunks), whole, "{at} {at2}");
+            assert_eq!(
+                parse_chunks(ParserLimits::default(), chunks),
+                whole,
+                "{at} {at2}"
+            );
         }
     }
 }
@@ -469,23 +561,39 @@ fn c14_websocket_frames_are_arbitrary_chunks() {
 #[test]
 fn appendix_a_transcript() {
     let out = parse(b"INFO {\"server_id\":\"NCX2\",\"server_name\":\"NCX2\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\"go1.19.8\",\"host\":\"127.0.0.1\",\"port\":36225,\"headers\":true,\"max_payload\":1048576,\"jetstream\":true,\"client_id\":4,\"client_ip\":\"127.0.0.1\"} \r\nPONG\r\nMSG _INBOX.probe.a5 1  107\r\n{\"error\":{\"code\":400,\"err_code\":10071,\"description\":\"wrong last sequence: 1\"},\"stream\":\"KV_agents\",\"seq\":0}\r\nMSG foo* 2 1\r\nx\r\n-ERR 'Maximum Payload Violation'\r\n");
-    let ServerOp::Info(info) = out[0].as_ref().unwrap() else { panic!("{:?}", out[0]) };
-    assert_eq!((info.version.as_str(), info.max_payload), ("2.9.10", 1_048_576));
+    let ServerOp::Info(info) = out[0].as_ref().unwrap() else {
+        panic!("{:?}", out[0])
+    };
+    assert_eq!(
+        (info.version.as_str(), info.max_payload),
+        ("2.9.10", 1_048_576)
+    );
     assert_eq!(out[1], Ok(ServerOp::Pong));
     assert_eq!(msg(&out[2]).payload.len(), 107);
     assert_eq!(msg(&out[3]).subject, "foo*");
-    let Ok(ServerOp::Err(e)) = &out[4] else { panic!("{:?}", out[4]) };
-    assert_eq!((&e.kind, e.is_fatal()), (&ServerErrorKind::MaxPayloadViolation, true));
+    let Ok(ServerOp::Err(e)) = &out[4] else {
+        panic!("{:?}", out[4])
+    };
+    assert_eq!(
+        (&e.kind, e.is_fatal()),
+        (&ServerErrorKind::MaxPayloadViolation, true)
+    );
 }
 
 #[test]
 fn bare_lf_line_endings_are_accepted_for_control_lines() {
-    assert_eq!(ops(b"PING\nMSG a 1 1\nx\r\n"), [ServerOp::Ping, plain("a", 1, None, b"x")]);
+    assert_eq!(
+        ops(b"PING\nMSG a 1 1\nx\r\n"),
+        [ServerOp::Ping, plain("a", 1, None, b"x")]
+    );
 }
 
 #[test]
 fn control_line_limit_is_exact_and_split_invariant() {
-    let limits = ParserLimits { max_control_line: 10, max_body: 100 };
+    let limits = ParserLimits {
+        max_control_line: 10,
+        max_body: 100,
+    };
     // "MSG a 1 12" is 10 bytes, plus CR makes 11: over the limit; without the CR it fits.
     assert_eq!(
         parse_chunks(limits, [&b"MSG a 1 12\r\n"[..]]),
@@ -496,7 +604,10 @@ fn control_line_limit_is_exact_and_split_invariant() {
     let long = b"INFO {\"a\":1}\r\n";
     for at in 0..long.len() {
         let (a, b) = long.split_at(at);
-        assert_eq!(parse_chunks(limits, [a, b]), [Err(ParseError::ControlLineTooLong { max: 10 })]);
+        assert_eq!(
+            parse_chunks(limits, [a, b]),
+            [Err(ParseError::ControlLineTooLong { max: 10 })]
+        );
     }
 }
 
@@ -515,7 +626,12 @@ fn oversized_line_is_bounded_and_poisons() {
         }
         assert!(fed < 1 << 20, "no error after {fed} bytes");
     };
-    assert_eq!(err, ParseError::ControlLineTooLong { max: DEFAULT_MAX_CONTROL_LINE });
+    assert_eq!(
+        err,
+        ParseError::ControlLineTooLong {
+            max: DEFAULT_MAX_CONTROL_LINE
+        }
+    );
     assert!(err.is_fatal() && parser.is_poisoned());
     assert_eq!(parser.buffered_len(), 0);
     parser.feed(b"PING\r\n");
@@ -532,12 +648,24 @@ fn invalid_lengths_are_fatal() {
         (&b"MSG a 1 x\r\n"[..], "payload length", "x"),
         (b"MSG a 1 -1\r\n", "payload length", "-1"),
         (b"MSG a 1 +1\r\n", "payload length", "+1"),
-        (b"MSG a 1 18446744073709551616\r\n", "payload length", "18446744073709551616"),
+        (
+            b"MSG a 1 18446744073709551616\r\n",
+            "payload length",
+            "18446744073709551616",
+        ),
         (b"HMSG a 1 1x 12\r\n", "header length", "1x"),
         (b"HMSG a 1 12 0x10\r\n", "total length", "0x10"),
     ] {
-        let op = if line.starts_with(b"H") { "HMSG" } else { "MSG" };
-        let expected = ParseError::InvalidLength { op, field, text: text.into() };
+        let op = if line.starts_with(b"H") {
+            "HMSG"
+        } else {
+            "MSG"
+        };
+        let expected = ParseError::InvalidLength {
+            op,
+            field,
+            text: text.into(),
+        };
         assert_eq!(parse(line), [Err(expected.clone())], "{}", expected);
         assert!(expected.is_fatal());
     }
@@ -545,8 +673,15 @@ fn invalid_lengths_are_fatal() {
 
 #[test]
 fn missing_payload_terminator_is_fatal() {
-    for input in [&b"MSG a 1 3\r\nabcd\r\nPING\r\n"[..], b"MSG a 1 3\r\nab\r\n\r\n", b"MSG a 1 0\r\nX\r\n"] {
-        assert_eq!(parse(input), [Err(ParseError::MissingPayloadTerminator { op: "MSG" })]);
+    for input in [
+        &b"MSG a 1 3\r\nabcd\r\nPING\r\n"[..],
+        b"MSG a 1 3\r\nab\r\n\r\n",
+        b"MSG a 1 0\r\nX\r\n",
+    ] {
+        assert_eq!(
+            parse(input),
+            [Err(ParseError::MissingPayloadTerminator { op: "MSG" })]
+        );
     }
     assert_eq!(
         parse(b"HMSG a 1 12 12\r\nNATS/1.0\r\n\r\nzz"),
@@ -556,7 +691,11 @@ fn missing_payload_terminator_is_fatal() {
     assert_eq!(
         parse(b"MSG \xff 1 1\r\nab\r\n"),
         [
-            Err(ParseError::InvalidUtf8 { op: "MSG", field: "subject", sid: 1 }),
+            Err(ParseError::InvalidUtf8 {
+                op: "MSG",
+                field: "subject",
+                sid: 1
+            }),
             Err(ParseError::MissingPayloadTerminator { op: "MSG" })
         ]
     );
@@ -564,11 +703,19 @@ fn missing_payload_terminator_is_fatal() {
 
 #[test]
 fn body_over_the_limit_is_skipped_without_buffering() {
-    let mut parser = ServerOpParser::with_limits(ParserLimits { max_control_line: 64, max_body: 1024 });
+    let mut parser = ServerOpParser::with_limits(ParserLimits {
+        max_control_line: 64,
+        max_body: 1024,
+    });
     parser.feed(b"MSG big 3 10000000\r\n");
     assert_eq!(
         parser.next_op(),
-        Err(ParseError::BodyTooLarge { op: "MSG", sid: 3, len: 10_000_000, max: 1024 })
+        Err(ParseError::BodyTooLarge {
+            op: "MSG",
+            sid: 3,
+            len: 10_000_000,
+            max: 1024
+        })
     );
     let chunk = vec![0u8; 65536];
     let mut left = 10_000_000usize;
@@ -584,7 +731,10 @@ fn body_over_the_limit_is_skipped_without_buffering() {
 
     // A length beyond any memory is skipped the same way, also on 32-bit targets.
     parser.feed(b"MSG huge 4 18446744073709551615\r\n");
-    assert!(matches!(parser.next_op(), Err(ParseError::BodyTooLarge { sid: 4, .. })));
+    assert!(matches!(
+        parser.next_op(),
+        Err(ParseError::BodyTooLarge { sid: 4, .. })
+    ));
     assert!(!parser.is_poisoned());
 }
 
@@ -595,7 +745,10 @@ fn max_body_can_follow_info() {
     assert_eq!(parser.limits().max_body, 4);
     parser.feed(b"MSG a 1 4\r\nabcd\r\nMSG a 1 5\r\nabcde\r\n");
     assert!(matches!(parser.next_op(), Ok(Some(ServerOp::Msg(_)))));
-    assert!(matches!(parser.next_op(), Err(ParseError::BodyTooLarge { len: 5, max: 4, .. })));
+    assert!(matches!(
+        parser.next_op(),
+        Err(ParseError::BodyTooLarge { len: 5, max: 4, .. })
+    ));
     assert_eq!(parser.next_op(), Ok(None));
 }
 
@@ -603,10 +756,21 @@ fn max_body_can_follow_info() {
 fn invalid_sid_info_and_headers_skip_one_item() {
     assert_eq!(
         parse(b"MSG a -1 1\r\nx\r\nPING\r\n"),
-        [Err(ParseError::InvalidSid { op: "MSG", text: "-1".into() }), Ok(ServerOp::Ping)]
+        [
+            Err(ParseError::InvalidSid {
+                op: "MSG",
+                text: "-1".into()
+            }),
+            Ok(ServerOp::Ping)
+        ]
     );
     let out = parse(b"INFO nope\r\nINFO {\"port\":\"x\"}\r\nINFO \xff\r\nPING\r\n");
-    assert!(out[..3].iter().all(|o| matches!(o, Err(ParseError::InvalidInfo { .. }))), "{out:?}");
+    assert!(
+        out[..3]
+            .iter()
+            .all(|o| matches!(o, Err(ParseError::InvalidInfo { .. }))),
+        "{out:?}"
+    );
     assert_eq!(out[3], Ok(ServerOp::Ping));
     assert_eq!(
         parse(b"HMSG a 9 13 13\r\nNATS/1.0 5x\r\n\r\nPING\r\n"),
@@ -623,11 +787,18 @@ fn invalid_sid_info_and_headers_skip_one_item() {
 #[test]
 fn large_payload_spanning_reads_arrives_intact() {
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let mut input = format!("HMSG big.one 1 r 22 {}\r\nNATS/1.0\r\nBar: Baz\r\n\r\n", 22 + payload.len()).into_bytes();
+    let mut input = format!(
+        "HMSG big.one 1 r 22 {}\r\nNATS/1.0\r\nBar: Baz\r\n\r\n",
+        22 + payload.len()
+    )
+    .into_bytes();
     input.extend_from_slice(&payload);
     input.extend_from_slice(b"\r\nPONG\r\n");
     for max_chunk in [1000, 65536, 7] {
-        let out = parse_chunks(ParserLimits::default(), random_chunks(&input, max_chunk as u64, max_chunk));
+        let out = parse_chunks(
+            ParserLimits::default(),
+            random_chunks(&input, max_chunk as u64, max_chunk),
+        );
         let m = msg(&out[0]);
         assert_eq!(m.payload, payload);
         assert_eq!(m.headers.as_ref().and_then(|h| h.get("Bar")), Some("Baz"));
@@ -642,7 +813,12 @@ fn error_messages_read_well() {
         "control line longer than 16384 bytes"
     );
     assert_eq!(
-        ParseError::ArgumentCount { op: "MSG", expected: "3 or 4", got: 2 }.to_string(),
+        ParseError::ArgumentCount {
+            op: "MSG",
+            expected: "3 or 4",
+            got: 2
+        }
+        .to_string(),
         "MSG: expected 3 or 4 fields, got 2"
     );
     assert_eq!(
