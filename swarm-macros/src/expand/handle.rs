@@ -18,6 +18,8 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         let variant = &handler.variant;
         let vis = &handler.vis;
         let docs = &handler.docs;
+        // A blank doc line separates the user's docs from ours, only when there are some.
+        let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
         let name = method.to_string();
         let names: Vec<_> = handler.args.iter().map(|(name, _)| name).collect();
         let tys = handler.args.iter().map(|(_, ty)| ty);
@@ -29,7 +31,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
                 );
                 quote! {
                     #(#docs)*
-                    #[doc = ""]
+                    #separator
                     #[doc = #doc]
                     #vis fn #method(&self, #(#names: #tys),*) -> #p::Result<#output, #p::CallError> {
                         self.0.request(#name, #build)
@@ -42,7 +44,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
                 );
                 quote! {
                     #(#docs)*
-                    #[doc = ""]
+                    #separator
                     #[doc = #doc]
                     #vis fn #method(&self, #(#names: #tys),*) -> #p::Result<(), #p::CallError> {
                         self.0.send(#name, #build)

@@ -1,1 +1,136 @@
+//! Snapshots of what the macros generate (pretty-printed), so a reviewer reads the expansion and
+//! a change to it shows up in review, plus the errors of the models for a few misuses.
 
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn pretty(tokens: TokenStream) -> String {
+    let file = syn::parse2::<syn::File>(tokens).expect("the expansion parses as a file");
+    prettyplease::unparse(&file)
+}
+
+fn chat_room_struct() -> (TokenStream, TokenStream) {
+    (
+        quote!(kind = "chat-room"),
+        quote! {
+            /// A chat room that keeps its history across crashes and restarts.
+            pub struct ChatRoom {
+                #[key] room: String,
+                #[persist] history: Vec<Post>,
+                members: BTreeSet<String>,
+            }
+        },
+    )
+}
+
+fn chat_room_impl() -> TokenStream {
+    quote! {
+        impl ChatRoom {
+            /// Posts a message; returns its index.
+            #[handler]
+            pub fn post(&mut self, author: String, text: String) -> Result<usize, ChatError> {
+                self.history.push(Post { author, text });
+                Ok(self.history.len() - 1)
+            }
+            #[handler]
+            pub fn join(&mut self, who: String) {
+                self.members.insert(who);
+            }
+            #[handler]
+            pub fn history(&self) -> Vec<Post> {
+                self.history.clone()
+            }
+            #[on_start]
+            fn loaded(&mut self) {}
+            #[on_stop]
+            fn stopping(&mut self) {}
+            fn helper(&self) -> usize { 1 }
+        }
+    }
+}
+
+#[test]
+fn agent_struct_expansion() {
+    let (args, item) = chat_room_struct();
+    insta::assert_snapshot!(pretty(super::agent(args, item)));
+}
+
+#[test]
+fn agent_impl_expansion() {
+    insta::assert_snapshot!(pretty(super::agent(TokenStream::new(), chat_room_impl())));
+}
+
+#[test]
+fn agent_without_key_or_persisted_fields() {
+    let expanded = super::agent(TokenStream::new(), quote!(pub struct Echo { seen: u64 }));
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+fn errors(args: TokenStream, item: TokenStream) -> Vec<String> {
+    let expanded = super::agent(args, item).to_string();
+    expanded
+        .match_indices("compile_error ! {")
+        .map(|(at, _)| {
+            let rest = &expanded[at..];
+            let start = rest.find('"').expect("a message") + 1;
+            let end = rest[start..].find("\" }").expect("its end") + start;
+            rest[start..end].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_mistake_of_one_item_is_reported_together() {
+    let found = errors(
+        quote!(kind = "chat room", colour = "red"),
+        quote! {
+            pub struct Broken<T> {
+                #[persist] a: Vec<T>,
+                #[handler] b: u8,
+            }
+        },
+    );
+    assert_eq!(found.len(), 5, "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("agent kind \\\"chat room\\\": character ' '")), "{found:#?}");
+    assert!(found[0].starts_with("unknown option `colour`"), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("an #[agent] struct cannot be generic")), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("#[handler] goes on a method")), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("#[persist] needs a #[key] field")), "{found:#?}");
+}
+
+#[test]
+fn kind_option_is_validated() {
+    let found = errors(quote!(kind = "chat.room"), quote!(pub struct Room { seen: u64 }));
+    assert_eq!(found, vec![
+        "agent kind \\\"chat.room\\\": character '.' is not allowed; kinds use A-Z a-z 0-9 _ - (they are NATS subject tokens and storage key segments)"
+    ]);
+}
+
+#[test]
+fn handler_signature_mistakes() {
+    let found = errors(
+        TokenStream::new(),
+        quote! {
+            impl Room {
+                #[handler] fn by_value(self) {}
+                #[handler] async fn later(&self) {}
+                #[handler] fn generic<T>(&self, t: T) {}
+                #[handler] fn borrowed(&self, name: &str) {}
+                #[handler] fn no_self(x: u8) {}
+                #[handler] fn same(&self) {}
+                #[handler] fn same(&mut self) {}
+            }
+        },
+    );
+    let expect = [
+        "#[handler] methods take `&self` or `&mut self`; this one takes `self` by value",
+        "#[handler] methods cannot be `async`",
+        "#[handler] methods cannot be generic",
+        "#[handler] arguments travel in a message to another process, so they cannot be references. Use `String` instead of `&str`.",
+        "#[handler] methods take `&self` or `&mut self`; this is an associated function without `self`",
+        "two #[handler]s are named `same`",
+    ];
+    for expected in expect {
+        assert!(found.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {found:#?}");
+    }
+}
