@@ -45,7 +45,7 @@ pub(crate) struct AgentImpl {
 pub(crate) fn parse(
     args: TokenStream,
     mut item: ItemImpl,
-) -> Result<AgentImpl, (syn::Error, ItemImpl)> {
+) -> Result<AgentImpl, Box<(syn::Error, ItemImpl)>> {
     let mut cx = Ctxt::default();
     attr::parse_impl_options(&mut cx, args);
 
@@ -162,11 +162,11 @@ pub(crate) fn parse(
             on_start,
             on_stop,
         }),
-        (Err(err), _) => Err((err, item)),
-        (Ok(()), None) => Err((
+        (Err(err), _) => Err(Box::new((err, item))),
+        (Ok(()), None) => Err(Box::new((
             syn::Error::new_spanned(&item.self_ty, "not an agent type"),
             item,
-        )),
+        ))),
     }
 }
 

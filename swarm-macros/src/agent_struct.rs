@@ -28,7 +28,7 @@ pub(crate) struct AgentStruct {
 pub(crate) fn parse(
     args: TokenStream,
     mut item: ItemStruct,
-) -> Result<AgentStruct, (syn::Error, ItemStruct)> {
+) -> Result<AgentStruct, Box<(syn::Error, ItemStruct)>> {
     let mut cx = Ctxt::default();
     let options = attr::parse_struct_options(&mut cx, args);
 
@@ -70,9 +70,9 @@ pub(crate) fn parse(
                         );
                     }
                 }
-                if is_key && persist.is_some() {
+                if let (true, Some((_, persist_attr))) = (is_key, persist) {
                     cx.error_at(
-                        &persist.expect("checked").1,
+                        persist_attr,
                         "a #[key] field is not #[persist]: the key names the record, it is not stored in it",
                     );
                 }
@@ -114,7 +114,7 @@ pub(crate) fn parse(
             persisted,
             ephemeral,
         }),
-        Err(err) => Err((err, item)),
+        Err(err) => Err(Box::new((err, item))),
     }
 }
 

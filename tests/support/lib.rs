@@ -42,7 +42,10 @@ impl Counter {
     #[handler]
     pub fn add(&mut self, n: u64) -> Result<u64, CounterError> {
         self.calls += 1;
-        self.total = self.total.checked_add(n).ok_or(CounterError::Overflow { total: self.total, add: n })?;
+        self.total = self.total.checked_add(n).ok_or(CounterError::Overflow {
+            total: self.total,
+            add: n,
+        })?;
         Ok(self.total)
     }
 

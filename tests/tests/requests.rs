@@ -6,7 +6,10 @@ use swarm::prelude::*;
 use swarm_tests::{Counter, CounterError, Echo};
 
 fn counter(store: &str, key: &str) -> swarm_tests::CounterRef {
-    Counter::launcher().store(StoreConfig::memory(store)).get_or_start(key).unwrap()
+    Counter::launcher()
+        .store(StoreConfig::memory(store))
+        .get_or_start(key)
+        .unwrap()
 }
 
 #[lunatic::test]
@@ -22,7 +25,13 @@ fn a_request_returns_the_handlers_answer() {
 fn a_user_error_is_data_not_a_delivery_error() {
     let counter = counter("err", "a");
     counter.add(u64::MAX).unwrap().unwrap();
-    assert_eq!(counter.add(1).unwrap(), Err(CounterError::Overflow { total: u64::MAX, add: 1 }));
+    assert_eq!(
+        counter.add(1).unwrap(),
+        Err(CounterError::Overflow {
+            total: u64::MAX,
+            add: 1
+        })
+    );
     assert_eq!(counter.total().unwrap(), u64::MAX);
 }
 
@@ -38,7 +47,10 @@ fn messages_are_fire_and_forget_and_arrive_in_order() {
 #[lunatic::test]
 fn a_slow_handler_times_out_and_the_agent_keeps_serving() {
     let counter = counter("slow", "a");
-    let err = counter.with_timeout(Duration::from_millis(50)).sleep(400).unwrap_err();
+    let err = counter
+        .with_timeout(Duration::from_millis(50))
+        .sleep(400)
+        .unwrap_err();
     assert_eq!(err.reason, CallFailure::TimedOut(Duration::from_millis(50)));
     assert_eq!(err.to_string(), "counter/a.sleep: no reply within 50ms");
     assert_eq!(counter.sleep(1).unwrap(), 1);
@@ -61,7 +73,10 @@ fn agents_without_a_key_are_started_fresh_each_time() {
     let second = Echo::start().unwrap();
     assert_ne!(first.process_id(), second.process_id());
     assert_eq!(first.echo("hi".into()).unwrap(), ("hi".to_string(), 1));
-    assert_eq!(first.echo("again".into()).unwrap(), ("again".to_string(), 2));
+    assert_eq!(
+        first.echo("again".into()).unwrap(),
+        ("again".to_string(), 2)
+    );
     assert_eq!(second.echo("x".into()).unwrap(), ("x".to_string(), 1));
     assert_eq!(first.key(), "");
 }
@@ -70,11 +85,17 @@ fn agents_without_a_key_are_started_fresh_each_time() {
 fn handles_travel_to_other_processes(mailbox: lunatic::Mailbox<u64>) {
     let counter = counter("travel", "a");
     let this = mailbox.this();
-    lunatic::Process::spawn_link((counter.clone(), this), |(counter, parent), _: lunatic::Mailbox<()>| {
-        parent.send(counter.add(5).unwrap().unwrap());
-    });
+    lunatic::Process::spawn_link(
+        (counter.clone(), this),
+        |(counter, parent), _: lunatic::Mailbox<()>| {
+            parent.send(counter.add(5).unwrap().unwrap());
+        },
+    );
     let seen_by_worker = mailbox.receive();
-    assert!(seen_by_worker == 5 || seen_by_worker == 6, "{seen_by_worker}");
+    assert!(
+        seen_by_worker == 5 || seen_by_worker == 6,
+        "{seen_by_worker}"
+    );
     counter.add(1).unwrap().unwrap();
     assert_eq!(counter.total().unwrap(), 6);
 }

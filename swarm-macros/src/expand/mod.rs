@@ -19,7 +19,10 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => match agent_struct::parse(args, item) {
             Ok(model) => state::expand(&model),
-            Err((err, item)) => with_errors(item.into_token_stream(), err),
+            Err(rejected) => {
+                let (err, item) = *rejected;
+                with_errors(item.into_token_stream(), err)
+            }
         },
         Ok(Item::Impl(item)) => match agent_impl::parse(args, item) {
             Ok(model) => {
@@ -29,7 +32,10 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
                 out.extend(handle::expand(&model));
                 out
             }
-            Err((err, item)) => with_errors(item.into_token_stream(), err),
+            Err(rejected) => {
+                let (err, item) = *rejected;
+                with_errors(item.into_token_stream(), err)
+            }
         },
         Ok(other) => with_errors(
             other.to_token_stream(),

@@ -62,7 +62,14 @@ fn agent_impl_expansion() {
 
 #[test]
 fn agent_without_key_or_persisted_fields() {
-    let expanded = super::agent(TokenStream::new(), quote!(pub struct Echo { seen: u64 }));
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote!(
+            pub struct Echo {
+                seen: u64,
+            }
+        ),
+    );
     insta::assert_snapshot!(pretty(expanded));
 }
 
@@ -91,16 +98,46 @@ fn every_mistake_of_one_item_is_reported_together() {
         },
     );
     assert_eq!(found.len(), 5, "{found:#?}");
-    assert!(found.iter().any(|e| e.starts_with("agent kind \\\"chat room\\\": character ' '")), "{found:#?}");
-    assert!(found[0].starts_with("unknown option `colour`"), "{found:#?}");
-    assert!(found.iter().any(|e| e.starts_with("an #[agent] struct cannot be generic")), "{found:#?}");
-    assert!(found.iter().any(|e| e.starts_with("#[handler] goes on a method")), "{found:#?}");
-    assert!(found.iter().any(|e| e.starts_with("#[persist] needs a #[key] field")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("agent kind \\\"chat room\\\": character ' '")),
+        "{found:#?}"
+    );
+    assert!(
+        found[0].starts_with("unknown option `colour`"),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("an #[agent] struct cannot be generic")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("#[handler] goes on a method")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("#[persist] needs a #[key] field")),
+        "{found:#?}"
+    );
 }
 
 #[test]
 fn kind_option_is_validated() {
-    let found = errors(quote!(kind = "chat.room"), quote!(pub struct Room { seen: u64 }));
+    let found = errors(
+        quote!(kind = "chat.room"),
+        quote!(
+            pub struct Room {
+                seen: u64,
+            }
+        ),
+    );
     assert_eq!(found, vec![
         "agent kind \\\"chat.room\\\": character '.' is not allowed; kinds use A-Z a-z 0-9 _ - (they are NATS subject tokens and storage key segments)"
     ]);
@@ -131,6 +168,9 @@ fn handler_signature_mistakes() {
         "two #[handler]s are named `same`",
     ];
     for expected in expect {
-        assert!(found.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {found:#?}");
+        assert!(
+            found.iter().any(|e| e.starts_with(expected)),
+            "missing {expected:?} in {found:#?}"
+        );
     }
 }

@@ -155,7 +155,10 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         // crash of the agent or of the node (the host kernel has the rename), but not against
         // power loss; the SQLite store, which syncs on the host side, is the one for that.
         Err(err) if cfg!(target_os = "wasi") && err.raw_os_error() == Some(WASI_EBADF) => Ok(()),
-        Err(err) => Err(io_error(format!("cannot fsync the directory {}", dir.display()), err)),
+        Err(err) => Err(io_error(
+            format!("cannot fsync the directory {}", dir.display()),
+            err,
+        )),
     }
 }
 
