@@ -28,11 +28,13 @@
 //! assert_eq!(counter.add(2)?, 2);
 //! ```
 //!
-//! The agent runtime (everything under [`runtime`], the memory and SQLite stores) exists only when
+//! The agent runtime (everything under `runtime`, the memory and SQLite stores) exists only when
 //! building for `wasm32` (Lunatic); on the host the pure parts build and are tested natively.
 
 pub mod error;
 pub mod key;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod record;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;

@@ -6,13 +6,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swarm_fuzz::codec::{
-    encode_hpub, encode_pub, encode_sub, Headers, ServerOp, ServerOpParser,
-};
+use swarm_fuzz::codec::{encode_hpub, encode_pub, encode_sub, Headers, ServerOp, ServerOpParser};
 
 /// Cuts the input into NUL-separated fields (NUL is refused everywhere, so it is a safe cut).
 fn fields(data: &[u8]) -> Vec<String> {
-    data.split(|&b| b == 0).map(|f| String::from_utf8_lossy(f).into_owned()).collect()
+    data.split(|&b| b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
 }
 
 fn no_blanks(s: &str) -> bool {
@@ -22,7 +22,10 @@ fn no_blanks(s: &str) -> bool {
 fn deliver(wire: &[u8]) -> ServerOp {
     let mut parser = ServerOpParser::new();
     parser.feed(wire);
-    let op = parser.next_op().expect("delivered op parses").expect("delivered op is complete");
+    let op = parser
+        .next_op()
+        .expect("delivered op parses")
+        .expect("delivered op is complete");
     assert_eq!(parser.next_op(), Ok(None), "exactly one op");
     op
 }
@@ -39,10 +42,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(no_blanks(subject) && reply.map_or(true, no_blanks));
         let line_end = out.iter().position(|&b| b == b'\n').expect("line");
         assert_eq!(&out[line_end + 1..], [payload, b"\r\n"].concat());
-        let msg = format!("MSG {subject} 1 {} {}\r\n", reply.unwrap_or(""), payload.len());
+        let msg = format!(
+            "MSG {subject} 1 {} {}\r\n",
+            reply.unwrap_or(""),
+            payload.len()
+        );
         let wire = [msg.as_bytes(), payload, b"\r\n"].concat();
-        let ServerOp::Msg(m) = deliver(&wire) else { panic!("not a message") };
-        assert_eq!((m.subject.as_str(), m.reply_to.as_deref()), (subject, reply));
+        let ServerOp::Msg(m) = deliver(&wire) else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            (m.subject.as_str(), m.reply_to.as_deref()),
+            (subject, reply)
+        );
         assert_eq!(m.payload, payload);
     } else {
         assert!(out.is_empty(), "nothing written on error");
@@ -67,9 +79,16 @@ fuzz_target!(|data: &[u8]| {
         let line_end = out.iter().position(|&b| b == b'\n').expect("line");
         let line = std::str::from_utf8(&out[..line_end - 1]).expect("ascii line");
         let sizes: Vec<&str> = line.rsplitn(3, ' ').take(2).collect();
-        let msg = format!("HMSG {subject} 1 {} {} {}\r\n", reply.unwrap_or(""), sizes[1], sizes[0]);
+        let msg = format!(
+            "HMSG {subject} 1 {} {} {}\r\n",
+            reply.unwrap_or(""),
+            sizes[1],
+            sizes[0]
+        );
         let wire = [msg.as_bytes(), &out[line_end + 1..]].concat();
-        let ServerOp::Msg(m) = deliver(&wire) else { panic!("not a message") };
+        let ServerOp::Msg(m) = deliver(&wire) else {
+            panic!("not a message")
+        };
         assert_eq!(m.payload, payload);
         let got = m.headers.expect("headers");
         // Values are trimmed on receipt; everything else must round-trip.

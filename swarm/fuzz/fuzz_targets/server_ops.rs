@@ -31,7 +31,11 @@ fn run<'a>(limits: ParserLimits, chunks: impl IntoIterator<Item = &'a [u8]>) -> 
         }
         // Drained: what is left is part of one control line, or one body plus a CR.
         let bound = limits.max_control_line.max(limits.max_body + 1);
-        assert!(parser.buffered_len() <= bound, "{} > {bound}", parser.buffered_len());
+        assert!(
+            parser.buffered_len() <= bound,
+            "{} > {bound}",
+            parser.buffered_len()
+        );
     }
     out
 }
@@ -65,6 +69,14 @@ fuzz_target!(|data: &[u8]| {
         max_body: (seed >> 16) as usize % 512,
     };
     let whole = run(limits, [input]);
-    assert_eq!(run(limits, chunks(input, seed)), whole, "random chunks changed the result");
-    assert_eq!(run(limits, input.chunks(1)), whole, "byte-by-byte feeding changed the result");
+    assert_eq!(
+        run(limits, chunks(input, seed)),
+        whole,
+        "random chunks changed the result"
+    );
+    assert_eq!(
+        run(limits, input.chunks(1)),
+        whole,
+        "byte-by-byte feeding changed the result"
+    );
 });

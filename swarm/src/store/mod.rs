@@ -9,7 +9,7 @@
 //!   owned by one store process per database.
 //!
 //! A store is described by a [`StoreConfig`] (plain data, so it can be sent to the agent's
-//! process when it starts) and opened inside that process with [`StoreConfig::open`].
+//! process when it starts) and opened inside that process with `StoreConfig::open` (on wasm32).
 //!
 //! Storage keys are `/`-separated segments of `A-Z a-z 0-9 _ -` (an agent's record lives at
 //! `<kind>/<key>`). A key or value a store cannot hold is refused with [`StoreError`], never
@@ -139,7 +139,7 @@ pub fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
 }
 
 /// Which store an agent uses, as plain data: it travels to the agent's process when it starts,
-/// and the process opens it with [`StoreConfig::open`].
+/// and the process opens it with `StoreConfig::open` (on wasm32).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoreConfig {
     /// Records held by a store process on this node, one per `name`.

@@ -12,11 +12,14 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The version line that opens every header block.
 const VERSION: &[u8] = b"NATS/1.0";
 
 /// The 3-digit status of a header block's first line, such as `503` for "no responders".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct StatusCode(pub u16);
 
 impl StatusCode {
@@ -109,7 +112,10 @@ pub enum HeaderParseError {
 }
 
 /// An ordered, multi-valued, case-preserving header map.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// It is serializable so that messages can be passed between Lunatic processes. A deserialized
+/// map is not validated, which is safe because the HPUB encoder checks every pair again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Headers {
     entries: Vec<(String, String)>,
 }

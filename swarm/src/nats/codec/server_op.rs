@@ -27,6 +27,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use super::headers::{parse_block, HeaderParseError, Headers, StatusCode};
 use super::info::ServerInfo;
 use super::server_error::ServerError;
@@ -82,8 +84,9 @@ pub enum ServerOp {
     Err(ServerError),
 }
 
-/// A delivered message (MSG, or HMSG when `headers` is `Some`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A delivered message (MSG, or HMSG when `headers` is `Some`). Serializable so that a reader
+/// process can hand it to the subscriber's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Msg {
     /// Subject the message was published to.
     pub subject: String,

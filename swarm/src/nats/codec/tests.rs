@@ -830,3 +830,14 @@ fn error_messages_read_well() {
         "ServerOpParser { buffered: 0, state: \"line\", limits: ParserLimits { max_control_line: 16384, max_body: 67108864 }, poisoned: false }"
     );
 }
+
+#[test]
+fn messages_survive_serialization_between_processes() {
+    let out =
+        parse(b"HMSG s.x 4 r.y 34 37\r\nNATS/1.0 404 Message Not Found\r\n\r\n\xff\x00\n\r\n");
+    let original = msg(&out[0]).clone();
+    let json = serde_json::to_string(&original).unwrap();
+    let back: Msg = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, original);
+    assert_eq!(back.status, Some(StatusCode::NOT_FOUND));
+}
