@@ -1,0 +1,18 @@
+use swarm::prelude::*;
+
+#[agent(kind = "")]
+pub struct ChatRoom {
+    #[key]
+    room: String,
+    members: Vec<String>,
+}
+
+#[agent]
+impl ChatRoom {
+    #[handler]
+    pub fn ping(&self) -> bool {
+        true
+    }
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Counter {
+    #[key]
+    name: String,
+    total: u64,
+}
+
+#[agent(kind = "counter")]
+impl Counter {
+    #[handler]
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use swarm::prelude::*;
+
+#[agent]
+pub enum Light {
+    On,
+    Off,
+}
+
+fn main() {}

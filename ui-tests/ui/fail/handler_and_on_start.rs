@@ -1,0 +1,19 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Counter {
+    #[key]
+    name: String,
+    total: u64,
+}
+
+#[agent]
+impl Counter {
+    #[handler]
+    #[on_start]
+    fn reset(&mut self) {
+        self.total = 0;
+    }
+}
+
+fn main() {}

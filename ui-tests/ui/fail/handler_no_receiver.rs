@@ -1,0 +1,18 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Counter {
+    #[key]
+    name: String,
+    total: u64,
+}
+
+#[agent]
+impl Counter {
+    #[handler]
+    pub fn add(n: u64) -> u64 {
+        n
+    }
+}
+
+fn main() {}

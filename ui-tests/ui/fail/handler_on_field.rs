@@ -1,0 +1,19 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Counter {
+    #[key]
+    name: String,
+    #[handler]
+    total: u64,
+}
+
+#[agent]
+impl Counter {
+    #[handler]
+    pub fn ping(&self) -> bool {
+        true
+    }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Counter {
+    #[key]
+    name: String,
+    total: u64,
+}
+
+#[agent]
+impl Counter {
+    #[handler(name = "plus")]
+    pub fn add(&mut self, n: u64) -> u64 {
+        self.total += n;
+        self.total
+    }
+}
+
+fn main() {}
