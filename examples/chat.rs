@@ -70,7 +70,11 @@ impl ChatRoom {
 
     #[on_start]
     fn opened(&mut self) {
-        println!("    [{}] room process up, {} posts loaded from the store", self.room, self.history.len());
+        println!(
+            "    [{}] room process up, {} posts loaded from the store",
+            self.room,
+            self.history.len()
+        );
     }
 
     #[on_stop]
@@ -81,7 +85,8 @@ impl ChatRoom {
 
 fn main() {
     println!("swarm demo: chat rooms are agents; their history is #[persist]ed to files under examples/demo-data\n");
-    swarm::set_default_store(StoreConfig::file("examples/demo-data")).expect("the store directory is writable");
+    swarm::set_default_store(StoreConfig::file("examples/demo-data"))
+        .expect("the store directory is writable");
 
     println!("1. Two rooms start on first use (one Lunatic process each).");
     let lobby = ChatRoom::get_or_start("lobby").unwrap();
@@ -92,11 +97,26 @@ fn main() {
     rust.join("linus".into()).unwrap();
 
     println!("\n2. Requests wait for the handler's answer; user errors come back as data.");
-    println!("   ada posts in lobby        -> {:?}", lobby.post("ada".into(), "hello, swarm".into()).unwrap());
-    println!("   grace posts in lobby      -> {:?}", lobby.post("grace".into(), "hi ada".into()).unwrap());
-    println!("   linus posts in rust       -> {:?}", rust.post("linus".into(), "ownership!".into()).unwrap());
-    println!("   bob (not a member) posts  -> {:?}", lobby.post("bob".into(), "let me in".into()).unwrap());
-    println!("   ada posts nothing         -> {:?}", lobby.post("ada".into(), "   ".into()).unwrap());
+    println!(
+        "   ada posts in lobby        -> {:?}",
+        lobby.post("ada".into(), "hello, swarm".into()).unwrap()
+    );
+    println!(
+        "   grace posts in lobby      -> {:?}",
+        lobby.post("grace".into(), "hi ada".into()).unwrap()
+    );
+    println!(
+        "   linus posts in rust       -> {:?}",
+        rust.post("linus".into(), "ownership!".into()).unwrap()
+    );
+    println!(
+        "   bob (not a member) posts  -> {:?}",
+        lobby.post("bob".into(), "let me in".into()).unwrap()
+    );
+    println!(
+        "   ada posts nothing         -> {:?}",
+        lobby.post("ada".into(), "   ".into()).unwrap()
+    );
 
     println!("\n3. A bug: a post makes the lobby's handler panic.");
     match lobby.post("grace".into(), "segfault".into()) {
@@ -105,12 +125,17 @@ fn main() {
     }
     println!("   lobby still alive? {}", lobby.is_alive());
 
-    println!("\n4. The lobby comes back with every acknowledged post (its members were ephemeral).");
+    println!(
+        "\n4. The lobby comes back with every acknowledged post (its members were ephemeral)."
+    );
     let lobby = ChatRoom::get_or_start("lobby").unwrap();
     for post in lobby.history().unwrap() {
         println!("   {}: {}", post.author, post.text);
     }
-    println!("   members after the restart: {:?}", lobby.members().unwrap());
+    println!(
+        "   members after the restart: {:?}",
+        lobby.members().unwrap()
+    );
 
     println!("\n5. The rust room's process is killed from outside, as a node fault would.");
     rust.kill();
@@ -120,7 +145,14 @@ fn main() {
     let err = rust.history().unwrap_err();
     println!("   a call to the dead process: {err}");
     let rust = ChatRoom::get_or_start("rust").unwrap();
-    println!("   restarted, its history: {:?}", rust.history().unwrap().iter().map(|p| &p.text).collect::<Vec<_>>());
+    println!(
+        "   restarted, its history: {:?}",
+        rust.history()
+            .unwrap()
+            .iter()
+            .map(|p| &p.text)
+            .collect::<Vec<_>>()
+    );
 
     println!("\n6. An orderly shutdown runs the stop hooks.");
     lobby.shutdown().unwrap();

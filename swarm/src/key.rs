@@ -95,6 +95,11 @@ pub fn is_key_char(c: char) -> bool {
 ///
 /// Implemented for `String` and the integer types. Implement it for your own key types (an
 /// enum of regions, a UUID newtype) by giving their canonical text.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an agent's #[key]",
+    label = "not a key type",
+    note = "use `String` or an integer type, or implement `swarm::AgentKey` for it (a canonical text of A-Z a-z 0-9 _ -)"
+)]
 pub trait AgentKey: Clone + fmt::Debug + Serialize + for<'de> Deserialize<'de> + 'static {
     /// The canonical text of this key (not yet validated).
     fn to_key_string(&self) -> String;

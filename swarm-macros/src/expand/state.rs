@@ -23,17 +23,6 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         }
         None => quote!(()),
     };
-    // A key field of a type that cannot be a key is reported at the field's type.
-    let key_check = model.key.as_ref().map(|key| {
-        let ty = &key.ty;
-        quote_spanned! {ty.span()=>
-            const _: fn() = || {
-                fn __swarm_key_type<K: #p::Key>() {}
-                __swarm_key_type::<#ty>();
-            };
-        }
-    });
-
     let key_init = model.key.as_ref().map(|key| {
         let ident = &key.ident;
         quote!(#ident: __swarm_key,)
@@ -82,7 +71,6 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
 
     quote! {
         #item
-        #key_check
 
         const _: () = {
             #[derive(#p::serde::Serialize)]

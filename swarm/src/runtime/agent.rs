@@ -266,6 +266,10 @@ fn install_panic_reply() {
 }
 
 /// Turns what an `#[on_start]` hook returns into the hook's result: `()` or `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "an #[on_start] hook returns `()` or `Result<(), E>` with `E: Display`, not `{Self}`",
+    label = "this hook's return type"
+)]
 pub trait IntoHookResult {
     /// The hook's outcome, its error as text.
     fn into_hook_result(self) -> Result<(), String>;
