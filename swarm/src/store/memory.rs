@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::server::{Backend, StoreAnswer, StoreClient, StoreOp};
-use super::{validate_prefix, validate_storage_key, Store, StoreError};
+use super::{Store, StoreError};
 
 /// Largest value the memory store accepts, in bytes.
 pub const MAX_VALUE_LEN: usize = 64 << 20;
@@ -27,29 +27,18 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        validate_storage_key(key)?;
         self.client.get(key)
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        validate_storage_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge {
-                key: key.into(),
-                size: value.len(),
-                max: MAX_VALUE_LEN,
-            });
-        }
         self.client.put(key, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        validate_storage_key(key)?;
         self.client.delete(key)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        validate_prefix(prefix)?;
         self.client.list(prefix)
     }
 }
@@ -59,6 +48,7 @@ pub(crate) struct MemoryBackend(BTreeMap<String, Vec<u8>>);
 
 impl Backend for MemoryBackend {
     const NAME: &'static str = "memory";
+    const MAX_VALUE_LEN: usize = MAX_VALUE_LEN;
     type Arg = ();
 
     fn open((): ()) -> Result<Self, StoreError> {

@@ -9,7 +9,7 @@ use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupEr
 use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::{validate_prefix, validate_storage_key, Store, StoreError};
 use crate::runtime::mailbox::{request_envelope, wait_reply, Envelope, WaitError};
 
 /// How long an agent waits for its store before giving up on an operation.
@@ -36,6 +36,8 @@ pub(crate) enum StoreAnswer {
 pub(crate) trait Backend: Sized + 'static {
     /// Name used in errors: `memory`, `sqlite`.
     const NAME: &'static str;
+    /// Largest value this backend accepts, in bytes.
+    const MAX_VALUE_LEN: usize;
     /// What the process needs to open the backend.
     type Arg: Serialize + for<'de> Deserialize<'de> + 'static;
     fn open(arg: Self::Arg) -> Result<Self, StoreError>;
@@ -112,7 +114,7 @@ impl<B: Backend> StoreClient<B> {
         }
     }
 
-    pub(crate) fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
+    fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
         let (envelope, reply_to) = request_envelope(op);
         self.process.send(envelope);
         match wait_reply::<Result<StoreAnswer, StoreError>>(
@@ -135,29 +137,44 @@ impl<B: Backend> StoreClient<B> {
             Err(WaitError::Undecodable(err)) => Err(StoreError::backend(B::NAME, err)),
         }
     }
+}
 
-    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+/// Every store process answers the same operations; keys and sizes are checked here, in the
+/// caller, before anything is sent.
+impl<B: Backend> Store for StoreClient<B> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_storage_key(key)?;
         match self.call(StoreOp::Get(key.to_owned()))? {
             StoreAnswer::Value(value) => Ok(value),
             other => Err(unexpected::<B>(other)),
         }
     }
 
-    pub(crate) fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        validate_storage_key(key)?;
+        if value.len() > B::MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge {
+                key: key.into(),
+                size: value.len(),
+                max: B::MAX_VALUE_LEN,
+            });
+        }
         match self.call(StoreOp::Put(key.to_owned(), value.to_vec()))? {
             StoreAnswer::Done => Ok(()),
             other => Err(unexpected::<B>(other)),
         }
     }
 
-    pub(crate) fn delete(&self, key: &str) -> Result<(), StoreError> {
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_storage_key(key)?;
         match self.call(StoreOp::Delete(key.to_owned()))? {
             StoreAnswer::Done => Ok(()),
             other => Err(unexpected::<B>(other)),
         }
     }
 
-    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        validate_prefix(prefix)?;
         match self.call(StoreOp::List(prefix.to_owned()))? {
             StoreAnswer::Keys(keys) => Ok(keys),
             other => Err(unexpected::<B>(other)),

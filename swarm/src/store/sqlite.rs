@@ -15,7 +15,7 @@ use lunatic::sqlite::{Query, SqliteClient, Value};
 use serde::{Deserialize, Serialize};
 
 use super::server::{Backend, StoreAnswer, StoreClient, StoreOp};
-use super::{validate_prefix, validate_storage_key, Store, StoreError};
+use super::{Store, StoreError};
 
 /// Largest value the SQLite store accepts, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 << 20;
@@ -68,29 +68,18 @@ fn validate_file_name(file: &str) -> Result<(), StoreError> {
 
 impl Store for SqliteStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        validate_storage_key(key)?;
         self.client.get(key)
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        validate_storage_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge {
-                key: key.into(),
-                size: value.len(),
-                max: MAX_VALUE_LEN,
-            });
-        }
         self.client.put(key, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        validate_storage_key(key)?;
         self.client.delete(key)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        validate_prefix(prefix)?;
         self.client.list(prefix)
     }
 }
@@ -115,6 +104,7 @@ impl SqliteBackend {
 
 impl Backend for SqliteBackend {
     const NAME: &'static str = "sqlite";
+    const MAX_VALUE_LEN: usize = MAX_VALUE_LEN;
     type Arg = SqliteArg;
 
     fn open(arg: SqliteArg) -> Result<Self, StoreError> {

@@ -265,11 +265,13 @@ pub(super) struct HeaderBlock {
     pub(super) headers: Headers,
 }
 
-fn is_blank(b: u8) -> bool {
+/// Whether `b` separates fields: NATS allows runs of spaces and tabs.
+pub(super) fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
+/// `s` without leading and trailing blanks.
+pub(super) fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if !is_blank(*first) {
             break;

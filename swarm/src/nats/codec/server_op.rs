@@ -29,7 +29,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::headers::{parse_block, HeaderParseError, Headers, StatusCode};
+use super::headers::{is_blank, parse_block, trim, HeaderParseError, Headers, StatusCode};
 use super::info::ServerInfo;
 use super::server_error::ServerError;
 
@@ -567,26 +567,6 @@ fn assemble(head: MsgHead, (headers, status, description): HeaderMeta, payload: 
         description,
         payload,
     }
-}
-
-fn is_blank(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn trim(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if !is_blank(*first) {
-            break;
-        }
-        s = rest;
-    }
-    while let [rest @ .., last] = s {
-        if !is_blank(*last) {
-            break;
-        }
-        s = rest;
-    }
-    s
 }
 
 fn excerpt(bytes: &[u8]) -> String {
