@@ -10,7 +10,7 @@ use syn::{
 
 use crate::attr::{self, Marker};
 use crate::case;
-use crate::ctxt::Ctxt;
+use crate::ctxt::{Ctxt, Rejected};
 
 /// One `#[handler]` method.
 pub(crate) struct Handler {
@@ -45,7 +45,7 @@ pub(crate) struct AgentImpl {
 pub(crate) fn parse(
     args: TokenStream,
     mut item: ItemImpl,
-) -> Result<AgentImpl, Box<(syn::Error, ItemImpl)>> {
+) -> Result<AgentImpl, Box<Rejected<ItemImpl, AgentImpl>>> {
     let mut cx = Ctxt::default();
     attr::parse_impl_options(&mut cx, args);
 
@@ -162,11 +162,25 @@ pub(crate) fn parse(
             on_start,
             on_stop,
         }),
-        (Err(err), _) => Err(Box::new((err, item))),
-        (Ok(()), None) => Err(Box::new((
-            syn::Error::new_spanned(&item.self_ty, "not an agent type"),
-            item,
-        ))),
+        (result, agent) => {
+            let error = result
+                .err()
+                .unwrap_or_else(|| syn::Error::new_spanned(&item.self_ty, "not an agent type"));
+            // The stand-in has no handlers: a rejected handler's signature cannot be dispatched.
+            // Its impls name no generics, so it also stands in for a generic or trait impl block.
+            let stand_in = agent.map(|agent| AgentImpl {
+                item: item.clone(),
+                agent,
+                handlers: Vec::new(),
+                on_start: None,
+                on_stop: None,
+            });
+            Err(Box::new(Rejected {
+                error,
+                item,
+                stand_in,
+            }))
+        }
     }
 }
 

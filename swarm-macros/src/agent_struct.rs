@@ -5,7 +5,7 @@ use syn::{Fields, Ident, ItemStruct, Type};
 
 use crate::attr::{self, Marker};
 use crate::case;
-use crate::ctxt::Ctxt;
+use crate::ctxt::{Ctxt, Rejected};
 
 /// A field of the agent struct.
 pub(crate) struct StateField {
@@ -28,7 +28,7 @@ pub(crate) struct AgentStruct {
 pub(crate) fn parse(
     args: TokenStream,
     mut item: ItemStruct,
-) -> Result<AgentStruct, Box<(syn::Error, ItemStruct)>> {
+) -> Result<AgentStruct, Box<Rejected<ItemStruct, AgentStruct>>> {
     let mut cx = Ctxt::default();
     let options = attr::parse_struct_options(&mut cx, args);
 
@@ -80,6 +80,8 @@ pub(crate) fn parse(
                     if key.is_some() {
                         let attr = &markers.iter().find(|(m, _)| *m == Marker::Key).expect("checked").1;
                         cx.error_at(attr, "an agent has one #[key] field; this is a second one");
+                        // Kept as an ordinary field, so the stand-in expansion still builds it.
+                        ephemeral.push(state_field);
                     } else {
                         key = Some(state_field);
                     }
@@ -106,6 +108,7 @@ pub(crate) fn parse(
         );
     }
 
+    let well_formed = matches!(item.fields, Fields::Named(_)) && item.generics.params.is_empty();
     match cx.check() {
         Ok(()) => Ok(AgentStruct {
             item,
@@ -114,7 +117,20 @@ pub(crate) fn parse(
             persisted,
             ephemeral,
         }),
-        Err(err) => Err(Box::new((err, item))),
+        Err(error) => {
+            let stand_in = well_formed.then(|| AgentStruct {
+                item: item.clone(),
+                kind,
+                key,
+                persisted,
+                ephemeral,
+            });
+            Err(Box::new(Rejected {
+                error,
+                item,
+                stand_in,
+            }))
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The typed handle `<Agent>Ref`: one method per handler, plus everything in `AgentHandle`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::{handle_ident, message_ident, private};
 use crate::agent_impl::AgentImpl;
@@ -26,6 +27,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         let build = quote!(#message::#variant { #(#names,)* });
         match &handler.output {
             Some(output) => {
+                let request = quote_spanned!(output.span()=> self.0.request(#name, #build));
                 let doc = format!(
                     "Calls [`{agent}::{method}`] and waits for its answer (at most the handle's timeout)."
                 );
@@ -34,7 +36,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
                     #separator
                     #[doc = #doc]
                     #vis fn #method(&self, #(#names: #tys),*) -> #p::Result<#output, #p::CallError> {
-                        self.0.request(#name, #build)
+                        #request
                     }
                 }
             }

@@ -11,7 +11,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 use syn::{Ident, Item};
 
-use crate::ctxt::with_errors;
+use crate::ctxt::{with_errors, Rejected};
 use crate::{agent_impl, agent_struct};
 
 /// `#[agent]`: dispatches on the item it is on.
@@ -20,21 +20,17 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(Item::Struct(item)) => match agent_struct::parse(args, item) {
             Ok(model) => state::expand(&model),
             Err(rejected) => {
-                let (err, item) = *rejected;
-                with_errors(item.into_token_stream(), err)
+                let Rejected { error, item, stand_in } = *rejected;
+                let tokens = stand_in.map_or_else(|| item.into_token_stream(), |model| state::expand(&model));
+                with_errors(tokens, error)
             }
         },
         Ok(Item::Impl(item)) => match agent_impl::parse(args, item) {
-            Ok(model) => {
-                let mut out = model.item.to_token_stream();
-                out.extend(message::expand(&model));
-                out.extend(process::expand(&model));
-                out.extend(handle::expand(&model));
-                out
-            }
+            Ok(model) => expand_impl(&model),
             Err(rejected) => {
-                let (err, item) = *rejected;
-                with_errors(item.into_token_stream(), err)
+                let Rejected { error, item, stand_in } = *rejected;
+                let tokens = stand_in.map_or_else(|| item.into_token_stream(), |model| expand_impl(&model));
+                with_errors(tokens, error)
             }
         },
         Ok(other) => with_errors(
@@ -46,6 +42,14 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
         ),
         Err(err) => with_errors(item, err),
     }
+}
+
+fn expand_impl(model: &agent_impl::AgentImpl) -> TokenStream {
+    let mut out = model.item.to_token_stream();
+    out.extend(message::expand(model));
+    out.extend(process::expand(model));
+    out.extend(handle::expand(model));
+    out
 }
 
 /// `#[handler]` reached on its own: it was not inside an `#[agent]` impl block.

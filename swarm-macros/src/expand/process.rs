@@ -4,6 +4,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::{handle_ident, message_ident, private};
 use crate::agent_impl::AgentImpl;
@@ -24,10 +25,15 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         } else {
             (quote!(__swarm_cell.agent()), quote!(false))
         };
+        // A reply type that is not serde is reported at the handler's return type.
+        let finish = match &handler.output {
+            Some(output) => quote_spanned!(output.span()=> __swarm_cell.finish(#mutates, __swarm_reply_to, __swarm_answer)),
+            None => quote!(__swarm_cell.finish(#mutates, __swarm_reply_to, __swarm_answer)),
+        };
         quote! {
             #message::#variant { #(#names,)* } => {
                 let __swarm_answer = #access.#method(#(#names,)*);
-                __swarm_cell.finish(#mutates, __swarm_reply_to, __swarm_answer);
+                #finish;
             }
         }
     });

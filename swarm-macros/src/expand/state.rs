@@ -35,7 +35,24 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let unused_key = (!keyed).then(|| quote!(let () = __swarm_key;));
 
     let persisted_idents: Vec<_> = model.persisted.iter().map(|f| &f.ident).collect();
-    let persisted_tys: Vec<_> = model.persisted.iter().map(|f| &f.ty).collect();
+    // Field types keep the user's spans, so "not Serialize" errors point at the field's type.
+    let ref_fields = model.persisted.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        quote_spanned!(ty.span()=> #ident: &'__swarm #ty,)
+    });
+    let by_ref_name = format!("{agent}Persisted");
+    let field_count = model.persisted.len();
+    let serialize_fields = model.persisted.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        let name = ident.to_string();
+        quote_spanned!(ty.span()=> __swarm_struct.serialize_field(#name, self.#ident)?;)
+    });
+    // Missing members (fields added after the record was written) stay as `from_key` made them,
+    // that is `Default`; `Option` keeps serde from asking for `Default` a second time.
+    let owned_fields = model.persisted.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        quote_spanned!(ty.span()=> #[serde(default)] #ident: ::core::option::Option<#ty>,)
+    });
     let by_ref = format_ident!("__Swarm{}PersistedRef", agent);
     let owned = format_ident!("__Swarm{}Persisted", agent);
     let serde_path = quote!(#p::serde).to_string();
@@ -73,18 +90,27 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         #item
 
         const _: () = {
-            #[derive(#p::serde::Serialize)]
-            #[serde(crate = #serde_path)]
             struct #by_ref<'__swarm> {
-                #(#persisted_idents: &'__swarm #persisted_tys,)*
-                #[serde(skip)]
+                #(#ref_fields)*
                 __swarm_lifetime: ::core::marker::PhantomData<&'__swarm ()>,
+            }
+
+            // Written out rather than derived, so that a field type that is not `Serialize` is
+            // reported at that type, not at `#[agent]`.
+            impl #p::serde::Serialize for #by_ref<'_> {
+                fn serialize<__S: #p::serde::Serializer>(&self, __swarm_serializer: __S) -> #p::Result<__S::Ok, __S::Error> {
+                    use #p::serde::ser::SerializeStruct as _;
+                    #[allow(unused_mut)]
+                    let mut __swarm_struct = __swarm_serializer.serialize_struct(#by_ref_name, #field_count)?;
+                    #(#serialize_fields)*
+                    __swarm_struct.end()
+                }
             }
 
             #[derive(#p::serde::Deserialize)]
             #[serde(crate = #serde_path)]
             struct #owned {
-                #(#[serde(default)] #persisted_idents: #persisted_tys,)*
+                #(#owned_fields)*
             }
 
             impl #p::AgentState for #agent {
@@ -107,7 +133,11 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
 
                 fn restore_persisted(&mut self, __swarm_record: &[u8]) -> #p::Result<(), #p::record::RecordError> {
                     let __swarm_fields: #owned = #p::record::decode(__swarm_record)?;
-                    #(self.#persisted_idents = __swarm_fields.#persisted_idents;)*
+                    #(
+                        if let ::core::option::Option::Some(__swarm_value) = __swarm_fields.#persisted_idents {
+                            self.#persisted_idents = __swarm_value;
+                        }
+                    )*
                     #p::Result::Ok(())
                 }
             }

@@ -21,6 +21,11 @@ use crate::record::RecordError;
 use crate::store::{Store, StoreConfig};
 
 /// The state side of an agent, implemented by `#[agent]` on the struct.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not marked `#[agent]`",
+    label = "`#[agent]` on an impl block needs `#[agent]` on the struct too",
+    note = "add `#[agent]` above `struct {Self}`"
+)]
 pub trait AgentState: Sized + 'static {
     /// The agent kind: a NATS subject token and the first segment of its storage keys.
     const KIND: &'static str;
@@ -39,6 +44,11 @@ pub trait AgentState: Sized + 'static {
 }
 
 /// The behaviour side of an agent, implemented by `#[agent]` on the impl block.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[agent]` impl block",
+    label = "this agent has no handlers yet",
+    note = "add `#[agent] impl {Self} {{ .. }}` with its `#[handler]` methods (one such block per agent)"
+)]
 pub trait AgentBehavior: AgentState {
     /// The message enum: one variant per handler.
     type Msg: Serialize + DeserializeOwned + 'static;
