@@ -75,6 +75,8 @@ pub mod __private {
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::wire::Wire;
     pub use crate::store::StoreConfig;
     pub use ::core::convert::Into;
     pub use ::core::default::Default;

@@ -73,7 +73,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
 
         impl #lunatic::ap::AbstractProcess for #agent {
             type State = #p::AgentCell<Self>;
-            type Serializer = #lunatic::serializer::Bincode;
+            type Serializer = #p::Wire;
             type Arg = #p::AgentArg;
             type Handlers = (#lunatic::ap::handlers::Message<#p::Envelope<#message>>,);
             type StartupError = #p::StartError;

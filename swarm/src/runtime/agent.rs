@@ -11,10 +11,10 @@ use std::fmt::Display;
 use std::sync::Once;
 
 use lunatic::ap::{AbstractProcess, MessageHandler, State};
-use lunatic::serializer::Bincode;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::mailbox::{Envelope, ReplyTo};
+use super::wire::Wire;
 use crate::error::{RemoteFailure, StartError};
 use crate::key::{parse_key_text, AgentKey};
 use crate::record::RecordError;
@@ -71,7 +71,7 @@ pub trait Agent:
     AgentBehavior
     + AbstractProcess<
         State = AgentCell<Self>,
-        Serializer = Bincode,
+        Serializer = Wire,
         Arg = AgentArg,
         StartupError = StartError,
     > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
@@ -82,7 +82,7 @@ impl<A> Agent for A where
     A: AgentBehavior
         + AbstractProcess<
             State = AgentCell<Self>,
-            Serializer = Bincode,
+            Serializer = Wire,
             Arg = AgentArg,
             StartupError = StartError,
         > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>

@@ -8,7 +8,7 @@ use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::agent::{Agent, AgentArg, AgentState};
-use super::mailbox::{process_exists, request_envelope, wait_reply, Envelope, WaitError};
+use super::mailbox::{call, process_exists, Envelope, WaitError};
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, StartError};
 use crate::key::key_text;
@@ -71,9 +71,7 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        let (envelope, reply_to) = request_envelope(message);
-        self.process.send(envelope);
-        wait_reply::<R>(reply_to, self.process.id(), self.timeout).map_err(|err| {
+        call::<A::Msg, R>(self.process.id(), message, self.timeout).map_err(|err| {
             let reason = match err {
                 WaitError::TimedOut(after) => CallFailure::TimedOut(after),
                 WaitError::ServerGone => CallFailure::Stopped,

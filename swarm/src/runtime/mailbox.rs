@@ -11,23 +11,46 @@
 //! panicking handler) answers with `Err(..)` without knowing `R`: bincode encodes an `Err` as the
 //! variant index followed by the error, whatever the `Ok` type is.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use lunatic::host::api::{message, process};
-use lunatic::serializer::{Bincode, CanSerialize};
+use lunatic::serializer::CanSerialize;
 use lunatic::{Process, Tag};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::wire::Wire;
 use crate::error::RemoteFailure;
 
-/// Lunatic's message kinds and timeout marker, as returned by `message::receive`.
+/// What `message::receive` returns when a data message arrived (otherwise: timed out, 9027).
 const DATA_MESSAGE: u32 = 0;
-const TIMED_OUT: u32 = 9027;
+
+/// Every swarm process is an `AbstractProcess` with exactly one handler,
+/// `Message<Envelope<M>>`, which Lunatic numbers 1; it reads the number from the top byte of a
+/// message's tag.
+const ENVELOPE_HANDLER: i64 = 1 << 56;
 
 /// The first wait slice; doubled after each empty slice up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(10);
 /// The longest a caller waits before checking again that the server is alive.
 pub const MAX_SLICE: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// This process' `(node, id)`: asked of the host once, not on every request.
+    static THIS: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+fn this() -> (u64, u64) {
+    THIS.with(|this| {
+        this.get().unwrap_or_else(|| {
+            // SAFETY: `this()` only reads the current process' ids.
+            let me = unsafe { Process::<(), Wire>::this() };
+            let ids = (me.node_id(), me.id());
+            this.set(Some(ids));
+            ids
+        })
+    })
+}
 
 /// Where a server sends the reply to one request: the caller's process and a tag unique to this
 /// request inside it.
@@ -39,17 +62,6 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
-    /// A reply address in the current process with a fresh tag.
-    fn fresh() -> Self {
-        // SAFETY: `this()` only reads the current process' ids.
-        let this = unsafe { Process::<(), Bincode>::this() };
-        ReplyTo {
-            node: this.node_id(),
-            process: this.id(),
-            tag: Tag::new(),
-        }
-    }
-
     /// Sends a handler's answer.
     pub fn send<R: Serialize + DeserializeOwned>(self, answer: R) {
         self.send_result::<R>(Ok(answer));
@@ -60,10 +72,9 @@ impl ReplyTo {
     }
 
     fn send_result<R: Serialize + DeserializeOwned>(self, result: Result<R, RemoteFailure>) {
-        // SAFETY: the address was made by `ReplyTo::fresh` in a live (or dead, then the message is
-        // dropped by the runtime) process of this node.
-        let to =
-            unsafe { Process::<Result<R, RemoteFailure>, Bincode>::new(self.node, self.process) };
+        // SAFETY: the address names the caller's process on this node (if it has ended, the
+        // runtime drops the message).
+        let to = unsafe { Process::<Result<R, RemoteFailure>, Wire>::new(self.node, self.process) };
         to.tag_send(self.tag, result);
     }
 }
@@ -90,65 +101,89 @@ pub enum WaitError {
     Undecodable(String),
 }
 
-/// Prepares a request: the envelope to send and the tag to wait on.
-pub fn request_envelope<M>(message: M) -> (Envelope<M>, ReplyTo) {
-    let reply_to = ReplyTo::fresh();
-    (
-        Envelope {
-            message,
-            reply_to: Some(reply_to),
-        },
-        reply_to,
-    )
+/// Sends `message` to the swarm process `server` (on this node) and waits for its answer.
+///
+/// One host call sends the request and waits for the first slice, as Lunatic's own request does;
+/// only a slow or dead server costs more.
+pub fn call<M, R>(server: u64, message: M, timeout: Option<Duration>) -> Result<R, WaitError>
+where
+    M: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    let started = Instant::now();
+    let (node, process) = this();
+    let tag = Tag::new();
+    let envelope = Envelope {
+        message,
+        reply_to: Some(ReplyTo { node, process, tag }),
+    };
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    // SAFETY: `create_data` starts the outgoing message that `encode` fills; the send and the
+    // wait are one host call, so the reply cannot slip past.
+    let kind = unsafe {
+        message::create_data(ENVELOPE_HANDLER | tag.id(), 0);
+        if <Wire as CanSerialize<Envelope<M>>>::encode(&envelope).is_err() {
+            return Err(WaitError::Undecodable("the request does not encode".into()));
+        }
+        message::send_receive_skip_search(server, tag.id(), millis(first))
+    };
+    if kind == DATA_MESSAGE {
+        return decode_reply();
+    }
+    wait_reply(tag, server, timeout, started)
 }
 
-/// Waits for the reply to a request sent to the process `server` (on this node).
-pub fn wait_reply<R: Serialize + DeserializeOwned>(
-    reply_to: ReplyTo,
+/// Waits for the reply tagged `tag` from the process `server`, after a first slice passed.
+fn wait_reply<R: Serialize + DeserializeOwned>(
+    tag: Tag,
     server: u64,
     timeout: Option<Duration>,
+    started: Instant,
 ) -> Result<R, WaitError> {
-    let started = Instant::now();
-    let tags = [reply_to.tag.id()];
+    let tags = [tag.id()];
     let mut slice = FIRST_SLICE;
     loop {
-        let wait = match timeout {
-            Some(limit) => {
-                let left = limit.saturating_sub(started.elapsed());
-                if left.is_zero() {
-                    return Err(WaitError::TimedOut(limit));
-                }
-                left.min(slice)
-            }
-            None => slice,
+        // SAFETY: a plain query of the process table.
+        if unsafe { process::exists(server) } == 0 {
+            // It may have answered just before it ended: look once more without waiting.
+            // SAFETY: `tags` outlives the call.
+            let last = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) };
+            return if last == DATA_MESSAGE {
+                decode_reply()
+            } else {
+                Err(WaitError::ServerGone)
+            };
+        }
+        slice = (slice * 2).min(MAX_SLICE);
+        let Some(wait) = slice_within(slice, timeout, started) else {
+            return Err(WaitError::TimedOut(timeout.unwrap_or_default()));
         };
         // SAFETY: `tags` outlives the call; the runtime copies it.
-        let kind =
-            unsafe { message::receive(tags.as_ptr(), tags.len(), wait.as_millis().max(1) as u64) };
-        match kind {
+        match unsafe { message::receive(tags.as_ptr(), tags.len(), millis(wait)) } {
             DATA_MESSAGE => return decode_reply(),
-            TIMED_OUT => {
-                // SAFETY: a plain query of the process table.
-                if unsafe { process::exists(server) } == 0 {
-                    // It may have answered just before it ended: look once more without waiting.
-                    // SAFETY: as above.
-                    let last = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) };
-                    return if last == DATA_MESSAGE {
-                        decode_reply()
-                    } else {
-                        Err(WaitError::ServerGone)
-                    };
-                }
-                slice = (slice * 2).min(MAX_SLICE);
-            }
-            // Link and monitor signals carry other tags and never match ours.
+            // Timed out: check the server again. Link and monitor signals carry other tags.
             _ => continue,
         }
     }
 }
 
+/// The next wait: `slice`, cut to what is left of `timeout`; `None` once it has passed.
+fn slice_within(slice: Duration, timeout: Option<Duration>, started: Instant) -> Option<Duration> {
+    match timeout {
+        None => Some(slice),
+        Some(limit) => {
+            let left = limit.saturating_sub(started.elapsed());
+            (!left.is_zero()).then(|| left.min(slice))
+        }
+    }
+}
+
+fn millis(wait: Duration) -> u64 {
+    (wait.as_millis() as u64).max(1)
+}
+
 fn decode_reply<R: Serialize + DeserializeOwned>() -> Result<R, WaitError> {
-    match <Bincode as CanSerialize<Result<R, RemoteFailure>>>::decode() {
+    match <Wire as CanSerialize<Result<R, RemoteFailure>>>::decode() {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(failure)) => Err(WaitError::Failed(failure)),
         Err(err) => Err(WaitError::Undecodable(err.to_string())),

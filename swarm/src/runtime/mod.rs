@@ -6,3 +6,4 @@ pub mod handle;
 pub mod mailbox;
 pub mod node;
 pub mod registry;
+pub mod wire;

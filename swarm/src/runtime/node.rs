@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
-use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
-use super::mailbox::{request_envelope, wait_reply, Envelope};
+use super::mailbox::{call, Envelope};
+use super::wire::Wire;
 use crate::store::{StoreConfig, StoreError};
 
 const NAME: &str = "swarm/node-config";
@@ -25,9 +25,7 @@ pub fn set_default_store(store: StoreConfig) -> Result<(), StoreError> {
         Err(err) => return Err(unavailable(format!("{err:?}"))),
     };
     let id = settings.id();
-    let (envelope, reply_to) = request_envelope(Op::Set(store));
-    settings.send(envelope);
-    match wait_reply::<StoreConfig>(reply_to, id, Some(TIMEOUT)) {
+    match call::<Op, StoreConfig>(id, Op::Set(store), Some(TIMEOUT)) {
         Ok(_) => Ok(()),
         Err(err) => Err(unavailable(format!("{err:?}"))),
     }
@@ -39,9 +37,7 @@ pub fn default_store() -> StoreConfig {
         return StoreConfig::default_for_node();
     };
     let id = settings.id();
-    let (envelope, reply_to) = request_envelope(Op::Get);
-    settings.send(envelope);
-    wait_reply::<StoreConfig>(reply_to, id, Some(TIMEOUT))
+    call::<Op, StoreConfig>(id, Op::Get, Some(TIMEOUT))
         .unwrap_or_else(|_| StoreConfig::default_for_node())
 }
 
@@ -55,7 +51,7 @@ struct Settings;
 
 impl AbstractProcess for Settings {
     type State = StoreConfig;
-    type Serializer = Bincode;
+    type Serializer = Wire;
     type Arg = StoreConfig;
     type Handlers = (lunatic::ap::handlers::Message<Envelope<Op>>,);
     type StartupError = ();

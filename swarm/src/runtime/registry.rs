@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
 use lunatic::host::api::registry;
-use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
-use super::mailbox::{process_exists, request_envelope, wait_reply, Envelope, WaitError};
+use super::mailbox::{call, process_exists, Envelope, WaitError};
+use super::wire::Wire;
 
 /// The name the registrar is registered under (Lunatic's own atomic naming).
 const REGISTRAR_NAME: &str = "swarm/registrar";
@@ -78,11 +78,9 @@ pub fn get_or_start(
         starter: starter as usize,
         arg,
     };
-    let (envelope, reply_to) = request_envelope(job);
-    registrar.send(envelope);
-    match wait_reply::<Result<Registered, Vec<u8>>>(
-        reply_to,
+    match call::<StartJob, Result<Registered, Vec<u8>>>(
         registrar.id(),
+        job,
         Some(REGISTRAR_TIMEOUT),
     ) {
         Ok(Ok(registered)) => Ok(registered),
@@ -97,10 +95,10 @@ pub fn get_or_start(
 }
 
 /// Turns the `(node, id)` of a process known to be a `T` into a typed reference.
-pub fn process_ref<T: AbstractProcess<Serializer = Bincode>>(node: u64, id: u64) -> ProcessRef<T> {
+pub fn process_ref<T: AbstractProcess<Serializer = Wire>>(node: u64, id: u64) -> ProcessRef<T> {
     // SAFETY: `ProcessRef` has no public constructor from ids; it serializes as the `Process` it
     // wraps, so decoding that process' encoding gives the reference. The caller vouches for `T`.
-    let process = unsafe { lunatic::Process::<(), Bincode>::new(node, id) };
+    let process = unsafe { lunatic::Process::<(), Wire>::new(node, id) };
     let bytes = bincode::serialize(&process).expect("a process reference always encodes");
     bincode::deserialize(&bytes).expect("a process reference always decodes")
 }
@@ -132,7 +130,7 @@ struct Registrar;
 
 impl AbstractProcess for Registrar {
     type State = ();
-    type Serializer = Bincode;
+    type Serializer = Wire;
     type Arg = ();
     type Handlers = (lunatic::ap::handlers::Message<Envelope<StartJob>>,);
     type StartupError = ();

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
-use lunatic::serializer::Bincode;
 use serde::{Deserialize, Serialize};
 
 use super::{validate_prefix, validate_storage_key, Store, StoreError};
-use crate::runtime::mailbox::{request_envelope, wait_reply, Envelope, WaitError};
+use crate::runtime::mailbox::{call, Envelope, WaitError};
+use crate::runtime::wire::Wire;
 
 /// How long an agent waits for its store before giving up on an operation.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +49,7 @@ pub(crate) struct StoreProcess<B>(B);
 
 impl<B: Backend> AbstractProcess for StoreProcess<B> {
     type State = B;
-    type Serializer = Bincode;
+    type Serializer = Wire;
     type Arg = B::Arg;
     type Handlers = (lunatic::ap::handlers::Message<Envelope<StoreOp>>,);
     type StartupError = StoreError;
@@ -115,11 +115,9 @@ impl<B: Backend> StoreClient<B> {
     }
 
     fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
-        let (envelope, reply_to) = request_envelope(op);
-        self.process.send(envelope);
-        match wait_reply::<Result<StoreAnswer, StoreError>>(
-            reply_to,
+        match call::<StoreOp, Result<StoreAnswer, StoreError>>(
             self.process.id(),
+            op,
             Some(STORE_TIMEOUT),
         ) {
             Ok(answer) => answer,

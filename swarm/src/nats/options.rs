@@ -1,0 +1,512 @@
+//! Connection options, server addresses, errors and reconnect backoff of the NATS client.
+//!
+//! Everything here is pure (no Lunatic, no I/O), so it builds and is unit tested natively; the
+//! connection itself lives in `client` and exists only on wasm32 (inside Lunatic).
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{EncodeError, PayloadTooLarge, SubjectError};
+
+/// How the client reaches a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transport {
+    /// The NATS protocol straight over TCP (`nats://host:port`, default port 4222).
+    Tcp,
+    /// The NATS protocol inside WebSocket binary frames (`ws://host:port[/path]`, default port 80),
+    /// for nats-server's `websocket { }` listener.
+    WebSocket,
+}
+
+/// One server of the list the client connects (and reconnects) to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerAddr {
+    /// TCP or WebSocket.
+    pub transport: Transport,
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path of the WebSocket upgrade request (`/` unless the URL names one).
+    pub path: String,
+}
+
+impl ServerAddr {
+    /// Parses `nats://host:port`, `tcp://host:port`, `ws://host:port/path` or a bare `host:port`
+    /// (TCP). Refuses `tls://` and `wss://`: this client has no TLS yet.
+    pub fn parse(url: &str) -> Result<ServerAddr, NatsError> {
+        let bad = |reason: &str| NatsError::InvalidAddress {
+            addr: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = url.trim();
+        let (transport, rest) = match trimmed.split_once("://") {
+            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+                "nats" | "tcp" => (Transport::Tcp, rest),
+                "ws" => (Transport::WebSocket, rest),
+                "tls" | "wss" => return Err(bad("TLS is not supported by this client yet")),
+                _ => return Err(bad("unknown scheme, expected nats://, tcp:// or ws://")),
+            },
+            None => (Transport::Tcp, trimmed),
+        };
+        let (hostport, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, "/"),
+        };
+        if hostport.contains('@') {
+            return Err(bad(
+                "credentials in the URL are not supported, use ConnectOptions::token or user_password",
+            ));
+        }
+        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("the path holds whitespace or control characters"));
+        }
+        let default_port = match transport {
+            Transport::Tcp => 4222,
+            Transport::WebSocket => 80,
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad("the port is not a number 0-65535"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(bad("unexpected text after ']'")),
+            };
+            (host, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((host, p)) => (
+                    host,
+                    p.parse().map_err(|_| bad("the port is not a number 0-65535"))?,
+                ),
+                None => (hostport, default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("the host is empty"));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("the host holds whitespace or control characters"));
+        }
+        Ok(ServerAddr {
+            transport,
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+        })
+    }
+
+    /// `host:port` for connecting (IPv6 hosts in brackets).
+    pub fn socket_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.transport {
+            Transport::Tcp => write!(f, "nats://{}", self.socket_addr()),
+            Transport::WebSocket => write!(f, "ws://{}{}", self.socket_addr(), self.path),
+        }
+    }
+}
+
+/// Credentials sent in CONNECT.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// `auth_token`.
+    Token(String),
+    /// `user` and `pass`.
+    UserPassword {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// How long to wait between reconnect attempts: no wait for the first attempt after a loss, then
+/// `min` doubling up to `max`, each with up to a quarter of random jitter so that many clients of
+/// one restarted server do not come back in lock step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Delay before the second attempt.
+    pub min: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt number `failures` (0 = first attempt after losing the server),
+    /// with `jitter` a random number (any `u64`).
+    pub fn delay(&self, failures: u32, jitter: u64) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (failures - 1).min(20);
+        let base = self.min.saturating_mul(factor).min(self.max);
+        let quarter = base.as_micros() as u64 / 4;
+        let extra = if quarter == 0 { 0 } else { jitter % quarter };
+        (base + Duration::from_micros(extra)).min(self.max)
+    }
+}
+
+/// Everything [`NatsClient::connect`](super::NatsClient) needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectOptions {
+    /// Servers to connect to, tried in order; on a loss the client moves on to the next one.
+    pub servers: Vec<ServerAddr>,
+    /// Credentials.
+    pub auth: Auth,
+    /// Client name shown in the server's monitoring.
+    pub name: Option<String>,
+    /// Whether the server may deliver this connection's own publishes back to it.
+    pub echo: bool,
+    /// Longest wait for TCP connect plus the NATS handshake, per attempt.
+    pub connect_timeout: Duration,
+    /// How often the client PINGs the server when idle.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs after which the connection counts as dead.
+    pub max_pings_out: u32,
+    /// Reconnect attempts after a loss before giving up and closing; `None` tries forever.
+    pub max_reconnects: Option<u32>,
+    /// Delays between reconnect attempts.
+    pub backoff: Backoff,
+    /// Most bytes of publishes kept while disconnected; publishes beyond it are dropped and
+    /// counted in [`ClientStatus::dropped`](super::ClientStatus).
+    pub max_buffer: usize,
+    /// Longest wait of `flush`, `subscribe` and other calls that need the server's answer.
+    pub op_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options for one or more server URLs (see [`ServerAddr::parse`]), with defaults: no auth,
+    /// echo on, 5 s connect timeout, PING every 60 s and 2 unanswered allowed, reconnect
+    /// forever with backoff, an 8 MiB buffer while disconnected.
+    pub fn new<I, S>(servers: I) -> Result<ConnectOptions, NatsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let servers = servers
+            .into_iter()
+            .map(|s| ServerAddr::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(NatsError::NoServers);
+        }
+        Ok(ConnectOptions {
+            servers,
+            auth: Auth::None,
+            name: None,
+            echo: true,
+            connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(60),
+            max_pings_out: 2,
+            max_reconnects: None,
+            backoff: Backoff::default(),
+            max_buffer: 8 * 1024 * 1024,
+            op_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Authenticates with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    /// Authenticates with a user name and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    /// Sets the client name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the connect (and handshake) timeout per attempt.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the PING interval and how many may go unanswered.
+    pub fn ping_interval(mut self, interval: Duration, max_pings_out: u32) -> Self {
+        self.ping_interval = interval;
+        self.max_pings_out = max_pings_out.max(1);
+        self
+    }
+
+    /// Limits reconnect attempts (`None`: forever).
+    pub fn max_reconnects(mut self, max: Option<u32>) -> Self {
+        self.max_reconnects = max;
+        self
+    }
+
+    /// Sets the reconnect backoff.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = Backoff { min, max };
+        self
+    }
+
+    /// Sets the buffer kept for publishes while disconnected.
+    pub fn max_buffer(mut self, bytes: usize) -> Self {
+        self.max_buffer = bytes;
+        self
+    }
+
+    /// Sets whether the server echoes this connection's own publishes to it.
+    pub fn echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    /// Sets the longest wait of calls that need the server's answer (flush, subscribe).
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+}
+
+/// Everything that can go wrong with the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NatsError {
+    /// A server URL could not be read.
+    #[error("invalid server address {addr:?}: {reason}")]
+    InvalidAddress {
+        /// The URL as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server list is empty.
+    #[error("no server address given")]
+    NoServers,
+    /// No server of the list could be reached or accepted the connection.
+    #[error("could not connect to {server}: {reason}")]
+    Connect {
+        /// The last server tried.
+        server: String,
+        /// Why the last attempt failed (a socket error or the server's `-ERR`).
+        reason: String,
+    },
+    /// A subject, queue group or header was refused before anything was sent.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The message is larger than the server's `max_payload`; nothing was sent.
+    #[error(transparent)]
+    PayloadTooLarge(#[from] PayloadTooLarge),
+    /// Nobody subscribes to the subject of a request (the server's 503 answer).
+    #[error("no responders for a request to {subject:?}")]
+    NoResponders {
+        /// The request's subject.
+        subject: String,
+    },
+    /// No answer within the time given.
+    #[error("{what} timed out after {timeout:?}")]
+    TimedOut {
+        /// What was waited for.
+        what: String,
+        /// The time given.
+        timeout: Duration,
+    },
+    /// The connection to the server was lost while this call waited; the client reconnects.
+    #[error("the connection to the server was lost while waiting for an answer")]
+    Disconnected,
+    /// The client is between servers (reconnecting) and cannot do this now.
+    #[error("not connected to a server right now (reconnecting)")]
+    NotConnected,
+    /// The server refused an operation (for example a permission violation on subscribe).
+    #[error("the server refused: {0}")]
+    Server(String),
+    /// The client was closed, gave up reconnecting, or its connection process is gone.
+    #[error("the NATS client is closed")]
+    Closed,
+}
+
+impl From<SubjectError> for NatsError {
+    fn from(e: SubjectError) -> Self {
+        NatsError::Encode(EncodeError::Subject(e))
+    }
+}
+
+/// A failure reported by the connection process to a waiting caller; turned into a
+/// [`NatsError`] on the caller's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    Disconnected,
+    NotConnected,
+    Closed,
+    Server(String),
+    PayloadTooLarge { size: u64, max_payload: u64 },
+    Connect { server: String, reason: String },
+}
+
+impl From<Failure> for NatsError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Disconnected => NatsError::Disconnected,
+            Failure::NotConnected => NatsError::NotConnected,
+            Failure::Closed => NatsError::Closed,
+            Failure::Server(s) => NatsError::Server(s),
+            Failure::PayloadTooLarge { size, max_payload } => {
+                NatsError::PayloadTooLarge(PayloadTooLarge { size, max_payload })
+            }
+            Failure::Connect { server, reason } => NatsError::Connect { server, reason },
+        }
+    }
+}
+
+/// A random `u64` without a random-number crate: std seeds `RandomState` from the OS (WASI's
+/// `random_get` under Lunatic), and `salt` makes successive calls differ.
+pub(crate) fn random_u64(salt: u64) -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(salt);
+    h.finish()
+}
+
+/// `n` characters of base 62 from random numbers, for the inbox prefix.
+pub(crate) fn random_token(n: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(n);
+    let mut salt = 0u64;
+    while out.len() < n {
+        let mut r = random_u64(salt);
+        salt += 1;
+        for _ in 0..10 {
+            if out.len() == n {
+                break;
+            }
+            out.push(ALPHABET[(r % 62) as usize] as char);
+            r /= 62;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_server_urls() {
+        let a = ServerAddr::parse("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(
+            (a.transport, a.host.as_str(), a.port),
+            (Transport::Tcp, "127.0.0.1", 4222)
+        );
+        assert_eq!(ServerAddr::parse("localhost").unwrap().port, 4222);
+        assert_eq!(ServerAddr::parse("tcp://h:1").unwrap().socket_addr(), "h:1");
+        let ws = ServerAddr::parse("ws://127.0.0.1:8080").unwrap();
+        assert_eq!((ws.transport, ws.port, ws.path.as_str()), (Transport::WebSocket, 8080, "/"));
+        let ws = ServerAddr::parse("WS://h/nats").unwrap();
+        assert_eq!((ws.port, ws.path.as_str()), (80, "/nats"));
+        assert_eq!(ws.to_string(), "ws://h:80/nats");
+        let v6 = ServerAddr::parse("nats://[::1]:5000").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 5000));
+        assert_eq!(v6.socket_addr(), "[::1]:5000");
+    }
+
+    #[test]
+    fn refuses_bad_urls_saying_why() {
+        for (url, why) in [
+            ("tls://h:1", "TLS"),
+            ("wss://h:1", "TLS"),
+            ("http://h:1", "unknown scheme"),
+            ("nats://h:x", "port"),
+            ("nats://h:70000", "port"),
+            ("nats://:1", "host is empty"),
+            ("nats://u:p@h:1", "credentials"),
+            ("ws://h:1/a b", "path"),
+        ] {
+            let err = ServerAddr::parse(url).unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        assert_eq!(
+            ConnectOptions::new(Vec::<String>::new()).unwrap_err(),
+            NatsError::NoServers
+        );
+    }
+
+    #[test]
+    fn backoff_starts_at_once_doubles_and_stays_bounded() {
+        let b = Backoff {
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        assert_eq!(b.delay(0, 12345), Duration::ZERO);
+        assert_eq!(b.delay(1, 0), Duration::from_millis(100));
+        assert_eq!(b.delay(2, 0), Duration::from_millis(200));
+        assert_eq!(b.delay(3, 0), Duration::from_millis(400));
+        for failures in 1..100 {
+            for jitter in [0, 1, 7_777_777, u64::MAX] {
+                let d = b.delay(failures, jitter);
+                assert!(d <= b.max, "{failures}: {d:?}");
+                assert!(d >= Duration::from_millis(100));
+            }
+        }
+        // Jitter adds at most a quarter.
+        assert!(b.delay(1, u64::MAX) < Duration::from_millis(126));
+    }
+
+    #[test]
+    fn auth_is_redacted_in_debug_output() {
+        let o = ConnectOptions::new(["h:1"])
+            .unwrap()
+            .user_password("alice", "s3cret");
+        let dbg = format!("{o:?}");
+        assert!(dbg.contains("alice") && !dbg.contains("s3cret"), "{dbg}");
+        let o = o.token("tok3n");
+        assert!(!format!("{o:?}").contains("tok3n"));
+    }
+
+    #[test]
+    fn random_tokens_are_base62_and_differ() {
+        let a = random_token(22);
+        let b = random_token(22);
+        assert_eq!(a.len(), 22);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}
