@@ -13,6 +13,7 @@ mod attr;
 mod case;
 mod ctxt;
 mod expand;
+mod supervisor_def;
 
 use proc_macro::TokenStream;
 
@@ -58,4 +59,32 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handler(_attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::stray_handler(item.into()).into()
+}
+
+/// Defines a supervisor: a type whose process starts, watches and restarts its children with
+/// Erlang/OTP semantics (strategies, restart policies, restart intensity, ordered start and stop).
+///
+/// ```ignore
+/// supervisor! {
+///     /// Restarts a crashed room alone, at most 5 times in 10 s, then gives up and escalates.
+///     pub ChatService: one_for_one(max_restarts = 5, within_secs = 10) {
+///         lobby: ChatRoom("lobby"),          // a keyed agent
+///         helpers: pool(HelperBot, 4),       // 4 agents of a kind without a key, one handle
+///         rooms: RoomSupervisor,             // a nested supervisor (or an agent without a key)
+///         audit: transient AuditLog("main"), // permanent (default), transient or temporary
+///     }
+/// }
+///
+/// let service = ChatService::start()?;
+/// service.lobby()?.post("ada".into(), "hi".into())?;
+/// ```
+///
+/// Generates `ChatService` (with `spec()`, `start()`, `start_link()`) and `ChatServiceRef` with
+/// one method per child.
+#[proc_macro]
+pub fn supervisor(input: TokenStream) -> TokenStream {
+    match supervisor_def::parse(input.into()) {
+        Ok(def) => expand::supervisor::expand(&def).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
 }

@@ -39,6 +39,8 @@ pub mod record;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
+pub mod supervisor;
 
 pub use error::{CallError, CallFailure, CallTarget, StartError};
 pub use key::{AgentKey, KeyError};
@@ -47,7 +49,7 @@ pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
 #[cfg(target_arch = "wasm32")]
 pub use runtime::node::{default_store, set_default_store};
 pub use store::{Store, StoreConfig, StoreError};
-pub use swarm_macros::{agent, handler};
+pub use swarm_macros::{agent, handler, supervisor};
 
 /// Everything an agent author needs, in one import.
 pub mod prelude {
@@ -55,7 +57,9 @@ pub mod prelude {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::AgentHandle;
     pub use crate::store::StoreConfig;
-    pub use swarm_macros::{agent, handler};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::supervisor::{PoolRef, SupervisorRef};
+    pub use swarm_macros::{agent, handler, supervisor};
 }
 
 /// Not public API: the paths generated code uses, so users need no direct dependency on
@@ -78,6 +82,8 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::wire::Wire;
     pub use crate::store::StoreConfig;
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::supervisor;
     pub use ::core::convert::Into;
     pub use ::core::default::Default;
     pub use ::core::option::Option;

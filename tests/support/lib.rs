@@ -173,3 +173,123 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("the test data directory can be created");
     dir
 }
+
+
+/// Records supervision events in order, outside the trees under test (keyed by test).
+#[agent(kind = "journal")]
+pub struct Journal {
+    #[key]
+    test: String,
+    events: Vec<String>,
+}
+
+#[agent]
+impl Journal {
+    #[handler]
+    pub fn record(&mut self, event: String) {
+        self.events.push(event);
+    }
+
+    #[handler]
+    pub fn events(&self) -> Vec<String> {
+        self.events.clone()
+    }
+
+    /// The events so far, and forget them.
+    #[handler]
+    pub fn take(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// A supervised agent whose starts and stops go to the journal of its test: its key is
+/// `<test>-<name>`. It keeps a persisted counter so restarts can be checked for state.
+#[agent(kind = "member")]
+pub struct Member {
+    #[key]
+    key: String,
+    #[persist]
+    count: u64,
+}
+
+impl Member {
+    fn journal(&self) -> Option<JournalRef> {
+        let (test, _) = self.key.split_once('-')?;
+        Journal::lookup(test.to_owned())
+    }
+
+    fn note(&self, what: &str) {
+        let name = self
+            .key
+            .split_once('-')
+            .map(|(_, n)| n)
+            .unwrap_or(&self.key);
+        if let Some(journal) = self.journal() {
+            let _ = journal.record(format!("{what} {name}"));
+        }
+    }
+}
+
+#[agent]
+impl Member {
+    #[handler]
+    pub fn incr(&mut self) -> u64 {
+        self.count += 1;
+        self.count
+    }
+
+    #[handler]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    #[handler]
+    pub fn crash(&mut self) {
+        panic!("member {} asked to crash", self.key);
+    }
+
+    #[on_start]
+    fn started(&mut self) {
+        self.note("start");
+    }
+
+    #[on_stop]
+    fn stopped(&mut self) {
+        self.note("stop");
+    }
+}
+
+/// An agent without a key, for pools and unkeyed children.
+#[agent]
+pub struct Worker {
+    served: u64,
+}
+
+#[agent]
+impl Worker {
+    #[handler]
+    pub fn work(&mut self, ms: u64) -> u64 {
+        if ms > 0 {
+            lunatic::sleep(Duration::from_millis(ms));
+        }
+        self.served += 1;
+        self.served
+    }
+
+    #[handler]
+    pub fn crash(&mut self) {
+        panic!("worker asked to crash");
+    }
+}
+
+/// Polls `check` every 5 ms until it is true or `within` passed; returns whether it became true.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if check() {
+            return true;
+        }
+        lunatic::sleep(Duration::from_millis(5));
+    }
+    check()
+}

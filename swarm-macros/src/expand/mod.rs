@@ -6,6 +6,7 @@ mod handle;
 mod message;
 mod process;
 mod state;
+pub(crate) mod supervisor;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};

@@ -32,6 +32,13 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         let ty = &field.ty;
         quote_spanned!(ty.span()=> #ident: <#ty as #p::Default>::default(),)
     });
+    let key_ref = match &model.key {
+        Some(key) => {
+            let ident = &key.ident;
+            quote!(&self.#ident)
+        }
+        None => quote!(&()),
+    };
     let unused_key = (!keyed).then(|| quote!(let () = __swarm_key;));
 
     let persisted_idents: Vec<_> = model.persisted.iter().map(|f| &f.ident).collect();
@@ -86,8 +93,31 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         }
     });
 
+    // How the agent can be a child of a `supervisor!`.
+    let supervisable = if keyed {
+        quote!(impl #p::supervisor::SupervisableKeyed for #agent {})
+    } else {
+        quote! {
+            impl #p::supervisor::Supervisable for #agent {
+                type Handle = <Self as #p::AgentBehavior>::Handle;
+
+                fn child_spec(name: &str) -> #p::supervisor::ChildSpec {
+                    #p::supervisor::ChildSpec::unkeyed_agent::<Self>(name)
+                }
+
+                fn child_handle(
+                    parent: &#p::supervisor::SupervisorRef,
+                    name: &str,
+                ) -> #p::Result<Self::Handle, #p::supervisor::SupervisorError> {
+                    parent.agent::<Self>(name)
+                }
+            }
+        }
+    };
+
     quote! {
         #item
+        #supervisable
 
         const _: () = {
             struct #by_ref<'__swarm> {
@@ -122,6 +152,10 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 fn from_key(__swarm_key: #key_ty) -> Self {
                     #unused_key
                     Self { #key_init #(#default_inits)* }
+                }
+
+                fn key(&self) -> &#key_ty {
+                    #key_ref
                 }
 
                 fn encode_persisted(&self) -> #p::Result<::std::vec::Vec<u8>, ::std::string::String> {

@@ -37,6 +37,8 @@ pub trait AgentState: Sized + 'static {
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
     fn from_key(key: Self::Key) -> Self;
+    /// The instance's key (`&()` without a `#[key]`).
+    fn key(&self) -> &Self::Key;
     /// The `#[persist]` fields as a record (see [`crate::record`]).
     fn encode_persisted(&self) -> Result<Vec<u8>, String>;
     /// Replaces the `#[persist]` fields with those of a stored record.

@@ -54,7 +54,7 @@ impl<A: Agent> fmt::Debug for AgentRef<A> {
 }
 
 impl<A: Agent> AgentRef<A> {
-    fn new(process: ProcessRef<A>, key: String) -> Self {
+    pub(crate) fn new(process: ProcessRef<A>, key: String) -> Self {
         AgentRef {
             process,
             key,
@@ -253,7 +253,7 @@ impl<A: Agent> Launcher<A> {
     }
 }
 
-fn registry_name<A: AgentState>(key: &str) -> String {
+pub(crate) fn registry_name<A: AgentState>(key: &str) -> String {
     format!("swarm/agent/{}/{key}", A::KIND)
 }
 
@@ -279,7 +279,7 @@ fn startup_error<A: Agent>(key: &str, err: lunatic::ap::StartupError<A>) -> Star
 }
 
 /// Runs in the registrar: starts one agent process.
-fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
+pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
     let encode = |err: StartError| bincode::serialize(&err).unwrap_or_default();
     let arg: AgentArg = bincode::deserialize(arg)
         .map_err(|err| encode(registry_error::<A>("", err.to_string())))?;

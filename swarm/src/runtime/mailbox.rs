@@ -133,6 +133,77 @@ where
     wait_reply(tag, server, timeout, started)
 }
 
+/// A reply address in this process with a fresh tag, for a reply that comes some other way than
+/// through [`call`] (for example from a process this one spawns).
+pub fn reply_slot() -> ReplyTo {
+    let (node, process) = this();
+    ReplyTo {
+        node,
+        process,
+        tag: Tag::new(),
+    }
+}
+
+/// Waits for the reply to `slot` from the process `server`.
+pub fn wait_for<R: Serialize + DeserializeOwned>(
+    slot: ReplyTo,
+    server: u64,
+    timeout: Option<Duration>,
+) -> Result<R, WaitError> {
+    let started = Instant::now();
+    let tags = [slot.tag.id()];
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    // SAFETY: `tags` outlives the call.
+    if unsafe { message::receive(tags.as_ptr(), tags.len(), millis(first)) } == DATA_MESSAGE {
+        return decode_reply();
+    }
+    wait_reply(slot.tag, server, timeout, started)
+}
+
+/// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
+/// it to confirm, at most `timeout`.
+pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), WaitError> {
+    /// Lunatic's shutdown message: the address to confirm to, encoded as its `Process` is.
+    #[derive(Serialize, Deserialize)]
+    struct Shutdown {
+        node: u64,
+        process: u64,
+    }
+    /// Lunatic's number for the shutdown "handler", in the top byte of the tag.
+    const SHUTDOWN_HANDLER: i64 = 32 << 56;
+    let started = Instant::now();
+    let (node, process) = this();
+    let tag = Tag::new();
+    // SAFETY: as in `call`: one outgoing message, sent and waited for in one host call.
+    let kind = unsafe {
+        message::create_data(SHUTDOWN_HANDLER | tag.id(), 0);
+        if <Wire as CanSerialize<Shutdown>>::encode(&Shutdown { node, process }).is_err() {
+            return Err(WaitError::Undecodable(
+                "the shutdown message does not encode".into(),
+            ));
+        }
+        let first = slice_within(FIRST_SLICE, Some(timeout), started).unwrap_or(Duration::ZERO);
+        message::send_receive_skip_search(server, tag.id(), millis(first))
+    };
+    // Lunatic confirms with a bare `()` (not a `Result`), so the reply is not decoded.
+    if kind == DATA_MESSAGE {
+        return Ok(());
+    }
+    let tags = [tag.id()];
+    loop {
+        if !process_exists(server) {
+            return Ok(());
+        }
+        let Some(wait) = slice_within(MAX_SLICE, Some(timeout), started) else {
+            return Err(WaitError::TimedOut(timeout));
+        };
+        // SAFETY: `tags` outlives the call.
+        if unsafe { message::receive(tags.as_ptr(), tags.len(), millis(wait)) } == DATA_MESSAGE {
+            return Ok(());
+        }
+    }
+}
+
 /// Waits for the reply tagged `tag` from the process `server`, after a first slice passed.
 fn wait_reply<R: Serialize + DeserializeOwned>(
     tag: Tag,

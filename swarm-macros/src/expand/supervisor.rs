@@ -1,0 +1,138 @@
+//! From a `supervisor!` declaration: the supervisor type (its spec, `start`, `start_link`), its
+//! use as a child of another supervisor, and the typed handle with one method per child.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::private;
+use crate::supervisor_def::{ChildDefKind, SupervisorDef};
+
+pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
+    let p = private();
+    let sv = quote!(#p::supervisor);
+    let SupervisorDef {
+        attrs,
+        vis,
+        name,
+        strategy,
+        max_restarts,
+        within_secs,
+        children,
+    } = def;
+    let handle = format_ident!("{}Ref", name);
+    let name_text = name.to_string();
+    let strategy = match strategy.to_string().as_str() {
+        "one_for_all" => quote!(#sv::Strategy::OneForAll),
+        "rest_for_one" => quote!(#sv::Strategy::RestForOne),
+        _ => quote!(#sv::Strategy::OneForOne),
+    };
+
+    let specs = children.iter().map(|child| {
+        let child_name = child.name.to_string();
+        let restart = match child.restart.to_string().as_str() {
+            "transient" => quote!(#sv::Restart::Transient),
+            "temporary" => quote!(#sv::Restart::Temporary),
+            _ => quote!(#sv::Restart::Permanent),
+        };
+        let spec = match &child.kind {
+            ChildDefKind::Keyed { ty, key } => {
+                quote_spanned!(ty.span()=> <#ty as #sv::SupervisableKeyed>::child_spec(#child_name, #key))
+            }
+            ChildDefKind::Bare { ty } => quote_spanned!(ty.span()=> <#ty as #sv::Supervisable>::child_spec(#child_name)),
+            ChildDefKind::Pool { ty, size } => quote_spanned!(ty.span()=> #sv::ChildSpec::pool::<#ty>(#child_name, #size)),
+        };
+        quote!(#spec.restart(#restart))
+    });
+
+    let accessors = children.iter().map(|child| {
+        let method = &child.name;
+        let child_name = child.name.to_string();
+        match &child.kind {
+            ChildDefKind::Keyed { ty, .. } => {
+                let doc = format!("The agent child `{child_name}` as it runs now (ask again after a restart).");
+                quote_spanned! {ty.span()=>
+                    #[doc = #doc]
+                    pub fn #method(&self) -> #p::Result<<#ty as #p::AgentBehavior>::Handle, #sv::SupervisorError> {
+                        self.0.agent::<#ty>(#child_name)
+                    }
+                }
+            }
+            ChildDefKind::Bare { ty } => {
+                let doc = format!("The child `{child_name}` as it runs now (ask again after a restart).");
+                quote_spanned! {ty.span()=>
+                    #[doc = #doc]
+                    pub fn #method(&self) -> #p::Result<<#ty as #sv::Supervisable>::Handle, #sv::SupervisorError> {
+                        <#ty as #sv::Supervisable>::child_handle(&self.0, #child_name)
+                    }
+                }
+            }
+            ChildDefKind::Pool { ty, .. } => {
+                let doc = format!("The pool `{child_name}`: `pick()` a member, round robin.");
+                quote_spanned! {ty.span()=>
+                    #[doc = #doc]
+                    pub fn #method(&self) -> #sv::PoolRef<#ty> {
+                        self.0.pool::<#ty>(#child_name)
+                    }
+                }
+            }
+        }
+    });
+
+    let serde_path = quote!(#p::serde).to_string();
+    let handle_doc = format!("A handle to a running [`{name}`]: one method per child.");
+    quote! {
+        #(#attrs)*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #vis struct #name;
+
+        impl #name {
+            /// The supervisor's specification: strategy, restart intensity and children, in start order.
+            pub fn spec() -> #sv::SupervisorSpec {
+                #sv::SupervisorSpec {
+                    name: ::std::string::String::from(#name_text),
+                    strategy: #strategy,
+                    max_restarts: #max_restarts,
+                    within: ::std::time::Duration::from_secs(#within_secs),
+                    children: ::std::vec![#(#specs),*],
+                }
+            }
+
+            /// Starts the supervisor and, in order, its children; returns once all have started.
+            pub fn start() -> #p::Result<#handle, #sv::SupervisorError> {
+                #sv::start(Self::spec()).map(#handle)
+            }
+
+            /// As [`Self::start`], linked to the calling process.
+            pub fn start_link() -> #p::Result<#handle, #sv::SupervisorError> {
+                #sv::start_link(Self::spec()).map(#handle)
+            }
+        }
+
+        impl #sv::Supervisable for #name {
+            type Handle = #handle;
+
+            fn child_spec(name: &str) -> #sv::ChildSpec {
+                #sv::ChildSpec::supervisor(name, Self::spec())
+            }
+
+            fn child_handle(parent: &#sv::SupervisorRef, name: &str) -> #p::Result<#handle, #sv::SupervisorError> {
+                parent.supervisor(name).map(#handle)
+            }
+        }
+
+        #[doc = #handle_doc]
+        #[derive(Debug, Clone, PartialEq, Eq, #p::serde::Serialize, #p::serde::Deserialize)]
+        #[serde(crate = #serde_path)]
+        #vis struct #handle(pub #sv::SupervisorRef);
+
+        impl #handle {
+            #(#accessors)*
+
+            /// The underlying supervisor handle: stats, shutdown, liveness.
+            pub fn supervisor(&self) -> &#sv::SupervisorRef {
+                &self.0
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Children: how a supervisor starts one (an agent, a pool member, a nested supervisor) and stops it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Restart, SupervisorSpec};
+use crate::runtime::agent::{Agent, AgentArg, AgentState};
+use crate::runtime::handle::{registry_name, start_agent};
+use crate::runtime::mailbox::{process_exists, shutdown_abstract_process};
+use crate::runtime::registry;
+use crate::store::StoreConfig;
+
+/// How long a child gets to stop in order before it is killed (OTP's default shutdown is 5 s).
+pub(crate) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One child of a supervisor, as plain data (it travels to the supervisor's process).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildSpec {
+    /// Its name in the supervisor, unique there.
+    pub name: String,
+    /// When it is restarted.
+    pub restart: Restart,
+    pub(crate) kind: ChildKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ChildKind {
+    /// An agent, started by `starter` (a `Starter` function pointer) from an encoded `AgentArg`;
+    /// registered under `registry_name` when keyed.
+    Agent {
+        agent_kind: String,
+        key: String,
+        registry_name: Option<String>,
+        starter: usize,
+        arg: Vec<u8>,
+    },
+    /// `size` unkeyed agents behind one name.
+    Pool {
+        agent_kind: String,
+        size: usize,
+        starter: usize,
+        arg: Vec<u8>,
+    },
+    /// A nested supervisor.
+    Supervisor(Box<SupervisorSpec>),
+}
+
+impl ChildSpec {
+    /// A keyed agent child: the single agent with this key, registered as `get_or_start` would.
+    pub fn agent<A: Agent>(name: &str, key: impl Into<A::Key>) -> Result<Self, crate::StartError> {
+        let key = crate::key::key_text(A::KIND, &key.into())?;
+        Ok(Self::agent_with_text::<A>(name, key, true))
+    }
+
+    /// An agent child of a kind without a `#[key]`.
+    pub fn unkeyed_agent<A: Agent + AgentState<Key = ()>>(name: &str) -> Self {
+        Self::agent_with_text::<A>(name, String::new(), false)
+    }
+
+    /// `size` agents of a kind without a `#[key]`, reached through one [`super::PoolRef`].
+    pub fn pool<A: Agent + AgentState<Key = ()>>(name: &str, size: usize) -> Self {
+        ChildSpec {
+            name: name.to_owned(),
+            restart: Restart::Permanent,
+            kind: ChildKind::Pool {
+                agent_kind: A::KIND.to_owned(),
+                size,
+                starter: start_agent::<A> as registry::Starter as usize,
+                arg: encode_arg::<A>(String::new()),
+            },
+        }
+    }
+
+    /// A nested supervisor.
+    pub fn supervisor(name: &str, spec: SupervisorSpec) -> Self {
+        ChildSpec {
+            name: name.to_owned(),
+            restart: Restart::Permanent,
+            kind: ChildKind::Supervisor(Box::new(spec)),
+        }
+    }
+
+    /// The key of an agent child (empty for others).
+    pub(crate) fn key(&self) -> String {
+        match &self.kind {
+            ChildKind::Agent { key, .. } => key.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The same child with another restart policy.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    fn agent_with_text<A: Agent>(name: &str, key: String, keyed: bool) -> Self {
+        ChildSpec {
+            name: name.to_owned(),
+            restart: Restart::Permanent,
+            kind: ChildKind::Agent {
+                agent_kind: A::KIND.to_owned(),
+                registry_name: keyed.then(|| registry_name::<A>(&key)),
+                starter: start_agent::<A> as registry::Starter as usize,
+                arg: encode_arg::<A>(key.clone()),
+                key,
+            },
+        }
+    }
+}
+
+/// The store is resolved when the spec is built, in the process that builds it, as
+/// `get_or_start` does: a supervisor restarts its children with the store they started with.
+fn encode_arg<A: Agent>(key: String) -> Vec<u8> {
+    let store: Option<StoreConfig> = A::PERSISTS.then(crate::runtime::node::default_store);
+    bincode::serialize(&AgentArg { key, store }).unwrap_or_default()
+}
+
+/// A type the `supervisor!` macro can use as a child without arguments: an agent without a
+/// `#[key]`, or another supervisor.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a child here: it is neither an agent without a #[key] nor a supervisor",
+    label = "not an agent or a supervisor",
+    note = "children are `name: Agent(key)` for keyed agents, `name: Agent` for agents without a key, `name: Supervisor`, or `name: pool(Agent, n)`"
+)]
+pub trait Supervisable {
+    /// What the supervisor's handle gives for this child.
+    type Handle;
+    /// The child spec for a child of this type named `name`.
+    fn child_spec(name: &str) -> ChildSpec;
+    /// The handle to the child `name` of `parent`, as it runs now.
+    fn child_handle(
+        parent: &super::SupervisorRef,
+        name: &str,
+    ) -> Result<Self::Handle, super::SupervisorError>;
+}
+
+/// A type the `supervisor!` macro can use as a child with a key: an agent with a `#[key]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a child with a key: it is not an agent with a #[key]",
+    label = "not a keyed agent",
+    note = "`name: Agent(key)` is for agents with a #[key]; use `name: Agent` for agents without one"
+)]
+pub trait SupervisableKeyed: AgentState {
+    /// The child spec for the agent with `key`, named `name`.
+    fn child_spec(name: &str, key: impl Into<Self::Key>) -> ChildSpec
+    where
+        Self: Agent,
+    {
+        match ChildSpec::agent::<Self>(name, key) {
+            Ok(spec) => spec,
+            Err(err) => panic!("supervisor child `{name}`: {err}"),
+        }
+    }
+}
+
+/// A running child process, as the supervisor tracks it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Running {
+    pub(crate) node: u64,
+    pub(crate) id: u64,
+}
+
+/// Starts one process of a child (an agent, a pool member or a nested supervisor).
+pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
+    match kind {
+        ChildKind::Agent {
+            registry_name: Some(name),
+            starter,
+            arg,
+            ..
+        } => {
+            // Keyed agents go through the registrar, so a key never has two live agents.
+            // SAFETY: `starter` is a `Starter` of this module (see registry.rs).
+            let starter: registry::Starter =
+                unsafe { std::mem::transmute::<usize, registry::Starter>(*starter) };
+            match registry::get_or_start(name, starter, arg.clone()) {
+                Ok(registered) => {
+                    let (node, id) = registered.ids();
+                    Ok(Running { node, id })
+                }
+                Err(registry::RegistryError::StartFailed(bytes)) => Err(decode_start_error(&bytes)),
+                Err(registry::RegistryError::Unavailable(reason)) => Err(reason),
+            }
+        }
+        ChildKind::Agent {
+            registry_name: None,
+            starter,
+            arg,
+            ..
+        }
+        | ChildKind::Pool { starter, arg, .. } => {
+            // SAFETY: as above.
+            let starter: registry::Starter =
+                unsafe { std::mem::transmute::<usize, registry::Starter>(*starter) };
+            starter(arg)
+                .map(|(node, id)| Running { node, id })
+                .map_err(|bytes| decode_start_error(&bytes))
+        }
+        ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
+            .map(|sup| Running {
+                node: sup.node_id(),
+                id: sup.process_id(),
+            })
+            .map_err(|err| err.to_string()),
+    }
+}
+
+fn decode_start_error(bytes: &[u8]) -> String {
+    bincode::deserialize::<crate::StartError>(bytes)
+        .map(|err| err.to_string())
+        .unwrap_or_else(|_| "it failed to start".to_owned())
+}
+
+/// Stops one child process in order (its stop hook runs, its state is saved), killing it if it
+/// does not stop within [`SHUTDOWN_TIMEOUT`].
+pub(crate) fn stop_one(kind: &ChildKind, running: Running) {
+    if !process_exists(running.id) {
+        return;
+    }
+    let stopped = match kind {
+        ChildKind::Agent { .. } | ChildKind::Pool { .. } => {
+            shutdown_abstract_process(running.id, SHUTDOWN_TIMEOUT).is_ok()
+        }
+        ChildKind::Supervisor(_) => {
+            super::handle::shutdown_supervisor(running.id, SHUTDOWN_TIMEOUT).is_ok()
+        }
+    };
+    if !stopped {
+        // SAFETY: a plain signal to a process of this node.
+        unsafe { lunatic::host::api::process::kill(running.id) };
+    }
+}

@@ -1,0 +1,401 @@
+//! The supervisor process: starts children, watches them, restarts them by policy and strategy,
+//! gives up past its restart intensity, and stops them in reverse order.
+
+use std::collections::VecDeque;
+use std::ptr::null;
+use std::time::{Duration, Instant};
+
+use lunatic::host::api::{message, process as host};
+use lunatic::serializer::CanSerialize;
+use lunatic::{Mailbox, Process, Tag};
+use serde::{Deserialize, Serialize};
+
+use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
+use super::handle::SupervisorRef;
+use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
+use crate::runtime::mailbox::{reply_slot, wait_for, Envelope, ReplyTo, WaitError};
+use crate::runtime::wire::Wire;
+
+/// What `message::receive` returns for each kind of message.
+const DATA_MESSAGE: u32 = 0;
+const LINK_DIED: u32 = 1;
+const PROCESS_DIED: u32 = 2;
+
+/// How long a supervisor may take to start its children before its starter gives up on it.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Requests a supervisor answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Op {
+    /// The running process of a child (pool members: `name#i`).
+    WhichChild(String),
+    /// The running members of a pool.
+    PoolMembers(String),
+    /// Every child's stats, in start order.
+    Stats,
+    /// Stop every child in reverse order, then exit normally.
+    Shutdown,
+}
+
+/// Answers to [`Op`]s.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Answer {
+    /// `(node, process, key)` of the running child.
+    Child(Option<(u64, u64, String)>),
+    Members(Vec<(u64, u64)>),
+    Stats(Vec<ChildStats>),
+    Stopped,
+}
+
+/// Spawns the supervisor process and waits until it has started every child.
+pub(crate) fn start(spec: SupervisorSpec, link: bool) -> Result<SupervisorRef, SupervisorError> {
+    let name = spec.name.clone();
+    let started = reply_slot();
+    let capture = (spec, started);
+    let process = if link {
+        Process::<(), Wire>::spawn_link(capture, run)
+    } else {
+        Process::<(), Wire>::spawn(capture, run)
+    };
+    match wait_for::<Result<(), SupervisorError>>(started, process.id(), Some(START_TIMEOUT)) {
+        Ok(Ok(())) => Ok(SupervisorRef::new(name, process.node_id(), process.id())),
+        Ok(Err(err)) => Err(err),
+        Err(WaitError::ServerGone) => Err(SupervisorError::Unavailable {
+            supervisor: name,
+            reason: "it stopped while starting its children".into(),
+        }),
+        Err(err) => Err(SupervisorError::Unavailable {
+            supervisor: name,
+            reason: format!("{err:?}"),
+        }),
+    }
+}
+
+/// One child slot: its spec, and per process (one, or `size` for a pool) what runs there now.
+struct Child {
+    spec: ChildSpec,
+    members: Vec<Member>,
+}
+
+struct Member {
+    name: String,
+    running: Option<Running>,
+    /// The tag of the link to the running process: a `LINK_DIED` with it means an abnormal exit.
+    link_tag: i64,
+    /// Set when the link reported an abnormal exit, read when the monitor reports the exit.
+    crashed: bool,
+    stats: ChildStats,
+}
+
+struct Supervisor {
+    spec_name: String,
+    strategy: Strategy,
+    max_restarts: u32,
+    within: Duration,
+    children: Vec<Child>,
+    restarts: VecDeque<Instant>,
+}
+
+fn run((spec, started): (SupervisorSpec, ReplyTo), _: Mailbox<(), Wire>) {
+    // Exits of linked processes arrive as messages instead of killing the supervisor.
+    // SAFETY: a plain setting of this process.
+    unsafe { host::die_when_link_dies(0) };
+    let mut sup = Supervisor {
+        spec_name: spec.name.clone(),
+        strategy: spec.strategy,
+        max_restarts: spec.max_restarts,
+        within: spec.within,
+        children: spec
+            .children
+            .into_iter()
+            .map(|spec| {
+                let names: Vec<String> = match &spec.kind {
+                    ChildKind::Pool { size, .. } => {
+                        (0..*size).map(|i| format!("{}#{i}", spec.name)).collect()
+                    }
+                    _ => vec![spec.name.clone()],
+                };
+                let members = names
+                    .into_iter()
+                    .map(|name| Member {
+                        stats: ChildStats {
+                            name: name.clone(),
+                            process: None,
+                            starts: 0,
+                            restarts: 0,
+                            crashes: 0,
+                        },
+                        name,
+                        running: None,
+                        link_tag: 0,
+                        crashed: false,
+                    })
+                    .collect();
+                Child { spec, members }
+            })
+            .collect(),
+        restarts: VecDeque::new(),
+    };
+
+    // Ordered start: a child that fails stops the ones before it and fails the start.
+    for index in 0..sup.children.len() {
+        if let Err((child, reason)) = sup.start_child(index, false) {
+            sup.stop_all();
+            started.send::<Result<(), SupervisorError>>(Err(SupervisorError::ChildFailed {
+                supervisor: sup.spec_name.clone(),
+                child,
+                reason,
+            }));
+            return;
+        }
+    }
+    started.send::<Result<(), SupervisorError>>(Ok(()));
+
+    loop {
+        // SAFETY: waits for any message of this process.
+        match unsafe { message::receive(null(), 0, u64::MAX) } {
+            DATA_MESSAGE => {
+                let Ok(envelope) = <Wire as CanSerialize<Envelope<Op>>>::decode() else {
+                    continue;
+                };
+                let stop = matches!(envelope.message, Op::Shutdown);
+                let answer = sup.answer(envelope.message);
+                if let Some(reply_to) = envelope.reply_to {
+                    reply_to.send(answer);
+                }
+                if stop {
+                    return;
+                }
+            }
+            LINK_DIED => {
+                // SAFETY: the message in the scratch area is a link death.
+                let tag = unsafe { message::get_tag() };
+                match sup.member_with_link(tag) {
+                    Some(member) => member.crashed = true,
+                    // Not a child's link: the process that started us (linked) died; OTP's
+                    // supervisor exits with its parent.
+                    None => {
+                        sup.log("its parent exited: stopping its children");
+                        sup.stop_all();
+                        return;
+                    }
+                }
+            }
+            PROCESS_DIED => {
+                // SAFETY: the message in the scratch area is a monitor notification.
+                let id = unsafe { message::get_process_id() };
+                sup.child_exited(id);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Supervisor {
+    fn log(&self, what: &str) {
+        eprintln!("swarm: supervisor `{}`: {what}", self.spec_name);
+    }
+
+    /// Starts every member of child `index`; `restart` counts it as a restart.
+    fn start_child(&mut self, index: usize, restart: bool) -> Result<(), (String, String)> {
+        let spec_name = self.spec_name.clone();
+        let mut dead_on_arrival = Vec::new();
+        let child = &mut self.children[index];
+        for member in &mut child.members {
+            if member.running.is_some() {
+                continue;
+            }
+            let running =
+                start_one(&child.spec.kind).map_err(|reason| (member.name.clone(), reason))?;
+            let tag = Tag::new().id();
+            // SAFETY: plain signals between processes of this node.
+            unsafe {
+                host::link(tag, running.id);
+                host::monitor(running.id);
+            }
+            member.running = Some(running);
+            member.link_tag = tag;
+            member.crashed = false;
+            member.stats.process = Some(running.id);
+            member.stats.starts += 1;
+            if restart {
+                member.stats.restarts += 1;
+            }
+            eprintln!(
+                "swarm: supervisor `{spec_name}`: {} `{}` (process {})",
+                if restart { "restarted" } else { "started" },
+                member.name,
+                running.id
+            );
+            // It may have died between its start and our link and monitor: then no signal
+            // will come, so look now.
+            if !crate::runtime::mailbox::process_exists(running.id) {
+                member.crashed = true;
+                dead_on_arrival.push(running.id);
+            }
+        }
+        for id in dead_on_arrival {
+            self.child_exited(id);
+        }
+        Ok(())
+    }
+
+    /// Stops every member of child `index` in reverse order, without treating it as an exit.
+    fn stop_child(&mut self, index: usize) {
+        let child = &mut self.children[index];
+        for member in child.members.iter_mut().rev() {
+            if let Some(running) = member.running.take() {
+                // SAFETY: plain signals between processes of this node.
+                unsafe {
+                    host::stop_monitoring(running.id);
+                    host::unlink(running.id);
+                }
+                stop_one(&child.spec.kind, running);
+                member.stats.process = None;
+            }
+        }
+    }
+
+    /// Stops every child, last started first.
+    fn stop_all(&mut self) {
+        for index in (0..self.children.len()).rev() {
+            self.stop_child(index);
+        }
+    }
+
+    fn member_with_link(&mut self, tag: i64) -> Option<&mut Member> {
+        self.children
+            .iter_mut()
+            .flat_map(|child| child.members.iter_mut())
+            .find(|member| member.running.is_some() && member.link_tag == tag)
+    }
+
+    /// A watched process exited: apply its restart policy and the strategy.
+    fn child_exited(&mut self, id: u64) {
+        let Some((index, member_index)) =
+            self.children.iter().enumerate().find_map(|(i, child)| {
+                child
+                    .members
+                    .iter()
+                    .position(|m| m.running.is_some_and(|r| r.id == id))
+                    .map(|m| (i, m))
+            })
+        else {
+            return;
+        };
+        let restart_policy = self.children[index].spec.restart;
+        let member = &mut self.children[index].members[member_index];
+        let abnormal = member.crashed;
+        member.running = None;
+        member.stats.process = None;
+        if abnormal {
+            member.stats.crashes += 1;
+        }
+        let name = member.name.clone();
+        let restart = match restart_policy {
+            Restart::Permanent => true,
+            Restart::Transient => abnormal,
+            Restart::Temporary => false,
+        };
+        self.log(&format!(
+            "`{name}` exited {}; {}",
+            if abnormal {
+                "abnormally (crash or kill)"
+            } else {
+                "normally"
+            },
+            if restart {
+                "restarting"
+            } else {
+                "not restarting (its restart policy)"
+            }
+        ));
+        if !restart {
+            return;
+        }
+
+        // Restart intensity: more than `max_restarts` within `within` and the supervisor gives up.
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > self.within)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() as u32 > self.max_restarts {
+            self.give_up();
+        }
+
+        let affected: Vec<usize> = match self.strategy {
+            Strategy::OneForOne => vec![index],
+            Strategy::OneForAll => (0..self.children.len()).collect(),
+            Strategy::RestForOne => (index..self.children.len()).collect(),
+        };
+        // Stop the affected siblings that still run, last started first, then start all the
+        // affected children again in start order.
+        for &other in affected.iter().rev() {
+            if other != index {
+                self.stop_child(other);
+            }
+        }
+        for &other in &affected {
+            if let Err((child, reason)) = self.start_child(other, true) {
+                self.log(&format!("`{child}` failed to restart: {reason}"));
+                self.give_up();
+            }
+        }
+    }
+
+    /// Past the restart intensity (or a child that cannot restart): stop every child in reverse
+    /// start order and exit abnormally, so the supervisor's own supervisor sees it fail.
+    fn give_up(&mut self) -> ! {
+        self.log(&format!(
+            "giving up: more than {} restarts within {:?}; stopping its children and exiting",
+            self.max_restarts, self.within
+        ));
+        self.stop_all();
+        panic!(
+            "supervisor `{}` gave up: restart intensity exceeded",
+            self.spec_name
+        );
+    }
+
+    fn answer(&mut self, op: Op) -> Answer {
+        match op {
+            Op::WhichChild(name) => Answer::Child(
+                self.children
+                    .iter()
+                    .flat_map(|child| {
+                        child
+                            .members
+                            .iter()
+                            .map(move |member| (child.spec.key(), member))
+                    })
+                    .find(|(_, member)| member.name == name)
+                    .and_then(|(key, member)| member.running.map(|r| (r.node, r.id, key.clone()))),
+            ),
+            Op::PoolMembers(name) => Answer::Members(
+                self.children
+                    .iter()
+                    .filter(|child| child.spec.name == name)
+                    .flat_map(|child| child.members.iter())
+                    .filter_map(|member| member.running.map(|r| (r.node, r.id)))
+                    .collect(),
+            ),
+            Op::Stats => Answer::Stats(
+                self.children
+                    .iter()
+                    .flat_map(|child| child.members.iter())
+                    .map(|m| m.stats.clone())
+                    .collect(),
+            ),
+            Op::Shutdown => {
+                self.log("shutting down: stopping its children in reverse order");
+                self.stop_all();
+                Answer::Stopped
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Supervision trees under fault injection: each case of OTP's supervisor semantics, checked by
+//! the order of starts and stops, process ids, counters and restored state.
+
+use std::time::Duration;
+
+use swarm::prelude::*;
+use swarm::supervisor::{Restart, SupervisorError};
+use swarm_tests::{eventually, Account, Journal, JournalRef, Member, Worker};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn journal(test: &str) -> JournalRef {
+    swarm::set_default_store(StoreConfig::memory("supervision")).unwrap();
+    Journal::get_or_start(test.to_owned()).unwrap()
+}
+
+/// Waits until the journal has `count` events and returns them (and forgets them).
+fn events(journal: &JournalRef, count: usize) -> Vec<String> {
+    eventually(WAIT, || journal.events().unwrap().len() >= count);
+    journal.take().unwrap()
+}
+
+supervisor! {
+    pub OneForOne: one_for_one(max_restarts = 3, within_secs = 10) {
+        a: Member("o4o-a"),
+        b: Member("o4o-b"),
+        c: Member("o4o-c"),
+    }
+}
+
+#[lunatic::test]
+fn one_for_one_restarts_only_the_crashed_child() {
+    let journal = journal("o4o");
+    let sup = OneForOne::start().unwrap();
+    assert_eq!(events(&journal, 3), ["start a", "start b", "start c"]);
+    let (a, c) = (sup.a().unwrap().process_id(), sup.c().unwrap().process_id());
+    sup.b().unwrap().incr().unwrap();
+    let crashed = sup.b().unwrap();
+    assert!(crashed.crash().is_ok(), "a message: delivered");
+    assert_eq!(events(&journal, 1), ["start b"]);
+    assert!(eventually(WAIT, || sup
+        .b()
+        .is_ok_and(|b| b.process_id() != crashed.process_id())));
+    assert_eq!(sup.a().unwrap().process_id(), a);
+    assert_eq!(sup.c().unwrap().process_id(), c);
+    assert_eq!(
+        sup.b().unwrap().count().unwrap(),
+        1,
+        "restarted with its saved state"
+    );
+    let stats = sup.supervisor().stats().unwrap();
+    let restarts: Vec<_> = stats
+        .iter()
+        .map(|s| (s.name.as_str(), s.restarts, s.crashes))
+        .collect();
+    assert_eq!(restarts, [("a", 0, 0), ("b", 1, 1), ("c", 0, 0)]);
+    sup.supervisor().shutdown().unwrap();
+    assert_eq!(
+        events(&journal, 3),
+        ["stop c", "stop b", "stop a"],
+        "reverse start order"
+    );
+}
+
+supervisor! {
+    pub OneForAll: one_for_all(max_restarts = 3, within_secs = 10) {
+        a: Member("o4a-a"),
+        b: Member("o4a-b"),
+        c: Member("o4a-c"),
+    }
+}
+
+#[lunatic::test]
+fn one_for_all_stops_the_others_in_reverse_then_starts_all_in_order() {
+    let journal = journal("o4a");
+    let sup = OneForAll::start().unwrap();
+    assert_eq!(events(&journal, 3), ["start a", "start b", "start c"]);
+    let before: Vec<u64> = [sup.a(), sup.b(), sup.c()]
+        .map(|h| h.unwrap().process_id())
+        .to_vec();
+    sup.b().unwrap().crash().unwrap();
+    assert_eq!(
+        events(&journal, 5),
+        ["stop c", "stop a", "start a", "start b", "start c"]
+    );
+    let after: Vec<u64> = [sup.a(), sup.b(), sup.c()]
+        .map(|h| h.unwrap().process_id())
+        .to_vec();
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| b != a),
+        "{before:?} {after:?}"
+    );
+    sup.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub RestForOne: rest_for_one(max_restarts = 3, within_secs = 10) {
+        a: Member("r4o-a"),
+        b: Member("r4o-b"),
+        c: Member("r4o-c"),
+    }
+}
+
+#[lunatic::test]
+fn rest_for_one_restarts_the_child_and_those_started_after_it() {
+    let journal = journal("r4o");
+    let sup = RestForOne::start().unwrap();
+    assert_eq!(events(&journal, 3), ["start a", "start b", "start c"]);
+    let a = sup.a().unwrap().process_id();
+    sup.b().unwrap().crash().unwrap();
+    assert_eq!(events(&journal, 3), ["stop c", "start b", "start c"]);
+    assert_eq!(
+        sup.a().unwrap().process_id(),
+        a,
+        "a was started before b: untouched"
+    );
+    sup.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub Fragile: one_for_one(max_restarts = 2, within_secs = 10) {
+        a: Member("fragile-a"),
+        b: Member("fragile-b"),
+    }
+}
+
+#[lunatic::test]
+fn past_its_intensity_a_supervisor_stops_its_children_and_gives_up() {
+    let journal = journal("fragile");
+    let sup = Fragile::start().unwrap();
+    assert_eq!(events(&journal, 2), ["start a", "start b"]);
+    for round in 1..=2 {
+        let b = sup.b().unwrap();
+        b.crash().unwrap();
+        assert!(
+            eventually(WAIT, || sup
+                .b()
+                .is_ok_and(|now| now.process_id() != b.process_id())),
+            "round {round}"
+        );
+        assert_eq!(events(&journal, 1), ["start b"]);
+    }
+    // The third restart within 10 s is one too many.
+    sup.b().unwrap().crash().unwrap();
+    assert!(
+        eventually(WAIT, || !sup.supervisor().is_alive()),
+        "the supervisor gave up"
+    );
+    assert_eq!(
+        events(&journal, 1),
+        ["stop a"],
+        "its remaining child was stopped in order"
+    );
+    assert!(matches!(sup.a(), Err(SupervisorError::NotRunning(_))));
+    assert!(Member::lookup("fragile-a".to_owned()).is_none());
+}
+
+supervisor! {
+    pub Inner: one_for_one(max_restarts = 0, within_secs = 10) {
+        x: Member("nest-x"),
+    }
+}
+
+supervisor! {
+    pub Middle: one_for_one(max_restarts = 0, within_secs = 10) {
+        inner: Inner,
+    }
+}
+
+supervisor! {
+    pub Root: one_for_one(max_restarts = 5, within_secs = 10) {
+        first: Member("nest-first"),
+        middle: Middle,
+    }
+}
+
+#[lunatic::test]
+fn a_failure_escalates_two_levels_and_the_root_restarts_the_subtree() {
+    let journal = journal("nest");
+    let root = Root::start().unwrap();
+    assert_eq!(events(&journal, 2), ["start first", "start x"]);
+    let middle = root.middle().unwrap();
+    let inner = middle.inner().unwrap();
+    let x = inner.x().unwrap();
+    x.incr().unwrap();
+    let first = root.first().unwrap().process_id();
+
+    // Inner allows no restart: it gives up; so does Middle; Root restarts Middle, which starts
+    // Inner, which starts x.
+    x.crash().unwrap();
+    assert_eq!(events(&journal, 1), ["start x"]);
+    assert!(eventually(WAIT, || root
+        .middle()
+        .is_ok_and(|m| m != middle)));
+    assert!(!middle.supervisor().is_alive() && !inner.supervisor().is_alive());
+    let new_x = root.middle().unwrap().inner().unwrap().x().unwrap();
+    assert_ne!(new_x.process_id(), x.process_id());
+    assert_eq!(
+        new_x.count().unwrap(),
+        1,
+        "state restored three levels down"
+    );
+    assert_eq!(
+        root.first().unwrap().process_id(),
+        first,
+        "one_for_one at the root: `first` untouched"
+    );
+    let stats = root.supervisor().stats().unwrap();
+    assert_eq!(
+        (stats[1].name.as_str(), stats[1].restarts, stats[1].crashes),
+        ("middle", 1, 1)
+    );
+    root.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub Policies: one_for_one(max_restarts = 10, within_secs = 10) {
+        perm: permanent Member("pol-perm"),
+        trans: transient Member("pol-trans"),
+        temp: temporary Member("pol-temp"),
+    }
+}
+
+#[lunatic::test]
+fn restart_policies_permanent_transient_temporary() {
+    let journal = journal("pol");
+    let sup = Policies::start().unwrap();
+    assert_eq!(
+        events(&journal, 3),
+        ["start perm", "start trans", "start temp"]
+    );
+
+    // An orderly stop is a normal exit: permanent restarts, transient and temporary do not.
+    sup.perm().unwrap().shutdown().unwrap();
+    sup.trans().unwrap().shutdown().unwrap();
+    assert_eq!(
+        events(&journal, 3),
+        ["stop perm", "start perm", "stop trans"]
+    );
+    assert!(eventually(WAIT, || matches!(
+        sup.trans(),
+        Err(SupervisorError::NoSuchChild { .. })
+    )));
+
+    // A crash is abnormal: temporary is still not restarted.
+    sup.temp().unwrap().crash().unwrap();
+    assert!(eventually(WAIT, || matches!(
+        sup.temp(),
+        Err(SupervisorError::NoSuchChild { .. })
+    )));
+    lunatic::sleep(Duration::from_millis(100));
+    assert!(
+        journal.events().unwrap().is_empty(),
+        "nothing restarted: {:?}",
+        journal.events()
+    );
+    let stats = sup.supervisor().stats().unwrap();
+    let counts: Vec<_> = stats
+        .iter()
+        .map(|s| (s.name.as_str(), s.restarts, s.process.is_some()))
+        .collect();
+    assert_eq!(
+        counts,
+        [("perm", 1, true), ("trans", 0, false), ("temp", 0, false)]
+    );
+    sup.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub Killed: one_for_one(max_restarts = 3, within_secs = 10) {
+        m: Member("kill-m"),
+    }
+}
+
+#[lunatic::test]
+fn a_child_killed_from_outside_is_restarted_with_its_state() {
+    let _journal = journal("kill");
+    let sup = Killed::start().unwrap();
+    let m = sup.m().unwrap();
+    for _ in 0..3 {
+        m.incr().unwrap();
+    }
+    m.kill();
+    assert!(eventually(WAIT, || sup
+        .m()
+        .is_ok_and(|now| now.process_id() != m.process_id())));
+    assert_eq!(sup.m().unwrap().count().unwrap(), 3);
+    assert_eq!(sup.supervisor().stats().unwrap()[0].crashes, 1);
+    sup.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub Workers: one_for_one(max_restarts = 10, within_secs = 10) {
+        pool: pool(Worker, 3),
+    }
+}
+
+#[lunatic::test]
+fn a_pool_member_crashing_under_load_is_replaced_and_the_pool_keeps_serving(
+    mailbox: lunatic::Mailbox<(u32, u32)>,
+) {
+    let sup = Workers::start().unwrap();
+    let pool = sup.pool();
+    assert_eq!(pool.members().unwrap().len(), 3);
+
+    // Four callers, 25 requests each, while one member crashes.
+    let this = mailbox.this();
+    for _ in 0..4 {
+        lunatic::Process::spawn_link(
+            (sup.clone(), this),
+            |(sup, parent), _: lunatic::Mailbox<()>| {
+                let pool = sup.pool();
+                let (mut ok, mut failed) = (0, 0);
+                for _ in 0..25 {
+                    match pool.pick().map(|w| w.work(2)) {
+                        Ok(Ok(_)) => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                parent.send((ok, failed));
+            },
+        );
+    }
+    lunatic::sleep(Duration::from_millis(20));
+    pool.pick().unwrap().crash().unwrap();
+    let mut answered = 0;
+    for _ in 0..4 {
+        let (ok, failed) = mailbox
+            .receive_timeout(Duration::from_secs(30))
+            .expect("every caller finishes");
+        answered += ok + failed;
+    }
+    assert_eq!(answered, 100, "every call got a reply or an error");
+    assert!(
+        eventually(WAIT, || pool.members().is_ok_and(|m| m.len() == 3)),
+        "the crashed member was replaced"
+    );
+    for _ in 0..6 {
+        assert!(pool.pick().unwrap().work(0).is_ok());
+    }
+    let stats = sup.supervisor().stats().unwrap();
+    assert_eq!(stats.iter().map(|s| s.restarts).sum::<u32>(), 1);
+    sup.supervisor().shutdown().unwrap();
+}
+
+supervisor! {
+    pub BadStart: one_for_one(max_restarts = 3, within_secs = 10) {
+        a: Member("bad-a"),
+        closed: Account(13u64),
+        never: Member("bad-never"),
+    }
+}
+
+#[lunatic::test]
+fn a_child_that_fails_to_start_fails_the_supervisor_start() {
+    let journal = journal("bad");
+    let err = BadStart::start().unwrap_err();
+    match &err {
+        SupervisorError::ChildFailed {
+            supervisor,
+            child,
+            reason,
+        } => {
+            assert_eq!(
+                (supervisor.as_str(), child.as_str()),
+                ("BadStart", "closed")
+            );
+            assert!(reason.contains("account 13 is closed"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        events(&journal, 2),
+        ["start a", "stop a"],
+        "the started child was stopped; `never` never started"
+    );
+    assert!(Member::lookup("bad-a".to_owned()).is_none());
+}
+
+#[lunatic::test]
+fn restart_policy_can_be_set_on_a_hand_built_spec() {
+    let spec = Policies::spec();
+    let policies: Vec<Restart> = spec.children.iter().map(|c| c.restart).collect();
+    assert_eq!(
+        policies,
+        [Restart::Permanent, Restart::Transient, Restart::Temporary]
+    );
+    assert_eq!(
+        (spec.max_restarts, spec.within),
+        (10, Duration::from_secs(10))
+    );
+}
