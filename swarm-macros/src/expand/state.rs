@@ -98,6 +98,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         quote!(impl #p::supervisor::SupervisableKeyed for #agent {})
     } else {
         quote! {
+            impl #p::supervisor::Poolable for #agent {}
+
             impl #p::supervisor::Supervisable for #agent {
                 type Handle = <Self as #p::AgentBehavior>::Handle;
 

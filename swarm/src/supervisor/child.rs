@@ -59,7 +59,7 @@ impl ChildSpec {
     }
 
     /// `size` agents of a kind without a `#[key]`, reached through one [`super::PoolRef`].
-    pub fn pool<A: Agent + AgentState<Key = ()>>(name: &str, size: usize) -> Self {
+    pub fn pool<A: Poolable>(name: &str, size: usize) -> Self {
         ChildSpec {
             name: name.to_owned(),
             restart: Restart::Permanent,
@@ -135,6 +135,14 @@ pub trait Supervisable {
         name: &str,
     ) -> Result<Self::Handle, super::SupervisorError>;
 }
+
+/// An agent that can be a pool member: one without a `#[key]` (members are interchangeable).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a pool member: a pool's members are agents without a #[key]",
+    label = "not an agent without a key",
+    note = "members of a pool are interchangeable, so they have no key; supervise keyed agents one by one as `name: Agent(key)`"
+)]
+pub trait Poolable: Agent + AgentState<Key = ()> {}
 
 /// A type the `supervisor!` macro can use as a child with a key: an agent with a `#[key]`.
 #[diagnostic::on_unimplemented(

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use child::{ChildSpec, Supervisable, SupervisableKeyed};
+pub use child::{ChildSpec, Poolable, Supervisable, SupervisableKeyed};
 pub use handle::{PoolRef, SupervisorRef};
 
 /// Which children a supervisor restarts when one exits.

@@ -1,0 +1,37 @@
+use swarm::prelude::*;
+
+#[agent]
+pub struct Room {
+    #[key]
+    name: String,
+}
+
+#[agent]
+impl Room {
+    #[handler]
+    pub fn ping(&self) -> bool {
+        true
+    }
+}
+
+#[agent]
+pub struct Helper {
+    served: u64,
+}
+
+#[agent]
+impl Helper {
+    #[handler]
+    pub fn help(&mut self) -> u64 {
+        self.served += 1;
+        self.served
+    }
+}
+
+supervisor! {
+    pub Service: one_for_all(max_restarts = 3, within_minutes = 1) {
+        lobby: Room("lobby"),
+    }
+}
+
+fn main() {}
