@@ -83,14 +83,40 @@ impl ChatRoom {
     }
 }
 
+supervisor! {
+    /// Restarts a crashed room alone, at most 3 times in 10 s; past that it gives up.
+    pub ChatService: one_for_one(max_restarts = 3, within_secs = 10) {
+        lobby: ChatRoom("lobby"),
+        rust: ChatRoom("rust"),
+    }
+}
+
+/// Waits until the supervisor runs a new process for `old`'s child (bounded).
+fn restarted(
+    service: &ChatServiceRef,
+    old: &ChatRoomRef,
+    pick: fn(&ChatServiceRef) -> Option<ChatRoomRef>,
+) -> ChatRoomRef {
+    for _ in 0..1000 {
+        if let Some(now) = pick(service) {
+            if now.process_id() != old.process_id() {
+                return now;
+            }
+        }
+        lunatic::sleep(Duration::from_millis(2));
+    }
+    panic!("the room was not restarted within 2 s");
+}
+
 fn main() {
-    println!("swarm demo: chat rooms are agents; their history is #[persist]ed to files under examples/demo-data\n");
+    println!("swarm demo: chat rooms are agents under a supervisor; their history is #[persist]ed to files under examples/demo-data\n");
     swarm::set_default_store(StoreConfig::file("examples/demo-data"))
         .expect("the store directory is writable");
 
-    println!("1. Two rooms start on first use (one Lunatic process each).");
-    let lobby = ChatRoom::get_or_start("lobby").unwrap();
-    let rust = ChatRoom::get_or_start("rust").unwrap();
+    println!("1. The supervisor starts the two rooms, in order (one Lunatic process each).");
+    let service = ChatService::start().expect("the rooms start");
+    let lobby = service.lobby().unwrap();
+    let rust = service.rust().unwrap();
     for who in ["ada", "grace"] {
         lobby.join(who.into()).unwrap();
     }
@@ -123,30 +149,21 @@ fn main() {
         Err(err) => println!("   the caller gets an error, not a hang: {err}"),
         Ok(answer) => println!("   unexpected answer {answer:?}"),
     }
-    println!("   lobby still alive? {}", lobby.is_alive());
-
-    println!(
-        "\n4. The lobby comes back with every acknowledged post (its members were ephemeral)."
-    );
-    let lobby = ChatRoom::get_or_start("lobby").unwrap();
+    let lobby = restarted(&service, &lobby, |s| s.lobby().ok());
+    println!("   the supervisor restarted it; every acknowledged post is back:");
     for post in lobby.history().unwrap() {
-        println!("   {}: {}", post.author, post.text);
+        println!("     {}: {}", post.author, post.text);
     }
     println!(
-        "   members after the restart: {:?}",
+        "   members after the restart (ephemeral): {:?}",
         lobby.members().unwrap()
     );
 
-    println!("\n5. The rust room's process is killed from outside, as a node fault would.");
+    println!("\n4. The rust room's process is killed from outside, as a fault would.");
     rust.kill();
-    while rust.is_alive() {
-        lunatic::sleep(Duration::from_millis(1));
-    }
-    let err = rust.history().unwrap_err();
-    println!("   a call to the dead process: {err}");
-    let rust = ChatRoom::get_or_start("rust").unwrap();
+    let rust = restarted(&service, &rust, |s| s.rust().ok());
     println!(
-        "   restarted, its history: {:?}",
+        "   restarted by the supervisor, its history: {:?}",
         rust.history()
             .unwrap()
             .iter()
@@ -154,8 +171,35 @@ fn main() {
             .collect::<Vec<_>>()
     );
 
-    println!("\n6. An orderly shutdown runs the stop hooks.");
-    lobby.shutdown().unwrap();
-    rust.shutdown().unwrap();
+    println!("\n5. A crash loop: the lobby keeps crashing; past 3 restarts in 10 s the supervisor gives up.");
+    // Every restart counts, the two above included (OTP counts them per supervisor).
+    for round in 1..=5 {
+        let Ok(lobby) = service.lobby() else { break };
+        lobby.join("grace".into()).unwrap();
+        let _ = lobby.post("grace".into(), format!("segfault #{round}"));
+        for _ in 0..1000 {
+            let moved_on = service
+                .lobby()
+                .map(|now| now.process_id() != lobby.process_id());
+            if !service.supervisor().is_alive() || moved_on.unwrap_or(false) {
+                break;
+            }
+            lunatic::sleep(Duration::from_millis(2));
+        }
+    }
+    println!(
+        "   supervisor alive: {}; a call to the lobby now: {:?}",
+        service.supervisor().is_alive(),
+        service.lobby().err().map(|e| e.to_string())
+    );
+
+    println!("\n6. The history outlives the whole tree: a new service starts with it.");
+    let service = ChatService::start().expect("the rooms start again");
+    println!(
+        "   lobby posts: {}, rust posts: {}",
+        service.lobby().unwrap().history().unwrap().len(),
+        service.rust().unwrap().history().unwrap().len()
+    );
+    service.supervisor().shutdown().unwrap();
     println!("\ndone: run it again and the rooms start with their saved history.");
 }
