@@ -390,3 +390,29 @@ fn restart_policy_can_be_set_on_a_hand_built_spec() {
         (10, Duration::from_secs(10))
     );
 }
+
+supervisor! {
+    pub BadKey: one_for_one {
+        ok: Member("badkey-ok"),
+        broken: Member("bad key"),
+    }
+}
+
+#[lunatic::test]
+fn an_invalid_child_key_fails_the_start_with_the_reason() {
+    let _journal = journal("badkey");
+    match BadKey::start().unwrap_err() {
+        SupervisorError::ChildFailed { child, reason, .. } => {
+            assert_eq!(child, "broken");
+            assert!(
+                reason.contains("character ' ' at byte 3 is not allowed"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        Member::lookup("badkey-ok".to_owned()).is_none(),
+        "the child started before was stopped"
+    );
+}

@@ -44,6 +44,8 @@ pub(crate) enum ChildKind {
     },
     /// A nested supervisor.
     Supervisor(Box<SupervisorSpec>),
+    /// A child that cannot start (its key is invalid); starting it reports why.
+    Invalid(String),
 }
 
 impl ChildSpec {
@@ -156,10 +158,13 @@ pub trait SupervisableKeyed: AgentState {
     where
         Self: Agent,
     {
-        match ChildSpec::agent::<Self>(name, key) {
-            Ok(spec) => spec,
-            Err(err) => panic!("supervisor child `{name}`: {err}"),
-        }
+        // An invalid key fails the supervisor's start with this child's error, like any child
+        // that cannot start.
+        ChildSpec::agent::<Self>(name, key).unwrap_or_else(|err| ChildSpec {
+            name: name.to_owned(),
+            restart: Restart::Permanent,
+            kind: ChildKind::Invalid(err.to_string()),
+        })
     }
 }
 
@@ -206,6 +211,7 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
                 .map(|(node, id)| Running { node, id })
                 .map_err(|bytes| decode_start_error(&bytes))
         }
+        ChildKind::Invalid(reason) => Err(reason.clone()),
         ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
             .map(|sup| Running {
                 node: sup.node_id(),
@@ -228,7 +234,7 @@ pub(crate) fn stop_one(kind: &ChildKind, running: Running) {
         return;
     }
     let stopped = match kind {
-        ChildKind::Agent { .. } | ChildKind::Pool { .. } => {
+        ChildKind::Agent { .. } | ChildKind::Pool { .. } | ChildKind::Invalid(_) => {
             shutdown_abstract_process(running.id, SHUTDOWN_TIMEOUT).is_ok()
         }
         ChildKind::Supervisor(_) => {
