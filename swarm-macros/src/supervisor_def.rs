@@ -12,7 +12,7 @@
 //! }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
@@ -90,17 +90,15 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<SupervisorDef> {
         }
     }
 
-    let mut names: HashMap<String, Ident> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
     let mut children = Vec::new();
     for child in raw.children {
         let name = child.name.to_string();
-        if names.contains_key(&name) {
+        if !names.insert(name.clone()) {
             cx.error_at(
                 &child.name,
                 format!("two children are named `{name}`; each child needs its own name (its handle method is named after it)"),
             );
-        } else {
-            names.insert(name, child.name.clone());
         }
         let restart = child
             .restart
