@@ -94,7 +94,7 @@ pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
                     strategy: #strategy,
                     max_restarts: #max_restarts,
                     within: ::std::time::Duration::from_secs(#within_secs),
-                    children: ::std::vec![#(#specs),*],
+                    children: ::std::vec::Vec::from([#(#specs),*]),
                 }
             }
 

@@ -174,3 +174,42 @@ fn handler_signature_mistakes() {
         );
     }
 }
+
+#[test]
+fn supervisor_expansion() {
+    let def = crate::supervisor_def::parse(quote! {
+        /// Restarts a crashed room alone, at most 5 times in 10 s.
+        pub ChatService: one_for_one(max_restarts = 5, within_secs = 10) {
+            lobby: ChatRoom("lobby"),
+            helpers: pool(HelperBot, 4),
+            rooms: RoomSupervisor,
+            audit: transient AuditLog("main"),
+        }
+    })
+    .expect("a valid declaration");
+    insta::assert_snapshot!(pretty(super::supervisor::expand(&def)));
+}
+
+#[test]
+fn supervisor_mistakes_are_reported_together() {
+    let err = crate::supervisor_def::parse(quote! {
+        pub S: one_for_some(max_restarts = 2, within_hours = 1) {
+            a: A("x"),
+            a: sometimes A("y"),
+            p: pool(B, 0),
+        }
+    })
+    .err()
+    .expect("mistakes");
+    let found: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+    assert_eq!(found.len(), 5, "{found:#?}");
+    for expected in [
+        "unknown strategy `one_for_some`",
+        "unknown option `within_hours`",
+        "two children are named `a`",
+        "unknown restart policy `sometimes`",
+        "a pool needs at least one member",
+    ] {
+        assert!(found.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {found:#?}");
+    }
+}
