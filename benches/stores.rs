@@ -1,0 +1,159 @@
+//! Stores: durable saves per second through an agent's write-through (against the same store's
+//! raw `put` in the same run), and restart-to-serving time of an agent with 1 KB and 1 MB of
+//! persisted state.
+//!
+//! Run: `scripts/bench` (or `cargo run --release -p swarm-benches --bin stores --target
+//! wasm32-wasip1`). Writes `target/bench/stores.json`.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use swarm::prelude::*;
+use swarm::Store;
+
+#[agent(kind = "bench-state")]
+pub struct State {
+    #[key]
+    id: String,
+    #[persist]
+    counter: u64,
+    #[persist]
+    blob: String,
+}
+
+#[agent]
+impl State {
+    /// Changes a persisted field: one durable save before the reply.
+    #[handler]
+    pub fn bump(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    #[handler]
+    pub fn set_blob(&mut self, blob: String) -> usize {
+        self.blob = blob;
+        self.blob.len()
+    }
+
+    #[handler]
+    pub fn counter(&self) -> u64 {
+        self.counter
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    store: String,
+    raw_puts_per_s: f64,
+    agent_saves_per_s: f64,
+    ratio: f64,
+    restart_1kb_ms: f64,
+    restart_1mb_ms: f64,
+}
+
+fn per_second(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn main() {
+    let saves: usize = std::env::var("SWARM_BENCH_SAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = std::path::PathBuf::from("target/bench/store-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("swarm store benchmark: {saves} durable saves per store; restart = kill, get_or_start, first answer");
+
+    let stores = [
+        ("memory", StoreConfig::memory("bench")),
+        ("file", StoreConfig::file(dir.join("files"))),
+        (
+            "sqlite",
+            StoreConfig::sqlite(dir.join("sqlite"), "bench.db"),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, config) in stores {
+        let store = config.open().expect("the store opens");
+        // The same record size as the agent's: a small JSON object behind the record header.
+        let record = b"SWRM\x01\x01{\"counter\":12345,\"blob\":\"\"}".to_vec();
+        // Warm up (file creation, SQLite's WAL) before either side is timed.
+        for _ in 0..saves / 10 {
+            store.put("bench-raw/x", &record).expect("put");
+        }
+        let started = Instant::now();
+        for _ in 0..saves {
+            store.put("bench-raw/x", &record).expect("put");
+        }
+        let raw = per_second(saves, started.elapsed());
+
+        let agent = State::launcher()
+            .store(config.clone())
+            .get_or_start(format!("saves-{name}"))
+            .expect("starts");
+        let started = Instant::now();
+        for _ in 0..saves {
+            agent.bump().expect("bump");
+        }
+        let through_agent = per_second(saves, started.elapsed());
+
+        let mut restart = |size: usize| -> f64 {
+            let key = format!("restart-{name}-{size}");
+            let agent = State::launcher()
+                .store(config.clone())
+                .get_or_start(key.clone())
+                .expect("starts");
+            agent.set_blob("x".repeat(size)).expect("set");
+            let mut samples = Vec::new();
+            for _ in 0..5 {
+                let old = State::lookup(key.clone()).expect("running");
+                old.kill();
+                while old.is_alive() {
+                    lunatic::sleep(Duration::from_millis(1));
+                }
+                let started = Instant::now();
+                let again = State::launcher()
+                    .store(config.clone())
+                    .get_or_start(key.clone())
+                    .expect("restarts");
+                again.counter().expect("serves");
+                samples.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
+        };
+        let (kb, mb) = (restart(1 << 10), restart(1 << 20));
+        rows.push(Row {
+            store: name.into(),
+            raw_puts_per_s: raw,
+            agent_saves_per_s: through_agent,
+            ratio: through_agent / raw,
+            restart_1kb_ms: kb,
+            restart_1mb_ms: mb,
+        });
+    }
+
+    println!("\n| store | raw put/s | agent write-through saves/s | agent / raw | restart to serving, 1 KB | 1 MB |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} ms | {:.2} ms |",
+            r.store,
+            r.raw_puts_per_s,
+            r.agent_saves_per_s,
+            r.ratio,
+            r.restart_1kb_ms,
+            r.restart_1mb_ms
+        );
+    }
+    let json = serde_json::json!({ "benchmark": "stores", "saves": saves, "rows": rows });
+    let _ = std::fs::create_dir_all("target/bench");
+    match std::fs::write(
+        "target/bench/stores.json",
+        serde_json::to_vec_pretty(&json).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("written: target/bench/stores.json"),
+        Err(err) => println!("could not write target/bench/stores.json: {err}"),
+    }
+}
