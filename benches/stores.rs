@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use swarm::prelude::*;
-use swarm::Store;
 
 #[agent(kind = "bench-state")]
 pub struct State {
@@ -98,7 +97,7 @@ fn main() {
         }
         let through_agent = per_second(saves, started.elapsed());
 
-        let mut restart = |size: usize| -> f64 {
+        let restart = |size: usize| -> f64 {
             let key = format!("restart-{name}-{size}");
             let agent = State::launcher()
                 .store(config.clone())
