@@ -174,6 +174,8 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Helpers for the NATS client tests (`tests/tests/nats_*.rs`).
+pub mod nats;
 
 /// Records supervision events in order, outside the trees under test (keyed by test).
 #[agent(kind = "journal")]

@@ -104,7 +104,9 @@ fn handles_travel_to_other_processes(mailbox: lunatic::Mailbox<u64>) {
 fn large_messages_and_replies_cross_the_mailbox_whole() {
     let echo = Echo::start().unwrap();
     for size in [0, 1, 255, 256, 257, 4096, 300_000] {
-        let text: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let text: String = (0..size)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let (back, _) = echo.echo(text.clone()).unwrap();
         assert_eq!(back, text, "size {size}");
     }

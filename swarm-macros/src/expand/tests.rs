@@ -210,6 +210,9 @@ fn supervisor_mistakes_are_reported_together() {
         "unknown restart policy `sometimes`",
         "a pool needs at least one member",
     ] {
-        assert!(found.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {found:#?}");
+        assert!(
+            found.iter().any(|e| e.starts_with(expected)),
+            "missing {expected:?} in {found:#?}"
+        );
     }
 }

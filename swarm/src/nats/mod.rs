@@ -1,6 +1,23 @@
 //! NATS support: how agents talk to each other across nodes.
 //!
-//! [`codec`] is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
-//! the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
+//! - [`codec`] is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
+//!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
+//! - [`ws`] is the pure WebSocket framing used for `ws://` servers.
+//! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
+//! - [`NatsClient`] and [`Subscription`] (wasm32 only, inside Lunatic): the connection. One
+//!   connection process owns the socket and writes; one reader process per socket reads and
+//!   parses. Any Lunatic process may hold a (cheap, serializable) `NatsClient` and publish,
+//!   subscribe (messages arrive in the subscriber's own mailbox), or make requests. See
+//!   `README.md` in this directory.
 
 pub mod codec;
+mod options;
+pub mod ws;
+
+#[cfg(target_arch = "wasm32")]
+mod client;
+
+#[cfg(target_arch = "wasm32")]
+pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
+pub use codec::{Headers, Msg, StatusCode};
+pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};

@@ -72,7 +72,9 @@ impl ServerAddr {
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
             let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad("the port is not a number 0-65535"))?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| bad("the port is not a number 0-65535"))?,
                 None if after.is_empty() => default_port,
                 None => return Err(bad("unexpected text after ']'")),
             };
@@ -81,7 +83,8 @@ impl ServerAddr {
             match hostport.rsplit_once(':') {
                 Some((host, p)) => (
                     host,
-                    p.parse().map_err(|_| bad("the port is not a number 0-65535"))?,
+                    p.parse()
+                        .map_err(|_| bad("the port is not a number 0-65535"))?,
                 ),
                 None => (hostport, default_port),
             }
@@ -373,6 +376,7 @@ impl From<SubjectError> for NatsError {
 
 /// A failure reported by the connection process to a waiting caller; turned into a
 /// [`NatsError`] on the caller's side.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Failure {
     Disconnected,
@@ -400,6 +404,7 @@ impl From<Failure> for NatsError {
 
 /// A random `u64` without a random-number crate: std seeds `RandomState` from the OS (WASI's
 /// `random_get` under Lunatic), and `salt` makes successive calls differ.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn random_u64(salt: u64) -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u64(salt);
@@ -407,6 +412,7 @@ pub(crate) fn random_u64(salt: u64) -> u64 {
 }
 
 /// `n` characters of base 62 from random numbers, for the inbox prefix.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn random_token(n: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut out = String::with_capacity(n);
@@ -439,7 +445,10 @@ mod tests {
         assert_eq!(ServerAddr::parse("localhost").unwrap().port, 4222);
         assert_eq!(ServerAddr::parse("tcp://h:1").unwrap().socket_addr(), "h:1");
         let ws = ServerAddr::parse("ws://127.0.0.1:8080").unwrap();
-        assert_eq!((ws.transport, ws.port, ws.path.as_str()), (Transport::WebSocket, 8080, "/"));
+        assert_eq!(
+            (ws.transport, ws.port, ws.path.as_str()),
+            (Transport::WebSocket, 8080, "/")
+        );
         let ws = ServerAddr::parse("WS://h/nats").unwrap();
         assert_eq!((ws.port, ws.path.as_str()), (80, "/nats"));
         assert_eq!(ws.to_string(), "ws://h:80/nats");

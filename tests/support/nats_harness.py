@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""nats-servers for the Lunatic NATS tests (tests/tests/nats_*.rs), started outside Lunatic.
+
+Tests inside Lunatic cannot start OS processes, so scripts/test runs this helper in the
+background before the Lunatic tests. It starts, each on its own random loopback ports and in its
+own temporary directory:
+
+  main      TCP + WebSocket listener, no auth          SWARM_NATS_URL, SWARM_NATS_WS_URL
+  token     TCP, token auth ("s3cret-token")           SWARM_NATS_TOKEN_URL
+  userpass  TCP, user "alice" / password "wonder"      SWARM_NATS_USERPASS_URL
+  r1, r2    TCP + WebSocket on ports fixed for the run, restartable on request
+                                                       SWARM_NATS_R1_URL, ..._R1_WS_URL, ...
+
+Then it writes `KEY=VALUE` lines to the file given as its argument (the caller exports them) and
+serves a control port (SWARM_NATS_CONTROL): a test sends one line, `restart r1`, `stop r1` or
+`start r1`, and gets `ok` once the server is back (or gone), or `error ...`.
+
+With nats-py importable (scripts/setup installs it into .tools/venv), it also runs a peer
+written with nats-py on `main` for the cross-language test (SWARM_NATS_PY_PEER=1):
+  - requests on `xlang.py.echo` get `py:<payload>` back, with the request's headers plus
+    `X-Answered-By: nats-py`;
+  - a message on `xlang.py.forward.<id>` is published again on `xlang.rust.<id>`, payload and
+    headers kept, plus `X-Seen-By: nats-py`.
+
+Everything is bounded: a server must accept connections within 10 s, the helper exits after
+30 minutes or as soon as its parent process is gone, and on SIGTERM/SIGINT it stops every
+server it started.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+LIFETIME = 30 * 60
+READY_TIMEOUT = 10.0
+TOKEN = "s3cret-token"
+USER, PASSWORD = "alice", "wonder"
+
+servers = {}
+lock = threading.Lock()
+tmp = tempfile.mkdtemp(prefix="swarm-nats-")
+stopping = False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, proc):
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nats-server did not listen on {port} within {READY_TIMEOUT}s")
+
+
+class Server:
+    def __init__(self, name, conf):
+        self.name = name
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir)
+        self.conf = os.path.join(self.dir, "server.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-c", self.conf,
+             "-l", os.path.join(self.dir, "server.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_ready(self.port, self.proc)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc = None
+
+
+def ws_block(port):
+    return f'websocket {{ host: "127.0.0.1", port: {port}, no_tls: true }}\n'
+
+
+def start_py_peer(url):
+    """Runs the nats-py peer in a thread; returns once it is subscribed (or raises)."""
+    import asyncio
+    import nats  # noqa: F401  (ImportError: no peer)
+
+    ready = threading.Event()
+    failed = []
+
+    async def run():
+        nc = await nats.connect(url, name="swarm-test-nats-py")
+
+        async def echo(msg):
+            headers = dict(msg.headers or {})
+            headers["X-Answered-By"] = "nats-py"
+            await nc.publish(msg.reply, b"py:" + msg.data, headers=headers)
+
+        async def forward(msg):
+            ident = msg.subject.rsplit(".", 1)[1]
+            headers = dict(msg.headers or {})
+            headers["X-Seen-By"] = "nats-py"
+            await nc.publish(f"xlang.rust.{ident}", msg.data, headers=headers)
+
+        await nc.subscribe("xlang.py.echo", cb=echo)
+        await nc.subscribe("xlang.py.forward.*", cb=forward)
+        await nc.flush()
+        ready.set()
+        while not stopping:
+            await asyncio.sleep(0.2)
+        await nc.close()
+
+    def thread():
+        try:
+            asyncio.run(run())
+        except Exception as e:  # reported below, or after start as a lost peer
+            failed.append(e)
+            ready.set()
+
+    threading.Thread(target=thread, daemon=True).start()
+    if not ready.wait(15) or failed:
+        raise RuntimeError(f"nats-py peer did not start: {failed}")
+
+
+def stop_all(*_):
+    global stopping
+    stopping = True
+    time.sleep(0.3)  # the nats-py peer closes its connection first
+    with lock:
+        for s in servers.values():
+            s.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(0)
+
+
+def handle(conn):
+    conn.settimeout(30)
+    with conn:
+        data = b""
+        while not data.endswith(b"\n") and len(data) < 256:
+            chunk = conn.recv(256)
+            if not chunk:
+                return
+            data += chunk
+        words = data.decode(errors="replace").split()
+        try:
+            if len(words) != 2 or words[1] not in ("r1", "r2") or words[0] not in ("restart", "stop", "start"):
+                raise RuntimeError(f"unknown command {words}")
+            with lock:
+                s = servers[words[1]]
+                if words[0] in ("restart", "stop"):
+                    s.stop()
+                if words[0] in ("restart", "start"):
+                    s.start()
+            conn.sendall(b"ok\n")
+        except Exception as e:  # reported to the test, which fails with it
+            conn.sendall(f"error {e}\n".encode())
+
+
+def main():
+    out_file = sys.argv[1]
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    try:
+        ws_main = free_port()
+        specs = {
+            "main": ws_block(ws_main),
+            "token": f'authorization {{ token: "{TOKEN}" }}\n',
+            "userpass": f'authorization {{ user: "{USER}", password: "{PASSWORD}" }}\n',
+        }
+        ws_ports = {"main": ws_main}
+        for name in ("r1", "r2"):
+            ws_ports[name] = free_port()
+            specs[name] = ws_block(ws_ports[name])
+        for name, conf in specs.items():
+            s = Server(name, conf)
+            s.start()
+            servers[name] = s
+        control = socket.socket()
+        control.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        control.bind(("127.0.0.1", 0))
+        control.listen(16)
+        env = {
+            "SWARM_NATS_URL": f"nats://127.0.0.1:{servers['main'].port}",
+            "SWARM_NATS_WS_URL": f"ws://127.0.0.1:{ws_ports['main']}",
+            "SWARM_NATS_TOKEN_URL": f"nats://127.0.0.1:{servers['token'].port}",
+            "SWARM_NATS_USERPASS_URL": f"nats://127.0.0.1:{servers['userpass'].port}",
+            "SWARM_NATS_CONTROL": f"127.0.0.1:{control.getsockname()[1]}",
+        }
+        for name in ("r1", "r2"):
+            env[f"SWARM_NATS_{name.upper()}_URL"] = f"nats://127.0.0.1:{servers[name].port}"
+            env[f"SWARM_NATS_{name.upper()}_WS_URL"] = f"ws://127.0.0.1:{ws_ports[name]}"
+        try:
+            start_py_peer(env["SWARM_NATS_URL"])
+            env["SWARM_NATS_PY_PEER"] = "1"
+        except ImportError:
+            print("nats harness: nats-py is not installed, the cross-language test is skipped",
+                  file=sys.stderr)
+        with open(out_file + ".tmp", "w") as f:
+            for k, v in env.items():
+                f.write(f"{k}={v}\n")
+        os.rename(out_file + ".tmp", out_file)
+    except Exception as e:
+        print(f"nats harness: {e}", file=sys.stderr)
+        stop_all()
+
+    control.settimeout(1.0)
+    started = time.monotonic()
+    while time.monotonic() - started < LIFETIME and os.getppid() == parent:
+        try:
+            conn, _ = control.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+//! A benchmark of the Lunatic NATS client, not a timed test: it is `#[ignore]`d, so the suite
+//! never runs it. Run it against the harness's server (see `swarm/src/nats/README.md`) in release
+//! mode and read the printed numbers:
+//!
+//! ```sh
+//! SWARM_NATS_BENCH=1 cargo test --release -p swarm-tests --target wasm32-wasip1 \
+//!     --test nats_bench -- --ignored --nocapture
+//! ```
+//!
+//! Rows (the same as the async-nats comparison in the report of issue 7): sequential
+//! request/reply with a responder on another connection, 256 requests in flight (256 Lunatic
+//! processes sharing one connection), and 16-byte publish throughput.
+
+use std::time::{Duration, Instant};
+
+use lunatic::{Mailbox, Process, Tag};
+use swarm::nats::NatsClient;
+use swarm_tests::nats::{connect, server};
+
+const DONE: i64 = 65;
+
+#[lunatic::test]
+#[ignore]
+fn nats_client_benchmark() {
+    if std::env::var("SWARM_NATS_BENCH").is_err() {
+        return;
+    }
+    let Some(url) = server("URL") else { return };
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let responder = connect(&url);
+    let client = connect(&url);
+    let mailbox = unsafe { Mailbox::<u64>::new() };
+    let done = Tag::special(DONE).unwrap();
+    Process::spawn(
+        (responder.clone(), mailbox.this()),
+        |(responder, parent), _: Mailbox<()>| {
+            let sub = responder.subscribe("bench.lunatic.echo").unwrap();
+            parent.tag_send(Tag::special(DONE).unwrap(), 0);
+            while let Ok(msg) = sub.next_timeout(Duration::from_secs(30)) {
+                let _ = responder.respond(&msg, &msg.payload);
+            }
+        },
+    );
+    mailbox
+        .tag_receive_timeout(&[done], Duration::from_secs(5))
+        .unwrap();
+    for _ in 0..200 {
+        client
+            .request("bench.lunatic.echo", "x", Duration::from_secs(5))
+            .unwrap();
+    }
+    let payload = b"0123456789abcdef";
+    let t = Instant::now();
+    for _ in 0..n {
+        client
+            .request("bench.lunatic.echo", payload, Duration::from_secs(5))
+            .unwrap();
+    }
+    let seq = t.elapsed();
+    println!(
+        "swarm-nats sequential request/reply: {:.1} us/req ({n} requests)",
+        seq.as_secs_f64() * 1e6 / n as f64
+    );
+
+    let per = n * 4 / 256;
+    let t = Instant::now();
+    for _ in 0..256 {
+        Process::spawn(
+            (client.clone(), mailbox.this(), per),
+            |(client, parent, per): (NatsClient, Process<u64>, usize), _: Mailbox<()>| {
+                for _ in 0..per {
+                    client
+                        .request(
+                            "bench.lunatic.echo",
+                            b"0123456789abcdef",
+                            Duration::from_secs(30),
+                        )
+                        .unwrap();
+                }
+                parent.tag_send(Tag::special(DONE).unwrap(), 1);
+            },
+        );
+    }
+    for _ in 0..256 {
+        mailbox
+            .tag_receive_timeout(&[done], Duration::from_secs(60))
+            .unwrap();
+    }
+    let conc = t.elapsed();
+    println!(
+        "swarm-nats 256 in flight: {:.0} req/s ({} requests)",
+        (per * 256) as f64 / conc.as_secs_f64(),
+        per * 256
+    );
+
+    let m = n * 40;
+    let sink = connect(&url);
+    Process::spawn(
+        (sink.clone(), mailbox.this(), m),
+        |(sink, parent, m): (NatsClient, Process<u64>, usize), _: Mailbox<()>| {
+            let sub = sink.subscribe("bench.lunatic.pub").unwrap();
+            parent.tag_send(Tag::special(DONE).unwrap(), 0);
+            let mut k = 0u64;
+            while (k as usize) < m && sub.next_timeout(Duration::from_secs(10)).is_ok() {
+                k += 1;
+            }
+            parent.tag_send(Tag::special(DONE).unwrap(), k);
+        },
+    );
+    mailbox
+        .tag_receive_timeout(&[done], Duration::from_secs(5))
+        .unwrap();
+    let t = Instant::now();
+    for _ in 0..m {
+        client.publish("bench.lunatic.pub", payload).unwrap();
+    }
+    client.flush().unwrap();
+    let pubt = t.elapsed();
+    let got = mailbox
+        .tag_receive_timeout(&[done], Duration::from_secs(120))
+        .unwrap();
+    let all = t.elapsed();
+    println!(
+        "swarm-nats publish 16 B: {:.0} msg/s published+flushed ({m} msgs), {:.0} msg/s received by a subscriber ({got})",
+        m as f64 / pubt.as_secs_f64(),
+        got as f64 / all.as_secs_f64()
+    );
+    client.close();
+    responder.close();
+    sink.close();
+}
