@@ -1,0 +1,91 @@
+//! async-nats on the same rows as the Lunatic client's benchmark (`tests/tests/nats_bench.rs`):
+//! sequential request/reply, 256 requests in flight on one connection, 16-byte publish
+//! throughput. Prints one line per row in the same words, so `scripts/bench-nats` can pair them.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("SWARM_NATS_URL").expect("SWARM_NATS_URL names the server");
+    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let responder = async_nats::connect(&url).await.expect("connects");
+    let client = async_nats::connect(&url).await.expect("connects");
+    let mut sub = responder.subscribe("bench.native.echo").await.expect("subscribes");
+    let answering = responder.clone();
+    tokio::spawn(async move {
+        while let Some(message) = sub.next().await {
+            if let Some(reply) = message.reply {
+                let _ = answering.publish(reply, message.payload).await;
+            }
+        }
+    });
+    responder.flush().await.expect("flushes");
+    for _ in 0..200 {
+        client.request("bench.native.echo", "x".into()).await.expect("warm-up request");
+    }
+
+    let started = Instant::now();
+    for _ in 0..n {
+        client.request("bench.native.echo", "0123456789abcdef".into()).await.expect("request");
+    }
+    let sequential = started.elapsed();
+    println!(
+        "async-nats sequential request/reply: {:.1} us/req ({n} requests)",
+        sequential.as_secs_f64() * 1e6 / n as f64
+    );
+
+    let per = n * 4 / 256;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..256)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    client.request("bench.native.echo", "0123456789abcdef".into()).await.expect("request");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let concurrent = started.elapsed();
+    println!(
+        "async-nats 256 in flight: {:.0} req/s ({} requests)",
+        (per * 256) as f64 / concurrent.as_secs_f64(),
+        per * 256
+    );
+
+    let m = n * 40;
+    let sink = async_nats::connect(&url).await.expect("connects");
+    let mut counted = sink.subscribe("bench.native.pub").await.expect("subscribes");
+    sink.flush().await.expect("flushes");
+    let counter = tokio::spawn(async move {
+        let mut k = 0usize;
+        while k < m {
+            match tokio::time::timeout(Duration::from_secs(10), counted.next()).await {
+                Ok(Some(_)) => k += 1,
+                _ => break,
+            }
+        }
+        k
+    });
+    let started = Instant::now();
+    for _ in 0..m {
+        client
+            .publish("bench.native.pub", bytes::Bytes::from_static(b"0123456789abcdef"))
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flushes");
+    let published = started.elapsed();
+    let got = counter.await.expect("counter");
+    let all = started.elapsed();
+    println!(
+        "async-nats publish 16 B: {:.0} msg/s published+flushed ({m} msgs), {:.0} msg/s received by a subscriber ({got})",
+        m as f64 / published.as_secs_f64(),
+        got as f64 / all.as_secs_f64()
+    );
+}
