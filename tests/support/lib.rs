@@ -295,3 +295,35 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// An agent whose `#[on_start]` gets or starts another agent: starting it must not deadlock the
+/// registrar that is starting it.
+#[agent(kind = "greeter")]
+pub struct Greeter {
+    #[key]
+    name: String,
+    counter: Option<CounterRef>,
+}
+
+#[agent]
+impl Greeter {
+    /// Counts a greeting in its own counter agent.
+    #[handler]
+    pub fn greet(&self) -> u64 {
+        let counter = self.counter.as_ref().expect("set by on_start");
+        counter
+            .add(1)
+            .expect("the counter answers")
+            .expect("no overflow")
+    }
+
+    #[on_start]
+    fn find_counter(&mut self) -> Result<(), String> {
+        let counter = Counter::launcher()
+            .store(StoreConfig::memory("greeters"))
+            .get_or_start(format!("{}-greetings", self.name))
+            .map_err(|err| err.to_string())?;
+        self.counter = Some(counter);
+        Ok(())
+    }
+}

@@ -240,3 +240,17 @@ fn a_sqlite_database_stays_inside_its_directory() {
         );
     }
 }
+
+#[lunatic::test]
+fn an_agent_may_get_or_start_other_agents_while_it_starts() {
+    let started = std::time::Instant::now();
+    let greeter = swarm_tests::Greeter::get_or_start("ada").unwrap();
+    assert_eq!(greeter.greet().unwrap(), 1);
+    assert_eq!(greeter.greet().unwrap(), 2);
+    assert!(Counter::lookup("ada-greetings").is_some());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no deadlock: {:?}",
+        started.elapsed()
+    );
+}
