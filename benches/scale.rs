@@ -10,6 +10,8 @@
 //! `SCALE batch agents=<n> batch_ms=<t> rate=<agents/s>` after each batch, then a request check
 //! (`SCALE check ...`), then `SCALE top agents=<n>` and it pauses `SCALE_HOLD_MS` (default 1500)
 //! with every agent alive so the sampler can take a last reading, and exits.
+//! `SCALE tick agents=<n>` every 100 agents tells how far a run got when a spawn fails: lunatic's
+//! `AbstractProcess::start` unwraps the host's spawn error, so the bench itself dies there.
 //! Each batch is followed by a `SCALE_PAUSE_MS` (default 150) pause so the sample is taken while
 //! the node is quiet; the pause is not counted in the spawn rate.
 
@@ -56,6 +58,8 @@ fn main() {
         "SCALE start target={target} batch={batch} RUST_LIB_BACKTRACE={}",
         std::env::var("RUST_LIB_BACKTRACE").unwrap_or_default()
     );
+    // Let the sampler take its baseline (the node with this main process only).
+    std::thread::sleep(pause * 2);
 
     let mut agents = Vec::with_capacity(target);
     let started = Instant::now();
@@ -66,7 +70,14 @@ fn main() {
         let t = Instant::now();
         for _ in 0..n {
             match Idle::start() {
-                Ok(agent) => agents.push(agent),
+                Ok(agent) => {
+                    agents.push(agent);
+                    if agents.len() % 100 == 0 {
+                        // A failed spawn panics inside lunatic's `start` (the guest cannot catch
+                        // it: panic=abort), so this is how the sampler knows how far it got.
+                        println!("SCALE tick agents={}", agents.len());
+                    }
+                }
                 Err(err) => {
                     failed = Some(format!("{err}"));
                     break;
