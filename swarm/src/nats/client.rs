@@ -988,9 +988,10 @@ impl Conn {
         };
     }
 
-    /// The connection is gone (or the attempt failed): fail what waits on it, plan a retry.
-    fn lost(&mut self, reason: String) {
-        let was_up = matches!(self.link, Link::Up { .. });
+    /// Kills the reader, marks the link down, and answers everyone waiting on the server with
+    /// `failure`; subscriptions waiting for their confirmation are confirmed when they are kept
+    /// for the next connection (`keep_subscriptions`), failed otherwise.
+    fn drop_link(&mut self, failure: Failure, keep_subscriptions: bool) {
         let link = std::mem::replace(
             &mut self.link,
             Link::Down {
@@ -1002,18 +1003,27 @@ impl Conn {
             Link::Down { .. } => {}
         }
         for (_, reply) in self.requests.drain() {
-            reply.send(&Reply::Failed(Failure::Disconnected));
+            reply.send(&Reply::Failed(failure.clone()));
         }
         for (_, waiter) in self.pongs.drain(..) {
             match waiter {
-                PongWaiter::Flush(ack) => {
-                    ack.send::<Result<(), Failure>>(&Err(Failure::Disconnected))
+                PongWaiter::Flush(ack) => ack.send::<Result<(), Failure>>(&Err(failure.clone())),
+                PongWaiter::SubAck { ack, sid } if keep_subscriptions => {
+                    ack.send::<Result<u64, Failure>>(&Ok(sid))
                 }
-                // The subscription stays; it is subscribed again on the next connection.
-                PongWaiter::SubAck { ack, sid } => ack.send::<Result<u64, Failure>>(&Ok(sid)),
+                PongWaiter::SubAck { ack, .. } => {
+                    ack.send::<Result<u64, Failure>>(&Err(failure.clone()))
+                }
                 PongWaiter::KeepAlive => {}
             }
         }
+    }
+
+    /// The connection is gone (or the attempt failed): fail what waits on it, plan a retry.
+    fn lost(&mut self, reason: String) {
+        let was_up = matches!(self.link, Link::Up { .. });
+        // Subscriptions stay: they are subscribed again on the next connection.
+        self.drop_link(Failure::Disconnected, true);
         if was_up {
             // What was buffered may be half written: drop it rather than corrupt the next stream.
             if !self.out.is_empty() {
@@ -1369,28 +1379,7 @@ impl Conn {
 
     fn shutdown(&mut self) {
         self.write_out();
-        let link = std::mem::replace(
-            &mut self.link,
-            Link::Down {
-                retry_at: Instant::now(),
-            },
-        );
-        match link {
-            Link::Handshake { reader, .. } | Link::Up { reader, .. } => reader.kill(),
-            Link::Down { .. } => {}
-        }
-        for (_, reply) in self.requests.drain() {
-            reply.send(&Reply::Failed(Failure::Closed));
-        }
-        for (_, waiter) in self.pongs.drain(..) {
-            match waiter {
-                PongWaiter::Flush(ack) => ack.send::<Result<(), Failure>>(&Err(Failure::Closed)),
-                PongWaiter::SubAck { ack, .. } => {
-                    ack.send::<Result<u64, Failure>>(&Err(Failure::Closed))
-                }
-                PongWaiter::KeepAlive => {}
-            }
-        }
+        self.drop_link(Failure::Closed, false);
         if let Some(ack) = self.close_ack.take() {
             ack.send(&());
         }
