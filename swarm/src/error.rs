@@ -65,6 +65,10 @@ pub enum CallFailure {
     /// acknowledged: the agent's process ends and restarts from its last saved state.
     #[error("the handler's state change could not be saved, so it was not applied: {0}")]
     PersistFailed(String),
+    /// The handler ran but its answer could not be encoded for the caller (JSON for NATS
+    /// callers: for example a map with non-string keys).
+    #[error("the handler's answer could not be encoded: {0}")]
+    Unencodable(String),
 }
 
 /// What an agent sends back instead of a handler's answer when the call failed inside it.
@@ -74,6 +78,7 @@ pub enum CallFailure {
 pub enum RemoteFailure {
     Panicked(String),
     PersistFailed(String),
+    Unencodable(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -81,6 +86,7 @@ impl From<RemoteFailure> for CallFailure {
         match failure {
             RemoteFailure::Panicked(message) => CallFailure::Panicked(message),
             RemoteFailure::PersistFailed(message) => CallFailure::PersistFailed(message),
+            RemoteFailure::Unencodable(message) => CallFailure::Unencodable(message),
         }
     }
 }

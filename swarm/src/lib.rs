@@ -72,7 +72,7 @@ pub mod __private {
     pub use crate::record;
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
-        init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState,
+        init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
         IntoHookResult,
     };
     #[cfg(target_arch = "wasm32")]

@@ -51,10 +51,18 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         quote!(fn on_stop(&mut self) { self.#method() })
     });
 
+    let infos = model.handlers.iter().map(|handler| {
+        let name = handler.method.to_string();
+        let variant = handler.variant.to_string();
+        let request = handler.output.is_some();
+        quote!(#p::HandlerInfo { name: #name, variant: #variant, request: #request })
+    });
+
     quote! {
         impl #p::AgentBehavior for #agent {
             type Msg = #message;
             type Handle = #handle;
+            const HANDLERS: &'static [#p::HandlerInfo] = &[#(#infos),*];
 
             #[allow(unused_variables)]
             fn handle(

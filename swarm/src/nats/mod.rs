@@ -9,14 +9,20 @@
 //!   parses. Any Lunatic process may hold a (cheap, serializable) `NatsClient` and publish,
 //!   subscribe (messages arrive in the subscriber's own mailbox), or make requests. See
 //!   `README.md` in this directory.
+//! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
+//!   JSON in and out.
 
 pub mod codec;
 mod options;
 pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
+mod agents;
+#[cfg(target_arch = "wasm32")]
 mod client;
 
+#[cfg(target_arch = "wasm32")]
+pub use agents::{serve_agents, AgentService};
 #[cfg(target_arch = "wasm32")]
 pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
 pub use codec::{Headers, Msg, StatusCode};

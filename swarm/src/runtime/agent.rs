@@ -54,6 +54,8 @@ pub trait AgentState: Sized + 'static {
 pub trait AgentBehavior: AgentState {
     /// The message enum: one variant per handler.
     type Msg: Serialize + DeserializeOwned + 'static;
+    /// Every handler, in declaration order: how callers outside Rust (NATS) name them.
+    const HANDLERS: &'static [HandlerInfo];
     /// The typed handle callers use.
     type Handle: super::handle::AgentHandle<Agent = Self>;
     /// Runs one message; generated as a `match` over the handlers.
@@ -64,6 +66,17 @@ pub trait AgentBehavior: AgentState {
     }
     /// The `#[on_stop]` hook: runs on an orderly stop; state it changes is saved.
     fn on_stop(&mut self) {}
+}
+
+/// One handler, as the macros describe it to the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerInfo {
+    /// The method's name: the last token of its NATS subject.
+    pub name: &'static str,
+    /// Its variant in the message enum (the method name in CamelCase).
+    pub variant: &'static str,
+    /// Whether the caller waits for an answer (the method has a return type).
+    pub request: bool,
 }
 
 /// An agent as Lunatic runs it: the process' state is an [`AgentCell`], its argument an
@@ -141,7 +154,7 @@ impl<A: AgentBehavior> AgentCell<A> {
             }
         }
         if let Some(reply_to) = reply_to {
-            reply_to.send(answer);
+            reply_to.answer(answer);
         }
     }
 

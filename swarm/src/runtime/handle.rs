@@ -8,9 +8,9 @@ use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::agent::{Agent, AgentArg, AgentState};
-use super::mailbox::{call, process_exists, Envelope, WaitError};
+use super::mailbox::{call, call_json, process_exists, Envelope, WaitError};
 use super::{node, registry};
-use crate::error::{CallError, CallFailure, CallTarget, StartError};
+use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
 use crate::key::key_text;
 use crate::store::StoreConfig;
 
@@ -71,17 +71,43 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        call::<A::Msg, R>(self.process.id(), message, self.timeout).map_err(|err| {
-            let reason = match err {
-                WaitError::TimedOut(after) => CallFailure::TimedOut(after),
-                WaitError::ServerGone => CallFailure::Stopped,
-                WaitError::Failed(failure) => failure.into(),
-                WaitError::Undecodable(detail) => {
-                    CallFailure::Panicked(format!("undecodable reply: {detail}"))
-                }
-            };
-            self.error(handler, reason)
-        })
+        call::<A::Msg, R>(self.process.id(), message, self.timeout)
+            .map_err(|err| self.wait_error(handler, err))
+    }
+
+    /// Sends a request and waits for the handler's answer encoded as JSON (for callers outside
+    /// Rust, through NATS).
+    pub fn request_json(
+        &self,
+        handler: &'static str,
+        message: A::Msg,
+    ) -> Result<Vec<u8>, CallError> {
+        if !process_exists(self.process.id()) {
+            return Err(self.error(handler, CallFailure::NotRunning));
+        }
+        call_json::<A::Msg>(self.process.id(), message, self.timeout)
+            .map_err(|err| self.wait_error(handler, err))
+    }
+
+    fn wait_error(&self, handler: &'static str, err: WaitError) -> CallError {
+        if let WaitError::Failed(RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_)) = &err {
+            // The agent answers before its process ends: wait (briefly) for the end, so that
+            // once the caller has this error, `get_or_start` starts a new agent instead of
+            // finding the one that is going away.
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while process_exists(self.process.id()) && std::time::Instant::now() < deadline {
+                lunatic::sleep(Duration::from_millis(1));
+            }
+        }
+        let reason = match err {
+            WaitError::TimedOut(after) => CallFailure::TimedOut(after),
+            WaitError::ServerGone => CallFailure::Stopped,
+            WaitError::Failed(failure) => failure.into(),
+            WaitError::Undecodable(detail) => {
+                CallFailure::Unencodable(format!("undecodable reply: {detail}"))
+            }
+        };
+        self.error(handler, reason)
     }
 
     /// Sends a fire-and-forget message. `Ok` means it was delivered to a running agent's mailbox.

@@ -59,12 +59,25 @@ pub struct ReplyTo {
     node: u64,
     process: u64,
     tag: Tag,
+    /// The caller wants the answer as JSON bytes (the NATS router), not as the answer's own type.
+    json: bool,
 }
 
 impl ReplyTo {
-    /// Sends a handler's answer.
+    /// Sends an answer in its own type.
     pub fn send<R: Serialize + DeserializeOwned>(self, answer: R) {
         self.send_result::<R>(Ok(answer));
+    }
+
+    /// Sends a handler's answer in the form the caller asked for: its own type, or JSON.
+    pub fn answer<R: Serialize + DeserializeOwned>(self, answer: R) {
+        if !self.json {
+            return self.send(answer);
+        }
+        match serde_json::to_vec(&answer) {
+            Ok(bytes) => self.send(bytes),
+            Err(err) => self.send_failure(RemoteFailure::Unencodable(err.to_string())),
+        }
     }
 
     pub(crate) fn send_failure(self, failure: RemoteFailure) {
@@ -110,12 +123,42 @@ where
     M: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
+    call_as(server, message, timeout, false)
+}
+
+/// As [`call`], with the answer encoded as JSON by the server (agents do; see `ReplyTo::answer`).
+pub fn call_json<M>(
+    server: u64,
+    message: M,
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, WaitError>
+where
+    M: Serialize + DeserializeOwned,
+{
+    call_as(server, message, timeout, true)
+}
+
+fn call_as<M, R>(
+    server: u64,
+    message: M,
+    timeout: Option<Duration>,
+    json: bool,
+) -> Result<R, WaitError>
+where
+    M: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
     let started = Instant::now();
     let (node, process) = this();
     let tag = Tag::new();
     let envelope = Envelope {
         message,
-        reply_to: Some(ReplyTo { node, process, tag }),
+        reply_to: Some(ReplyTo {
+            node,
+            process,
+            tag,
+            json,
+        }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     // SAFETY: `create_data` starts the outgoing message that `encode` fills; the send and the
@@ -141,6 +184,7 @@ pub fn reply_slot() -> ReplyTo {
         node,
         process,
         tag: Tag::new(),
+        json: false,
     }
 }
 
