@@ -58,6 +58,45 @@ async fn main() {
         per * 256
     );
 
+    // The same two rows against swarm agents served through NATS (`benches/agent_node.rs`), when
+    // `scripts/bench-nats` runs one: `bench.bench-echo.<key>.echo`, JSON in and out.
+    if std::env::var("SWARM_AGENT_NODE").is_ok() {
+        let body = bytes::Bytes::from_static(br#"{"text":"0123456789abcdef"}"#);
+        for _ in 0..200 {
+            client.request("bench.bench-echo.k0.echo", body.clone()).await.expect("warm-up request to an agent");
+        }
+        let started = Instant::now();
+        for _ in 0..n {
+            let reply = client.request("bench.bench-echo.k0.echo", body.clone()).await.expect("request to an agent");
+            assert_eq!(&reply.payload[..], br#"{"ok":"0123456789abcdef"}"#);
+        }
+        println!(
+            "agent-over-nats sequential request/reply: {:.1} us/req ({n} requests)",
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..256)
+            .map(|task| {
+                let client = client.clone();
+                let body = body.clone();
+                let subject = format!("bench.bench-echo.k{}.echo", task % 16);
+                tokio::spawn(async move {
+                    for _ in 0..per {
+                        client.request(subject.clone(), body.clone()).await.expect("request to an agent");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        println!(
+            "agent-over-nats 256 in flight: {:.0} req/s ({} requests over 16 agents)",
+            (per * 256) as f64 / started.elapsed().as_secs_f64(),
+            per * 256
+        );
+    }
+
     let m = n * 40;
     let sink = async_nats::connect(&url).await.expect("connects");
     let mut counted = sink.subscribe("bench.native.pub").await.expect("subscribes");
