@@ -111,3 +111,21 @@ fn large_messages_and_replies_cross_the_mailbox_whole() {
         assert_eq!(back, text, "size {size}");
     }
 }
+
+#[lunatic::test]
+fn late_replies_to_timed_out_requests_do_not_pile_up_in_the_mailbox() {
+    let counter = counter("late", "a");
+    for _ in 0..3 {
+        let err = counter
+            .with_timeout(Duration::from_millis(30))
+            .sleep(100)
+            .unwrap_err();
+        assert_eq!(err.reason, CallFailure::TimedOut(Duration::from_millis(30)));
+    }
+    // Let the late replies arrive, then make one more call: it takes them out.
+    lunatic::sleep(Duration::from_millis(400));
+    assert_eq!(counter.total().unwrap(), 0);
+    // SAFETY: a zero-timeout look at this process' mailbox.
+    let kind = unsafe { lunatic::host::api::message::receive(std::ptr::null(), 0, 0) };
+    assert_eq!(kind, 9027, "the mailbox is empty (9027: nothing arrived)");
+}

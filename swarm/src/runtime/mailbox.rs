@@ -11,7 +11,7 @@
 //! panicking handler) answers with `Err(..)` without knowing `R`: bincode encodes an `Err` as the
 //! variant index followed by the error, whatever the `Ok` type is.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use lunatic::host::api::{message, process};
@@ -38,6 +38,42 @@ pub const MAX_SLICE: Duration = Duration::from_millis(100);
 thread_local! {
     /// This process' `(node, id)`: asked of the host once, not on every request.
     static THIS: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// Requests this process stopped waiting for (timed out), as `(tag, server)`: their replies
+    /// may still come, and would stay in the mailbox for good; the next requests take them out.
+    static ABANDONED: RefCell<Vec<(i64, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many abandoned requests are remembered; past it the oldest is forgotten (its late
+/// reply, if it ever comes, stays in the mailbox).
+const MAX_ABANDONED: usize = 1024;
+
+fn abandon(tag: Tag, server: u64) {
+    ABANDONED.with(|abandoned| {
+        let mut abandoned = abandoned.borrow_mut();
+        if abandoned.len() == MAX_ABANDONED {
+            abandoned.remove(0);
+        }
+        abandoned.push((tag.id(), server));
+    });
+}
+
+/// Takes the late replies of abandoned requests out of the mailbox, and forgets requests whose
+/// server is gone without replying. Costs nothing while no request was abandoned.
+fn sweep_abandoned() {
+    ABANDONED.with(|abandoned| {
+        let mut abandoned = abandoned.borrow_mut();
+        if abandoned.is_empty() {
+            return;
+        }
+        abandoned.retain(|&(tag, server)| {
+            let tags = [tag];
+            // SAFETY: `tags` outlives the call; a zero timeout only looks.
+            let arrived = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) } == DATA_MESSAGE;
+            // A reply that arrived is dropped with the next receive; a server that is gone
+            // will not reply any more (it was looked for just above).
+            !arrived && process_exists(server)
+        });
+    });
 }
 
 fn this() -> (u64, u64) {
@@ -149,6 +185,7 @@ where
     R: Serialize + DeserializeOwned,
 {
     let started = Instant::now();
+    sweep_abandoned();
     let (node, process) = this();
     let tag = Tag::new();
     let envelope = Envelope {
@@ -271,6 +308,7 @@ fn wait_reply<R: Serialize + DeserializeOwned>(
         }
         slice = (slice * 2).min(MAX_SLICE);
         let Some(wait) = slice_within(slice, timeout, started) else {
+            abandon(tag, server);
             return Err(WaitError::TimedOut(timeout.unwrap_or_default()));
         };
         // SAFETY: `tags` outlives the call; the runtime copies it.
