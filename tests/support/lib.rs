@@ -327,3 +327,26 @@ impl Greeter {
         Ok(())
     }
 }
+
+/// An agent whose `#[on_start]` tries to get or start itself (a mistake the runtime must report
+/// instead of waiting for itself).
+#[agent(kind = "narcissus")]
+pub struct Narcissus {
+    #[key]
+    name: String,
+}
+
+#[agent]
+impl Narcissus {
+    #[handler]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    #[on_start]
+    fn find_myself(&mut self) -> Result<(), String> {
+        Narcissus::get_or_start(self.name.clone())
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+}

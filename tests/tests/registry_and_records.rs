@@ -254,3 +254,19 @@ fn an_agent_may_get_or_start_other_agents_while_it_starts() {
         started.elapsed()
     );
 }
+
+#[lunatic::test]
+fn an_agent_that_gets_or_starts_itself_while_it_starts_gets_an_error_at_once() {
+    let started = std::time::Instant::now();
+    let err = swarm_tests::Narcissus::get_or_start("echo").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot get or start itself while it starts"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -174,6 +174,9 @@ impl<A: AgentBehavior> AgentCell<A> {
 }
 
 thread_local! {
+    /// The registry name of the agent this process is while it starts: an `#[on_start]` that
+    /// gets or starts its own key would otherwise wait for itself.
+    static STARTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
     static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
 }
@@ -182,6 +185,21 @@ thread_local! {
 /// `#[on_start]` hook, and installs the hook that answers a caller whose handler panics.
 pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     install_panic_reply();
+    if A::KEYED {
+        STARTING_AS
+            .with(|name| *name.borrow_mut() = Some(super::handle::registry_name::<A>(&arg.key)));
+    }
+    let started = init_state::<A>(arg);
+    STARTING_AS.with(|name| *name.borrow_mut() = None);
+    started
+}
+
+/// Whether this process is the agent registered as `name`, still starting (in its `init`).
+pub(crate) fn is_starting_as(name: &str) -> bool {
+    STARTING_AS.with(|starting| starting.borrow().as_deref() == Some(name))
+}
+
+fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     let key: A::Key = if A::KEYED {
         parse_key_text(A::KIND, &arg.key)?
     } else {

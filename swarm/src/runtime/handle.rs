@@ -223,6 +223,14 @@ impl<A: Agent> Launcher<A> {
     pub fn get_or_start(self, key: impl Into<A::Key>) -> Result<A::Handle, StartError> {
         let key = key_text(A::KIND, &key.into())?;
         let name = registry_name::<A>(&key);
+        if super::agent::is_starting_as(&name) {
+            return Err(registry_error::<A>(
+                &key,
+                "an agent cannot get or start itself while it starts (from its #[on_start] hook); \
+                 it is not registered until its start is over"
+                    .into(),
+            ));
+        }
         let registered = match registry::lookup(&name) {
             Some((node, id)) => registry::Registered::Found(node, id),
             None => {
