@@ -141,6 +141,28 @@ pub enum StartError {
         /// The key of the instance.
         key: String,
     },
+    /// The node could not spawn the agent's process (for example it has no memory left for one
+    /// more). Nothing was started; the node and its other agents go on.
+    #[error("agent `{kind}` key {key:?}: the node could not spawn its process: {reason}")]
+    Spawn {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// The runtime's reason.
+        reason: String,
+    },
+    /// The node refused the start at once because it is at a limit it was given (see
+    /// `swarm::NodeLimits`); its live agents go on being served. Try again later, or elsewhere.
+    #[error("agent `{kind}` key {key:?}: the node is overloaded: {limit}")]
+    Overloaded {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// Which limit, and its value.
+        limit: String,
+    },
     /// The process that starts agents of this kind did not answer.
     #[error("agent `{kind}` key {key:?}: the registry did not start it: {reason}")]
     Registry {

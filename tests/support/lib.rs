@@ -350,3 +350,88 @@ impl Narcissus {
             .map_err(|err| err.to_string())
     }
 }
+
+/// An answer whose `Serialize` always fails: what a caller gets must be an error, not a hang, and
+/// the agent must go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+
+/// A keyed agent with answers of any size, for the limits of the NATS front door.
+#[agent(kind = "notes")]
+pub struct Notes {
+    #[key]
+    name: String,
+    #[persist]
+    notes: Vec<String>,
+}
+
+#[agent]
+impl Notes {
+    /// Keeps a note; returns how many there are.
+    #[handler]
+    pub fn post(&mut self, text: String) -> usize {
+        self.notes.push(text);
+        self.notes.len()
+    }
+
+    /// Every note kept (grows with every post).
+    #[handler]
+    pub fn history(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    /// An answer of `bytes` bytes.
+    #[handler]
+    pub fn blob(&self, bytes: usize) -> String {
+        "x".repeat(bytes)
+    }
+
+    #[handler]
+    pub fn unencodable(&self) -> Unencodable {
+        Unencodable
+    }
+
+    /// Panics with a message of `bytes` bytes.
+    #[handler]
+    pub fn panic_with(&self, bytes: usize) -> u64 {
+        panic!("{}", "p".repeat(bytes))
+    }
+}
+
+/// An agent whose start takes `SLOW_START` (its `#[on_start]` sleeps): a window in which a start
+/// is in flight.
+#[agent(kind = "slow-starter")]
+pub struct SlowStarter {
+    #[key]
+    name: String,
+}
+
+/// How long a [`SlowStarter`] takes to start.
+pub const SLOW_START: Duration = Duration::from_millis(1500);
+
+#[agent]
+impl SlowStarter {
+    #[handler]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    #[on_start]
+    fn take_time(&mut self) {
+        lunatic::sleep(SLOW_START);
+    }
+}

@@ -29,6 +29,9 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         #[doc = #doc]
         #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
         #[serde(crate = #serde_path)]
+        // Callers outside Rust name arguments in JSON: a name the handler does not have is a
+        // mistake to report, not a value to drop.
+        #[serde(deny_unknown_fields)]
         #[allow(private_interfaces)]
         pub enum #message {
             #(#variants)*

@@ -10,10 +10,16 @@ use std::cell::Cell;
 use std::fmt::Display;
 use std::sync::Once;
 
-use lunatic::ap::{AbstractProcess, MessageHandler, State};
+use lunatic::ap::{AbstractProcess, MessageHandler, ProcessRef, State};
+use lunatic::host::api::message;
+use lunatic::serializer::CanSerialize;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::mailbox::{Envelope, ReplyTo};
+use super::mailbox::{
+    reply_slot, this_node, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError, DATA_MESSAGE,
+    ENVELOPE_HANDLER_ID, SHUTDOWN_HANDLER_ID,
+};
+use super::process;
 use super::wire::Wire;
 use crate::error::{RemoteFailure, StartError};
 use crate::key::{parse_key_text, AgentKey};
@@ -265,9 +271,87 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
 /// Runs one envelope: the generated `handle`, with the caller remembered in case the handler
 /// panics.
 pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
+    serve_one(&mut state, envelope);
+}
+
+fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
-    <A as AgentBehavior>::handle(&mut state, envelope.message, envelope.reply_to);
+    <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
     CURRENT_REPLY.with(|slot| slot.set(None));
+}
+
+/// Starts an agent process and waits until its `init` is over (state loaded, `#[on_start]` run).
+///
+/// A spawn the node cannot make, an `init` that fails or panics: each is a [`StartError`] for
+/// this caller alone; nothing here panics.
+pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
+    let kind = A::KIND;
+    let key = arg.key.clone();
+    let ready = reply_slot();
+    let id = process::spawn((ready, arg), agent_main::<A>).map_err(|err| StartError::Spawn {
+        kind: kind.into(),
+        key: key.clone(),
+        reason: err.reason,
+    })?;
+    match wait_for::<Result<(), StartError>>(ready, id, None) {
+        Ok(Ok(())) => Ok(super::registry::process_ref(this_node(), id)),
+        Ok(Err(err)) => Err(err),
+        // `init` panicked (the process is gone without answering).
+        Err(WaitError::ServerGone) => Err(StartError::Panicked {
+            kind: kind.into(),
+            key,
+        }),
+        Err(other) => Err(StartError::Registry {
+            kind: kind.into(),
+            key,
+            reason: format!("the new agent did not report its start: {other:?}"),
+        }),
+    }
+}
+
+/// The life of an agent process: `init`, then one message at a time until it is shut down.
+///
+/// The same protocol as a Lunatic `AbstractProcess` (handler number in the top byte of a
+/// message's tag: 1 for the envelope handler, 32 for shutdown), so `ProcessRef`s and Lunatic's
+/// own shutdown still work; but a message that does not decode is reported and dropped instead of
+/// killing the agent, and the start is [`start`]'s, which cannot panic the caller.
+fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
+    let mut cell = match init::<A>(arg) {
+        Ok(cell) => cell,
+        Err(err) => return ready.send::<Result<(), StartError>>(Err(err)),
+    };
+    ready.send::<Result<(), StartError>>(Ok(()));
+    loop {
+        // SAFETY: a blocking receive of the next message, any tag.
+        if unsafe { message::receive(std::ptr::null(), 0, u64::MAX) } != DATA_MESSAGE {
+            // Link or monitor notices: an agent makes neither, so there is nothing to do.
+            continue;
+        }
+        // SAFETY: reads the tag of the message just received.
+        let tag = unsafe { message::get_tag() };
+        match tag >> 56 {
+            ENVELOPE_HANDLER_ID => match <Wire as CanSerialize<Envelope<A::Msg>>>::decode() {
+                Ok(envelope) => serve_one(&mut cell, envelope),
+                Err(err) => eprintln!(
+                    "swarm: agent `{}` dropped a message that does not decode: {err}",
+                    A::KIND
+                ),
+            },
+            SHUTDOWN_HANDLER_ID => {
+                // Read before `terminate`, which may receive messages of its own.
+                let confirm = <Wire as CanSerialize<ShutdownRequest>>::decode();
+                terminate::<A>(cell);
+                if let Ok(confirm) = confirm {
+                    confirm.confirm(tag & !(0xFF << 56));
+                }
+                return;
+            }
+            other => eprintln!(
+                "swarm: agent `{}` dropped a message for handler {other}",
+                A::KIND
+            ),
+        }
+    }
 }
 
 /// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.

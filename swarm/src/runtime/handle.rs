@@ -8,7 +8,9 @@ use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::agent::{Agent, AgentArg, AgentState};
-use super::mailbox::{call, call_json, process_exists, Envelope, WaitError};
+use super::mailbox::{
+    call, call_json, process_exists, shutdown_abstract_process, Envelope, WaitError,
+};
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
 use crate::key::key_text;
@@ -183,9 +185,9 @@ pub trait AgentHandle: Sized + Clone {
             return Err(raw.error("shutdown", CallFailure::NotRunning));
         }
         let timeout = raw.timeout.unwrap_or(Duration::from_secs(u64::MAX >> 2));
-        raw.process
-            .with_timeout(timeout)
-            .shutdown()
+        // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
+        // noticed, not waited for until the timeout.
+        shutdown_abstract_process(raw.process.id(), timeout)
             .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))
     }
 
@@ -240,15 +242,13 @@ impl<A: Agent> Launcher<A> {
                 };
                 let encoded = bincode::serialize(&arg)
                     .map_err(|err| registry_error::<A>(&key, err.to_string()))?;
-                registry::get_or_start(&name, start_agent::<A>, encoded).map_err(
-                    |err| match err {
-                        registry::RegistryError::StartFailed(bytes) => bincode::deserialize(&bytes)
-                            .unwrap_or_else(|err| registry_error::<A>(&key, err.to_string())),
-                        registry::RegistryError::Unavailable(reason) => {
-                            registry_error::<A>(&key, reason)
-                        }
-                    },
-                )?
+                registry::get_or_start(registry::StartJob::new(
+                    name,
+                    A::KIND,
+                    &key,
+                    start_agent::<A>,
+                    encoded,
+                ))?
             }
         };
         let (node, id) = registered.ids();
@@ -277,7 +277,7 @@ impl<A: Agent> Launcher<A> {
             store: self.resolve_store(),
             key: String::new(),
         };
-        let process = A::start(arg).map_err(|err| startup_error::<A>("", err))?;
+        let process = super::agent::start::<A>(arg)?;
         Ok(A::Handle::from_raw(AgentRef::new(process, String::new())))
     }
 
@@ -301,27 +301,10 @@ fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
     }
 }
 
-fn startup_error<A: Agent>(key: &str, err: lunatic::ap::StartupError<A>) -> StartError {
-    match err {
-        lunatic::ap::StartupError::Custom(err) => err,
-        lunatic::ap::StartupError::InitPanicked => StartError::Panicked {
-            kind: A::KIND.into(),
-            key: key.into(),
-        },
-        lunatic::ap::StartupError::NameAlreadyRegistered(_) => {
-            registry_error::<A>(key, "unexpected name clash".into())
-        }
-    }
-}
-
-/// Runs in the registrar: starts one agent process.
-pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), Vec<u8>> {
-    let encode = |err: StartError| bincode::serialize(&err).unwrap_or_default();
-    let arg: AgentArg = bincode::deserialize(arg)
-        .map_err(|err| encode(registry_error::<A>("", err.to_string())))?;
-    let key = arg.key.clone();
-    match A::start(arg) {
-        Ok(process) => Ok((process.node_id(), process.id())),
-        Err(err) => Err(encode(startup_error::<A>(&key, err))),
-    }
+/// Runs in a starter process (see `registry`): starts one agent process.
+pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), StartError> {
+    let arg: AgentArg =
+        bincode::deserialize(arg).map_err(|err| registry_error::<A>("", err.to_string()))?;
+    let process = super::agent::start::<A>(arg)?;
+    Ok((process.node_id(), process.id()))
 }

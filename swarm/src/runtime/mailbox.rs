@@ -23,12 +23,15 @@ use super::wire::Wire;
 use crate::error::RemoteFailure;
 
 /// What `message::receive` returns when a data message arrived (otherwise: timed out, 9027).
-const DATA_MESSAGE: u32 = 0;
+pub(crate) const DATA_MESSAGE: u32 = 0;
 
-/// Every swarm process is an `AbstractProcess` with exactly one handler,
-/// `Message<Envelope<M>>`, which Lunatic numbers 1; it reads the number from the top byte of a
-/// message's tag.
-const ENVELOPE_HANDLER: i64 = 1 << 56;
+/// Every swarm server process speaks the protocol of a Lunatic `AbstractProcess` with exactly one
+/// handler, `Message<Envelope<M>>`, which Lunatic numbers 1: the number travels in the top byte
+/// of a message's tag.
+pub(crate) const ENVELOPE_HANDLER_ID: i64 = 1;
+const ENVELOPE_HANDLER: i64 = ENVELOPE_HANDLER_ID << 56;
+/// Lunatic's number for the shutdown "handler" of an `AbstractProcess`.
+pub(crate) const SHUTDOWN_HANDLER_ID: i64 = 32;
 
 /// The first wait slice; doubled after each empty slice up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(10);
@@ -76,6 +79,11 @@ fn sweep_abandoned() {
     });
 }
 
+/// The id of the node this process runs on.
+pub fn this_node() -> u64 {
+    this().0
+}
+
 fn this() -> (u64, u64) {
     THIS.with(|this| {
         this.get().unwrap_or_else(|| {
@@ -121,10 +129,29 @@ impl ReplyTo {
     }
 
     fn send_result<R: Serialize + DeserializeOwned>(self, result: Result<R, RemoteFailure>) {
-        // SAFETY: the address names the caller's process on this node (if it has ended, the
-        // runtime drops the message).
-        let to = unsafe { Process::<Result<R, RemoteFailure>, Wire>::new(self.node, self.process) };
-        to.tag_send(self.tag, result);
+        // An answer that does not encode (a `Serialize` impl that fails) becomes an `Unencodable`
+        // failure for the caller: the caller always gets an answer, and the server goes on.
+        if let Err(err) = self.try_send(&result) {
+            let failure: Result<(), RemoteFailure> = Err(RemoteFailure::Unencodable(format!(
+                "the answer does not encode: {err}"
+            )));
+            let _always_encodes = self.try_send(&failure);
+        }
+    }
+
+    fn try_send<R: Serialize + DeserializeOwned>(
+        self,
+        result: &Result<R, RemoteFailure>,
+    ) -> Result<(), lunatic::serializer::EncodeError> {
+        // SAFETY: `create_data` starts the outgoing message that `encode` fills (a new
+        // `create_data` drops a half-written one); `send` hands it to the caller's process on this
+        // node (if it has ended, the runtime drops the message).
+        unsafe {
+            message::create_data(self.tag.id(), 0);
+            <Wire as CanSerialize<Result<R, RemoteFailure>>>::encode(result)?;
+            message::send(self.process);
+        }
+        Ok(())
     }
 }
 
@@ -213,6 +240,25 @@ where
     wait_reply(tag, server, timeout, started)
 }
 
+/// Sends `message` to the swarm process `server` (on this node) without waiting: a fire-and-forget
+/// [`Envelope`]. If the server has ended, the runtime drops the message.
+pub fn cast<M>(server: u64, message: M)
+where
+    M: Serialize + DeserializeOwned,
+{
+    let envelope = Envelope {
+        message,
+        reply_to: None,
+    };
+    // SAFETY: `create_data` starts the outgoing message that `encode` fills; `send` hands it over.
+    unsafe {
+        message::create_data(ENVELOPE_HANDLER | Tag::new().id(), 0);
+        if <Wire as CanSerialize<Envelope<M>>>::encode(&envelope).is_ok() {
+            message::send(server);
+        }
+    }
+}
+
 /// A reply address in this process with a fresh tag, for a reply that comes some other way than
 /// through [`call`] (for example from a process this one spawns).
 pub fn reply_slot() -> ReplyTo {
@@ -244,21 +290,15 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
 /// it to confirm, at most `timeout`.
 pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), WaitError> {
-    /// Lunatic's shutdown message: the address to confirm to, encoded as its `Process` is.
-    #[derive(Serialize, Deserialize)]
-    struct Shutdown {
-        node: u64,
-        process: u64,
-    }
-    /// Lunatic's number for the shutdown "handler", in the top byte of the tag.
-    const SHUTDOWN_HANDLER: i64 = 32 << 56;
     let started = Instant::now();
     let (node, process) = this();
     let tag = Tag::new();
     // SAFETY: as in `call`: one outgoing message, sent and waited for in one host call.
     let kind = unsafe {
-        message::create_data(SHUTDOWN_HANDLER | tag.id(), 0);
-        if <Wire as CanSerialize<Shutdown>>::encode(&Shutdown { node, process }).is_err() {
+        message::create_data((SHUTDOWN_HANDLER_ID << 56) | tag.id(), 0);
+        if <Wire as CanSerialize<ShutdownRequest>>::encode(&ShutdownRequest { node, process })
+            .is_err()
+        {
             return Err(WaitError::Undecodable(
                 "the shutdown message does not encode".into(),
             ));
@@ -281,6 +321,27 @@ pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), W
         // SAFETY: `tags` outlives the call.
         if unsafe { message::receive(tags.as_ptr(), tags.len(), millis(wait)) } == DATA_MESSAGE {
             return Ok(());
+        }
+    }
+}
+
+/// Lunatic's shutdown message: the address to confirm to, encoded as its `Process` is.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ShutdownRequest {
+    node: u64,
+    process: u64,
+}
+
+impl ShutdownRequest {
+    /// Tells the process that asked that the shutdown is over (Lunatic confirms with a bare `()`
+    /// tagged with the request's tag, its handler byte cleared).
+    pub(crate) fn confirm(&self, tag: i64) {
+        // SAFETY: one outgoing message to a process of this node (dropped if it has ended).
+        unsafe {
+            message::create_data(tag, 0);
+            if <Wire as CanSerialize<()>>::encode(&()).is_ok() {
+                message::send(self.process);
+            }
         }
     }
 }

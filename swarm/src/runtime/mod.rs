@@ -5,5 +5,6 @@ pub mod agent;
 pub mod handle;
 pub mod mailbox;
 pub mod node;
+pub mod process;
 pub mod registry;
 pub mod wire;

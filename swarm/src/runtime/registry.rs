@@ -1,5 +1,5 @@
-//! The node's registry of named processes: one live agent per `(kind, key)`, one store process
-//! per store.
+//! The node's registry of named processes: one live agent per `(kind, key)`, and the node's
+//! admission control.
 //!
 //! Lunatic's registry maps a name to a process id but never forgets a dead process, and its
 //! atomic "get or spawn" returns a dead entry as found. So every "get or start" goes through one
@@ -12,27 +12,49 @@
 //! (starting an agent runs its `init`, which loads state and may itself get or start other agents;
 //! a registrar blocked on it would deadlock). Starts of different names run side by side.
 //!
+//! The registrar serves the whole node, so nothing it does may end it: a starter it cannot spawn
+//! is an error for that one caller, a starter that crashes is an error for the callers waiting on
+//! that start, and a message it cannot read is dropped. Should it end anyway (killed), the next
+//! `get_or_start` on the node starts a new one under the next generation of its name (a name is
+//! claimed atomically, so there is never more than one), and callers that were waiting on the old
+//! one get an error instead of waiting forever.
+//!
+//! It monitors every agent it started: that is how it knows how many live agents the node holds
+//! (for [`NodeLimits`]) and how it removes a dead agent's name from Lunatic's registry, which
+//! would otherwise keep every name ever used.
+//!
 //! Starters are function pointers: every process of a node runs the same module, so a function
 //! pointer means the same function in all of them (Lunatic itself spawns processes this way).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
-use lunatic::host::api::registry;
+use lunatic::ap::{AbstractProcess, ProcessRef};
+use lunatic::host::api::{message, process, registry};
+use lunatic::serializer::CanSerialize;
 use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::mailbox::{call, process_exists, Envelope, ReplyTo, WaitError};
+use super::mailbox::{
+    call, cast, process_exists, Envelope, ReplyTo, WaitError, DATA_MESSAGE, ENVELOPE_HANDLER_ID,
+};
+use super::node::{self, NodeLimits, NodeStats};
+use super::process::{spawn_linked, spawn_named, Named};
 use super::wire::Wire;
+use crate::error::StartError;
 
-/// The name the registrar is registered under (Lunatic's own atomic naming).
-const REGISTRAR_NAME: &str = "swarm/registrar";
+/// The registrar's name in Lunatic's registry, followed by its generation (see the module docs).
+const REGISTRAR_NAME: &str = "swarm/registrar/";
 /// Starting a process runs its `init`, which may load state from disk: give it time.
 const REGISTRAR_TIMEOUT: Duration = Duration::from_secs(60);
+/// What `message::receive` returns for a link death turned into a message.
+const LINK_DIED: u32 = 1;
+/// What `message::receive` returns when a monitored process ended.
+const PROCESS_DIED: u32 = 2;
 
-/// Starts a process from an encoded argument; returns `(node, id)` or an encoded error.
-pub type Starter = fn(&[u8]) -> Result<(u64, u64), Vec<u8>>;
+/// Starts a process from an encoded argument; returns `(node, id)` of what it started.
+pub type Starter = fn(&[u8]) -> Result<(u64, u64), StartError>;
 
 /// A process registered under a name, found or started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,51 +74,121 @@ impl Registered {
     }
 }
 
-/// Why a "get or start" failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryError {
-    /// The starter failed; its encoded error.
-    StartFailed(Vec<u8>),
-    /// The registrar could not be reached.
-    Unavailable(String),
+/// One agent to find or start: its registry name, what to call it in errors, and how to start it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartJob {
+    /// The name in the registry (`swarm/agent/<kind>/<key>`).
+    pub name: String,
+    /// The agent kind, for errors.
+    pub kind: String,
+    /// The key, for errors.
+    pub key: String,
+    /// A [`Starter`], as a function pointer.
+    pub starter: usize,
+    /// The starter's encoded argument.
+    pub arg: Vec<u8>,
+}
+
+impl StartJob {
+    /// A job for `starter(arg)`.
+    pub fn new(name: String, kind: &str, key: &str, starter: Starter, arg: Vec<u8>) -> Self {
+        StartJob {
+            name,
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            starter: starter as *const () as usize,
+            arg,
+        }
+    }
+
+    fn error(&self, reason: impl Into<String>) -> StartError {
+        StartError::Registry {
+            kind: self.kind.clone(),
+            key: self.key.clone(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// The live process registered as `name`, if any.
 pub fn lookup(name: &str) -> Option<(u64, u64)> {
+    let (node, id) = registered(name)?;
+    process_exists(id).then_some((node, id))
+}
+
+/// What Lunatic's registry holds for `name`, alive or not.
+fn registered(name: &str) -> Option<(u64, u64)> {
     let (mut node, mut id) = (0u64, 0u64);
     // SAFETY: the pointers are valid for the call; the runtime writes two u64s.
     let missing = unsafe { registry::get(name.as_ptr(), name.len(), &mut node, &mut id) };
-    (missing == 0 && process_exists(id)).then_some((node, id))
+    (missing == 0).then_some((node, id))
 }
 
-/// The live process registered as `name`, started with `starter(arg)` if there is none.
-pub fn get_or_start(
-    name: &str,
-    starter: Starter,
-    arg: Vec<u8>,
-) -> Result<Registered, RegistryError> {
-    if let Some((node, id)) = lookup(name) {
+/// The live process registered as `job.name`, started with the job's starter if there is none.
+pub fn get_or_start(job: StartJob) -> Result<Registered, StartError> {
+    if let Some((node, id)) = lookup(&job.name) {
         return Ok(Registered::Found(node, id));
     }
-    let registrar = registrar()?;
-    let job = StartJob {
-        name: name.to_owned(),
-        starter: starter as *const () as usize,
-        arg,
-    };
-    match call::<RegistrarOp, Result<Registered, Vec<u8>>>(
-        registrar.id(),
+    let registrar = registrar().map_err(|reason| job.error(reason))?;
+    let unavailable = job.error("");
+    match call::<RegistrarOp, Result<Registered, StartError>>(
+        registrar,
         RegistrarOp::GetOrStart(job),
         Some(REGISTRAR_TIMEOUT),
     ) {
-        Ok(Ok(registered)) => Ok(registered),
-        Ok(Err(error)) => Err(RegistryError::StartFailed(error)),
-        Err(WaitError::TimedOut(after)) => Err(RegistryError::Unavailable(format!(
-            "the registrar did not answer within {after:?}"
-        ))),
-        Err(other) => Err(RegistryError::Unavailable(format!(
-            "the registrar failed: {other:?}"
-        ))),
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let reason = match err {
+                WaitError::TimedOut(after) => {
+                    format!("the node's registrar did not answer within {after:?}")
+                }
+                WaitError::ServerGone => {
+                    "the node's registrar stopped before it answered (the next call starts a new one)"
+                        .to_owned()
+                }
+                other => format!("the node's registrar failed: {other:?}"),
+            };
+            Err(match unavailable {
+                StartError::Registry { kind, key, .. } => {
+                    StartError::Registry { kind, key, reason }
+                }
+                other => other,
+            })
+        }
+    }
+}
+
+/// Sends new limits to the node's registrar (starting it if need be).
+pub(crate) fn apply_limits(limits: NodeLimits) -> Result<(), String> {
+    let registrar = registrar()?;
+    call::<RegistrarOp, ()>(
+        registrar,
+        RegistrarOp::SetLimits(limits),
+        Some(REGISTRAR_TIMEOUT),
+    )
+    .map_err(|err| format!("the node's registrar did not take the limits: {err:?}"))
+}
+
+/// The registrar's figures, or `None` when no registrar runs on this node yet.
+pub(crate) fn stats() -> Result<Option<NodeStats>, String> {
+    let Some(registrar) = current_registrar() else {
+        return Ok(None);
+    };
+    call::<RegistrarOp, NodeStats>(registrar, RegistrarOp::Stats, Some(REGISTRAR_TIMEOUT))
+        .map(Some)
+        .map_err(|err| format!("the node's registrar did not answer: {err:?}"))
+}
+
+/// The process id of the registrar running now, if any (for tests that kill it).
+pub fn current_registrar() -> Option<u64> {
+    let mut generation = GENERATION.with(Cell::get);
+    loop {
+        let (_, id) = registered(&format!("{REGISTRAR_NAME}{generation}"))?;
+        if process_exists(id) {
+            GENERATION.with(|cached| cached.set(generation));
+            return Some(id);
+        }
+        generation += 1;
     }
 }
 
@@ -109,26 +201,31 @@ pub fn process_ref<T: AbstractProcess<Serializer = Wire>>(node: u64, id: u64) ->
     bincode::deserialize(&bytes).expect("a process reference always decodes")
 }
 
-fn registrar() -> Result<ProcessRef<Registrar>, RegistryError> {
-    match Registrar::start_as(&REGISTRAR_NAME, ()) {
-        Ok(registrar) => Ok(registrar),
-        Err(StartupError::NameAlreadyRegistered(registrar)) if registrar.is_alive() => {
-            Ok(registrar)
-        }
-        Err(StartupError::NameAlreadyRegistered(_)) => Err(RegistryError::Unavailable(
-            "the node's registrar process has stopped".into(),
-        )),
-        Err(other) => Err(RegistryError::Unavailable(format!(
-            "the registrar did not start: {other:?}"
-        ))),
-    }
+thread_local! {
+    /// The registrar generation this process last found alive: where the search starts.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StartJob {
-    name: String,
-    starter: usize,
-    arg: Vec<u8>,
+/// The live registrar, started if there is none: the first generation of its name that is free
+/// or held by a live process.
+fn registrar() -> Result<u64, String> {
+    let mut generation = GENERATION.with(Cell::get);
+    loop {
+        let name = format!("{REGISTRAR_NAME}{generation}");
+        let id = match registered(&name) {
+            Some((_, id)) => id,
+            None => match spawn_named(&name, (), run_registrar) {
+                Ok(Named::Started(id) | Named::Found(id)) => id,
+                Err(err) => return Err(format!("the node's registrar did not start: {err}")),
+            },
+        };
+        if process_exists(id) {
+            GENERATION.with(|cached| cached.set(generation));
+            return Ok(id);
+        }
+        // This generation's registrar has ended: its name stays taken, try the next one.
+        generation += 1;
+    }
 }
 
 /// What the registrar handles: requests, and the outcome of the starts it launched.
@@ -136,120 +233,216 @@ struct StartJob {
 enum RegistrarOp {
     GetOrStart(StartJob),
     Finished {
-        name: String,
-        outcome: Result<(u64, u64), Vec<u8>>,
+        start: i64,
+        outcome: Result<(u64, u64), StartError>,
     },
+    SetLimits(NodeLimits),
+    Stats,
 }
 
-/// The registrar's state: the requests waiting for each start in progress, and which starter
-/// process (by the tag of the link to it) runs which start.
-#[derive(Default)]
-struct Pending {
-    waiting: HashMap<String, Vec<ReplyTo>>,
-    starters: HashMap<i64, String>,
+/// One start in progress: its job and everyone waiting for it.
+struct Start {
+    job: StartJob,
+    waiting: Vec<ReplyTo>,
 }
 
-/// The registrar process.
-struct Registrar;
+/// The registrar's state.
+struct Registrar {
+    limits: NodeLimits,
+    /// Starts in progress, by the tag of the link to their starter process.
+    starts: HashMap<i64, Start>,
+    /// Which start runs for a name.
+    starting: HashMap<String, i64>,
+    /// Live agents it started, with their names.
+    live: HashMap<u64, String>,
+    stats: NodeStats,
+}
 
-impl AbstractProcess for Registrar {
-    type State = Pending;
-    type Serializer = Wire;
-    type Arg = ();
-    type Handlers = (lunatic::ap::handlers::Message<Envelope<RegistrarOp>>,);
-    type StartupError = ();
-
-    fn init(config: Config<Self>, (): ()) -> Result<Pending, ()> {
-        // A starter process that dies without reporting arrives as a link death, not a crash.
-        config.die_if_link_dies(false);
-        Ok(Pending::default())
-    }
-
-    fn handle_link_death(mut state: State<Self>, tag: Tag) {
-        if let Some(name) = state.starters.remove(&tag.id()) {
-            let failure = format!("the process starting {name:?} crashed");
-            finish(&mut state, &name, Err(failure.into_bytes()));
+fn run_registrar((): ()) {
+    // A starter that dies without reporting arrives as a link-death message, not as our end.
+    // SAFETY: a flag of this process.
+    unsafe { process::die_when_link_dies(0) };
+    let mut registrar = Registrar {
+        limits: node::limits(),
+        starts: HashMap::new(),
+        starting: HashMap::new(),
+        live: HashMap::new(),
+        stats: NodeStats::default(),
+    };
+    loop {
+        // SAFETY: a blocking receive of the next message, any tag.
+        match unsafe { message::receive(std::ptr::null(), 0, u64::MAX) } {
+            DATA_MESSAGE => {
+                // SAFETY: the tag of the message just received.
+                if unsafe { message::get_tag() } >> 56 != ENVELOPE_HANDLER_ID {
+                    continue;
+                }
+                match <Wire as CanSerialize<Envelope<RegistrarOp>>>::decode() {
+                    Ok(envelope) => registrar.handle(envelope),
+                    Err(err) => eprintln!("swarm: the registrar dropped a message: {err}"),
+                }
+            }
+            LINK_DIED => {
+                // SAFETY: the tag of the link death just received.
+                let start = unsafe { message::get_tag() };
+                if let Some(pending) = registrar.starts.get(&start) {
+                    let crashed = pending.job.error(
+                        "the process starting it crashed (its panic message is in the node's log)",
+                    );
+                    registrar.finish(start, Err(crashed));
+                }
+            }
+            PROCESS_DIED => {
+                // SAFETY: the id of the monitored process that just ended.
+                let id = unsafe { message::get_process_id() };
+                if let Some(name) = registrar.live.remove(&id) {
+                    if registered(&name).map(|(_, current)| current) == Some(id) {
+                        // SAFETY: the name's bytes are valid for the call.
+                        unsafe { registry::remove(name.as_ptr(), name.len()) };
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
 
-impl MessageHandler<Envelope<RegistrarOp>> for Registrar {
-    fn handle(mut state: State<Self>, envelope: Envelope<RegistrarOp>) {
+impl Registrar {
+    fn handle(&mut self, envelope: Envelope<RegistrarOp>) {
+        let reply_to = envelope.reply_to;
         match envelope.message {
-            RegistrarOp::GetOrStart(StartJob { name, starter, arg }) => {
-                let Some(reply_to) = envelope.reply_to else {
-                    return;
-                };
-                if let Some((node, id)) = lookup(&name) {
-                    reply_to.send::<Result<Registered, Vec<u8>>>(Ok(Registered::Found(node, id)));
-                    return;
+            RegistrarOp::GetOrStart(job) => {
+                if let Some(reply_to) = reply_to {
+                    self.get_or_start(job, reply_to);
                 }
-                if let Some(waiting) = state.waiting.get_mut(&name) {
-                    waiting.push(reply_to);
-                    return;
+            }
+            RegistrarOp::Finished { start, outcome } => self.finish(start, outcome),
+            RegistrarOp::SetLimits(limits) => {
+                self.limits = limits;
+                if let Some(reply_to) = reply_to {
+                    reply_to.send(());
                 }
-                state.waiting.insert(name.clone(), vec![reply_to]);
-                let tag = Tag::new();
-                state.starters.insert(tag.id(), name.clone());
-                // SAFETY: `this()` only reads the current process' ids.
-                let registrar = unsafe { lunatic::Process::<Envelope<RegistrarOp>, Wire>::this() };
-                lunatic::Process::<(), Wire>::spawn_link_tag(
-                    (registrar, name, starter, arg),
-                    tag,
-                    run_start,
+            }
+            RegistrarOp::Stats => {
+                if let Some(reply_to) = reply_to {
+                    let mut stats = self.stats.clone();
+                    stats.live_agents = self.live.len() as u64;
+                    stats.starts_in_flight = self.starts.len() as u64;
+                    stats.limits = self.limits.clone();
+                    reply_to.send(stats);
+                }
+            }
+        }
+    }
+
+    fn get_or_start(&mut self, job: StartJob, reply_to: ReplyTo) {
+        let answer = |outcome: Result<Registered, StartError>| reply_to.send(outcome);
+        if let Some((node, id)) = lookup(&job.name) {
+            return answer(Ok(Registered::Found(node, id)));
+        }
+        if let Some(start) = self.starting.get(&job.name) {
+            if let Some(start) = self.starts.get_mut(start) {
+                start.waiting.push(reply_to);
+                return;
+            }
+        }
+        if let Some(limit) = self.refusal() {
+            self.stats.refused_starts += 1;
+            return answer(Err(StartError::Overloaded {
+                kind: job.kind,
+                key: job.key,
+                limit,
+            }));
+        }
+        let tag = Tag::new();
+        // SAFETY: `this()` only reads the current process' ids.
+        let registrar = unsafe { lunatic::Process::<(), Wire>::this() }.id();
+        let capture = (registrar, tag.id(), job.starter, job.arg.clone());
+        match spawn_linked(capture, run_start, tag) {
+            Ok(_) => {
+                self.starting.insert(job.name.clone(), tag.id());
+                self.starts.insert(
+                    tag.id(),
+                    Start {
+                        job,
+                        waiting: vec![reply_to],
+                    },
                 );
             }
-            RegistrarOp::Finished { name, outcome } => {
-                state.starters.retain(|_, starting| *starting != name);
-                finish(&mut state, &name, outcome);
+            Err(err) => {
+                self.stats.failed_starts += 1;
+                answer(Err(StartError::Spawn {
+                    kind: job.kind,
+                    key: job.key,
+                    reason: err.reason,
+                }))
             }
+        }
+    }
+
+    /// Why a new start must be refused now, if it must.
+    fn refusal(&mut self) -> Option<String> {
+        let NodeLimits {
+            max_agents,
+            max_starts_in_flight,
+        } = self.limits;
+        if self.live.len() + self.starts.len() >= max_agents {
+            // A monitor set just as its agent ended may never report: count again before refusing.
+            self.live.retain(|&id, _| process_exists(id));
+        }
+        if self.live.len() + self.starts.len() >= max_agents {
+            return Some(format!(
+                "it holds {} live agents and {} starting, at its limit of max_agents = {max_agents}",
+                self.live.len(),
+                self.starts.len()
+            ));
+        }
+        if self.starts.len() >= max_starts_in_flight {
+            return Some(format!(
+                "{} starts are in flight, at its limit of max_starts_in_flight = {max_starts_in_flight}",
+                self.starts.len()
+            ));
+        }
+        None
+    }
+
+    /// A start ended: register what started, and answer everyone who waited for it.
+    fn finish(&mut self, start: i64, outcome: Result<(u64, u64), StartError>) {
+        let Some(Start { job, waiting }) = self.starts.remove(&start) else {
+            return;
+        };
+        self.starting.remove(&job.name);
+        match &outcome {
+            Ok((node, id)) => {
+                self.stats.started += 1;
+                // SAFETY: the name's bytes are valid for the call; `monitor` only asks the
+                // runtime to tell this process when `id` ends (at once if it already has).
+                unsafe {
+                    registry::put(job.name.as_ptr(), job.name.len(), *node, *id);
+                    process::monitor(*id);
+                }
+                // An agent that ended before the monitor was set is never reported: not live.
+                if process_exists(*id) {
+                    self.live.insert(*id, job.name);
+                }
+            }
+            Err(_) => self.stats.failed_starts += 1,
+        }
+        for (index, reply_to) in waiting.into_iter().enumerate() {
+            let answer = match &outcome {
+                Ok((node, id)) if index == 0 => Ok(Registered::Started(*node, *id)),
+                Ok((node, id)) => Ok(Registered::Found(*node, *id)),
+                Err(error) => Err(error.clone()),
+            };
+            reply_to.send::<Result<Registered, StartError>>(answer);
         }
     }
 }
 
 /// Runs in a starter process: one start, reported to the registrar.
-fn run_start(
-    (registrar, name, starter, arg): (
-        lunatic::Process<Envelope<RegistrarOp>, Wire>,
-        String,
-        usize,
-        Vec<u8>,
-    ),
-    _: lunatic::Mailbox<(), Wire>,
-) {
+fn run_start((registrar, start, starter, arg): (u64, i64, usize, Vec<u8>)) {
     // SAFETY: `starter` was a `Starter` in the requester, which runs this same module.
     let starter: Starter = unsafe { std::mem::transmute::<usize, Starter>(starter) };
     let outcome = starter(&arg);
-    // The registrar's one handler is number 1, as for every swarm process (see mailbox.rs).
-    registrar.tag_send(
-        envelope_tag(),
-        Envelope {
-            message: RegistrarOp::Finished { name, outcome },
-            reply_to: None,
-        },
-    );
-}
-
-/// A tag that routes a message to the registrar's handler.
-fn envelope_tag() -> Tag {
-    // `Tag` has no public constructor from a number; it encodes as its `i64`.
-    let id: i64 = (1 << 56) | Tag::new().id();
-    bincode::deserialize(&id.to_le_bytes()).expect("a tag decodes from its i64")
-}
-
-/// A start ended: register what started, and answer everyone who waited for it.
-fn finish(state: &mut Pending, name: &str, outcome: Result<(u64, u64), Vec<u8>>) {
-    let waiting = state.waiting.remove(name).unwrap_or_default();
-    if let Ok((node, id)) = outcome {
-        // SAFETY: the name's bytes are valid for the call.
-        unsafe { registry::put(name.as_ptr(), name.len(), node, id) };
-    }
-    for (index, reply_to) in waiting.into_iter().enumerate() {
-        let answer = match &outcome {
-            Ok((node, id)) if index == 0 => Ok(Registered::Started(*node, *id)),
-            Ok((node, id)) => Ok(Registered::Found(*node, *id)),
-            Err(error) => Err(error.clone()),
-        };
-        reply_to.send::<Result<Registered, Vec<u8>>>(answer);
-    }
+    cast(registrar, RegistrarOp::Finished { start, outcome });
 }

@@ -5,6 +5,11 @@
 //! directory is fsynced, so after a crash (of the agent, the node or the machine) a reader finds
 //! either the old record or the new one, whole, and a write that returned `Ok` is on disk.
 //! (Inside Lunatic, WASI cannot fsync a directory; see `sync_dir` for what that leaves.)
+//!
+//! A write interrupted by a crash (the agent killed, the node killed) leaves its temporary file
+//! behind, never a damaged record. Opening a store removes those leftovers: inside Lunatic, once
+//! per node and directory, by the first agent that opens it, while every other opener waits (so no
+//! live write's temporary file is ever taken for a leftover); natively, at every `open`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -35,7 +40,14 @@ impl FileStore {
                 err,
             )
         })?;
+        sweep_once_per_node(&dir)?;
         Ok(FileStore { dir })
+    }
+
+    /// Removes the temporary files that interrupted writes left under the store's directory
+    /// (never a record); returns how many it removed.
+    pub fn remove_leftovers(&self) -> Result<usize, StoreError> {
+        remove_leftovers(&self.dir)
     }
 
     fn record_path(&self, key: &str) -> PathBuf {
@@ -126,6 +138,120 @@ fn collect_keys(dir: &Path, key_prefix: &str, keys: &mut Vec<String>) -> Result<
         }
     }
     Ok(())
+}
+
+/// Whether a file name is one of this store's temporary files: `<key>.rec.tmp-<unique>`. A
+/// record's name ends in `.rec` and keys have no dots, so no record can look like one.
+fn is_temp_name(name: &str) -> bool {
+    name.split_once(TEMP_MARK)
+        .is_some_and(|(record, _)| record.ends_with(RECORD_SUFFIX))
+}
+
+fn remove_leftovers(dir: &Path) -> Result<usize, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        let file_type = entry
+            .file_type()
+            .map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        if file_type.is_dir() {
+            removed += remove_leftovers(&entry.path())?;
+        } else if entry.file_name().to_str().is_some_and(is_temp_name) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(io_error(
+                        format!("cannot remove {}", entry.path().display()),
+                        err,
+                    ))
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Natively, `open` is the caller's own explicit step: sweep every time.
+#[cfg(not(target_arch = "wasm32"))]
+fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
+    report_leftovers(dir, remove_leftovers(dir)?);
+    Ok(())
+}
+
+/// Inside Lunatic every agent opens its store when it starts: the sweep runs once per node and
+/// directory, in a process registered under the directory's name. Lunatic's atomic "get or
+/// spawn" lets exactly one opener start it; every opener (that one included) then asks it a
+/// question that it answers only once the sweep is over, so no write starts in the directory
+/// during the sweep. The process stays, answering later openers at once.
+#[cfg(target_arch = "wasm32")]
+fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
+    use crate::runtime::mailbox::{call, process_exists, WaitError};
+    use crate::runtime::process::{spawn_named, Named};
+
+    let name = format!("swarm/file-store/{}", dir.display());
+    let sweeper = match spawn_named(&name, dir.display().to_string(), run_sweeper) {
+        Ok(Named::Started(id) | Named::Found(id)) => id,
+        Err(err) => {
+            return Err(StoreError::backend(
+                "file",
+                format!("cannot start the sweep of {}: {err}", dir.display()),
+            ))
+        }
+    };
+    if !process_exists(sweeper) {
+        // It was killed after (or while) sweeping: leftovers, if any, are only untidy.
+        return Ok(());
+    }
+    match call::<(), ()>(sweeper, (), None) {
+        Ok(()) | Err(WaitError::ServerGone) => Ok(()),
+        Err(err) => Err(StoreError::backend(
+            "file",
+            format!("the sweep of {} did not finish: {err:?}", dir.display()),
+        )),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn run_sweeper(dir: String) {
+    use crate::runtime::mailbox::{Envelope, DATA_MESSAGE};
+    use crate::runtime::wire::Wire;
+    use lunatic::serializer::CanSerialize;
+
+    let dir = PathBuf::from(dir);
+    match remove_leftovers(&dir) {
+        Ok(removed) => report_leftovers(&dir, removed),
+        Err(err) => eprintln!("swarm: {err}"),
+    }
+    loop {
+        // SAFETY: a blocking receive of the next message, any tag.
+        if unsafe { lunatic::host::api::message::receive(std::ptr::null(), 0, u64::MAX) }
+            != DATA_MESSAGE
+        {
+            continue;
+        }
+        if let Ok(Envelope {
+            reply_to: Some(reply_to),
+            ..
+        }) = <Wire as CanSerialize<Envelope<()>>>::decode()
+        {
+            reply_to.send(());
+        }
+    }
+}
+
+fn report_leftovers(dir: &Path, removed: usize) {
+    if removed > 0 {
+        eprintln!(
+            "swarm: file store {}: removed {removed} temporary file(s) left by interrupted writes",
+            dir.display()
+        );
+    }
 }
 
 fn temp_path_for(path: &Path) -> PathBuf {
@@ -220,6 +346,57 @@ mod tests {
             );
         }
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn opening_removes_temp_files_left_by_a_crash_and_keeps_every_record() {
+        let dir = scratch("leftovers");
+        let store = FileStore::open(&dir).unwrap();
+        store.put("k/a", b"whole").unwrap();
+        store.put("k/deep/b", b"also whole").unwrap();
+        // What a write killed between creating its temp file and the rename leaves behind.
+        fs::write(dir.join("k").join("a.rec.tmp-18f2a-0"), b"half").unwrap();
+        fs::write(dir.join("k").join("c.rec.tmp-18f2b-7"), b"never renamed").unwrap();
+        fs::write(dir.join("k").join("deep").join("b.rec.tmp-1-1"), b"").unwrap();
+        // Not ours: left alone.
+        fs::write(dir.join("k").join("notes.txt"), b"user file").unwrap();
+        let reopened = FileStore::open(&dir).unwrap();
+        let mut names: Vec<String> = walk(&dir);
+        names.sort();
+        assert_eq!(names, vec!["k/a.rec", "k/deep/b.rec", "k/notes.txt"]);
+        assert_eq!(reopened.get("k/a").unwrap().as_deref(), Some(&b"whole"[..]));
+        assert_eq!(
+            reopened.get("k/deep/b").unwrap().as_deref(),
+            Some(&b"also whole"[..])
+        );
+        assert_eq!(reopened.remove_leftovers().unwrap(), 0);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                found.extend(
+                    walk(&entry.path())
+                        .into_iter()
+                        .map(|n| format!("{name}/{n}")),
+                );
+            } else {
+                found.push(name);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn temp_names_are_never_record_names() {
+        assert!(is_temp_name("a.rec.tmp-18f2a-0"));
+        assert!(!is_temp_name("a.rec"));
+        assert!(!is_temp_name("a.tmp-1"));
+        assert!(!is_temp_name("notes.txt"));
     }
 
     #[test]

@@ -179,22 +179,26 @@ pub(crate) struct Running {
 pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
     match kind {
         ChildKind::Agent {
+            agent_kind,
+            key,
             registry_name: Some(name),
             starter,
             arg,
-            ..
         } => {
             // Keyed agents go through the registrar, so a key never has two live agents.
-            // SAFETY: `starter` is a `Starter` of this module (see registry.rs).
-            let starter: registry::Starter =
-                unsafe { std::mem::transmute::<usize, registry::Starter>(*starter) };
-            match registry::get_or_start(name, starter, arg.clone()) {
+            let job = registry::StartJob {
+                name: name.clone(),
+                kind: agent_kind.clone(),
+                key: key.clone(),
+                starter: *starter,
+                arg: arg.clone(),
+            };
+            match registry::get_or_start(job) {
                 Ok(registered) => {
                     let (node, id) = registered.ids();
                     Ok(Running { node, id })
                 }
-                Err(registry::RegistryError::StartFailed(bytes)) => Err(decode_start_error(&bytes)),
-                Err(registry::RegistryError::Unavailable(reason)) => Err(reason),
+                Err(err) => Err(err.to_string()),
             }
         }
         ChildKind::Agent {
@@ -209,7 +213,7 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
                 unsafe { std::mem::transmute::<usize, registry::Starter>(*starter) };
             starter(arg)
                 .map(|(node, id)| Running { node, id })
-                .map_err(|bytes| decode_start_error(&bytes))
+                .map_err(|err| err.to_string())
         }
         ChildKind::Invalid(reason) => Err(reason.clone()),
         ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
@@ -219,12 +223,6 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
             })
             .map_err(|err| err.to_string()),
     }
-}
-
-fn decode_start_error(bytes: &[u8]) -> String {
-    bincode::deserialize::<crate::StartError>(bytes)
-        .map(|err| err.to_string())
-        .unwrap_or_else(|_| "it failed to start".to_owned())
 }
 
 /// Stops one child process in order (its stop hook runs, its state is saved), killing it if it

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use lunatic::host::api::{message, process as host};
 use lunatic::serializer::CanSerialize;
-use lunatic::{Mailbox, Process, Tag};
+use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
 use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
 use super::handle::SupervisorRef;
 use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
-use crate::runtime::mailbox::{reply_slot, wait_for, Envelope, ReplyTo, WaitError};
+use crate::runtime::mailbox::{reply_slot, this_node, wait_for, Envelope, ReplyTo, WaitError};
 use crate::runtime::wire::Wire;
 
 /// What `message::receive` returns for each kind of message.
@@ -52,13 +52,17 @@ pub(crate) fn start(spec: SupervisorSpec, link: bool) -> Result<SupervisorRef, S
     let name = spec.name.clone();
     let started = reply_slot();
     let capture = (spec, started);
-    let process = if link {
-        Process::<(), Wire>::spawn_link(capture, run)
+    let spawned = if link {
+        crate::runtime::process::spawn_linked(capture, run, lunatic::Tag::new())
     } else {
-        Process::<(), Wire>::spawn(capture, run)
+        crate::runtime::process::spawn(capture, run)
     };
-    match wait_for::<Result<(), SupervisorError>>(started, process.id(), Some(START_TIMEOUT)) {
-        Ok(Ok(())) => Ok(SupervisorRef::new(name, process.node_id(), process.id())),
+    let id = spawned.map_err(|err| SupervisorError::Unavailable {
+        supervisor: name.clone(),
+        reason: err.to_string(),
+    })?;
+    match wait_for::<Result<(), SupervisorError>>(started, id, Some(START_TIMEOUT)) {
+        Ok(Ok(())) => Ok(SupervisorRef::new(name, this_node(), id)),
         Ok(Err(err)) => Err(err),
         Err(WaitError::ServerGone) => Err(SupervisorError::Unavailable {
             supervisor: name,
@@ -96,7 +100,7 @@ struct Supervisor {
     restarts: VecDeque<Instant>,
 }
 
-fn run((spec, started): (SupervisorSpec, ReplyTo), _: Mailbox<(), Wire>) {
+fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
     // SAFETY: a plain setting of this process.
     unsafe { host::die_when_link_dies(0) };

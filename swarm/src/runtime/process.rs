@@ -1,0 +1,209 @@
+//! Spawning processes without putting the spawner at risk.
+//!
+//! Every spawn function of the `lunatic` crate (`Process::spawn*`, `AbstractProcess::start*`)
+//! `unwrap()`s the host's answer, so a spawn that fails (the node cannot reserve memory for one
+//! more instance: `Cannot allocate memory`) panics the process that asked. For a process that
+//! serves the whole node, such as the registrar, that is the end of the node. [`spawn`] makes the
+//! same host call and returns the failure, with the runtime's own reason, as a [`SpawnError`].
+//!
+//! How a process starts (the same protocol as the `lunatic` crate, which the host expects): the
+//! host calls the module's exported `_lunatic_spawn_by_index_<version>(function, arg)`, which
+//! calls `function(arg)`. Here `function` is [`trampoline::<C>`] and `arg` the entry point; the
+//! trampoline takes the captured value from the first message of its mailbox (sent by [`spawn`]
+//! before it returns) and calls the entry point with it. Every process of a node runs the same
+//! module, so a function pointer means the same function in every process.
+
+use std::fmt;
+
+use lunatic::host::api::{error, message, process};
+use lunatic::serializer::CanSerialize;
+use lunatic::Tag;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::wire::Wire;
+
+/// The entry point the host calls in a new process; exported by the `lunatic` crate (0.14.1,
+/// pinned by the workspace), whose version is part of the name.
+const SPAWN_EXPORT: &str = "_lunatic_spawn_by_index_0.14.1";
+/// "Inherit the spawner's" for a process configuration or module id.
+const INHERIT: i64 = -1;
+/// What `message::receive` returns when a data message arrived.
+const DATA_MESSAGE: u32 = 0;
+/// The tag of the message that carries a new process' captured value. A named process can be
+/// sent requests as soon as it is registered, before its capture arrives, so the trampoline waits
+/// for this tag only. The top byte (0x7F) is no handler number (those are below 64) and
+/// `Tag::new()` counters stay far below 2^56.
+const CAPTURE_TAG: i64 = (0x7F << 56) | 0x5357_524D;
+
+/// A process that could not be spawned, with the runtime's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnError {
+    /// What the runtime said, such as `Cannot allocate memory (os error 12)`.
+    pub reason: String,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the node could not spawn a process: {}", self.reason)
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// Spawns a process on this node that runs `entry(capture)`; returns its id.
+pub fn spawn<C>(capture: C, entry: fn(C)) -> Result<u64, SpawnError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    spawn_inner(capture, entry, None)
+}
+
+/// As [`spawn`], linked to the caller with `tag`: if either ends abnormally, the other gets a
+/// link death carrying `tag` (a message if it turned `die_when_link_dies` off, else its end too).
+pub fn spawn_linked<C>(capture: C, entry: fn(C), tag: Tag) -> Result<u64, SpawnError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    spawn_inner(capture, entry, Some(tag))
+}
+
+/// What [`spawn_named`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// A process was spawned and registered under the name.
+    Started(u64),
+    /// The name was taken (by a live or a dead process): nothing was spawned.
+    Found(u64),
+}
+
+/// Spawns `entry(capture)` registered under `name`, in one atomic step with the lookup: of many
+/// processes that try one name at once, exactly one spawns. Lunatic never forgets a name, so a
+/// name held by a dead process is `Found` too.
+pub fn spawn_named<C>(name: &str, capture: C, entry: fn(C)) -> Result<Named, SpawnError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    let params = entry_params::<C>(entry);
+    let (mut node, mut id) = (0u64, 0u64);
+    // SAFETY: as in `spawn_inner`; the host writes one u64 to each of `node` and `id`.
+    let outcome = unsafe {
+        process::get_or_spawn(
+            name.as_ptr(),
+            name.len(),
+            0,
+            INHERIT,
+            INHERIT,
+            SPAWN_EXPORT.as_ptr(),
+            SPAWN_EXPORT.len(),
+            params.as_ptr(),
+            params.len(),
+            &mut node,
+            &mut id,
+        )
+    };
+    match outcome {
+        0 => send_capture(id, &capture).map(|()| Named::Started(id)),
+        2 => Ok(Named::Found(id)),
+        _ => Err(SpawnError {
+            reason: take_error(id),
+        }),
+    }
+}
+
+/// The host's parameters for a new process: the trampoline and the entry point.
+fn entry_params<C>(entry: fn(C)) -> Vec<u8>
+where
+    C: Serialize + DeserializeOwned,
+{
+    let mut params = Vec::with_capacity(2 * 17);
+    for value in [
+        trampoline::<C> as *const () as usize,
+        entry as *const () as usize,
+    ] {
+        // The host's parameter encoding: a value type byte (0x7F = i32), then 16 bytes LE.
+        params.push(0x7F);
+        params.extend((value as u32 as u128).to_le_bytes());
+    }
+    params
+}
+
+fn spawn_inner<C>(capture: C, entry: fn(C), link: Option<Tag>) -> Result<u64, SpawnError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    let params = entry_params::<C>(entry);
+    let mut id = 0u64;
+    // SAFETY: every pointer is valid for its length during the call; the host writes one u64 to
+    // `id`. The spawned function is this module's own export (see the module docs).
+    let failed = unsafe {
+        process::spawn(
+            link.map_or(0, |tag| tag.id()),
+            INHERIT,
+            INHERIT,
+            SPAWN_EXPORT.as_ptr(),
+            SPAWN_EXPORT.len(),
+            params.as_ptr(),
+            params.len(),
+            &mut id,
+        )
+    };
+    if failed != 0 {
+        // On failure `id` names an error resource that holds the reason.
+        return Err(SpawnError {
+            reason: take_error(id),
+        });
+    }
+    send_capture(id, &capture).map(|()| id)
+}
+
+/// Sends a new process its captured value, the first message its trampoline reads.
+fn send_capture<C>(id: u64, capture: &C) -> Result<(), SpawnError>
+where
+    C: Serialize + DeserializeOwned,
+{
+    // SAFETY: `create_data` starts the outgoing message that `encode` fills; `send` hands it to
+    // the new process, whose trampoline reads it first.
+    unsafe {
+        message::create_data(CAPTURE_TAG, 0);
+        if <Wire as CanSerialize<C>>::encode(capture).is_err() {
+            process::kill(id);
+            return Err(SpawnError {
+                reason: "the new process' argument does not encode".into(),
+            });
+        }
+        message::send(id);
+    }
+    Ok(())
+}
+
+/// Runs first in every process spawned by [`spawn`]: takes the captured value, calls the entry.
+fn trampoline<C>(entry: i32)
+where
+    C: Serialize + DeserializeOwned,
+{
+    // SAFETY: `entry` was a `fn(C)` in the spawner, which runs this same module.
+    let entry: fn(C) = unsafe { std::mem::transmute::<usize, fn(C)>(entry as u32 as usize) };
+    // SAFETY: a blocking receive of the capture's tag; `tags` outlives the call.
+    let tags = [CAPTURE_TAG];
+    let kind = unsafe { message::receive(tags.as_ptr(), tags.len(), u64::MAX) };
+    if kind != DATA_MESSAGE {
+        // A link death before the start (the spawner died): nothing to run for.
+        return;
+    }
+    match <Wire as CanSerialize<C>>::decode() {
+        Ok(capture) => entry(capture),
+        Err(err) => eprintln!("swarm: a new process could not read its argument: {err}"),
+    }
+}
+
+/// The text of a host error resource, which is dropped.
+fn take_error(id: u64) -> String {
+    // SAFETY: `id` names an error resource of this process; the buffer has `size` bytes.
+    unsafe {
+        let size = error::string_size(id) as usize;
+        let mut text = vec![0u8; size];
+        error::to_string(id, text.as_mut_ptr());
+        error::drop(id);
+        String::from_utf8_lossy(&text).into_owned()
+    }
+}
