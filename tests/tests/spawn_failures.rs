@@ -1,0 +1,61 @@
+//! A node that cannot spawn one more process. `scripts/lunatic-runner` runs this test binary (and
+//! only this one) under an address-space limit (`ulimit -v`) that leaves room for a few dozen
+//! Lunatic processes, so spawns fail for real (`Cannot allocate memory`), as they do on a node
+//! that a flood of callers filled up.
+
+use std::time::Duration;
+
+use swarm::prelude::*;
+use swarm_tests::{eventually, Counter, CounterRef};
+
+/// More agents than the limited address space can hold.
+const TOO_MANY: usize = 400;
+
+#[lunatic::test]
+fn a_spawn_the_node_cannot_make_is_an_error_for_that_caller_and_starts_work_again_after() {
+    swarm::set_default_store(StoreConfig::memory("spawn-failures")).unwrap();
+    let mut live: Vec<CounterRef> = Vec::new();
+    let failure = loop {
+        match Counter::get_or_start(format!("c{}", live.len())) {
+            Ok(counter) => live.push(counter),
+            Err(err) => break err,
+        }
+        assert!(
+            live.len() < TOO_MANY,
+            "{TOO_MANY} agents started without one spawn failing: this binary must run under \
+             scripts/lunatic-runner's address-space limit"
+        );
+    };
+    eprintln!("spawn failure after {} agents: {failure}", live.len());
+    // The caller gets the runtime's reason, typed; not a crash, not "the registrar stopped".
+    match &failure {
+        StartError::Spawn { kind, key, reason } => {
+            assert_eq!(kind, "counter");
+            assert_eq!(key, &format!("c{}", live.len()));
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected StartError::Spawn, got {other:?}"),
+    }
+    // A second try fails the same way, and the node still serves every agent it holds.
+    assert!(matches!(
+        Counter::get_or_start("one-more"),
+        Err(StartError::Spawn { .. })
+    ));
+    for counter in &live {
+        assert_eq!(counter.add(1).unwrap(), Ok(1));
+    }
+    let stats = swarm::node_stats().unwrap();
+    assert!(stats.failed_starts >= 2, "{stats:?}");
+    assert_eq!(stats.live_agents as usize, live.len(), "{stats:?}");
+
+    // Room again: stop a few agents; the registrar (the same one) starts new ones, and a stopped
+    // agent comes back with its state.
+    for counter in live.drain(live.len() - 4..) {
+        counter.shutdown().unwrap();
+    }
+    assert!(eventually(Duration::from_secs(5), || {
+        Counter::get_or_start("one-more").is_ok()
+    }));
+    let again = Counter::get_or_start(format!("c{}", live.len())).unwrap();
+    assert_eq!(again.total().unwrap(), 1, "restarted with its saved state");
+}
