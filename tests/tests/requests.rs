@@ -129,3 +129,18 @@ fn late_replies_to_timed_out_requests_do_not_pile_up_in_the_mailbox() {
     let kind = unsafe { lunatic::host::api::message::receive(std::ptr::null(), 0, 0) };
     assert_eq!(kind, 9027, "the mailbox is empty (9027: nothing arrived)");
 }
+
+#[lunatic::test]
+fn an_answer_that_does_not_encode_is_an_error_for_the_caller_and_the_agent_goes_on() {
+    swarm::set_default_store(StoreConfig::memory("requests-unencodable")).unwrap();
+    let notes = swarm_tests::Notes::get_or_start("unencodable").unwrap();
+    assert_eq!(notes.post("kept".into()).unwrap(), 1);
+    let err = notes.unencodable().unwrap_err();
+    assert!(
+        matches!(&err.reason, CallFailure::Unencodable(why) if why.contains("refuses to be encoded")),
+        "{err}"
+    );
+    // Not a crash: the same process answers, with its state.
+    assert!(notes.is_alive());
+    assert_eq!(notes.history().unwrap(), vec!["kept".to_owned()]);
+}
