@@ -27,10 +27,9 @@ fn main() {
     let store = config.open().expect("the store opens");
     if mode == "check" {
         for key in KEYS {
-            let count = store
-                .get(&storage_key(key))
-                .unwrap()
-                .map_or(0, |value| u64::from_le_bytes(value[..8].try_into().unwrap()));
+            let count = store.get(&storage_key(key)).unwrap().map_or(0, |value| {
+                u64::from_le_bytes(value[..8].try_into().unwrap())
+            });
             println!("loaded {key} {count}");
         }
         println!("checked");
@@ -42,10 +41,9 @@ fn main() {
             |(key, config), _: lunatic::Mailbox<()>| {
                 let store = config.open().expect("the store opens");
                 let mut value = vec![b'x'; VALUE_LEN];
-                let mut count: u64 = store
-                    .get(&storage_key(&key))
-                    .unwrap()
-                    .map_or(0, |value| u64::from_le_bytes(value[..8].try_into().unwrap()));
+                let mut count: u64 = store.get(&storage_key(&key)).unwrap().map_or(0, |value| {
+                    u64::from_le_bytes(value[..8].try_into().unwrap())
+                });
                 loop {
                     count += 1;
                     value[..8].copy_from_slice(&count.to_le_bytes());

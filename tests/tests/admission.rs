@@ -39,7 +39,11 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     // A hostile client asks for 200 distinct keys.
     let (mut served, mut refused) = (0, 0);
     for n in 0..200 {
-        let answer = ask(&client, &format!("{ns}.counter.flood{n}.add"), r#"{"n": 1}"#);
+        let answer = ask(
+            &client,
+            &format!("{ns}.counter.flood{n}.add"),
+            r#"{"n": 1}"#,
+        );
         if answer == serde_json::json!({"ok": {"Ok": 1}}) {
             served += 1;
         } else {

@@ -72,27 +72,120 @@ fn every_bad_request_gets_a_precise_error_in_time_and_the_node_still_serves() {
     let long_key = "k".repeat(129);
     let cases: Vec<(&str, &str, Vec<u8>, &str, &str)> = vec![
         // (key, handler, payload, error kind, part of the message)
-        ("k1", "post", br#"{"text": "#.to_vec(), "bad_arguments", "expected value"),
-        ("k1", "post", br#"{"text": 5}"#.to_vec(), "bad_arguments", "invalid type: integer `5`"),
-        ("k1", "post", b"[1, 2]".to_vec(), "bad_arguments", "JSON object"),
-        ("k1", "post", b"\"text\"".to_vec(), "bad_arguments", "JSON object"),
-        ("k1", "post", vec![0xff, 0xfe, 0x00], "bad_arguments", "JSON object"),
-        ("k1", "post", b"{\"text\": \"\xff\"}".to_vec(), "bad_arguments", "invalid unicode"),
-        ("k1", "post", b"{}".to_vec(), "bad_arguments", "missing field `text`"),
-        ("k1", "post", br#"{"text": "hi", "colour": "red"}"#.to_vec(), "bad_arguments", "unknown field `colour`"),
-        ("k1", "history", br#"{"page": 2}"#.to_vec(), "bad_arguments", "unknown field `page`"),
-        ("k1", "blob", br#"{"bytes": -1}"#.to_vec(), "bad_arguments", "invalid value"),
-        ("k1", "post", deep.into_bytes(), "bad_arguments", "invalid type: sequence"),
-        ("bad%key", "post", br#"{"text": "x"}"#.to_vec(), "invalid_key", "'%'"),
-        (&long_key, "post", br#"{"text": "x"}"#.to_vec(), "invalid_key", "128"),
-        ("k1", "nope", b"{}".to_vec(), "unknown_handler", "its handlers: post, history"),
-        ("k1", "Post", b"{}".to_vec(), "unknown_handler", "no handler `Post`"),
+        (
+            "k1",
+            "post",
+            br#"{"text": "#.to_vec(),
+            "bad_arguments",
+            "expected value",
+        ),
+        (
+            "k1",
+            "post",
+            br#"{"text": 5}"#.to_vec(),
+            "bad_arguments",
+            "invalid type: integer `5`",
+        ),
+        (
+            "k1",
+            "post",
+            b"[1, 2]".to_vec(),
+            "bad_arguments",
+            "JSON object",
+        ),
+        (
+            "k1",
+            "post",
+            b"\"text\"".to_vec(),
+            "bad_arguments",
+            "JSON object",
+        ),
+        (
+            "k1",
+            "post",
+            vec![0xff, 0xfe, 0x00],
+            "bad_arguments",
+            "JSON object",
+        ),
+        (
+            "k1",
+            "post",
+            b"{\"text\": \"\xff\"}".to_vec(),
+            "bad_arguments",
+            "invalid unicode",
+        ),
+        (
+            "k1",
+            "post",
+            b"{}".to_vec(),
+            "bad_arguments",
+            "missing field `text`",
+        ),
+        (
+            "k1",
+            "post",
+            br#"{"text": "hi", "colour": "red"}"#.to_vec(),
+            "bad_arguments",
+            "unknown field `colour`",
+        ),
+        (
+            "k1",
+            "history",
+            br#"{"page": 2}"#.to_vec(),
+            "bad_arguments",
+            "unknown field `page`",
+        ),
+        (
+            "k1",
+            "blob",
+            br#"{"bytes": -1}"#.to_vec(),
+            "bad_arguments",
+            "invalid value",
+        ),
+        (
+            "k1",
+            "post",
+            deep.into_bytes(),
+            "bad_arguments",
+            "invalid type: sequence",
+        ),
+        (
+            "bad%key",
+            "post",
+            br#"{"text": "x"}"#.to_vec(),
+            "invalid_key",
+            "'%'",
+        ),
+        (
+            &long_key,
+            "post",
+            br#"{"text": "x"}"#.to_vec(),
+            "invalid_key",
+            "128",
+        ),
+        (
+            "k1",
+            "nope",
+            b"{}".to_vec(),
+            "unknown_handler",
+            "its handlers: post, history",
+        ),
+        (
+            "k1",
+            "Post",
+            b"{}".to_vec(),
+            "unknown_handler",
+            "no handler `Post`",
+        ),
     ];
     for (key, handler, payload, kind, part) in &cases {
         let answer = door.ask(key, handler, payload);
         let (got_kind, message) = error_of(&answer);
         assert_eq!(got_kind, *kind, "{key}.{handler}: {answer}");
-        assert!(message.contains(part), "{key}.{handler}: {message:?} lacks {part:?}");
+        assert!(
+            message.contains(part),
+            "{key}.{handler}: {message:?} lacks {part:?}"
+        );
     }
 
     // A handler that panics with a message of 2 MB: the error says so, in a reply that fits, and
@@ -100,11 +193,18 @@ fn every_bad_request_gets_a_precise_error_in_time_and_the_node_still_serves() {
     let answer = door.ask("k1", "panic_with", br#"{"bytes": 2000000}"#);
     assert_eq!(error_of(&answer).0, "call_failed", "{answer}");
     assert_eq!(answer["error"]["applied"], false, "{answer}");
-    assert!(answer.to_string().len() < 2_000, "{} bytes", answer.to_string().len());
+    assert!(
+        answer.to_string().len() < 2_000,
+        "{} bytes",
+        answer.to_string().len()
+    );
     // An answer that cannot be encoded: the handler ran, so the call was applied.
     let answer = door.ask("k1", "unencodable", b"");
     assert_eq!(error_of(&answer).0, "call_failed", "{answer}");
-    assert!(error_of(&answer).1.contains("refuses to be encoded"), "{answer}");
+    assert!(
+        error_of(&answer).1.contains("refuses to be encoded"),
+        "{answer}"
+    );
     assert_eq!(answer["error"]["applied"], true, "{answer}");
 
     // A payload of exactly the server's max_payload is a legal request.
@@ -148,7 +248,11 @@ fn an_answer_too_large_for_the_server_gets_a_small_error_that_says_it_was_applie
     let fits = max - br#"{"ok":""}"#.len();
     let answer = door.ask("room", "blob", format!(r#"{{"bytes": {fits}}}"#).as_bytes());
     assert_eq!(answer["ok"].as_str().map(str::len), Some(fits));
-    let answer = door.ask("room", "blob", format!(r#"{{"bytes": {}}}"#, fits + 1).as_bytes());
+    let answer = door.ask(
+        "room",
+        "blob",
+        format!(r#"{{"bytes": {}}}"#, fits + 1).as_bytes(),
+    );
     assert_eq!(error_of(&answer).0, "reply_too_large", "{answer}");
     assert_eq!(answer["error"]["size"], max + 1);
     door.still_serves("room");
@@ -184,14 +288,21 @@ fn a_burst_of_2000_requests_all_get_answers() {
         let n: usize = reply.subject.rsplit('.').next().unwrap().parse().unwrap();
         let answer: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
         let expected_ok = n % 4 < 2;
-        assert_eq!(answer.get("ok").is_some(), expected_ok, "request {n}: {answer}");
+        assert_eq!(
+            answer.get("ok").is_some(),
+            expected_ok,
+            "request {n}: {answer}"
+        );
         answered[n] = true;
     }
     assert!(answered.iter().all(|&a| a));
     // 500 posts over 50 keys: 10 each, plus one from still_serves.
     door.still_serves("b0");
     assert_eq!(
-        door.ask("b7", "history", b"")["ok"].as_array().unwrap().len(),
+        door.ask("b7", "history", b"")["ok"]
+            .as_array()
+            .unwrap()
+            .len(),
         10
     );
     door.service.stop();
@@ -206,7 +317,10 @@ fn raw_publish(url: &str, protocol: &str) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     stream
-        .write_all(format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\n{protocol}PING\r\n").as_bytes())
+        .write_all(
+            format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\n{protocol}PING\r\n")
+                .as_bytes(),
+        )
         .unwrap();
     while !String::from_utf8_lossy(&seen).contains("PONG") {
         match stream.read(&mut buf) {
@@ -226,12 +340,20 @@ fn requests_whose_reply_subject_cannot_be_answered_crash_nothing() {
     for reply in ["rogue.*", "rogue.>", "a.*.b"] {
         let mut protocol = String::new();
         for _ in 0..50 {
-            protocol.push_str(&format!("PUB {subject} {reply} {}\r\n{body}\r\n", body.len()));
+            protocol.push_str(&format!(
+                "PUB {subject} {reply} {}\r\n{body}\r\n",
+                body.len()
+            ));
         }
         raw_publish(&url, &protocol);
     }
     // The posts were applied (the agent got them), and the node answers normal callers.
-    let applied = || door.ask("r1", "history", b"")["ok"].as_array().unwrap().len();
+    let applied = || {
+        door.ask("r1", "history", b"")["ok"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     assert!(
         swarm_tests::eventually(TIMEOUT, || applied() == 150),
         "{} posts applied",

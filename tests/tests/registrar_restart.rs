@@ -57,7 +57,11 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
     assert_eq!(before.add(1).unwrap(), Ok(2), "a live agent is not touched");
     before.kill();
     let restarted = Counter::get_or_start("before").unwrap();
-    assert_eq!(restarted.total().unwrap(), 2, "restarted with its saved state");
+    assert_eq!(
+        restarted.total().unwrap(),
+        2,
+        "restarted with its saved state"
+    );
     assert_eq!(
         SlowStarter::get_or_start("slow").unwrap().name().unwrap(),
         "slow"
@@ -65,6 +69,9 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
     // Killed again: replaced again.
     // SAFETY: as above.
     unsafe { lunatic::host::api::process::kill(new_registrar) };
-    assert_eq!(Counter::get_or_start("third").unwrap().add(3).unwrap(), Ok(3));
+    assert_eq!(
+        Counter::get_or_start("third").unwrap().add(3).unwrap(),
+        Ok(3)
+    );
     assert_ne!(current_registrar().unwrap(), new_registrar);
 }
