@@ -94,11 +94,14 @@ def main():
     random.seed(int(os.environ.get("SWARM_CRASH_SEED", "7")))
     failures = []
     left_by_kills = 0
-    acknowledged = 0
+    survived_reopen = 0
+    lost_saves = 0
+    acknowledged = {}
     try:
         for round_no in range(1, ROUNDS + 1):
             acked = write_and_kill(runner, wasm, work, random.randint(8, 40))
-            acknowledged += sum(acked.values())
+            for key, count in acked.items():
+                acknowledged[key] = max(acknowledged.get(key, 0), count)
             leftovers = temp_files(os.path.join(work, "data"))
             left_by_kills += len(leftovers)
             loaded, stderr = run_check(runner, wasm, work)
@@ -108,6 +111,8 @@ def main():
                 f"round {round_no}: acknowledged {acked}, temp files after the kill: "
                 f"{len(leftovers)}, after reopening: {len(after)}, loaded {loaded}"
             )
+            survived_reopen += len(after)
+            lost_saves += sum(n - loaded_n for n, loaded_n in lost.values())
             if after:
                 failures.append(f"round {round_no}: {len(after)} temp files survive a reopen: {after}")
             if lost:
@@ -115,9 +120,10 @@ def main():
             if leftovers and "removed" not in stderr:
                 failures.append(f"round {round_no}: the sweep did not report what it removed")
         print(
-            f"file store crash test: {ROUNDS} SIGKILLs mid-write, {left_by_kills} temporary files "
-            f"left by the kills, all removed at the next open; acknowledged saves lost: "
-            f"{'none' if not any('lost' in f for f in failures) else 'SOME'}"
+            f"file store crash test: {ROUNDS} SIGKILLs mid-write, "
+            f"{sum(acknowledged.values())} saves acknowledged; temporary files found after the "
+            f"kills: {left_by_kills}, still there after the next open: {survived_reopen}; "
+            f"acknowledged saves lost: {lost_saves}"
         )
         if left_by_kills == 0:
             # Not a failure of the store, but then this run proved nothing about the sweep.

@@ -48,6 +48,32 @@ fn a_spawn_the_node_cannot_make_is_an_error_for_that_caller_and_starts_work_agai
     assert!(stats.failed_starts >= 2, "{stats:?}");
     assert_eq!(stats.live_agents as usize, live.len(), "{stats:?}");
 
+    // No room at all: fill what is left with idle processes, so that the registrar's own spawn
+    // (of the process that runs a start) fails too. It answers with the reason and lives on.
+    let registrar = swarm::runtime::registry::current_registrar().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(filler) = swarm::runtime::process::spawn((), |()| loop {
+        lunatic::sleep(Duration::from_secs(60));
+    }) {
+        fillers.push(filler);
+        assert!(fillers.len() < TOO_MANY);
+    }
+    for _ in 0..3 {
+        match Counter::get_or_start("no-room") {
+            Err(StartError::Spawn { reason, .. }) => assert!(!reason.is_empty()),
+            other => panic!("expected StartError::Spawn, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        swarm::runtime::registry::current_registrar(),
+        Some(registrar),
+        "the same registrar serves on"
+    );
+    for filler in fillers {
+        // SAFETY: a plain signal to a process of this node.
+        unsafe { lunatic::host::api::process::kill(filler) };
+    }
+
     // Room again: stop a few agents; the registrar (the same one) starts new ones, and a stopped
     // agent comes back with its state.
     for counter in live.drain(live.len() - 4..) {

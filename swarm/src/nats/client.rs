@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use lunatic::host::api::message;
 use lunatic::net::TcpStream;
 use lunatic::serializer::CanSerialize;
-use lunatic::{Mailbox, Process, Tag};
+use lunatic::{Process, Tag};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::codec::{
@@ -40,7 +40,7 @@ use super::options::{
     random_token, random_u64, Auth, ConnectOptions, Failure, NatsError, Transport,
 };
 use super::ws;
-use crate::runtime::mailbox::process_exists;
+use crate::runtime::mailbox::{process_exists, this_node};
 use crate::runtime::wire::Wire;
 
 /// Lunatic's message kinds and timeout marker, as returned by `message::receive`.
@@ -317,7 +317,15 @@ impl NatsClient {
         let op_timeout = options.op_timeout;
         let budget = (options.connect_timeout + Duration::from_millis(500))
             .saturating_mul(options.servers.len() as u32 + 1);
-        let conn = Process::<Command, Wire>::spawn((options, reply), connection_main);
+        let conn =
+            crate::runtime::process::spawn((options, reply), connection_main).map_err(|err| {
+                NatsError::Connect {
+                    server: "(none tried)".into(),
+                    reason: err.to_string(),
+                }
+            })?;
+        // SAFETY: the connection process takes `Command`s encoded with `Wire`.
+        let conn = unsafe { Process::<Command, Wire>::new(this_node(), conn) };
         match wait_tagged::<Result<Connected, Failure>>(reply.tag, conn.id(), Some(budget)) {
             Ok(Ok(connected)) => Ok(NatsClient {
                 node: conn.node_id(),
@@ -773,7 +781,7 @@ struct Conn {
     salt: u64,
 }
 
-fn connection_main((options, reply): (ConnectOptions, Addr), _mailbox: Mailbox<Command, Wire>) {
+fn connection_main((options, reply): (ConnectOptions, Addr)) {
     let now = Instant::now();
     let mut conn = Conn {
         this: lunatic::host::process_id(),
@@ -942,15 +950,22 @@ impl Conn {
             }
         };
         let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
-        let reader = Process::<(), Wire>::spawn(
-            ReaderArgs {
-                stream,
-                conn: self.this,
-                generation: self.generation,
-                ws_key,
-            },
-            reader_main,
-        );
+        let args = ReaderArgs {
+            stream,
+            conn: self.this,
+            generation: self.generation,
+            ws_key,
+        };
+        // A reader the node has no room for is a failed attempt like any other: retried with
+        // backoff, never the end of the connection process.
+        let reader = match crate::runtime::process::spawn(args, reader_main) {
+            // SAFETY: a plain process of this node; the reader takes no messages.
+            Ok(id) => unsafe { Process::<(), Wire>::new(this_node(), id) },
+            Err(err) => {
+                self.failed_attempt(format!("cannot start the reader: {err}"));
+                return;
+            }
+        };
         self.link = Link::Handshake {
             stream: writer,
             reader,
@@ -1420,7 +1435,7 @@ struct ReaderArgs {
     ws_key: Option<String>,
 }
 
-fn reader_main(args: ReaderArgs, _mailbox: Mailbox<(), Wire>) {
+fn reader_main(args: ReaderArgs) {
     let ReaderArgs {
         mut stream,
         conn,
