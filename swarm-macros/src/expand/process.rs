@@ -1,6 +1,8 @@
-//! The Lunatic process: the `AbstractProcess` impl (start, stop, the one mailbox handler) and the
-//! dispatch from message variants to the user's methods. Everything generic is in
-//! `swarm::runtime::agent`; this is only what depends on the user's types.
+//! The Lunatic process: the dispatch from message variants to the user's methods, and the
+//! `AbstractProcess` impl that types the agent's `ProcessRef` (the runtime starts and runs agents
+//! with its own loop, `swarm::runtime::agent::start`, which speaks the same protocol but cannot
+//! panic its caller). Everything generic is in `swarm::runtime::agent`; this is only what depends
+//! on the user's types.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
