@@ -47,6 +47,8 @@ pub use key::{AgentKey, KeyError};
 #[cfg(target_arch = "wasm32")]
 pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
 #[cfg(target_arch = "wasm32")]
+pub use runtime::host::Pid;
+#[cfg(target_arch = "wasm32")]
 pub use runtime::node::{
     default_store, node_stats, set_default_store, set_node_limits, NodeLimits, NodeStats,
 };

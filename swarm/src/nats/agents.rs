@@ -56,8 +56,7 @@ impl AgentService {
     /// Stops the workers (their subscriptions go with them).
     pub fn stop(&self) {
         for &worker in &self.workers {
-            // SAFETY: a plain signal to a process of this node.
-            unsafe { lunatic::host::api::process::kill(worker) };
+            crate::runtime::host::kill(worker);
         }
     }
 }

@@ -12,9 +12,9 @@
 //! - any process holding a [`NatsClient`] encodes its own PUB/HPUB (so subject validation and
 //!   the `max_payload` check fail in the caller, synchronously) and sends the bytes. Messages
 //!   for a [`Subscription`] and replies to a request are sent to the caller's own process with a
-//!   tag unique to that subscription or request; callers wait on their tag in time slices and
-//!   check between slices that the connection process still exists, so nobody hangs when it is
-//!   gone (the pattern of `runtime::mailbox`).
+//!   tag unique to that subscription or request; callers wait on their tag with
+//!   `runtime::mailbox`'s wait loop, which notices when the connection process is gone, so
+//!   nobody hangs.
 //!
 //! Messages between these processes use swarm's [`Wire`] serializer (bincode handed to Lunatic
 //! in one call): Lunatic's stock `Bincode` serializer writes field by field, which for a
@@ -25,10 +25,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use lunatic::host::api::message;
 use lunatic::net::TcpStream;
-use lunatic::serializer::CanSerialize;
-use lunatic::{Process, Tag};
+use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::codec::{
@@ -40,16 +38,9 @@ use super::options::{
     random_token, random_u64, Auth, ConnectOptions, Failure, NatsError, Transport,
 };
 use super::ws;
-use crate::runtime::mailbox::{process_exists, this_node};
-use crate::runtime::wire::Wire;
+use crate::runtime::host::{self, Received};
+use crate::runtime::mailbox::{process_exists, wait_value, WaitError};
 
-/// Lunatic's message kinds and timeout marker, as returned by `message::receive`.
-const DATA_MESSAGE: u32 = 0;
-const TIMED_OUT: u32 = 9027;
-/// The first wait slice; doubled after each empty slice up to `MAX_SLICE`.
-const FIRST_SLICE: Duration = Duration::from_millis(10);
-/// The longest a caller waits before checking again that the connection process is alive.
-const MAX_SLICE: Duration = Duration::from_millis(100);
 /// The sid of the connection's muxed request inbox `_INBOX.<random>.*`.
 const INBOX_SID: u64 = 1;
 /// Write once this much is buffered, even if more messages wait in the mailbox.
@@ -73,21 +64,19 @@ struct Addr {
 impl Addr {
     /// The current process with a fresh tag.
     fn fresh() -> Addr {
-        // SAFETY: `this()` only reads the current process' ids.
-        let this = unsafe { Process::<(), Wire>::this() };
+        let this = host::this();
         Addr {
-            node: this.node_id(),
-            process: this.id(),
+            node: this.node,
+            process: this.id,
             tag: Tag::new().id(),
         }
     }
 
+    /// Sends `value` there (a process that has ended drops it); the receiver waits on this tag
+    /// for exactly this type.
     fn send<T: Serialize + DeserializeOwned>(&self, value: &T) {
-        // SAFETY: the address names a process of this node (or a dead one: then Lunatic drops
-        // the message), and the receiver waits on this tag for exactly this type.
-        unsafe { message::create_data(self.tag, 0) };
-        if <Wire as CanSerialize<T>>::encode(value).is_ok() {
-            lunatic::host::send(self.node, self.process);
+        if let Err(err) = host::send(self.process, self.tag, value) {
+            eprintln!("swarm: nats: a message does not encode: {err}");
         }
     }
 }
@@ -223,60 +212,26 @@ enum WaitFailed {
     Gone,
 }
 
-/// Waits for a message tagged `tag` in the current process, in slices, checking between slices
-/// that process `watch` still exists (the connection process).
+/// Waits for a message tagged `tag` in the current process, noticing if process `watch` (the
+/// connection process) ends: `runtime::mailbox`'s wait loop, for bare values.
 fn wait_tagged<T: Serialize + DeserializeOwned>(
     tag: i64,
     watch: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitFailed> {
-    let started = Instant::now();
-    let tags = [tag];
-    let mut slice = FIRST_SLICE;
-    loop {
-        let wait = match timeout {
-            Some(limit) => {
-                let left = limit.saturating_sub(started.elapsed());
-                if left.is_zero() {
-                    return Err(WaitFailed::TimedOut);
-                }
-                left.min(slice)
-            }
-            None => slice,
-        };
-        // SAFETY: `tags` outlives the call; the runtime copies it.
-        let kind =
-            unsafe { message::receive(tags.as_ptr(), tags.len(), wait.as_millis().max(1) as u64) };
-        match kind {
-            DATA_MESSAGE => match <Wire as CanSerialize<T>>::decode() {
-                Ok(value) => return Ok(value),
-                // Not ours after all (cannot happen: the tag is fresh); keep waiting.
-                Err(_) => continue,
-            },
-            TIMED_OUT => {
-                if !process_exists(watch) {
-                    // SAFETY: as above; a last look without waiting.
-                    let last = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) };
-                    if last == DATA_MESSAGE {
-                        if let Ok(value) = <Wire as CanSerialize<T>>::decode() {
-                            return Ok(value);
-                        }
-                    }
-                    return Err(WaitFailed::Gone);
-                }
-                slice = (slice * 2).min(MAX_SLICE);
-            }
-            _ => continue,
-        }
+    match wait_value::<T>(tag, watch, timeout) {
+        Ok(value) => Ok(value),
+        Err(WaitError::TimedOut(_)) => Err(WaitFailed::TimedOut),
+        // A value that does not decode cannot come (the tag is fresh and typed): treat it as a
+        // connection that went away rather than wait for ever.
+        Err(_) => Err(WaitFailed::Gone),
     }
 }
 
 /// Takes a message tagged `tag` that is already in the mailbox, without waiting.
 fn receive_now<T: Serialize + DeserializeOwned>(tag: i64) -> Option<T> {
-    let tags = [tag];
-    // SAFETY: as in `wait_tagged`.
-    if unsafe { message::receive(tags.as_ptr(), tags.len(), 0) } == DATA_MESSAGE {
-        <Wire as CanSerialize<T>>::decode().ok()
+    if host::receive(&[tag], Some(Duration::ZERO)) == Received::Data {
+        host::decode::<T>().ok()
     } else {
         None
     }
@@ -284,10 +239,8 @@ fn receive_now<T: Serialize + DeserializeOwned>(tag: i64) -> Option<T> {
 
 /// Drops every message tagged `tag` already in the mailbox (late replies after a cancel).
 fn drain_tag(tag: i64) {
-    let tags = [tag];
     for _ in 0..10_000 {
-        // SAFETY: as in `wait_tagged`.
-        if unsafe { message::receive(tags.as_ptr(), tags.len(), 0) } != DATA_MESSAGE {
+        if host::receive(&[tag], Some(Duration::ZERO)) != Received::Data {
             break;
         }
     }
@@ -324,19 +277,17 @@ impl NatsClient {
                     reason: err.to_string(),
                 }
             })?;
-        // SAFETY: the connection process takes `Command`s encoded with `Wire`.
-        let conn = unsafe { Process::<Command, Wire>::new(this_node(), conn) };
-        match wait_tagged::<Result<Connected, Failure>>(reply.tag, conn.id(), Some(budget)) {
+        match wait_tagged::<Result<Connected, Failure>>(reply.tag, conn, Some(budget)) {
             Ok(Ok(connected)) => Ok(NatsClient {
-                node: conn.node_id(),
-                conn: conn.id(),
+                node: host::this().node,
+                conn,
                 inbox_prefix: connected.inbox_prefix,
                 max_payload: connected.max_payload,
                 op_timeout,
             }),
             Ok(Err(failure)) => Err(failure.into()),
             Err(WaitFailed::TimedOut) => {
-                conn.kill();
+                host::kill(conn);
                 Err(NatsError::TimedOut {
                     what: "connect".into(),
                     timeout: budget,
@@ -350,10 +301,8 @@ impl NatsClient {
         if !process_exists(self.conn) {
             return Err(NatsError::Closed);
         }
-        // SAFETY: the connection process takes `Command`s encoded with `Wire`.
-        let conn = unsafe { Process::<Command, Wire>::new(self.node, self.conn) };
-        conn.send(command);
-        Ok(())
+        host::send(self.conn, 0, &command)
+            .map_err(|err| NatsError::Server(format!("a command does not encode: {err}")))
     }
 
     /// The server's `max_payload` (headers + payload), as of the first connection.
@@ -736,17 +685,19 @@ enum PongWaiter {
 
 enum Link {
     /// No socket; try again at `retry_at`.
-    Down { retry_at: Instant },
+    Down {
+        retry_at: Instant,
+    },
     /// Socket open, waiting for INFO then PONG.
     Handshake {
         stream: TcpStream,
-        reader: Process<(), Wire>,
+        reader: u64,
         deadline: Instant,
         got_info: bool,
     },
     Up {
         stream: TcpStream,
-        reader: Process<(), Wire>,
+        reader: u64,
     },
 }
 
@@ -838,19 +789,18 @@ impl Conn {
                 self.write_out();
             } else if !self.out.is_empty() && !self.marker_pending && !self.closing {
                 self.marker_pending = true;
-                self.myself().send(Command::WriteMarker);
+                self.to_myself(&Command::WriteMarker);
             }
         }
         self.shutdown();
     }
 
-    fn myself(&self) -> Process<Command, Wire> {
-        // SAFETY: this process takes `Command`s encoded with `Wire`.
-        unsafe { Process::<Command, Wire>::new(lunatic::host::node_id(), self.this) }
+    fn to_myself(&self, command: &Command) {
+        let _small_commands_encode = host::send(self.this, 0, command);
     }
 
     fn schedule_tick(&self) {
-        let _ = self.myself().send_after(Command::Tick, TICK);
+        let _small_commands_encode = host::send_after(self.this, 0, &Command::Tick, TICK);
     }
 
     fn jitter(&mut self) -> u64 {
@@ -959,8 +909,7 @@ impl Conn {
         // A reader the node has no room for is a failed attempt like any other: retried with
         // backoff, never the end of the connection process.
         let reader = match crate::runtime::process::spawn(args, reader_main) {
-            // SAFETY: a plain process of this node; the reader takes no messages.
-            Ok(id) => unsafe { Process::<(), Wire>::new(this_node(), id) },
+            Ok(id) => id,
             Err(err) => {
                 self.failed_attempt(format!("cannot start the reader: {err}"));
                 return;
@@ -1014,7 +963,7 @@ impl Conn {
             },
         );
         match link {
-            Link::Handshake { reader, .. } | Link::Up { reader, .. } => reader.kill(),
+            Link::Handshake { reader, .. } | Link::Up { reader, .. } => host::kill(reader),
             Link::Down { .. } => {}
         }
         for (_, reply) in self.requests.drain() {
@@ -1414,10 +1363,9 @@ fn frame_binary(data: &[u8], random: u64) -> Vec<u8> {
 
 /// Waits for the next command. `None` for signals and messages that are not a `Command`.
 fn receive() -> Option<Command> {
-    // SAFETY: no tags: any message; no timeout (see `Conn::run`).
-    let kind = unsafe { message::receive(std::ptr::null(), 0, u64::MAX) };
-    if kind == DATA_MESSAGE {
-        <Wire as CanSerialize<Command>>::decode().ok()
+    // No tags: any message; no timeout (see `Conn::run`).
+    if host::receive(&[], None) == Received::Data {
+        host::decode::<Command>().ok()
     } else {
         None
     }
@@ -1442,10 +1390,11 @@ fn reader_main(args: ReaderArgs) {
         generation,
         ws_key,
     } = args;
-    // SAFETY: the connection process takes `Command`s encoded with `Wire`.
-    let to = unsafe { Process::<Command, Wire>::new(lunatic::host::node_id(), conn) };
     let send = |events: Vec<Inbound>| {
-        to.send(Command::Inbound { generation, events });
+        let inbound = Command::Inbound { generation, events };
+        if let Err(err) = host::send(conn, 0, &inbound) {
+            eprintln!("swarm: nats: the reader could not hand on what it read: {err}");
+        }
     };
     let mut buf = vec![0u8; READ_BUFFER];
     let mut parser = ServerOpParser::new();

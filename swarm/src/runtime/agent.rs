@@ -11,13 +11,12 @@ use std::fmt::Display;
 use std::sync::Once;
 
 use lunatic::ap::{AbstractProcess, MessageHandler, ProcessRef, State};
-use lunatic::host::api::message;
-use lunatic::serializer::CanSerialize;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::host::{self, Received};
 use super::mailbox::{
-    reply_slot, this_node, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError, DATA_MESSAGE,
-    ENVELOPE_HANDLER_ID, SHUTDOWN_HANDLER_ID,
+    reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError, ENVELOPE_HANDLER_ID,
+    SHUTDOWN_HANDLER_ID,
 };
 use super::process;
 use super::wire::Wire;
@@ -294,7 +293,7 @@ pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
         reason: err.reason,
     })?;
     match wait_for::<Result<(), StartError>>(ready, id, None) {
-        Ok(Ok(())) => Ok(super::registry::process_ref(this_node(), id)),
+        Ok(Ok(())) => Ok(super::registry::process_ref(host::Pid::local(id))),
         Ok(Err(err)) => Err(err),
         // `init` panicked (the process is gone without answering).
         Err(WaitError::ServerGone) => Err(StartError::Panicked {
@@ -322,15 +321,13 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
     };
     ready.send::<Result<(), StartError>>(Ok(()));
     loop {
-        // SAFETY: a blocking receive of the next message, any tag.
-        if unsafe { message::receive(std::ptr::null(), 0, u64::MAX) } != DATA_MESSAGE {
+        if host::receive(&[], None) != Received::Data {
             // Link or monitor notices: an agent makes neither, so there is nothing to do.
             continue;
         }
-        // SAFETY: reads the tag of the message just received.
-        let tag = unsafe { message::get_tag() };
+        let tag = host::tag();
         match tag >> 56 {
-            ENVELOPE_HANDLER_ID => match <Wire as CanSerialize<Envelope<A::Msg>>>::decode() {
+            ENVELOPE_HANDLER_ID => match host::decode::<Envelope<A::Msg>>() {
                 Ok(envelope) => serve_one(&mut cell, envelope),
                 Err(err) => eprintln!(
                     "swarm: agent `{}` dropped a message that does not decode: {err}",
@@ -339,7 +336,7 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
             },
             SHUTDOWN_HANDLER_ID => {
                 // Read before `terminate`, which may receive messages of its own.
-                let confirm = <Wire as CanSerialize<ShutdownRequest>>::decode();
+                let confirm = host::decode::<ShutdownRequest>();
                 terminate::<A>(cell);
                 if let Ok(confirm) = confirm {
                     confirm.confirm(tag & !(0xFF << 56));

@@ -8,6 +8,7 @@ use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::agent::{Agent, AgentArg, AgentState};
+use super::host::Pid;
 use super::mailbox::{
     call, call_json, process_exists, shutdown_abstract_process, Envelope, WaitError,
 };
@@ -95,13 +96,10 @@ impl<A: Agent> AgentRef<A> {
         if let WaitError::Failed(RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_)) =
             &err
         {
-            // The agent answers before its process ends: wait (briefly) for the end, so that
-            // once the caller has this error, `get_or_start` starts a new agent instead of
-            // finding the one that is going away.
-            let deadline = std::time::Instant::now() + Duration::from_secs(1);
-            while process_exists(self.process.id()) && std::time::Instant::now() < deadline {
-                lunatic::sleep(Duration::from_millis(1));
-            }
+            // The agent answers before its process ends: wait for the end, so that once the
+            // caller has this error, `get_or_start` starts a new agent instead of finding the one
+            // that is going away.
+            wait_until_gone(self.process.id());
         }
         let reason = match err {
             WaitError::TimedOut(after) => CallFailure::TimedOut(after),
@@ -192,8 +190,20 @@ pub trait AgentHandle: Sized + Clone {
     }
 
     /// Kills the agent's process at once, as a crash would: no hook runs, nothing more is saved.
+    /// Returns once the process is gone (the kill is a signal the runtime delivers on its own
+    /// time), so that a `get_or_start` right after starts a new agent instead of finding this one.
     fn kill(&self) {
-        self.raw().process.kill();
+        let id = self.raw().process.id();
+        super::host::kill(id);
+        wait_until_gone(id);
+    }
+}
+
+/// Waits (at most a second) until the process `id`, which is ending, is gone.
+fn wait_until_gone(id: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while process_exists(id) && std::time::Instant::now() < deadline {
+        super::host::sleep(Duration::from_millis(1));
     }
 }
 
@@ -234,7 +244,7 @@ impl<A: Agent> Launcher<A> {
             ));
         }
         let registered = match registry::lookup(&name) {
-            Some((node, id)) => registry::Registered::Found(node, id),
+            Some(pid) => registry::Registered::Found(pid),
             None => {
                 let arg = AgentArg {
                     store: self.resolve_store(),
@@ -251,9 +261,8 @@ impl<A: Agent> Launcher<A> {
                 ))?
             }
         };
-        let (node, id) = registered.ids();
         Ok(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(node, id),
+            registry::process_ref(registered.pid()),
             key,
         )))
     }
@@ -261,9 +270,9 @@ impl<A: Agent> Launcher<A> {
     /// The live agent with this key, if one is running.
     pub fn lookup(self, key: impl Into<A::Key>) -> Option<A::Handle> {
         let key = key_text(A::KIND, &key.into()).ok()?;
-        let (node, id) = registry::lookup(&registry_name::<A>(&key))?;
+        let pid = registry::lookup(&registry_name::<A>(&key))?;
         Some(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(node, id),
+            registry::process_ref(pid),
             key,
         )))
     }
@@ -302,9 +311,9 @@ fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
 }
 
 /// Runs in a starter process (see `registry`): starts one agent process.
-pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<(u64, u64), StartError> {
+pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<Pid, StartError> {
     let arg: AgentArg =
         bincode::deserialize(arg).map_err(|err| registry_error::<A>("", err.to_string()))?;
     let process = super::agent::start::<A>(arg)?;
-    Ok((process.node_id(), process.id()))
+    Ok(Pid::local(process.id()))
 }

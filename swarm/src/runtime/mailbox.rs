@@ -11,19 +11,14 @@
 //! panicking handler) answers with `Err(..)` without knowing `R`: bincode encodes an `Err` as the
 //! variant index followed by the error, whatever the `Ok` type is.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use lunatic::host::api::{message, process};
-use lunatic::serializer::CanSerialize;
-use lunatic::{Process, Tag};
+use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::wire::Wire;
+use super::host::{self, Received};
 use crate::error::RemoteFailure;
-
-/// What `message::receive` returns when a data message arrived (otherwise: timed out, 9027).
-pub(crate) const DATA_MESSAGE: u32 = 0;
 
 /// Every swarm server process speaks the protocol of a Lunatic `AbstractProcess` with exactly one
 /// handler, `Message<Envelope<M>>`, which Lunatic numbers 1: the number travels in the top byte
@@ -39,8 +34,6 @@ const FIRST_SLICE: Duration = Duration::from_millis(10);
 pub const MAX_SLICE: Duration = Duration::from_millis(100);
 
 thread_local! {
-    /// This process' `(node, id)`: asked of the host once, not on every request.
-    static THIS: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
     /// Requests this process stopped waiting for (timed out), as `(tag, server)`: their replies
     /// may still come, and would stay in the mailbox for good; the next requests take them out.
     static ABANDONED: RefCell<Vec<(i64, u64)>> = const { RefCell::new(Vec::new()) };
@@ -50,13 +43,13 @@ thread_local! {
 /// reply, if it ever comes, stays in the mailbox).
 const MAX_ABANDONED: usize = 1024;
 
-fn abandon(tag: Tag, server: u64) {
+fn abandon(tag: i64, server: u64) {
     ABANDONED.with(|abandoned| {
         let mut abandoned = abandoned.borrow_mut();
         if abandoned.len() == MAX_ABANDONED {
             abandoned.remove(0);
         }
-        abandoned.push((tag.id(), server));
+        abandoned.push((tag, server));
     });
 }
 
@@ -69,31 +62,17 @@ fn sweep_abandoned() {
             return;
         }
         abandoned.retain(|&(tag, server)| {
-            let tags = [tag];
-            // SAFETY: `tags` outlives the call; a zero timeout only looks.
-            let arrived = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) } == DATA_MESSAGE;
-            // A reply that arrived is dropped with the next receive; a server that is gone
-            // will not reply any more (it was looked for just above).
-            !arrived && process_exists(server)
+            // A zero timeout only looks; a reply that arrived is dropped with the next receive.
+            let arrived = host::receive(&[tag], Some(Duration::ZERO)) == Received::Data;
+            // A server that is gone will not reply any more (it was looked for just above).
+            !arrived && host::exists(server)
         });
     });
 }
 
 /// The id of the node this process runs on.
 pub fn this_node() -> u64 {
-    this().0
-}
-
-fn this() -> (u64, u64) {
-    THIS.with(|this| {
-        this.get().unwrap_or_else(|| {
-            // SAFETY: `this()` only reads the current process' ids.
-            let me = unsafe { Process::<(), Wire>::this() };
-            let ids = (me.node_id(), me.id());
-            this.set(Some(ids));
-            ids
-        })
-    })
+    host::this().node
 }
 
 /// Where a server sends the reply to one request: the caller's process and a tag unique to this
@@ -131,27 +110,12 @@ impl ReplyTo {
     fn send_result<R: Serialize + DeserializeOwned>(self, result: Result<R, RemoteFailure>) {
         // An answer that does not encode (a `Serialize` impl that fails) becomes an `Unencodable`
         // failure for the caller: the caller always gets an answer, and the server goes on.
-        if let Err(err) = self.try_send(&result) {
+        if let Err(err) = host::send(self.process, self.tag.id(), &result) {
             let failure: Result<(), RemoteFailure> = Err(RemoteFailure::Unencodable(format!(
                 "the answer does not encode: {err}"
             )));
-            let _always_encodes = self.try_send(&failure);
+            let _always_encodes = host::send(self.process, self.tag.id(), &failure);
         }
-    }
-
-    fn try_send<R: Serialize + DeserializeOwned>(
-        self,
-        result: &Result<R, RemoteFailure>,
-    ) -> Result<(), lunatic::serializer::EncodeError> {
-        // SAFETY: `create_data` starts the outgoing message that `encode` fills (a new
-        // `create_data` drops a half-written one); `send` hands it to the caller's process on this
-        // node (if it has ended, the runtime drops the message).
-        unsafe {
-            message::create_data(self.tag.id(), 0);
-            <Wire as CanSerialize<Result<R, RemoteFailure>>>::encode(result)?;
-            message::send(self.process);
-        }
-        Ok(())
     }
 }
 
@@ -213,31 +177,28 @@ where
 {
     let started = Instant::now();
     sweep_abandoned();
-    let (node, process) = this();
+    let this = host::this();
     let tag = Tag::new();
     let envelope = Envelope {
         message,
         reply_to: Some(ReplyTo {
-            node,
-            process,
+            node: this.node,
+            process: this.id,
             tag,
             json,
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    // SAFETY: `create_data` starts the outgoing message that `encode` fills; the send and the
-    // wait are one host call, so the reply cannot slip past.
-    let kind = unsafe {
-        message::create_data(ENVELOPE_HANDLER | tag.id(), 0);
-        if <Wire as CanSerialize<Envelope<M>>>::encode(&envelope).is_err() {
-            return Err(WaitError::Undecodable("the request does not encode".into()));
-        }
-        message::send_receive_skip_search(server, tag.id(), millis(first))
-    };
-    if kind == DATA_MESSAGE {
-        return decode_reply();
-    }
-    wait_reply(tag, server, timeout, started)
+    let received = host::send_receive(
+        server,
+        ENVELOPE_HANDLER | tag.id(),
+        &envelope,
+        tag.id(),
+        Some(first),
+    )
+    .map_err(|err| WaitError::Undecodable(format!("the request does not encode: {err}")))?;
+    wait(tag.id(), server, timeout, started, received)?;
+    decode_reply()
 }
 
 /// Sends `message` to the swarm process `server` (on this node) without waiting: a fire-and-forget
@@ -250,22 +211,18 @@ where
         message,
         reply_to: None,
     };
-    // SAFETY: `create_data` starts the outgoing message that `encode` fills; `send` hands it over.
-    unsafe {
-        message::create_data(ENVELOPE_HANDLER | Tag::new().id(), 0);
-        if <Wire as CanSerialize<Envelope<M>>>::encode(&envelope).is_ok() {
-            message::send(server);
-        }
+    if let Err(err) = host::send(server, ENVELOPE_HANDLER | Tag::new().id(), &envelope) {
+        eprintln!("swarm: a message was not sent, it does not encode: {err}");
     }
 }
 
 /// A reply address in this process with a fresh tag, for a reply that comes some other way than
 /// through [`call`] (for example from a process this one spawns).
 pub fn reply_slot() -> ReplyTo {
-    let (node, process) = this();
+    let this = host::this();
     ReplyTo {
-        node,
-        process,
+        node: this.node,
+        process: this.id,
         tag: Tag::new(),
         json: false,
     }
@@ -278,50 +235,49 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
     timeout: Option<Duration>,
 ) -> Result<R, WaitError> {
     let started = Instant::now();
-    let tags = [slot.tag.id()];
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    // SAFETY: `tags` outlives the call.
-    if unsafe { message::receive(tags.as_ptr(), tags.len(), millis(first)) } == DATA_MESSAGE {
-        return decode_reply();
-    }
-    wait_reply(slot.tag, server, timeout, started)
+    let received = host::receive(&[slot.tag.id()], Some(first));
+    wait(slot.tag.id(), server, timeout, started, received)?;
+    decode_reply()
+}
+
+/// Waits for a message tagged `tag` (a bare `T`, not a reply `Result`) sent by, or on behalf of,
+/// the process `server`; as [`wait_for`] otherwise.
+pub fn wait_value<T: Serialize + DeserializeOwned>(
+    tag: i64,
+    server: u64,
+    timeout: Option<Duration>,
+) -> Result<T, WaitError> {
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::receive(&[tag], Some(first));
+    wait(tag, server, timeout, started, received)?;
+    host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
 }
 
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
-/// it to confirm, at most `timeout`.
+/// it to confirm, at most `timeout`. A server that ends without confirming has shut down too.
 pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), WaitError> {
     let started = Instant::now();
-    let (node, process) = this();
-    let tag = Tag::new();
-    // SAFETY: as in `call`: one outgoing message, sent and waited for in one host call.
-    let kind = unsafe {
-        message::create_data((SHUTDOWN_HANDLER_ID << 56) | tag.id(), 0);
-        if <Wire as CanSerialize<ShutdownRequest>>::encode(&ShutdownRequest { node, process })
-            .is_err()
-        {
-            return Err(WaitError::Undecodable(
-                "the shutdown message does not encode".into(),
-            ));
-        }
-        let first = slice_within(FIRST_SLICE, Some(timeout), started).unwrap_or(Duration::ZERO);
-        message::send_receive_skip_search(server, tag.id(), millis(first))
+    let this = host::this();
+    let tag = Tag::new().id();
+    let request = ShutdownRequest {
+        node: this.node,
+        process: this.id,
     };
+    let first = slice_within(FIRST_SLICE, Some(timeout), started).unwrap_or(Duration::ZERO);
+    let received = host::send_receive(
+        server,
+        (SHUTDOWN_HANDLER_ID << 56) | tag,
+        &request,
+        tag,
+        Some(first),
+    )
+    .map_err(|err| WaitError::Undecodable(format!("the shutdown does not encode: {err}")))?;
     // Lunatic confirms with a bare `()` (not a `Result`), so the reply is not decoded.
-    if kind == DATA_MESSAGE {
-        return Ok(());
-    }
-    let tags = [tag.id()];
-    loop {
-        if !process_exists(server) {
-            return Ok(());
-        }
-        let Some(wait) = slice_within(MAX_SLICE, Some(timeout), started) else {
-            return Err(WaitError::TimedOut(timeout));
-        };
-        // SAFETY: `tags` outlives the call.
-        if unsafe { message::receive(tags.as_ptr(), tags.len(), millis(wait)) } == DATA_MESSAGE {
-            return Ok(());
-        }
+    match wait(tag, server, Some(timeout), started, received) {
+        Ok(()) | Err(WaitError::ServerGone) => Ok(()),
+        Err(err) => Err(err),
     }
 }
 
@@ -336,35 +292,35 @@ impl ShutdownRequest {
     /// Tells the process that asked that the shutdown is over (Lunatic confirms with a bare `()`
     /// tagged with the request's tag, its handler byte cleared).
     pub(crate) fn confirm(&self, tag: i64) {
-        // SAFETY: one outgoing message to a process of this node (dropped if it has ended).
-        unsafe {
-            message::create_data(tag, 0);
-            if <Wire as CanSerialize<()>>::encode(&()).is_ok() {
-                message::send(self.process);
-            }
-        }
+        let _unit_always_encodes = host::send(self.process, tag, &());
     }
 }
 
-/// Waits for the reply tagged `tag` from the process `server`, after a first slice passed.
-fn wait_reply<R: Serialize + DeserializeOwned>(
-    tag: Tag,
+/// The one wait loop of swarm: waits until a data message tagged `tag` is the current message
+/// (`Ok`: decode it), the process `server` no longer exists, or `timeout` (counted from
+/// `started`) has passed. `first` is what the first wait (made by the caller, often in the same
+/// host call as its send) returned.
+///
+/// It waits in slices (10 ms doubling to [`MAX_SLICE`]) and checks between slices that `server`
+/// still exists: that is how a caller notices a crashed or killed server instead of hanging.
+pub fn wait(
+    tag: i64,
     server: u64,
     timeout: Option<Duration>,
     started: Instant,
-) -> Result<R, WaitError> {
-    let tags = [tag.id()];
+    first: Received,
+) -> Result<(), WaitError> {
+    if first == Received::Data {
+        return Ok(());
+    }
+    let tags = [tag];
     let mut slice = FIRST_SLICE;
     loop {
-        // SAFETY: a plain query of the process table.
-        if unsafe { process::exists(server) } == 0 {
+        if !host::exists(server) {
             // It may have answered just before it ended: look once more without waiting.
-            // SAFETY: `tags` outlives the call.
-            let last = unsafe { message::receive(tags.as_ptr(), tags.len(), 0) };
-            return if last == DATA_MESSAGE {
-                decode_reply()
-            } else {
-                Err(WaitError::ServerGone)
+            return match host::receive(&tags, Some(Duration::ZERO)) {
+                Received::Data => Ok(()),
+                _ => Err(WaitError::ServerGone),
             };
         }
         slice = (slice * 2).min(MAX_SLICE);
@@ -372,11 +328,9 @@ fn wait_reply<R: Serialize + DeserializeOwned>(
             abandon(tag, server);
             return Err(WaitError::TimedOut(timeout.unwrap_or_default()));
         };
-        // SAFETY: `tags` outlives the call; the runtime copies it.
-        match unsafe { message::receive(tags.as_ptr(), tags.len(), millis(wait)) } {
-            DATA_MESSAGE => return decode_reply(),
-            // Timed out: check the server again. Link and monitor signals carry other tags.
-            _ => continue,
+        // Anything but the reply (a timeout of the slice) means: check the server again.
+        if host::receive(&tags, Some(wait)) == Received::Data {
+            return Ok(());
         }
     }
 }
@@ -392,12 +346,8 @@ fn slice_within(slice: Duration, timeout: Option<Duration>, started: Instant) ->
     }
 }
 
-fn millis(wait: Duration) -> u64 {
-    (wait.as_millis() as u64).max(1)
-}
-
 fn decode_reply<R: Serialize + DeserializeOwned>() -> Result<R, WaitError> {
-    match <Wire as CanSerialize<Result<R, RemoteFailure>>>::decode() {
+    match host::decode::<Result<R, RemoteFailure>>() {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(failure)) => Err(WaitError::Failed(failure)),
         Err(err) => Err(WaitError::Undecodable(err.to_string())),
@@ -406,6 +356,5 @@ fn decode_reply<R: Serialize + DeserializeOwned>() -> Result<R, WaitError> {
 
 /// Whether the process `id` on this node is running.
 pub fn process_exists(id: u64) -> bool {
-    // SAFETY: a plain query of the process table.
-    unsafe { process::exists(id) != 0 }
+    host::exists(id)
 }

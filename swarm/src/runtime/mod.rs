@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod handle;
+pub mod host;
 pub mod mailbox;
 pub mod node;
 pub mod process;

@@ -15,20 +15,14 @@
 
 use std::fmt;
 
-use lunatic::host::api::{error, message, process};
-use lunatic::serializer::CanSerialize;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::wire::Wire;
+use super::host::{self, Received, SpawnedNamed};
 
 /// The entry point the host calls in a new process; exported by the `lunatic` crate (0.14.1,
 /// pinned by the workspace), whose version is part of the name.
 const SPAWN_EXPORT: &str = "_lunatic_spawn_by_index_0.14.1";
-/// "Inherit the spawner's" for a process configuration or module id.
-const INHERIT: i64 = -1;
-/// What `message::receive` returns when a data message arrived.
-const DATA_MESSAGE: u32 = 0;
 /// The tag of the message that carries a new process' captured value. A named process can be
 /// sent requests as soon as it is registered, before its capture arrives, so the trampoline waits
 /// for this tag only. The top byte (0x7F) is no handler number (those are below 64) and
@@ -83,30 +77,10 @@ pub fn spawn_named<C>(name: &str, capture: C, entry: fn(C)) -> Result<Named, Spa
 where
     C: Serialize + DeserializeOwned,
 {
-    let params = entry_params::<C>(entry);
-    let (mut node, mut id) = (0u64, 0u64);
-    // SAFETY: as in `spawn_inner`; the host writes one u64 to each of `node` and `id`.
-    let outcome = unsafe {
-        process::get_or_spawn(
-            name.as_ptr(),
-            name.len(),
-            0,
-            INHERIT,
-            INHERIT,
-            SPAWN_EXPORT.as_ptr(),
-            SPAWN_EXPORT.len(),
-            params.as_ptr(),
-            params.len(),
-            &mut node,
-            &mut id,
-        )
-    };
-    match outcome {
-        0 => send_capture(id, &capture).map(|()| Named::Started(id)),
-        2 => Ok(Named::Found(id)),
-        _ => Err(SpawnError {
-            reason: take_error(id),
-        }),
+    match host::spawn_named(name, SPAWN_EXPORT, &entry_params::<C>(entry)) {
+        Ok(SpawnedNamed::Started(id)) => send_capture(id, &capture).map(|()| Named::Started(id)),
+        Ok(SpawnedNamed::Found(id)) => Ok(Named::Found(id)),
+        Err(reason) => Err(SpawnError { reason }),
     }
 }
 
@@ -131,28 +105,9 @@ fn spawn_inner<C>(capture: C, entry: fn(C), link: Option<Tag>) -> Result<u64, Sp
 where
     C: Serialize + DeserializeOwned,
 {
-    let params = entry_params::<C>(entry);
-    let mut id = 0u64;
-    // SAFETY: every pointer is valid for its length during the call; the host writes one u64 to
-    // `id`. The spawned function is this module's own export (see the module docs).
-    let failed = unsafe {
-        process::spawn(
-            link.map_or(0, |tag| tag.id()),
-            INHERIT,
-            INHERIT,
-            SPAWN_EXPORT.as_ptr(),
-            SPAWN_EXPORT.len(),
-            params.as_ptr(),
-            params.len(),
-            &mut id,
-        )
-    };
-    if failed != 0 {
-        // On failure `id` names an error resource that holds the reason.
-        return Err(SpawnError {
-            reason: take_error(id),
-        });
-    }
+    let link = link.map_or(0, |tag| tag.id());
+    let id = host::spawn(link, SPAWN_EXPORT, &entry_params::<C>(entry))
+        .map_err(|reason| SpawnError { reason })?;
     send_capture(id, &capture).map(|()| id)
 }
 
@@ -161,49 +116,28 @@ fn send_capture<C>(id: u64, capture: &C) -> Result<(), SpawnError>
 where
     C: Serialize + DeserializeOwned,
 {
-    // SAFETY: `create_data` starts the outgoing message that `encode` fills; `send` hands it to
-    // the new process, whose trampoline reads it first.
-    unsafe {
-        message::create_data(CAPTURE_TAG, 0);
-        if <Wire as CanSerialize<C>>::encode(capture).is_err() {
-            process::kill(id);
-            return Err(SpawnError {
-                reason: "the new process' argument does not encode".into(),
-            });
+    host::send(id, CAPTURE_TAG, capture).map_err(|err| {
+        host::kill(id);
+        SpawnError {
+            reason: format!("the new process' argument does not encode: {err}"),
         }
-        message::send(id);
-    }
-    Ok(())
+    })
 }
 
-/// Runs first in every process spawned by [`spawn`]: takes the captured value, calls the entry.
+/// Runs first in every process spawned here: takes the captured value, calls the entry.
 fn trampoline<C>(entry: i32)
 where
     C: Serialize + DeserializeOwned,
 {
-    // SAFETY: `entry` was a `fn(C)` in the spawner, which runs this same module.
+    // SAFETY: `entry` was a `fn(C)` in the spawner, which runs this same module (see the module
+    // docs): the one transmute of a function pointer in swarm.
     let entry: fn(C) = unsafe { std::mem::transmute::<usize, fn(C)>(entry as u32 as usize) };
-    // SAFETY: a blocking receive of the capture's tag; `tags` outlives the call.
-    let tags = [CAPTURE_TAG];
-    let kind = unsafe { message::receive(tags.as_ptr(), tags.len(), u64::MAX) };
-    if kind != DATA_MESSAGE {
+    if host::receive(&[CAPTURE_TAG], None) != Received::Data {
         // A link death before the start (the spawner died): nothing to run for.
         return;
     }
-    match <Wire as CanSerialize<C>>::decode() {
+    match host::decode::<C>() {
         Ok(capture) => entry(capture),
         Err(err) => eprintln!("swarm: a new process could not read its argument: {err}"),
-    }
-}
-
-/// The text of a host error resource, which is dropped.
-fn take_error(id: u64) -> String {
-    // SAFETY: `id` names an error resource of this process; the buffer has `size` bytes.
-    unsafe {
-        let size = error::string_size(id) as usize;
-        let mut text = vec![0u8; size];
-        error::to_string(id, text.as_mut_ptr());
-        error::drop(id);
-        String::from_utf8_lossy(&text).into_owned()
     }
 }

@@ -31,14 +31,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use lunatic::ap::{AbstractProcess, ProcessRef};
-use lunatic::host::api::{message, process, registry};
-use lunatic::serializer::CanSerialize;
 use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::mailbox::{
-    call, cast, process_exists, Envelope, ReplyTo, WaitError, DATA_MESSAGE, ENVELOPE_HANDLER_ID,
-};
+use super::host::{self, Pid, Received};
+use super::mailbox::{call, cast, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID};
 use super::node::{self, NodeLimits, NodeStats};
 use super::process::{spawn_linked, spawn_named, Named};
 use super::wire::Wire;
@@ -48,28 +45,44 @@ use crate::error::StartError;
 const REGISTRAR_NAME: &str = "swarm/registrar/";
 /// Starting a process runs its `init`, which may load state from disk: give it time.
 const REGISTRAR_TIMEOUT: Duration = Duration::from_secs(60);
-/// What `message::receive` returns for a link death turned into a message.
-const LINK_DIED: u32 = 1;
-/// What `message::receive` returns when a monitored process ended.
-const PROCESS_DIED: u32 = 2;
 
-/// Starts a process from an encoded argument; returns `(node, id)` of what it started.
-pub type Starter = fn(&[u8]) -> Result<(u64, u64), StartError>;
+/// Starts a process from an encoded argument; returns the address of what it started.
+pub type Starter = fn(&[u8]) -> Result<Pid, StartError>;
+
+/// A [`Starter`] as it travels between processes: a function pointer as a number. Every process
+/// of a node runs the same module, so the number means the same function in all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarterRef(usize);
+
+impl StarterRef {
+    /// The reference to `starter`.
+    pub fn new(starter: Starter) -> Self {
+        StarterRef(starter as *const () as usize)
+    }
+
+    /// Runs the starter.
+    pub fn start(self, arg: &[u8]) -> Result<Pid, StartError> {
+        // SAFETY: a `StarterRef` is only made from a `Starter` (`new`) of this same module, and
+        // travels only between processes of one node (see the type's docs).
+        let starter: Starter = unsafe { std::mem::transmute::<usize, Starter>(self.0) };
+        starter(arg)
+    }
+}
 
 /// A process registered under a name, found or started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Registered {
     /// It was already running.
-    Found(u64, u64),
+    Found(Pid),
     /// It was started by this call.
-    Started(u64, u64),
+    Started(Pid),
 }
 
 impl Registered {
-    /// `(node, id)` of the process.
-    pub fn ids(self) -> (u64, u64) {
+    /// The address of the process.
+    pub fn pid(self) -> Pid {
         match self {
-            Registered::Found(node, id) | Registered::Started(node, id) => (node, id),
+            Registered::Found(pid) | Registered::Started(pid) => pid,
         }
     }
 }
@@ -83,8 +96,8 @@ pub struct StartJob {
     pub kind: String,
     /// The key, for errors.
     pub key: String,
-    /// A [`Starter`], as a function pointer.
-    pub starter: usize,
+    /// How to start it.
+    pub starter: StarterRef,
     /// The starter's encoded argument.
     pub arg: Vec<u8>,
 }
@@ -96,7 +109,7 @@ impl StartJob {
             name,
             kind: kind.to_owned(),
             key: key.to_owned(),
-            starter: starter as *const () as usize,
+            starter: StarterRef::new(starter),
             arg,
         }
     }
@@ -111,23 +124,14 @@ impl StartJob {
 }
 
 /// The live process registered as `name`, if any.
-pub fn lookup(name: &str) -> Option<(u64, u64)> {
-    let (node, id) = registered(name)?;
-    process_exists(id).then_some((node, id))
-}
-
-/// What Lunatic's registry holds for `name`, alive or not.
-fn registered(name: &str) -> Option<(u64, u64)> {
-    let (mut node, mut id) = (0u64, 0u64);
-    // SAFETY: the pointers are valid for the call; the runtime writes two u64s.
-    let missing = unsafe { registry::get(name.as_ptr(), name.len(), &mut node, &mut id) };
-    (missing == 0).then_some((node, id))
+pub fn lookup(name: &str) -> Option<Pid> {
+    host::registry_get(name).filter(|pid| pid.exists())
 }
 
 /// The live process registered as `job.name`, started with the job's starter if there is none.
 pub fn get_or_start(job: StartJob) -> Result<Registered, StartError> {
-    if let Some((node, id)) = lookup(&job.name) {
-        return Ok(Registered::Found(node, id));
+    if let Some(pid) = lookup(&job.name) {
+        return Ok(Registered::Found(pid));
     }
     let registrar = registrar().map_err(|reason| job.error(reason))?;
     let unavailable = job.error("");
@@ -183,8 +187,8 @@ pub(crate) fn stats() -> Result<Option<NodeStats>, String> {
 pub fn current_registrar() -> Option<u64> {
     let mut generation = GENERATION.with(Cell::get);
     loop {
-        let (_, id) = registered(&format!("{REGISTRAR_NAME}{generation}"))?;
-        if process_exists(id) {
+        let id = host::registry_get(&format!("{REGISTRAR_NAME}{generation}"))?.id;
+        if host::exists(id) {
             GENERATION.with(|cached| cached.set(generation));
             return Some(id);
         }
@@ -192,13 +196,13 @@ pub fn current_registrar() -> Option<u64> {
     }
 }
 
-/// Turns the `(node, id)` of a process known to be a `T` into a typed reference.
-pub fn process_ref<T: AbstractProcess<Serializer = Wire>>(node: u64, id: u64) -> ProcessRef<T> {
-    // SAFETY: `ProcessRef` has no public constructor from ids; it serializes as the `Process` it
-    // wraps, so decoding that process' encoding gives the reference. The caller vouches for `T`.
-    let process = unsafe { lunatic::Process::<(), Wire>::new(node, id) };
-    let bytes = bincode::serialize(&process).expect("a process reference always encodes");
-    bincode::deserialize(&bytes).expect("a process reference always decodes")
+/// Turns the address of a process known to be a `T` into a typed reference.
+pub fn process_ref<T: AbstractProcess<Serializer = Wire>>(pid: Pid) -> ProcessRef<T> {
+    // `ProcessRef` has no public constructor; it encodes as the `Process` it wraps, two `u64`s,
+    // as `Pid` does, so decoding a `Pid`'s encoding gives the reference. The caller vouches for
+    // `T`.
+    let bytes = bincode::serialize(&pid).expect("a pid always encodes");
+    bincode::deserialize(&bytes).expect("a process reference decodes from a pid")
 }
 
 thread_local! {
@@ -212,14 +216,14 @@ fn registrar() -> Result<u64, String> {
     let mut generation = GENERATION.with(Cell::get);
     loop {
         let name = format!("{REGISTRAR_NAME}{generation}");
-        let id = match registered(&name) {
-            Some((_, id)) => id,
+        let id = match host::registry_get(&name) {
+            Some(pid) => pid.id,
             None => match spawn_named(&name, (), run_registrar) {
                 Ok(Named::Started(id) | Named::Found(id)) => id,
                 Err(err) => return Err(format!("the node's registrar did not start: {err}")),
             },
         };
-        if process_exists(id) {
+        if host::exists(id) {
             GENERATION.with(|cached| cached.set(generation));
             return Ok(id);
         }
@@ -234,7 +238,7 @@ enum RegistrarOp {
     GetOrStart(StartJob),
     Finished {
         start: i64,
-        outcome: Result<(u64, u64), StartError>,
+        outcome: Result<Pid, StartError>,
     },
     SetLimits(NodeLimits),
     Stats,
@@ -260,8 +264,7 @@ struct Registrar {
 
 fn run_registrar((): ()) {
     // A starter that dies without reporting arrives as a link-death message, not as our end.
-    // SAFETY: a flag of this process.
-    unsafe { process::die_when_link_dies(0) };
+    host::die_when_link_dies(false);
     let mut registrar = Registrar {
         limits: node::limits(),
         starts: HashMap::new(),
@@ -270,21 +273,18 @@ fn run_registrar((): ()) {
         stats: NodeStats::default(),
     };
     loop {
-        // SAFETY: a blocking receive of the next message, any tag.
-        match unsafe { message::receive(std::ptr::null(), 0, u64::MAX) } {
-            DATA_MESSAGE => {
-                // SAFETY: the tag of the message just received.
-                if unsafe { message::get_tag() } >> 56 != ENVELOPE_HANDLER_ID {
+        match host::receive(&[], None) {
+            Received::Data => {
+                if host::tag() >> 56 != ENVELOPE_HANDLER_ID {
                     continue;
                 }
-                match <Wire as CanSerialize<Envelope<RegistrarOp>>>::decode() {
+                match host::decode::<Envelope<RegistrarOp>>() {
                     Ok(envelope) => registrar.handle(envelope),
                     Err(err) => eprintln!("swarm: the registrar dropped a message: {err}"),
                 }
             }
-            LINK_DIED => {
-                // SAFETY: the tag of the link death just received.
-                let start = unsafe { message::get_tag() };
+            Received::LinkDied => {
+                let start = host::tag();
                 if let Some(pending) = registrar.starts.get(&start) {
                     let crashed = pending.job.error(
                         "the process starting it crashed (its panic message is in the node's log)",
@@ -292,17 +292,15 @@ fn run_registrar((): ()) {
                     registrar.finish(start, Err(crashed));
                 }
             }
-            PROCESS_DIED => {
-                // SAFETY: the id of the monitored process that just ended.
-                let id = unsafe { message::get_process_id() };
+            Received::ProcessDied => {
+                let id = host::sender();
                 if let Some(name) = registrar.live.remove(&id) {
-                    if registered(&name).map(|(_, current)| current) == Some(id) {
-                        // SAFETY: the name's bytes are valid for the call.
-                        unsafe { registry::remove(name.as_ptr(), name.len()) };
+                    if host::registry_get(&name).map(|pid| pid.id) == Some(id) {
+                        host::registry_remove(&name);
                     }
                 }
             }
-            _ => {}
+            Received::TimedOut => {}
         }
     }
 }
@@ -337,8 +335,8 @@ impl Registrar {
 
     fn get_or_start(&mut self, job: StartJob, reply_to: ReplyTo) {
         let answer = |outcome: Result<Registered, StartError>| reply_to.send(outcome);
-        if let Some((node, id)) = lookup(&job.name) {
-            return answer(Ok(Registered::Found(node, id)));
+        if let Some(pid) = lookup(&job.name) {
+            return answer(Ok(Registered::Found(pid)));
         }
         if let Some(start) = self.starting.get(&job.name) {
             if let Some(start) = self.starts.get_mut(start) {
@@ -355,8 +353,7 @@ impl Registrar {
             }));
         }
         let tag = Tag::new();
-        // SAFETY: `this()` only reads the current process' ids.
-        let registrar = unsafe { lunatic::Process::<(), Wire>::this() }.id();
+        let registrar = host::this().id;
         let capture = (registrar, tag.id(), job.starter, job.arg.clone());
         match spawn_linked(capture, run_start, tag) {
             Ok(_) => {
@@ -388,7 +385,7 @@ impl Registrar {
         } = self.limits;
         if self.live.len() + self.starts.len() >= max_agents {
             // A monitor set just as its agent ended may never report: count again before refusing.
-            self.live.retain(|&id, _| process_exists(id));
+            self.live.retain(|&id, _| host::exists(id));
         }
         if self.live.len() + self.starts.len() >= max_agents {
             return Some(format!(
@@ -407,31 +404,27 @@ impl Registrar {
     }
 
     /// A start ended: register what started, and answer everyone who waited for it.
-    fn finish(&mut self, start: i64, outcome: Result<(u64, u64), StartError>) {
+    fn finish(&mut self, start: i64, outcome: Result<Pid, StartError>) {
         let Some(Start { job, waiting }) = self.starts.remove(&start) else {
             return;
         };
         self.starting.remove(&job.name);
         match &outcome {
-            Ok((node, id)) => {
+            Ok(pid) => {
                 self.stats.started += 1;
-                // SAFETY: the name's bytes are valid for the call; `monitor` only asks the
-                // runtime to tell this process when `id` ends (at once if it already has).
-                unsafe {
-                    registry::put(job.name.as_ptr(), job.name.len(), *node, *id);
-                    process::monitor(*id);
-                }
+                host::registry_put(&job.name, *pid);
+                host::monitor(pid.id);
                 // An agent that ended before the monitor was set is never reported: not live.
-                if process_exists(*id) {
-                    self.live.insert(*id, job.name);
+                if pid.exists() {
+                    self.live.insert(pid.id, job.name);
                 }
             }
             Err(_) => self.stats.failed_starts += 1,
         }
         for (index, reply_to) in waiting.into_iter().enumerate() {
             let answer = match &outcome {
-                Ok((node, id)) if index == 0 => Ok(Registered::Started(*node, *id)),
-                Ok((node, id)) => Ok(Registered::Found(*node, *id)),
+                Ok(pid) if index == 0 => Ok(Registered::Started(*pid)),
+                Ok(pid) => Ok(Registered::Found(*pid)),
                 Err(error) => Err(error.clone()),
             };
             reply_to.send::<Result<Registered, StartError>>(answer);
@@ -440,9 +433,7 @@ impl Registrar {
 }
 
 /// Runs in a starter process: one start, reported to the registrar.
-fn run_start((registrar, start, starter, arg): (u64, i64, usize, Vec<u8>)) {
-    // SAFETY: `starter` was a `Starter` in the requester, which runs this same module.
-    let starter: Starter = unsafe { std::mem::transmute::<usize, Starter>(starter) };
-    let outcome = starter(&arg);
+fn run_start((registrar, start, starter, arg): (u64, i64, StarterRef, Vec<u8>)) {
+    let outcome = starter.start(&arg);
     cast(registrar, RegistrarOp::Finished { start, outcome });
 }

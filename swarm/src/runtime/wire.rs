@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 
-use lunatic::host::api::message;
 use lunatic::serializer::{CanSerialize, DecodeError, EncodeError};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -31,8 +30,7 @@ impl<M: Serialize + DeserializeOwned> CanSerialize<M> for Wire {
             let mut buffer = scratch.borrow_mut();
             buffer.clear();
             bincode::serialize_into(&mut *buffer, message)?;
-            // SAFETY: the buffer is valid for its length during the call; the host copies it.
-            unsafe { message::write_data(buffer.as_ptr(), buffer.len()) };
+            super::host::write_data(&buffer);
             Ok(())
         })
     }
@@ -41,22 +39,17 @@ impl<M: Serialize + DeserializeOwned> CanSerialize<M> for Wire {
         // Most messages are small: one `read_data` into a stack buffer takes them whole. Only when
         // it comes back full is the size asked for and the rest read.
         let mut small = [0u8; SMALL];
-        // SAFETY: the buffer has room for `SMALL` bytes.
-        let read = unsafe { message::read_data(small.as_mut_ptr(), SMALL) };
+        let read = super::host::read_data(&mut small);
         if read < SMALL {
             return Ok(bincode::deserialize(&small[..read])?);
         }
         SCRATCH.with(|scratch| {
             let mut buffer = scratch.borrow_mut();
-            // SAFETY: a plain query of the message in the scratch area.
-            let size = unsafe { message::data_size() } as usize;
+            let size = super::host::data_size();
             buffer.clear();
             buffer.extend_from_slice(&small);
             buffer.resize(size.max(SMALL), 0);
-            // SAFETY: the buffer has room for the rest of the message.
-            let rest = unsafe {
-                message::read_data(buffer[SMALL..].as_mut_ptr(), size.saturating_sub(SMALL))
-            };
+            let rest = super::host::read_data(&mut buffer[SMALL..]);
             Ok(bincode::deserialize(&buffer[..SMALL + rest])?)
         })
     }

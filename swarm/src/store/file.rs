@@ -219,9 +219,8 @@ fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
 
 #[cfg(target_arch = "wasm32")]
 fn run_sweeper(dir: String) {
-    use crate::runtime::mailbox::{Envelope, DATA_MESSAGE};
-    use crate::runtime::wire::Wire;
-    use lunatic::serializer::CanSerialize;
+    use crate::runtime::host::{self, Received};
+    use crate::runtime::mailbox::Envelope;
 
     let dir = PathBuf::from(dir);
     match remove_leftovers(&dir) {
@@ -229,16 +228,13 @@ fn run_sweeper(dir: String) {
         Err(err) => eprintln!("swarm: {err}"),
     }
     loop {
-        // SAFETY: a blocking receive of the next message, any tag.
-        if unsafe { lunatic::host::api::message::receive(std::ptr::null(), 0, u64::MAX) }
-            != DATA_MESSAGE
-        {
+        if host::receive(&[], None) != Received::Data {
             continue;
         }
         if let Ok(Envelope {
             reply_to: Some(reply_to),
             ..
-        }) = <Wire as CanSerialize<Envelope<()>>>::decode()
+        }) = host::decode::<Envelope<()>>()
         {
             reply_to.send(());
         }

@@ -32,14 +32,14 @@ pub(crate) enum ChildKind {
         agent_kind: String,
         key: String,
         registry_name: Option<String>,
-        starter: usize,
+        starter: registry::StarterRef,
         arg: Vec<u8>,
     },
     /// `size` unkeyed agents behind one name.
     Pool {
         agent_kind: String,
         size: usize,
-        starter: usize,
+        starter: registry::StarterRef,
         arg: Vec<u8>,
     },
     /// A nested supervisor.
@@ -68,7 +68,7 @@ impl ChildSpec {
             kind: ChildKind::Pool {
                 agent_kind: A::KIND.to_owned(),
                 size,
-                starter: start_agent::<A> as registry::Starter as usize,
+                starter: registry::StarterRef::new(start_agent::<A>),
                 arg: encode_arg::<A>(String::new()),
             },
         }
@@ -104,7 +104,7 @@ impl ChildSpec {
             kind: ChildKind::Agent {
                 agent_kind: A::KIND.to_owned(),
                 registry_name: keyed.then(|| registry_name::<A>(&key)),
-                starter: start_agent::<A> as registry::Starter as usize,
+                starter: registry::StarterRef::new(start_agent::<A>),
                 arg: encode_arg::<A>(key.clone()),
                 key,
             },
@@ -169,11 +169,7 @@ pub trait SupervisableKeyed: AgentState {
 }
 
 /// A running child process, as the supervisor tracks it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Running {
-    pub(crate) node: u64,
-    pub(crate) id: u64,
-}
+pub(crate) type Running = crate::runtime::host::Pid;
 
 /// Starts one process of a child (an agent, a pool member or a nested supervisor).
 pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
@@ -194,10 +190,7 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
                 arg: arg.clone(),
             };
             match registry::get_or_start(job) {
-                Ok(registered) => {
-                    let (node, id) = registered.ids();
-                    Ok(Running { node, id })
-                }
+                Ok(registered) => Ok(registered.pid()),
                 Err(err) => Err(err.to_string()),
             }
         }
@@ -207,14 +200,7 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
             arg,
             ..
         }
-        | ChildKind::Pool { starter, arg, .. } => {
-            // SAFETY: as above.
-            let starter: registry::Starter =
-                unsafe { std::mem::transmute::<usize, registry::Starter>(*starter) };
-            starter(arg)
-                .map(|(node, id)| Running { node, id })
-                .map_err(|err| err.to_string())
-        }
+        | ChildKind::Pool { starter, arg, .. } => starter.start(arg).map_err(|err| err.to_string()),
         ChildKind::Invalid(reason) => Err(reason.clone()),
         ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
             .map(|sup| Running {
@@ -240,7 +226,6 @@ pub(crate) fn stop_one(kind: &ChildKind, running: Running) {
         }
     };
     if !stopped {
-        // SAFETY: a plain signal to a process of this node.
-        unsafe { lunatic::host::api::process::kill(running.id) };
+        crate::runtime::host::kill(running.id);
     }
 }

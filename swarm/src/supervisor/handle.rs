@@ -10,6 +10,7 @@ use super::process::{Answer, Op};
 use super::{ChildStats, SupervisorError};
 use crate::runtime::agent::Agent;
 use crate::runtime::handle::{AgentHandle, AgentRef};
+use crate::runtime::host::Pid;
 use crate::runtime::mailbox::{call, process_exists, WaitError};
 use crate::runtime::registry;
 
@@ -76,8 +77,8 @@ impl SupervisorRef {
         }
     }
 
-    /// `(node, process, key)` of the running child `name`.
-    pub fn child_process(&self, name: &str) -> Result<(u64, u64, String), SupervisorError> {
+    /// The process and key of the running child `name`.
+    pub fn child_process(&self, name: &str) -> Result<(Pid, String), SupervisorError> {
         match self.ask(Op::WhichChild(name.to_owned()))? {
             Answer::Child(Some(found)) => Ok(found),
             Answer::Child(None) => Err(self.no_child(name)),
@@ -87,17 +88,17 @@ impl SupervisorRef {
 
     /// A handle to the agent child `name` as it runs now (after a restart, ask again).
     pub fn agent<A: Agent>(&self, name: &str) -> Result<A::Handle, SupervisorError> {
-        let (node, id, key) = self.child_process(name)?;
+        let (pid, key) = self.child_process(name)?;
         Ok(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(node, id),
+            registry::process_ref(pid),
             key,
         )))
     }
 
     /// A handle to the nested supervisor `name`.
     pub fn supervisor(&self, name: &str) -> Result<SupervisorRef, SupervisorError> {
-        let (node, id, _) = self.child_process(name)?;
-        Ok(SupervisorRef::new(name.to_owned(), node, id))
+        let (pid, _) = self.child_process(name)?;
+        Ok(SupervisorRef::new(name.to_owned(), pid.node, pid.id))
     }
 
     /// A handle to the pool `name`, whose members are agents of kind `A`.
@@ -140,7 +141,7 @@ pub(crate) fn shutdown_supervisor(id: u64, timeout: Duration) -> Result<(), Wait
 pub struct PoolRef<A> {
     supervisor: SupervisorRef,
     name: String,
-    members: RefCell<Vec<(u64, u64)>>,
+    members: RefCell<Vec<Pid>>,
     next: Cell<usize>,
     kind: PhantomData<fn() -> A>,
 }
@@ -168,10 +169,10 @@ impl<A: Agent> PoolRef<A> {
             for _ in 0..members.len() {
                 let at = self.next.get() % members.len();
                 self.next.set(at + 1);
-                let (node, id) = members[at];
-                if process_exists(id) {
+                let pid = members[at];
+                if pid.exists() {
                     return Ok(A::Handle::from_raw(AgentRef::new(
-                        registry::process_ref(node, id),
+                        registry::process_ref(pid),
                         String::new(),
                     )));
                 }
@@ -190,11 +191,8 @@ impl<A: Agent> PoolRef<A> {
             .members
             .borrow()
             .iter()
-            .map(|&(node, id)| {
-                A::Handle::from_raw(AgentRef::new(
-                    registry::process_ref(node, id),
-                    String::new(),
-                ))
+            .map(|&pid| {
+                A::Handle::from_raw(AgentRef::new(registry::process_ref(pid), String::new()))
             })
             .collect())
     }

@@ -2,24 +2,16 @@
 //! gives up past its restart intensity, and stops them in reverse order.
 
 use std::collections::VecDeque;
-use std::ptr::null;
 use std::time::{Duration, Instant};
 
-use lunatic::host::api::{message, process as host};
-use lunatic::serializer::CanSerialize;
 use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
 use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
 use super::handle::SupervisorRef;
 use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
+use crate::runtime::host::{self, Pid, Received};
 use crate::runtime::mailbox::{reply_slot, this_node, wait_for, Envelope, ReplyTo, WaitError};
-use crate::runtime::wire::Wire;
-
-/// What `message::receive` returns for each kind of message.
-const DATA_MESSAGE: u32 = 0;
-const LINK_DIED: u32 = 1;
-const PROCESS_DIED: u32 = 2;
 
 /// How long a supervisor may take to start its children before its starter gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -41,8 +33,8 @@ pub(crate) enum Op {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Answer {
     /// `(node, process, key)` of the running child.
-    Child(Option<(u64, u64, String)>),
-    Members(Vec<(u64, u64)>),
+    Child(Option<(Pid, String)>),
+    Members(Vec<Pid>),
     Stats(Vec<ChildStats>),
     Stopped,
 }
@@ -102,8 +94,7 @@ struct Supervisor {
 
 fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
-    // SAFETY: a plain setting of this process.
-    unsafe { host::die_when_link_dies(0) };
+    host::die_when_link_dies(false);
     let mut sup = Supervisor {
         spec_name: spec.name.clone(),
         strategy: spec.strategy,
@@ -156,10 +147,9 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     started.send::<Result<(), SupervisorError>>(Ok(()));
 
     loop {
-        // SAFETY: waits for any message of this process.
-        match unsafe { message::receive(null(), 0, u64::MAX) } {
-            DATA_MESSAGE => {
-                let Ok(envelope) = <Wire as CanSerialize<Envelope<Op>>>::decode() else {
+        match host::receive(&[], None) {
+            Received::Data => {
+                let Ok(envelope) = host::decode::<Envelope<Op>>() else {
                     continue;
                 };
                 let stop = matches!(envelope.message, Op::Shutdown);
@@ -171,9 +161,8 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
                     return;
                 }
             }
-            LINK_DIED => {
-                // SAFETY: the message in the scratch area is a link death.
-                let tag = unsafe { message::get_tag() };
+            Received::LinkDied => {
+                let tag = host::tag();
                 match sup.member_with_link(tag) {
                     Some(member) => member.crashed = true,
                     // Not a child's link: the process that started us (linked) died; OTP's
@@ -185,12 +174,8 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
                     }
                 }
             }
-            PROCESS_DIED => {
-                // SAFETY: the message in the scratch area is a monitor notification.
-                let id = unsafe { message::get_process_id() };
-                sup.child_exited(id);
-            }
-            _ => {}
+            Received::ProcessDied => sup.child_exited(host::sender()),
+            Received::TimedOut => {}
         }
     }
 }
@@ -212,11 +197,8 @@ impl Supervisor {
             let running =
                 start_one(&child.spec.kind).map_err(|reason| (member.name.clone(), reason))?;
             let tag = Tag::new().id();
-            // SAFETY: plain signals between processes of this node.
-            unsafe {
-                host::link(tag, running.id);
-                host::monitor(running.id);
-            }
+            host::link(tag, running.id);
+            host::monitor(running.id);
             member.running = Some(running);
             member.link_tag = tag;
             member.crashed = false;
@@ -233,7 +215,7 @@ impl Supervisor {
             );
             // It may have died between its start and our link and monitor: then no signal
             // will come, so look now.
-            if !crate::runtime::mailbox::process_exists(running.id) {
+            if !running.exists() {
                 member.crashed = true;
                 dead_on_arrival.push(running.id);
             }
@@ -249,11 +231,8 @@ impl Supervisor {
         let child = &mut self.children[index];
         for member in child.members.iter_mut().rev() {
             if let Some(running) = member.running.take() {
-                // SAFETY: plain signals between processes of this node.
-                unsafe {
-                    host::stop_monitoring(running.id);
-                    host::unlink(running.id);
-                }
+                host::stop_monitoring(running.id);
+                host::unlink(running.id);
                 stop_one(&child.spec.kind, running);
                 member.stats.process = None;
             }
@@ -378,14 +357,14 @@ impl Supervisor {
                             .map(move |member| (child.spec.key(), member))
                     })
                     .find(|(_, member)| member.name == name)
-                    .and_then(|(key, member)| member.running.map(|r| (r.node, r.id, key.clone()))),
+                    .and_then(|(key, member)| member.running.map(|pid| (pid, key.clone()))),
             ),
             Op::PoolMembers(name) => Answer::Members(
                 self.children
                     .iter()
                     .filter(|child| child.spec.name == name)
                     .flat_map(|child| child.members.iter())
-                    .filter_map(|member| member.running.map(|r| (r.node, r.id)))
+                    .filter_map(|member| member.running)
                     .collect(),
             ),
             Op::Stats => Answer::Stats(
