@@ -33,8 +33,7 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
     let waiter = start_slow_in_background("slow");
     lunatic::sleep(Duration::from_millis(300));
     let killed_at = Instant::now();
-    // SAFETY: a plain signal to a process of this node.
-    unsafe { lunatic::host::api::process::kill(registrar) };
+    swarm::runtime::host::kill(registrar);
     let outcome = waiter
         .receive_timeout(SLOW_START * 4)
         .expect("the waiting caller gets an answer");
@@ -66,9 +65,11 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
         SlowStarter::get_or_start("slow").unwrap().name().unwrap(),
         "slow"
     );
-    // Killed again: replaced again.
-    // SAFETY: as above.
-    unsafe { lunatic::host::api::process::kill(new_registrar) };
+    // Killed again (a kill is a signal: wait until it has landed), replaced again.
+    swarm::runtime::host::kill(new_registrar);
+    assert!(swarm_tests::eventually(Duration::from_secs(1), || {
+        !swarm::runtime::host::exists(new_registrar)
+    }));
     assert_eq!(
         Counter::get_or_start("third").unwrap().add(3).unwrap(),
         Ok(3)

@@ -70,8 +70,7 @@ fn a_spawn_the_node_cannot_make_is_an_error_for_that_caller_and_starts_work_agai
         "the same registrar serves on"
     );
     for filler in fillers {
-        // SAFETY: a plain signal to a process of this node.
-        unsafe { lunatic::host::api::process::kill(filler) };
+        swarm::runtime::host::kill(filler);
     }
 
     // Room again: stop a few agents; the registrar (the same one) starts new ones, and a stopped

@@ -250,14 +250,12 @@ impl<A: Agent> Launcher<A> {
                     store: self.resolve_store(),
                     key: key.clone(),
                 };
-                let encoded = bincode::serialize(&arg)
-                    .map_err(|err| registry_error::<A>(&key, err.to_string()))?;
                 registry::get_or_start(registry::StartJob::new(
                     name,
                     A::KIND,
                     &key,
                     start_agent::<A>,
-                    encoded,
+                    arg,
                 ))?
             }
         };
@@ -311,9 +309,7 @@ fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
 }
 
 /// Runs in a starter process (see `registry`): starts one agent process.
-pub(crate) fn start_agent<A: Agent>(arg: &[u8]) -> Result<Pid, StartError> {
-    let arg: AgentArg =
-        bincode::deserialize(arg).map_err(|err| registry_error::<A>("", err.to_string()))?;
+pub(crate) fn start_agent<A: Agent>(arg: AgentArg) -> Result<Pid, StartError> {
     let process = super::agent::start::<A>(arg)?;
     Ok(Pid::local(process.id()))
 }

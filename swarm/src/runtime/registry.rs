@@ -34,6 +34,7 @@ use lunatic::ap::{AbstractProcess, ProcessRef};
 use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
+use super::agent::AgentArg;
 use super::host::{self, Pid, Received};
 use super::mailbox::{call, cast, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID};
 use super::node::{self, NodeLimits, NodeStats};
@@ -46,8 +47,8 @@ const REGISTRAR_NAME: &str = "swarm/registrar/";
 /// Starting a process runs its `init`, which may load state from disk: give it time.
 const REGISTRAR_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Starts a process from an encoded argument; returns the address of what it started.
-pub type Starter = fn(&[u8]) -> Result<Pid, StartError>;
+/// Starts an agent process; returns its address.
+pub type Starter = fn(AgentArg) -> Result<Pid, StartError>;
 
 /// A [`Starter`] as it travels between processes: a function pointer as a number. Every process
 /// of a node runs the same module, so the number means the same function in all of them.
@@ -61,7 +62,7 @@ impl StarterRef {
     }
 
     /// Runs the starter.
-    pub fn start(self, arg: &[u8]) -> Result<Pid, StartError> {
+    pub fn start(self, arg: AgentArg) -> Result<Pid, StartError> {
         // SAFETY: a `StarterRef` is only made from a `Starter` (`new`) of this same module, and
         // travels only between processes of one node (see the type's docs).
         let starter: Starter = unsafe { std::mem::transmute::<usize, Starter>(self.0) };
@@ -98,13 +99,13 @@ pub struct StartJob {
     pub key: String,
     /// How to start it.
     pub starter: StarterRef,
-    /// The starter's encoded argument.
-    pub arg: Vec<u8>,
+    /// The starter's argument.
+    pub arg: AgentArg,
 }
 
 impl StartJob {
     /// A job for `starter(arg)`.
-    pub fn new(name: String, kind: &str, key: &str, starter: Starter, arg: Vec<u8>) -> Self {
+    pub fn new(name: String, kind: &str, key: &str, starter: Starter, arg: AgentArg) -> Self {
         StartJob {
             name,
             kind: kind.to_owned(),
@@ -433,7 +434,7 @@ impl Registrar {
 }
 
 /// Runs in a starter process: one start, reported to the registrar.
-fn run_start((registrar, start, starter, arg): (u64, i64, StarterRef, Vec<u8>)) {
-    let outcome = starter.start(&arg);
+fn run_start((registrar, start, starter, arg): (u64, i64, StarterRef, AgentArg)) {
+    let outcome = starter.start(arg);
     cast(registrar, RegistrarOp::Finished { start, outcome });
 }

@@ -26,21 +26,21 @@ pub struct ChildSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ChildKind {
-    /// An agent, started by `starter` (a `Starter` function pointer) from an encoded `AgentArg`;
+    /// An agent, started by `starter` from `arg`;
     /// registered under `registry_name` when keyed.
     Agent {
         agent_kind: String,
         key: String,
         registry_name: Option<String>,
         starter: registry::StarterRef,
-        arg: Vec<u8>,
+        arg: AgentArg,
     },
     /// `size` unkeyed agents behind one name.
     Pool {
         agent_kind: String,
         size: usize,
         starter: registry::StarterRef,
-        arg: Vec<u8>,
+        arg: AgentArg,
     },
     /// A nested supervisor.
     Supervisor(Box<SupervisorSpec>),
@@ -69,7 +69,7 @@ impl ChildSpec {
                 agent_kind: A::KIND.to_owned(),
                 size,
                 starter: registry::StarterRef::new(start_agent::<A>),
-                arg: encode_arg::<A>(String::new()),
+                arg: agent_arg::<A>(String::new()),
             },
         }
     }
@@ -105,7 +105,7 @@ impl ChildSpec {
                 agent_kind: A::KIND.to_owned(),
                 registry_name: keyed.then(|| registry_name::<A>(&key)),
                 starter: registry::StarterRef::new(start_agent::<A>),
-                arg: encode_arg::<A>(key.clone()),
+                arg: agent_arg::<A>(key.clone()),
                 key,
             },
         }
@@ -114,9 +114,9 @@ impl ChildSpec {
 
 /// The store is resolved when the spec is built, in the process that builds it, as
 /// `get_or_start` does: a supervisor restarts its children with the store they started with.
-fn encode_arg<A: Agent>(key: String) -> Vec<u8> {
+fn agent_arg<A: Agent>(key: String) -> AgentArg {
     let store: Option<StoreConfig> = A::PERSISTS.then(crate::runtime::node::default_store);
-    bincode::serialize(&AgentArg { key, store }).unwrap_or_default()
+    AgentArg { key, store }
 }
 
 /// A type the `supervisor!` macro can use as a child without arguments: an agent without a
@@ -200,7 +200,9 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
             arg,
             ..
         }
-        | ChildKind::Pool { starter, arg, .. } => starter.start(arg).map_err(|err| err.to_string()),
+        | ChildKind::Pool { starter, arg, .. } => {
+            starter.start(arg.clone()).map_err(|err| err.to_string())
+        }
         ChildKind::Invalid(reason) => Err(reason.clone()),
         ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
             .map(|sup| Running {
