@@ -34,11 +34,21 @@ impl Door {
 
     /// Asks `notes.<key>.<handler>`; panics unless an answer comes within the timeout.
     fn ask(&self, key: &str, handler: &str, payload: &[u8]) -> serde_json::Value {
+        self.ask_within(key, handler, payload, TIMEOUT)
+    }
+
+    fn ask_within(
+        &self,
+        key: &str,
+        handler: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> serde_json::Value {
         let subject = format!("{}.notes.{key}.{handler}", self.ns);
         let reply = self
             .client
-            .request(&subject, payload, TIMEOUT)
-            .unwrap_or_else(|err| panic!("no answer to {subject} within {TIMEOUT:?}: {err}"));
+            .request(&subject, payload, timeout)
+            .unwrap_or_else(|err| panic!("no answer to {subject} within {timeout:?}: {err}"));
         serde_json::from_slice(&reply.payload).unwrap_or_else(|err| {
             panic!(
                 "the answer to {subject} is not JSON ({err}): {:?}",
@@ -212,10 +222,9 @@ fn every_bad_request_gets_a_precise_error_in_time_and_the_node_still_serves() {
     let filler = "y".repeat(max - br#"{"text":""}"#.len());
     let at_limit = format!(r#"{{"text":"{filler}"}}"#);
     assert_eq!(at_limit.len(), max);
-    assert_eq!(
-        door.ask("big", "post", at_limit.as_bytes()),
-        serde_json::json!({"ok": 1})
-    );
+    // A megabyte through JSON in a debug build of the guest, on a shared machine: give it time.
+    let answer = door.ask_within("big", "post", at_limit.as_bytes(), TIMEOUT * 4);
+    assert_eq!(answer, serde_json::json!({"ok": 1}));
     door.still_serves("k1");
     door.still_serves("fresh");
     door.service.stop();

@@ -28,17 +28,20 @@
 //! Each node keeps its own registry: with several nodes serving one kind, a key is unique per
 //! node, not across the cluster (a shared registry is future work).
 
+use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
 use super::client::{NatsClient, Subscription};
 use super::codec::validate_publish_subject;
+use super::responder::{run_responder, Expect, Replier, Reply};
 use super::NatsError;
-use crate::error::{CallFailure, StartError};
+use crate::error::StartError;
 use crate::key::parse_key_text;
 use crate::runtime::agent::{Agent, AgentBehavior, HandlerInfo};
-use crate::runtime::handle::{AgentHandle, Launcher};
-use crate::runtime::mailbox::{reply_slot, wait_for, ReplyTo};
-use crate::runtime::process::spawn;
+use crate::runtime::handle::{AgentHandle, Launcher, DEFAULT_TIMEOUT};
+use crate::runtime::host;
+use crate::runtime::mailbox::{cast, reply_slot, wait_for, ReplyTo};
+use crate::runtime::process::{spawn, spawn_linked};
 
 /// The worker processes serving one agent kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,184 +122,133 @@ pub fn serve_agents<A: Agent>(
 
 type WorkerArgs = (NatsClient, String, String, String, ReplyTo);
 
+/// A worker: takes requests from its subscription, validates them, and hands each to its agent
+/// with the worker's responder as the reply address (see `responder.rs`), without waiting for the
+/// answer; so one worker keeps many requests in flight.
 fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) {
+    // The responder ends with its worker (and the worker with it): linked, default link rules.
+    let responder = match spawn_linked(
+        (client.clone(), subject.clone()),
+        run_responder::<A>,
+        Tag::new(),
+    ) {
+        Ok(responder) => responder,
+        Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
+    };
     let subscription: Subscription = match client.queue_subscribe(&subject, &queue) {
         Ok(subscription) => subscription,
         Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
     };
     ready.send::<Result<(), String>>(Ok(()));
     let prefix = format!("{namespace}.{}.", A::KIND);
-    let max_payload = usize::try_from(client.max_payload()).unwrap_or(usize::MAX);
-    let mut undeliverable = 0u64;
+    let mut replier = Replier::new(client.clone(), subject.clone());
     while let Some(message) = subscription.next() {
-        let reply = answer::<A>(&prefix, &message.subject, &message.payload);
-        if message.reply_to.is_none() {
-            continue;
-        }
-        let payload = reply.fitted(max_payload);
-        if let Err(err) = client.respond(&message, &payload) {
-            // Nowhere to send an error either (an invalid reply subject, a closed client): say
-            // so in the log, the first time and then every 1,000th, so a flood cannot fill it.
-            undeliverable += 1;
-            if undeliverable % 1000 == 1 {
-                eprintln!(
-                    "swarm: agents on {subject}: could not reply to {:?} ({undeliverable} so far): {err}",
-                    message.subject
-                );
+        let reply_subject = message.reply_to.as_deref();
+        match dispatch::<A>(&prefix, &message.subject, &message.payload) {
+            Dispatch::Answered(reply) => {
+                if let Some(reply_subject) = reply_subject {
+                    replier.send(reply_subject, reply);
+                }
+            }
+            Dispatch::Request {
+                agent,
+                handler,
+                message: request,
+            } => {
+                let tag = Tag::new();
+                if let Some(reply_subject) = reply_subject {
+                    // Announced before it is sent: the answer cannot overtake it.
+                    let expect = Expect {
+                        tag: tag.id(),
+                        reply_subject: reply_subject.to_owned(),
+                        agent: agent.raw().pid().id,
+                        key: agent.key().to_owned(),
+                        handler,
+                        timeout: DEFAULT_TIMEOUT,
+                    };
+                    cast(responder, expect);
+                }
+                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag);
+                let name = A::HANDLERS[handler].name;
+                if let Err(err) = agent.raw().send_request(name, request, reply_to) {
+                    // Not delivered (the agent ended just now): the responder sees the agent
+                    // gone at its next sweep and answers `Stopped`; say it at once instead.
+                    if let Some(reply_subject) = reply_subject {
+                        replier.send(reply_subject, Reply::call_failed(&err));
+                    }
+                }
             }
         }
     }
 }
 
-/// Whether a call took effect, as a caller outside Rust needs to know before retrying it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Applied {
-    /// The handler ran and its state change (if any) is saved.
-    Yes,
-    /// It did not run, or its change was not saved.
-    No,
-    /// It cannot be known (no answer in time, or the agent stopped before answering).
-    Unknown,
+/// What a worker does with one request.
+enum Dispatch<A: Agent> {
+    /// It is answered already (an error, or a fire-and-forget handler that was delivered).
+    Answered(Reply),
+    /// It goes to `agent`'s handler number `handler`, whose answer comes to the responder.
+    Request {
+        agent: A::Handle,
+        handler: usize,
+        message: A::Msg,
+    },
 }
 
-impl Applied {
-    fn json(self) -> serde_json::Value {
-        match self {
-            Applied::Yes => serde_json::Value::Bool(true),
-            Applied::No => serde_json::Value::Bool(false),
-            Applied::Unknown => serde_json::Value::Null,
-        }
-    }
-
-    fn after(failure: &CallFailure) -> Self {
-        match failure {
-            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::PersistFailed(_) => {
-                Applied::No
-            }
-            CallFailure::Unencodable(_) => Applied::Yes,
-            CallFailure::TimedOut(_) | CallFailure::Stopped => Applied::Unknown,
-        }
-    }
-}
-
-/// The JSON answer to one request, and whether the call was applied.
-struct Reply {
-    json: Vec<u8>,
-    applied: Applied,
-}
-
-/// Error messages carry text from outside (keys, subjects) and from handlers (panic messages):
-/// cut them to this many bytes so an error reply always fits.
-const MAX_ERROR_MESSAGE: usize = 1024;
-
-impl Reply {
-    fn ok(answer: &[u8]) -> Self {
-        Reply {
-            json: [&b"{\"ok\":"[..], answer, b"}"].concat(),
-            applied: Applied::Yes,
-        }
-    }
-
-    fn error(kind: &str, message: String) -> Self {
-        Self::error_with(kind, message, None)
-    }
-
-    fn error_with(kind: &str, mut message: String, applied: Option<Applied>) -> Self {
-        if message.len() > MAX_ERROR_MESSAGE {
-            let mut cut = MAX_ERROR_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("...");
-        }
-        let mut error = serde_json::json!({ "kind": kind, "message": message });
-        if let Some(applied) = applied {
-            error["applied"] = applied.json();
-        }
-        Reply {
-            json: serde_json::to_vec(&serde_json::json!({ "error": error })).unwrap_or_default(),
-            applied: applied.unwrap_or(Applied::No),
-        }
-    }
-
-    /// The bytes to send: the answer itself, or a `reply_too_large` error if it is larger than
-    /// the server takes.
-    fn fitted(self, max_payload: usize) -> Vec<u8> {
-        if self.json.len() <= max_payload {
-            return self.json;
-        }
-        let applied = match self.applied {
-            Applied::Yes => "the call was applied",
-            Applied::No => "the call was not applied",
-            Applied::Unknown => "whether the call was applied is not known",
-        };
-        let message = format!(
-            "the answer is {} bytes, more than the server's max_payload of {max_payload} bytes; {applied}",
-            self.json.len()
-        );
-        let mut error = Self::error_with("reply_too_large", message, Some(self.applied));
-        let mut value: serde_json::Value = serde_json::from_slice(&error.json).unwrap_or_default();
-        value["error"]["size"] = self.json.len().into();
-        value["error"]["max_payload"] = max_payload.into();
-        error.json = serde_json::to_vec(&value).unwrap_or_default();
-        error.json
-    }
-}
-
-/// The JSON reply to one request (fire-and-forget handlers are delivered and answered with
-/// `{"ok":null}`, which only a publisher that asked for a reply gets).
-fn answer<A: Agent>(prefix: &str, subject: &str, payload: &[u8]) -> Reply {
+/// Validates one request and finds (or starts) its agent.
+fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8]) -> Dispatch<A> {
+    let answered = |reply| Dispatch::Answered(reply);
     let Some((key, handler)) = subject
         .strip_prefix(prefix)
         .and_then(|rest| rest.split_once('.'))
     else {
-        return Reply::error(
+        return answered(Reply::error(
             "unknown_handler",
             format!("{subject:?} is not <namespace>.<kind>.<key>.<handler>"),
-        );
+        ));
     };
     let key: A::Key = match parse_key_text(A::KIND, key) {
         Ok(key) => key,
-        Err(err) => return Reply::error("invalid_key", err.to_string()),
+        Err(err) => return answered(Reply::error("invalid_key", err.to_string())),
     };
-    let Some(info) = A::HANDLERS.iter().find(|info| info.name == handler) else {
+    let Some(index) = A::HANDLERS.iter().position(|info| info.name == handler) else {
         let known: Vec<&str> = A::HANDLERS.iter().map(|info| info.name).collect();
-        return Reply::error(
+        return answered(Reply::error(
             "unknown_handler",
             format!(
                 "agent kind `{}` has no handler `{handler}`; its handlers: {}",
                 A::KIND,
                 known.join(", ")
             ),
-        );
+        ));
     };
+    let info = &A::HANDLERS[index];
     let message = match decode_message::<A>(info, payload) {
         Ok(message) => message,
         Err(reason) => {
-            return Reply::error("bad_arguments", format!("{}.{handler}: {reason}", A::KIND))
+            return answered(Reply::error(
+                "bad_arguments",
+                format!("{}.{handler}: {reason}", A::KIND),
+            ))
         }
     };
     let agent = match Launcher::<A>::default().get_or_start(key) {
         Ok(agent) => agent,
         Err(err @ StartError::Overloaded { .. }) => {
-            return Reply::error("overloaded", err.to_string())
+            return answered(Reply::error("overloaded", err.to_string()))
         }
-        Err(err) => return Reply::error("start_failed", err.to_string()),
+        Err(err) => return answered(Reply::error("start_failed", err.to_string())),
     };
-    let raw = agent.raw();
-    let outcome = if info.request {
-        raw.request_json(info.name, message)
-    } else {
-        raw.send(info.name, message).map(|()| b"null".to_vec())
-    };
-    match outcome {
-        Ok(json) => Reply::ok(&json),
-        Err(err) => {
-            let applied = Applied::after(&err.reason);
-            Reply::error_with("call_failed", err.to_string(), Some(applied))
-        }
+    if info.request {
+        return Dispatch::Request {
+            agent,
+            handler: index,
+            message,
+        };
     }
+    answered(match agent.raw().send(info.name, message) {
+        Ok(()) => Reply::ok(b"null"),
+        Err(err) => Reply::call_failed(&err),
+    })
 }
 
 /// The message for `info` from a JSON object of its arguments: `{"<Variant>": <arguments>}`,

@@ -20,6 +20,8 @@ pub mod ws;
 mod agents;
 #[cfg(target_arch = "wasm32")]
 mod client;
+#[cfg(target_arch = "wasm32")]
+mod responder;
 
 #[cfg(target_arch = "wasm32")]
 pub use agents::{serve_agents, AgentService};

@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::agent::{Agent, AgentArg, AgentState};
 use super::host::Pid;
 use super::mailbox::{
-    call, call_json, process_exists, shutdown_abstract_process, Envelope, WaitError,
+    call, call_json, process_exists, shutdown_abstract_process, Envelope, ReplyTo, WaitError,
 };
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
@@ -90,6 +90,32 @@ impl<A: Agent> AgentRef<A> {
         }
         call_json::<A::Msg>(self.process.id(), message, self.timeout)
             .map_err(|err| self.wait_error(handler, err))
+    }
+
+    /// Sends a request whose answer goes to `reply_to` (another process, which waits for it
+    /// itself). `Ok` means it was delivered to a running agent's mailbox.
+    pub(crate) fn send_request(
+        &self,
+        handler: &'static str,
+        message: A::Msg,
+        reply_to: ReplyTo,
+    ) -> Result<(), CallError> {
+        if !process_exists(self.process.id()) {
+            return Err(self.error(handler, CallFailure::NotRunning));
+        }
+        self.process.send(Envelope {
+            message,
+            reply_to: Some(reply_to),
+        });
+        Ok(())
+    }
+
+    /// The agent's process.
+    pub fn pid(&self) -> Pid {
+        Pid {
+            node: self.process.node_id(),
+            id: self.process.id(),
+        }
     }
 
     fn wait_error(&self, handler: &'static str, err: WaitError) -> CallError {

@@ -87,6 +87,17 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
+    /// The address `tag` in the process `to`, for an answer as JSON (see [`ReplyTo::answer`]):
+    /// a reply that goes to another process than the caller's (the NATS front door's responder).
+    pub(crate) fn json_to(to: super::host::Pid, tag: Tag) -> ReplyTo {
+        ReplyTo {
+            node: to.node,
+            process: to.id,
+            tag,
+            json: true,
+        }
+    }
+
     /// Sends an answer in its own type.
     pub fn send<R: Serialize + DeserializeOwned>(self, answer: R) {
         self.send_result::<R>(Ok(answer));
