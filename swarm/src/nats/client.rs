@@ -29,14 +29,13 @@ use lunatic::net::TcpStream;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::auth;
 use super::codec::{
     check_payload_size, encode_connect, encode_hpub, encode_ping, encode_pong, encode_pub,
     encode_sub, encode_unsub, Connect, Headers, Msg, ServerError, ServerErrorKind, ServerInfo,
     ServerOp, ServerOpParser, DEFAULT_MAX_PAYLOAD,
 };
-use super::options::{
-    random_token, random_u64, Auth, ConnectOptions, Failure, NatsError, Transport,
-};
+use super::options::{random_token, random_u64, ConnectOptions, Failure, NatsError, Transport};
 use super::ws;
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::{process_exists, wait_value, WaitError};
@@ -266,6 +265,8 @@ impl NatsClient {
         if options.servers.is_empty() {
             return Err(NatsError::NoServers);
         }
+        // A seed put into `Auth` by hand is checked here, not at every handshake.
+        auth::check(&options.auth)?;
         let reply = Addr::fresh();
         let op_timeout = options.op_timeout;
         let budget = (options.connect_timeout + Duration::from_millis(500))
@@ -1185,7 +1186,7 @@ impl Conn {
                     if info.max_payload > 0 {
                         self.max_payload = info.max_payload;
                     }
-                    let hello = self.hello();
+                    let hello = self.hello(info.nonce.as_deref());
                     let ws = self.is_ws();
                     let salt = self.jitter();
                     let mut failed = None;
@@ -1195,13 +1196,18 @@ impl Conn {
                     {
                         if !*got_info {
                             *got_info = true;
-                            let bytes = if ws {
-                                frame_binary(&hello, salt)
-                            } else {
-                                hello
-                            };
-                            if let Err(e) = stream.write_all(&bytes) {
-                                failed = Some(format!("writing CONNECT: {e}"));
+                            match hello {
+                                Ok(hello) => {
+                                    let bytes = if ws {
+                                        frame_binary(&hello, salt)
+                                    } else {
+                                        hello
+                                    };
+                                    if let Err(e) = stream.write_all(&bytes) {
+                                        failed = Some(format!("writing CONNECT: {e}"));
+                                    }
+                                }
+                                Err(e) => failed = Some(e.to_string()),
                             }
                         }
                     }
@@ -1244,27 +1250,24 @@ impl Conn {
         }
     }
 
-    /// CONNECT and PING, the client's half of the handshake.
-    fn hello(&self) -> Vec<u8> {
+    /// CONNECT and PING, the client's half of the handshake. Credentials go into CONNECT; for
+    /// nkey and JWT users that includes the signature of the INFO's `nonce`, made here, so the
+    /// seed never leaves this process.
+    fn hello(&self, nonce: Option<&str>) -> Result<Vec<u8>, auth::AuthError> {
         let mut connect = Connect {
             name: self.options.name.clone(),
             echo: self.options.echo,
             lang: "rust-swarm-lunatic".into(),
             ..Connect::default()
         };
-        match &self.options.auth {
-            Auth::None => {}
-            Auth::Token(t) => connect.auth_token = Some(t.clone()),
-            Auth::UserPassword { user, password } => {
-                connect.user = Some(user.clone());
-                connect.pass = Some(password.clone());
-            }
-        }
+        // `connect` checked the credentials before starting this process; should signing fail
+        // anyway, the attempt fails with the reason.
+        auth::fill_connect(&self.options.auth, nonce, &mut connect)?;
         let mut out = Vec::new();
         // Cannot fail: the options serialize as JSON.
         let _ = encode_connect(&mut out, &connect);
         encode_ping(&mut out);
-        out
+        Ok(out)
     }
 
     /// The handshake completed: subscribe the inbox and every subscription again, then send
