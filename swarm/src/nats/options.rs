@@ -426,7 +426,8 @@ pub enum NatsError {
     /// The client is between servers (reconnecting) and cannot do this now.
     #[error("not connected to a server right now (reconnecting)")]
     NotConnected,
-    /// The server refused an operation (for example a permission violation on subscribe).
+    /// The server refused an operation for another reason than permissions (for example an
+    /// `Invalid Subject`), or a call was used wrongly (`respond` to a message without reply).
     #[error("the server refused: {0}")]
     Server(String),
     /// The client was closed, gave up reconnecting, or its connection process is gone.
