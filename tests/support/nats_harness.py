@@ -8,12 +8,31 @@ own temporary directory:
   main      TCP + WebSocket listener, no auth          SWARM_NATS_URL, SWARM_NATS_WS_URL
   token     TCP, token auth ("s3cret-token")           SWARM_NATS_TOKEN_URL
   userpass  TCP, user "alice" / password "wonder"      SWARM_NATS_USERPASS_URL
+  nkey      TCP, nkey users (keys made at start):      SWARM_NATS_NKEY_URL
+              one that may publish and subscribe only on `allowed.>` and `_INBOX.>`
+                                                       SWARM_NATS_NKEY_SEED
+              one without limits                       SWARM_NATS_NKEY_FULL_SEED
+              one limited to `allowed.>` (no `_INBOX.>`) SWARM_NATS_NKEY_NOINBOX_SEED
+  jwt       TCP, operator mode: an operator, a system account, an account and a user, keys
+            and JWTs (NATS JWT v2, signed with the `nkeys` package) made at start, the accounts
+            preloaded into a memory resolver           SWARM_NATS_JWT_URL
+              the user's .creds; it may publish and subscribe only on `allowed.>` and
+              `_INBOX.>`                               SWARM_NATS_JWT_CREDS
+              a user of an account the operator never signed (the server must refuse it)
+                                                       SWARM_NATS_JWT_UNTRUSTED_CREDS
   r1, r2    TCP + WebSocket on ports fixed for the run, restartable on request
                                                        SWARM_NATS_R1_URL, ..._R1_WS_URL, ...
+
+The .creds files are written under tests/test-data/ (removed on exit) and their paths are given
+relative to tests/, the working directory of `cargo test -p swarm-tests`: a Lunatic node may only
+read inside the directories it was given, and a test node is given its working directory.
 
 Then it writes `KEY=VALUE` lines to the file given as its argument (the caller exports them) and
 serves a control port (SWARM_NATS_CONTROL): a test sends one line, `restart r1`, `stop r1` or
 `start r1`, and gets `ok` once the server is back (or gone), or `error ...`.
+
+The nkey and jwt servers need the `nkeys` package (scripts/setup installs it into .tools/venv);
+without it they are left out, with a note.
 
 With nats-py importable (scripts/setup installs it into .tools/venv), it also runs a peer
 written with nats-py on `main` for the cross-language test (SWARM_NATS_PY_PEER=1):
@@ -27,6 +46,9 @@ Everything is bounded: a server must accept connections within 10 s, the helper 
 server it started.
 """
 
+import base64
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -45,7 +67,11 @@ USER, PASSWORD = "alice", "wonder"
 servers = {}
 lock = threading.Lock()
 tmp = tempfile.mkdtemp(prefix="swarm-nats-")
+# Files the Lunatic tests read: under tests/ (their working directory), see the docstring.
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+test_data = None
 stopping = False
+ALLOWED = ["allowed.>", "_INBOX.>"]
 
 
 def free_port():
@@ -142,6 +168,116 @@ def start_py_peer(url):
         raise RuntimeError(f"nats-py peer did not start: {failed}")
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def new_key(prefix):
+    """A fresh nkey pair of one kind: (seed, public key, key pair)."""
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    kp = nkeys.from_seed(seed)
+    return seed.decode(), kp.public_key.decode(), kp
+
+
+def encode_jwt(subject, name, issuer_public, issuer_kp, nats):
+    """A NATS JWT v2 (what nats-io/jwt's `Encode` makes): header `{"typ":"JWT","alg":
+    "ed25519-nkey"}`, claims with `jti` the unpadded base32 of the SHA-512/256 of the claims
+    without it, and the ed25519 signature of `<header>.<claims>` by the issuer."""
+    compact = {"separators": (",", ":")}
+    claims = {"iat": int(time.time()), "iss": issuer_public, "name": name, "sub": subject}
+    digest = hashlib.new("sha512_256", json.dumps(claims, **compact).encode()).digest()
+    claims = {"jti": base64.b32encode(digest).rstrip(b"=").decode(), **claims, "nats": nats}
+    header = b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}, **compact).encode())
+    signed = header + "." + b64url(json.dumps(claims, **compact).encode())
+    return signed + "." + b64url(issuer_kp.sign(signed.encode()))
+
+
+def creds_text(jwt, seed):
+    """A .creds file as `nsc` writes it."""
+    return (
+        f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+        "************************* IMPORTANT *************************\n"
+        "NKEY Seed printed below can be used to sign and prove identity.\n"
+        "NKEYs are sensitive and should be treated as secrets.\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n"
+        "*************************************************************\n"
+    )
+
+
+def quoted(subjects):
+    return ", ".join(f'"{x}"' for x in subjects)
+
+
+def permissions(allow):
+    return {"pub": {"allow": allow}, "sub": {"allow": allow}}
+
+
+def auth_specs():
+    """Configs of the `nkey` and `jwt` servers, and the variables that go with them."""
+    global test_data
+    import nkeys
+
+    env = {}
+    limited, limited_pub, _ = new_key(nkeys.PREFIX_BYTE_USER)
+    full, full_pub, _ = new_key(nkeys.PREFIX_BYTE_USER)
+    noinbox, noinbox_pub, _ = new_key(nkeys.PREFIX_BYTE_USER)
+    nkey_conf = (
+        "authorization {\n  users: [\n"
+        f'    {{ nkey: "{limited_pub}", permissions: {{ publish: [{quoted(ALLOWED)}], '
+        f"subscribe: [{quoted(ALLOWED)}] }} }}\n"
+        f'    {{ nkey: "{full_pub}" }}\n'
+        f'    {{ nkey: "{noinbox_pub}", permissions: {{ publish: ["allowed.>"], '
+        'subscribe: ["allowed.>"] } }\n'
+        "  ]\n}\n"
+    )
+    env["SWARM_NATS_NKEY_SEED"] = limited
+    env["SWARM_NATS_NKEY_FULL_SEED"] = full
+    env["SWARM_NATS_NKEY_NOINBOX_SEED"] = noinbox
+
+    _, op_pub, op_kp = new_key(nkeys.PREFIX_BYTE_OPERATOR)
+    _, sys_pub, _ = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    _, acc_pub, acc_kp = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    user_seed, user_pub, _ = new_key(nkeys.PREFIX_BYTE_USER)
+    no_limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                 "wildcards": True, "conn": -1, "leaf": -1}
+    operator_jwt = encode_jwt(op_pub, "swarm-test-operator", op_pub, op_kp,
+                              {"system_account": sys_pub, "type": "operator", "version": 2})
+    system_jwt = encode_jwt(sys_pub, "SYS", op_pub, op_kp,
+                            {"limits": no_limits, "type": "account", "version": 2})
+    account_jwt = encode_jwt(acc_pub, "swarm-test-account", op_pub, op_kp,
+                             {"limits": no_limits, "type": "account", "version": 2})
+    user_nats = {**permissions(ALLOWED), "subs": -1, "data": -1, "payload": -1,
+                 "type": "user", "version": 2}
+    user_jwt = encode_jwt(user_pub, "swarm-test-user", acc_pub, acc_kp, user_nats)
+    # A user of an account the operator never signed (and the server never loaded).
+    _, stranger_pub, stranger_kp = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    lost_seed, lost_pub, _ = new_key(nkeys.PREFIX_BYTE_USER)
+    lost_jwt = encode_jwt(lost_pub, "swarm-test-untrusted", stranger_pub, stranger_kp, user_nats)
+    operator_file = os.path.join(tmp, "operator.jwt")
+    with open(operator_file, "w") as f:
+        f.write(operator_jwt)
+    jwt_conf = (
+        f'operator: "{operator_file}"\n'
+        "resolver: MEMORY\n"
+        f"system_account: {sys_pub}\n"
+        f'resolver_preload: {{\n  {sys_pub}: "{system_jwt}"\n  {acc_pub}: "{account_jwt}"\n}}\n'
+    )
+    parent = os.path.join(TESTS_DIR, "test-data")
+    os.makedirs(parent, exist_ok=True)
+    test_data = tempfile.mkdtemp(prefix="nats-auth-", dir=parent)
+    for var, name, jwt, seed in [("SWARM_NATS_JWT_CREDS", "user.creds", user_jwt, user_seed),
+                                 ("SWARM_NATS_JWT_UNTRUSTED_CREDS", "untrusted.creds", lost_jwt,
+                                  lost_seed)]:
+        path = os.path.join(test_data, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(creds_text(jwt, seed))
+        env[var] = os.path.relpath(path, TESTS_DIR)
+    return {"nkey": nkey_conf, "jwt": jwt_conf}, env
+
+
 def stop_all(*_):
     global stopping
     stopping = True
@@ -150,6 +286,8 @@ def stop_all(*_):
         for s in servers.values():
             s.stop()
     shutil.rmtree(tmp, ignore_errors=True)
+    if test_data is not None:
+        shutil.rmtree(test_data, ignore_errors=True)
     os._exit(0)
 
 
@@ -193,6 +331,13 @@ def main():
         for name in ("r1", "r2"):
             ws_ports[name] = free_port()
             specs[name] = ws_block(ws_ports[name])
+        try:
+            auth_confs, auth_env = auth_specs()
+            specs.update(auth_confs)
+        except ImportError:
+            auth_env = {}
+            print("nats harness: the nkeys package is not installed, the nkey and JWT servers "
+                  "are left out", file=sys.stderr)
         for name, conf in specs.items():
             s = Server(name, conf)
             s.start()
@@ -211,6 +356,10 @@ def main():
         for name in ("r1", "r2"):
             env[f"SWARM_NATS_{name.upper()}_URL"] = f"nats://127.0.0.1:{servers[name].port}"
             env[f"SWARM_NATS_{name.upper()}_WS_URL"] = f"ws://127.0.0.1:{ws_ports[name]}"
+        for name in ("nkey", "jwt"):
+            if name in servers:
+                env[f"SWARM_NATS_{name.upper()}_URL"] = f"nats://127.0.0.1:{servers[name].port}"
+        env.update(auth_env)
         try:
             start_py_peer(env["SWARM_NATS_URL"])
             env["SWARM_NATS_PY_PEER"] = "1"

@@ -29,14 +29,13 @@ use lunatic::net::TcpStream;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::auth;
 use super::codec::{
     check_payload_size, encode_connect, encode_hpub, encode_ping, encode_pong, encode_pub,
-    encode_sub, encode_unsub, Connect, Headers, Msg, ServerError, ServerErrorKind, ServerInfo,
-    ServerOp, ServerOpParser, DEFAULT_MAX_PAYLOAD,
+    encode_sub, encode_unsub, Connect, Headers, Msg, PermissionAction, ServerError,
+    ServerErrorKind, ServerInfo, ServerOp, ServerOpParser, DEFAULT_MAX_PAYLOAD,
 };
-use super::options::{
-    random_token, random_u64, Auth, ConnectOptions, Failure, NatsError, Transport,
-};
+use super::options::{random_token, random_u64, ConnectOptions, Failure, NatsError, Transport};
 use super::ws;
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::{process_exists, wait_value, WaitError};
@@ -89,9 +88,10 @@ enum Command {
         bytes: Vec<u8>,
         size: usize,
     },
-    /// A request's PUB/HPUB with reply subject `<inbox prefix><token>`.
+    /// A request's PUB/HPUB to `subject` with reply subject `<inbox prefix><token>`.
     Request {
         token: String,
+        subject: String,
         bytes: Vec<u8>,
         size: usize,
         reply: Addr,
@@ -266,6 +266,8 @@ impl NatsClient {
         if options.servers.is_empty() {
             return Err(NatsError::NoServers);
         }
+        // A seed put into `Auth` by hand is checked here, not at every handshake.
+        auth::check(&options.auth)?;
         let reply = Addr::fresh();
         let op_timeout = options.op_timeout;
         let budget = (options.connect_timeout + Duration::from_millis(500))
@@ -377,7 +379,9 @@ impl NatsClient {
 
     /// Sends a request and waits up to `timeout` for the first reply, on the connection's muxed
     /// inbox. [`NatsError::NoResponders`] if nobody listens on `subject`;
-    /// [`NatsError::Disconnected`] if the connection is lost meanwhile;
+    /// [`NatsError::PermissionDenied`] as soon as the server refuses the publish to `subject`
+    /// (or has refused this connection's inbox subscription: the user may not subscribe to
+    /// `_INBOX.>`); [`NatsError::Disconnected`] if the connection is lost meanwhile;
     /// [`NatsError::NotConnected`] while reconnecting.
     pub fn request(
         &self,
@@ -413,6 +417,7 @@ impl NatsClient {
         let (bytes, size) = self.encode(subject, Some(&reply_subject), headers, payload)?;
         self.command(Command::Request {
             token: token.clone(),
+            subject: subject.to_owned(),
             bytes,
             size,
             reply,
@@ -442,7 +447,8 @@ impl NatsClient {
 
     /// Subscribes to `subject` (wildcards allowed). Messages arrive in the calling process's
     /// mailbox: only this process can take them, with [`Subscription::next`]. Returns once the
-    /// server has confirmed the SUB (a PING/PONG round trip), so a refusal is reported here.
+    /// server has confirmed the SUB (a PING/PONG round trip), so a refusal is reported here:
+    /// [`NatsError::PermissionDenied`] if the user may not subscribe to `subject`.
     pub fn subscribe(&self, subject: &str) -> Result<Subscription, NatsError> {
         self.subscribe_inner(subject, None)
     }
@@ -495,6 +501,9 @@ impl NatsClient {
     }
 
     /// Waits until the server has processed everything this client sent before (PING/PONG).
+    /// [`NatsError::PermissionDenied`] if, meanwhile, the server refused a publish of this
+    /// connection (from any handle: the server reports by connection) for lack of permission;
+    /// publishing itself does not wait, so this is where a refused publish shows.
     pub fn flush(&self) -> Result<(), NatsError> {
         let ack = Addr::fresh();
         self.command(Command::Flush { ack })?;
@@ -678,8 +687,16 @@ struct Sub {
 
 /// What a PONG answers, in the order the PINGs were sent.
 enum PongWaiter {
-    Flush(Addr),
-    SubAck { ack: Addr, sid: u64 },
+    /// A `flush`; `denied` is the first publish the server refused while it waited (see
+    /// `Conn::permission_violation`).
+    Flush {
+        ack: Addr,
+        denied: Option<Failure>,
+    },
+    SubAck {
+        ack: Addr,
+        sid: u64,
+    },
     KeepAlive,
 }
 
@@ -718,7 +735,11 @@ struct Conn {
     out: Vec<u8>,
     subs: BTreeMap<u64, Sub>,
     next_sid: u64,
-    requests: HashMap<String, Addr>,
+    /// Requests waiting for a reply: token -> (requester, subject).
+    requests: HashMap<String, (Addr, String)>,
+    /// The inbox subscription the server refused on this connection (the user may not
+    /// subscribe to `_INBOX.>`): requests cannot get replies, so they fail at once.
+    inbox_denied: Option<String>,
     pongs: VecDeque<(Instant, PongWaiter)>,
     next_ping: Instant,
     next_sweep: Instant,
@@ -747,6 +768,7 @@ fn connection_main((options, reply): (ConnectOptions, Addr)) {
         subs: BTreeMap::new(),
         next_sid: INBOX_SID + 1,
         requests: HashMap::new(),
+        inbox_denied: None,
         pongs: VecDeque::new(),
         next_ping: now + options.ping_interval,
         next_sweep: now + SWEEP_EVERY,
@@ -860,7 +882,7 @@ impl Conn {
                 encode_unsub(&mut self.out, sid, None);
             }
         }
-        self.requests.retain(|_, a| process_exists(a.process));
+        self.requests.retain(|_, (a, _)| process_exists(a.process));
     }
 
     /// Opens a socket to the next server and starts its reader; the handshake continues as
@@ -966,12 +988,14 @@ impl Conn {
             Link::Handshake { reader, .. } | Link::Up { reader, .. } => host::kill(reader),
             Link::Down { .. } => {}
         }
-        for (_, reply) in self.requests.drain() {
+        for (_, (reply, _)) in self.requests.drain() {
             reply.send(&Reply::Failed(failure.clone()));
         }
         for (_, waiter) in self.pongs.drain(..) {
             match waiter {
-                PongWaiter::Flush(ack) => ack.send::<Result<(), Failure>>(&Err(failure.clone())),
+                PongWaiter::Flush { ack, .. } => {
+                    ack.send::<Result<(), Failure>>(&Err(failure.clone()))
+                }
                 PongWaiter::SubAck { ack, sid } if keep_subscriptions => {
                     ack.send::<Result<u64, Failure>>(&Ok(sid))
                 }
@@ -1012,6 +1036,7 @@ impl Conn {
             }
             Command::Request {
                 token,
+                subject,
                 bytes,
                 size,
                 reply,
@@ -1020,8 +1045,15 @@ impl Conn {
                     reply.send(&Reply::Failed(Failure::NotConnected));
                     return;
                 }
+                if let Some(inbox) = &self.inbox_denied {
+                    reply.send(&Reply::Failed(Failure::PermissionDenied {
+                        operation: PermissionAction::Subscribe,
+                        subject: inbox.clone(),
+                    }));
+                    return;
+                }
                 if self.queue_publish(bytes, size, Some(reply)) {
-                    self.requests.insert(token, reply);
+                    self.requests.insert(token, (reply, subject));
                 }
             }
             Command::Cancel { token, ack } => {
@@ -1083,7 +1115,7 @@ impl Conn {
                 if matches!(self.link, Link::Up { .. }) {
                     encode_ping(&mut self.out);
                     self.pongs
-                        .push_back((Instant::now(), PongWaiter::Flush(ack)));
+                        .push_back((Instant::now(), PongWaiter::Flush { ack, denied: None }));
                 } else {
                     ack.send::<Result<(), Failure>>(&Err(Failure::NotConnected));
                 }
@@ -1167,7 +1199,9 @@ impl Conn {
                 }
                 if let Some((_, waiter)) = self.pongs.pop_front() {
                     match waiter {
-                        PongWaiter::Flush(ack) => ack.send::<Result<(), Failure>>(&Ok(())),
+                        PongWaiter::Flush { ack, denied } => {
+                            ack.send::<Result<(), Failure>>(&denied.map_or(Ok(()), Err))
+                        }
                         PongWaiter::SubAck { ack, sid } => {
                             let result = if self.subs.contains_key(&sid) {
                                 Ok(sid)
@@ -1185,7 +1219,7 @@ impl Conn {
                     if info.max_payload > 0 {
                         self.max_payload = info.max_payload;
                     }
-                    let hello = self.hello();
+                    let hello = self.hello(info.nonce.as_deref());
                     let ws = self.is_ws();
                     let salt = self.jitter();
                     let mut failed = None;
@@ -1195,13 +1229,18 @@ impl Conn {
                     {
                         if !*got_info {
                             *got_info = true;
-                            let bytes = if ws {
-                                frame_binary(&hello, salt)
-                            } else {
-                                hello
-                            };
-                            if let Err(e) = stream.write_all(&bytes) {
-                                failed = Some(format!("writing CONNECT: {e}"));
+                            match hello {
+                                Ok(hello) => {
+                                    let bytes = if ws {
+                                        frame_binary(&hello, salt)
+                                    } else {
+                                        hello
+                                    };
+                                    if let Err(e) = stream.write_all(&bytes) {
+                                        failed = Some(format!("writing CONNECT: {e}"));
+                                    }
+                                }
+                                Err(e) => failed = Some(e.to_string()),
                             }
                         }
                     }
@@ -1219,52 +1258,100 @@ impl Conn {
                     return;
                 }
                 if let ServerErrorKind::PermissionViolation {
+                    action,
                     subject: Some(subject),
                     ..
-                } = &error.kind
+                } = error.kind
                 {
-                    // A refused SUB: forget the subscription; its pending SubAck reports it.
-                    let refused: Vec<u64> = self
-                        .subs
-                        .iter()
-                        .filter(|(_, s)| &s.subject == subject)
-                        .map(|(sid, _)| *sid)
-                        .filter(|sid| {
-                            self.pongs.iter().any(
-                                |(_, w)| matches!(w, PongWaiter::SubAck { sid: s, .. } if s == sid),
-                            )
-                        })
-                        .collect();
-                    for sid in refused {
-                        self.subs.remove(&sid);
-                    }
+                    self.permission_violation(action, subject);
                 }
             }
             Inbound::Broken(reason) => self.lost(reason),
         }
     }
 
-    /// CONNECT and PING, the client's half of the handshake.
-    fn hello(&self) -> Vec<u8> {
+    /// The server refused one operation and keeps the connection (`-ERR 'Permissions Violation
+    /// for ...'`, naming the subject). Whoever waits on that operation gets `PermissionDenied`
+    /// now, instead of a timeout or a silent drop:
+    /// - a refused SUB: the `subscribe` still waiting for its confirmation (the subscription is
+    ///   forgotten). A refused inbox SUB fails every request now, and the next ones at once,
+    ///   until the next connection subscribes the inbox again;
+    /// - a refused PUB (the subject, or the reply subject): the requests to that subject (or
+    ///   with that reply subject), and every `flush` waiting. The server answers in order, so
+    ///   the refused PUB was sent before each waiting flush's PING.
+    fn permission_violation(&mut self, action: PermissionAction, subject: String) {
+        let denied = Failure::PermissionDenied {
+            operation: action,
+            subject: subject.clone(),
+        };
+        match action {
+            PermissionAction::Subscribe if subject == format!("{}*", self.inbox_prefix) => {
+                for (_, (reply, _)) in self.requests.drain() {
+                    reply.send(&Reply::Failed(denied.clone()));
+                }
+                self.inbox_denied = Some(subject);
+            }
+            PermissionAction::Subscribe => {
+                for (_, waiter) in self.pongs.iter_mut() {
+                    let PongWaiter::SubAck { ack, sid } = *waiter else {
+                        continue;
+                    };
+                    if self.subs.get(&sid).is_some_and(|s| s.subject == subject) {
+                        self.subs.remove(&sid);
+                        ack.send::<Result<u64, Failure>>(&Err(denied.clone()));
+                        // Its PONG still comes; nobody waits for it any more.
+                        *waiter = PongWaiter::KeepAlive;
+                    }
+                }
+            }
+            PermissionAction::Publish | PermissionAction::Reply => {
+                let refused: Vec<String> = self
+                    .requests
+                    .iter()
+                    .filter(|(token, (_, request_subject))| match action {
+                        PermissionAction::Reply => {
+                            subject.strip_prefix(self.inbox_prefix.as_str()) == Some(token.as_str())
+                        }
+                        _ => *request_subject == subject,
+                    })
+                    .map(|(token, _)| token.clone())
+                    .collect();
+                for token in refused {
+                    if let Some((reply, _)) = self.requests.remove(&token) {
+                        reply.send(&Reply::Failed(denied.clone()));
+                    }
+                }
+                for (_, waiter) in self.pongs.iter_mut() {
+                    if let PongWaiter::Flush {
+                        denied: slot @ None,
+                        ..
+                    } = waiter
+                    {
+                        *slot = Some(denied.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// CONNECT and PING, the client's half of the handshake. Credentials go into CONNECT; for
+    /// nkey and JWT users that includes the signature of the INFO's `nonce`, made here, so the
+    /// seed never leaves this process.
+    fn hello(&self, nonce: Option<&str>) -> Result<Vec<u8>, auth::AuthError> {
         let mut connect = Connect {
             name: self.options.name.clone(),
             echo: self.options.echo,
             lang: "rust-swarm-lunatic".into(),
             ..Connect::default()
         };
-        match &self.options.auth {
-            Auth::None => {}
-            Auth::Token(t) => connect.auth_token = Some(t.clone()),
-            Auth::UserPassword { user, password } => {
-                connect.user = Some(user.clone());
-                connect.pass = Some(password.clone());
-            }
-        }
+        // `connect` checked the credentials before starting this process; should signing fail
+        // anyway, the attempt fails with the reason.
+        auth::fill_connect(&self.options.auth, nonce, &mut connect)?;
         let mut out = Vec::new();
         // Cannot fail: the options serialize as JSON.
         let _ = encode_connect(&mut out, &connect);
         encode_ping(&mut out);
-        out
+        Ok(out)
     }
 
     /// The handshake completed: subscribe the inbox and every subscription again, then send
@@ -1279,6 +1366,8 @@ impl Conn {
             return;
         };
         self.link = Link::Up { stream, reader };
+        // The inbox is subscribed again below; the server says again if it refuses it.
+        self.inbox_denied = None;
         let mut head = Vec::new();
         let inbox = format!("{}*", self.inbox_prefix);
         let _ = encode_sub(&mut head, &inbox, None, INBOX_SID);
@@ -1302,7 +1391,7 @@ impl Conn {
     fn route(&mut self, msg: Msg) {
         if msg.sid == INBOX_SID {
             let token = msg.subject.strip_prefix(self.inbox_prefix.as_str());
-            if let Some(reply) = token.and_then(|t| self.requests.remove(t)) {
+            if let Some((reply, _)) = token.and_then(|t| self.requests.remove(t)) {
                 reply.send(&Reply::Msg(msg));
             }
             return;

@@ -4,6 +4,8 @@
 //!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
 //! - [`ws`] is the pure WebSocket framing used for `ws://` servers.
 //! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
+//! - [`Credentials`] and the `auth` module: nkey seeds, `.creds` files and the signature of the
+//!   server's nonce, done inside the guest (pure).
 //! - [`NatsClient`] and [`Subscription`] (wasm32 only, inside Lunatic): the connection. One
 //!   connection process owns the socket and writes; one reader process per socket reads and
 //!   parses. Any Lunatic process may hold a (cheap, serializable) `NatsClient` and publish,
@@ -12,6 +14,7 @@
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
 
+mod auth;
 pub mod codec;
 mod options;
 pub mod ws;
@@ -25,7 +28,8 @@ mod responder;
 
 #[cfg(target_arch = "wasm32")]
 pub use agents::{serve_agents, AgentService};
+pub use auth::{AuthError, Credentials};
 #[cfg(target_arch = "wasm32")]
 pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
-pub use codec::{Headers, Msg, StatusCode};
+pub use codec::{Headers, Msg, PermissionAction, StatusCode};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};

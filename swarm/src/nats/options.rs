@@ -6,11 +6,13 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::{EncodeError, PayloadTooLarge, SubjectError};
+use super::auth::{self, AuthError, Credentials};
+use super::codec::{EncodeError, PayloadTooLarge, PermissionAction, SubjectError};
 
 /// How the client reaches a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +61,7 @@ impl ServerAddr {
         };
         if hostport.contains('@') {
             return Err(bad(
-                "credentials in the URL are not supported, use ConnectOptions::token or user_password",
+                "credentials in the URL are not supported, use ConnectOptions::token, user_password, nkey or credentials",
             ));
         }
         if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -137,6 +139,16 @@ pub enum Auth {
         /// Password.
         password: String,
     },
+    /// An nkey user (servers that list `nkey: "U..."` users): the server's nonce is signed with
+    /// the seed, and the public key and the signature are sent. Build it with
+    /// [`ConnectOptions::nkey`], which checks the seed.
+    NKey {
+        /// The user's seed, `SU...` (58 characters).
+        seed: String,
+    },
+    /// A user JWT and its seed, usually from a `.creds` file (servers in operator mode): the
+    /// JWT and the signature of the server's nonce are sent. See [`Credentials`].
+    Credentials(Credentials),
 }
 
 impl fmt::Debug for Auth {
@@ -149,6 +161,8 @@ impl fmt::Debug for Auth {
                 .field("user", user)
                 .field("password", &"<redacted>")
                 .finish(),
+            Auth::NKey { .. } => f.debug_struct("NKey").field("seed", &"<redacted>").finish(),
+            Auth::Credentials(creds) => f.debug_tuple("Credentials").field(creds).finish(),
         }
     }
 }
@@ -262,6 +276,41 @@ impl ConnectOptions {
         self
     }
 
+    /// Authenticates as an nkey user with the user's seed (`SU...`): on connect the server's
+    /// nonce is signed inside this process and only the public key and the signature are sent.
+    /// A seed that cannot be decoded, or is not a user seed, is refused here with
+    /// [`NatsError::Auth`] saying why (never repeating the seed).
+    ///
+    /// ```
+    /// # use swarm::nats::ConnectOptions;
+    /// let options = ConnectOptions::new(["nats://127.0.0.1:4222"])?
+    ///     .nkey("SUAAAAICAMCAKBQHBAEQUCYMBUHA6EARCIJRIFIWC4MBSGQ3DQOR4H776Y")?;
+    /// assert!(ConnectOptions::new(["h:1"])?.nkey("SUAAAA").is_err());
+    /// # Ok::<(), swarm::nats::NatsError>(())
+    /// ```
+    pub fn nkey(mut self, seed: impl Into<String>) -> Result<Self, NatsError> {
+        let seed = seed.into().trim().to_owned();
+        auth::user_key(&seed)?;
+        self.auth = Auth::NKey { seed };
+        Ok(self)
+    }
+
+    /// Authenticates with a user JWT and its seed (operator mode), from
+    /// [`Credentials::parse`] (the text of a `.creds` file), [`Credentials::from_file`] or
+    /// [`Credentials::new`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.auth = Auth::Credentials(credentials);
+        self
+    }
+
+    /// Reads a `.creds` file ([`Credentials::from_file`]) and authenticates with it; a file
+    /// that cannot be read or is malformed is [`NatsError::Auth`], saying what is wrong. Inside
+    /// Lunatic the path must lie in a directory the node may read (its working directory, or a
+    /// `--dir`).
+    pub fn credentials_file(self, path: impl AsRef<Path>) -> Result<Self, NatsError> {
+        Ok(self.credentials(Credentials::from_file(path)?))
+    }
+
     /// Sets the client name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -334,6 +383,23 @@ pub enum NatsError {
         /// Why the last attempt failed (a socket error or the server's `-ERR`).
         reason: String,
     },
+    /// The credentials cannot be used (a bad nkey seed, a malformed `.creds` file); nothing
+    /// was sent.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The server refused an operation this user has no permission for (its `-ERR
+    /// 'Permissions Violation ...'`): a publish or request to `subject` ([`NatsClient::flush`]
+    /// reports a refused publish), a subscription to it, or a reply subject. The connection
+    /// stays up.
+    ///
+    /// [`NatsClient::flush`]: super::NatsClient
+    #[error("the server denied permission to {operation} {subject:?}")]
+    PermissionDenied {
+        /// What was refused.
+        operation: PermissionAction,
+        /// The subject the server named (the reply subject for [`PermissionAction::Reply`]).
+        subject: String,
+    },
     /// A subject, queue group or header was refused before anything was sent.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -360,7 +426,8 @@ pub enum NatsError {
     /// The client is between servers (reconnecting) and cannot do this now.
     #[error("not connected to a server right now (reconnecting)")]
     NotConnected,
-    /// The server refused an operation (for example a permission violation on subscribe).
+    /// The server refused an operation for another reason than permissions (for example an
+    /// `Invalid Subject`), or a call was used wrongly (`respond` to a message without reply).
     #[error("the server refused: {0}")]
     Server(String),
     /// The client was closed, gave up reconnecting, or its connection process is gone.
@@ -383,8 +450,18 @@ pub(crate) enum Failure {
     NotConnected,
     Closed,
     Server(String),
-    PayloadTooLarge { size: u64, max_payload: u64 },
-    Connect { server: String, reason: String },
+    PermissionDenied {
+        operation: PermissionAction,
+        subject: String,
+    },
+    PayloadTooLarge {
+        size: u64,
+        max_payload: u64,
+    },
+    Connect {
+        server: String,
+        reason: String,
+    },
 }
 
 impl From<Failure> for NatsError {
@@ -394,6 +471,9 @@ impl From<Failure> for NatsError {
             Failure::NotConnected => NatsError::NotConnected,
             Failure::Closed => NatsError::Closed,
             Failure::Server(s) => NatsError::Server(s),
+            Failure::PermissionDenied { operation, subject } => {
+                NatsError::PermissionDenied { operation, subject }
+            }
             Failure::PayloadTooLarge { size, max_payload } => {
                 NatsError::PayloadTooLarge(PayloadTooLarge { size, max_payload })
             }
@@ -508,6 +588,46 @@ mod tests {
         assert!(dbg.contains("alice") && !dbg.contains("s3cret"), "{dbg}");
         let o = o.token("tok3n");
         assert!(!format!("{o:?}").contains("tok3n"));
+        // The seed of the 32 bytes 0..=31 (see auth.rs).
+        let seed = "SUAAAAICAMCAKBQHBAEQUCYMBUHA6EARCIJRIFIWC4MBSGQ3DQOR4H776Y";
+        let o = o.nkey(seed).unwrap();
+        assert_eq!(o.auth, Auth::NKey { seed: seed.into() });
+        let dbg = format!("{o:?}");
+        assert!(dbg.contains("NKey") && !dbg.contains(seed), "{dbg}");
+    }
+
+    #[test]
+    fn bad_nkey_seeds_and_creds_files_fail_at_construction() {
+        let o = ConnectOptions::new(["h:1"]).unwrap();
+        let err = o.clone().nkey("SUAAAA").unwrap_err();
+        assert!(
+            matches!(&err, NatsError::Auth(AuthError::InvalidSeed { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("invalid nkey seed"), "{err}");
+        let err = o.credentials_file("/nonexistent/u.creds").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/u.creds"), "{err}");
+    }
+
+    #[test]
+    fn permission_denied_names_the_operation_and_subject() {
+        let e: NatsError = Failure::PermissionDenied {
+            operation: PermissionAction::Publish,
+            subject: "secret.x".into(),
+        }
+        .into();
+        assert_eq!(
+            e.to_string(),
+            r#"the server denied permission to publish to "secret.x""#
+        );
+        let e = NatsError::PermissionDenied {
+            operation: PermissionAction::Subscribe,
+            subject: "secret.>".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"the server denied permission to subscribe to "secret.>""#
+        );
     }
 
     #[test]

@@ -8,13 +8,32 @@
 //! Like nats.go, an error we do not recognise counts as fatal: assuming the connection survives
 //! when it did not is the worse mistake.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 /// Which operation a permission violation refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PermissionAction {
     /// A publish (`Permissions Violation for Publish to "<subject>"`).
     Publish,
-    /// A subscription (`Permissions Violation for Subscription to "<subject>"`).
+    /// A subscription (`Permissions Violation for Subscription to "<subject>"`, also with
+    /// `using queue "<q>"` or `, too many tokens` after it).
     Subscribe,
+    /// A publish whose reply subject the client may not use (`Permissions Violation for Publish
+    /// with Reply of "<reply>"`); the subject named is the reply subject.
+    Reply,
+}
+
+impl fmt::Display for PermissionAction {
+    /// The verb of a sentence: "publish to", "subscribe to", "publish with reply subject".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PermissionAction::Publish => "publish to",
+            PermissionAction::Subscribe => "subscribe to",
+            PermissionAction::Reply => "publish with reply subject",
+        })
+    }
 }
 
 /// The known `-ERR` messages, classified.
@@ -188,6 +207,8 @@ fn classify(message: &str) -> ServerErrorKind {
     if starts_with_ignore_case(message, "permissions violation") {
         let action = if starts_with_ignore_case(message, "permissions violation for subscription") {
             PermissionAction::Subscribe
+        } else if starts_with_ignore_case(message, "permissions violation for publish with reply") {
+            PermissionAction::Reply
         } else {
             PermissionAction::Publish
         };
@@ -359,6 +380,30 @@ mod tests {
             e.kind,
             ServerErrorKind::PermissionViolation { subject: Some(ref s), queue: None, .. } if s == "we\"ird"
         ));
+
+        // Exactly as nats-server 2.15.1 sends them (`client.go`).
+        let e = ServerError::parse(
+            r#"'Permissions Violation for Publish with Reply of "_INBOX.abc.1"'"#,
+        );
+        assert_eq!(
+            e.kind,
+            ServerErrorKind::PermissionViolation {
+                action: PermissionAction::Reply,
+                subject: Some("_INBOX.abc.1".into()),
+                queue: None
+            }
+        );
+        let e = ServerError::parse(
+            r#"'Permissions Violation for Subscription to "a.b.c", too many tokens'"#,
+        );
+        assert!(matches!(
+            e.kind,
+            ServerErrorKind::PermissionViolation { action: PermissionAction::Subscribe, subject: Some(ref s), .. } if s == "a.b.c"
+        ));
+        assert_eq!(
+            PermissionAction::Reply.to_string(),
+            "publish with reply subject"
+        );
 
         let e = ServerError::parse("'Permissions Violation for Publish to'");
         assert!(matches!(
