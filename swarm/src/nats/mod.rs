@@ -3,6 +3,8 @@
 //! - [`codec`] is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
 //!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
 //! - [`ws`] is the pure WebSocket framing used for `ws://` servers.
+//! - `tls` (private): `tls://` servers; what Lunatic's TLS client can do, and explaining what
+//!   went wrong when its handshake fails (the runtime does not say).
 //! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
 //! - [`NatsClient`] and [`Subscription`] (wasm32 only, inside Lunatic): the connection. One
 //!   connection process owns the socket and writes; one reader process per socket reads and
@@ -14,6 +16,7 @@
 
 pub mod codec;
 mod options;
+mod tls;
 pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
