@@ -18,6 +18,8 @@
 //! Everything here but `dial` is pure and unit tested natively.
 
 // Natively only the tests use what the dialer (wasm32 only) uses.
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod dial;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) mod probe;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
