@@ -18,6 +18,8 @@ own temporary directory:
                                                        SWARM_NATS_TLS_WRONG_NAME_URL
   tls_upgrade      TLS the classic NATS way (plain INFO, then the client upgrades)
                                                        SWARM_NATS_TLS_UPGRADE_URL
+  tls_verify       TLS-first, wants a client certificate from the CA (`verify: true`)
+                                                       SWARM_NATS_TLS_VERIFY_URL
   The CA (SWARM_NATS_TLS_CA), a second CA that issued nothing the servers use
   (SWARM_NATS_TLS_UNTRUSTED_CA), both PEM files, and their directory (SWARM_NATS_TLS_DIR, which
   scripts/lunatic-runner opens to the Lunatic tests) are made with the openssl CLI: EC P-256,
@@ -166,9 +168,13 @@ def make_tls_files():
     return files
 
 
-def tls_block(cert, key, first=True):
-    first_line = "  handshake_first: true\n" if first else ""
-    return f'tls {{\n  cert_file: "{cert}"\n  key_file: "{key}"\n{first_line}}}\n'
+def tls_block(cert, key, first=True, verify_with=None):
+    lines = [f'cert_file: "{cert}"', f'key_file: "{key}"']
+    if first:
+        lines.append("handshake_first: true")
+    if verify_with:
+        lines += [f'ca_file: "{verify_with}"', "verify: true"]
+    return "tls {\n" + "".join(f"  {line}\n" for line in lines) + "}\n"
 
 
 def ws_block(port):
@@ -277,6 +283,8 @@ def main():
                                                 tls_files["wrong-name-key"])
             specs["tls_upgrade"] = tls_block(tls_files["server"], tls_files["server-key"],
                                              first=False)
+            specs["tls_verify"] = tls_block(tls_files["server"], tls_files["server-key"],
+                                            verify_with=tls_files["ca"])
         else:
             print("nats harness: no openssl CLI, the TLS servers are left out", file=sys.stderr)
         for name, conf in specs.items():
@@ -299,7 +307,7 @@ def main():
             env[f"SWARM_NATS_{name.upper()}_WS_URL"] = f"ws://127.0.0.1:{ws_ports[name]}"
         if tls_files:
             # A host name: the runtime's TLS client checks certificates against names only.
-            for name in ("tls", "tls_r", "tls_wrong_name", "tls_upgrade"):
+            for name in ("tls", "tls_r", "tls_wrong_name", "tls_upgrade", "tls_verify"):
                 env[f"SWARM_NATS_{name.upper()}_URL"] = f"tls://localhost:{servers[name].port}"
             env["SWARM_NATS_TLS_CA"] = tls_files["ca"]
             env["SWARM_NATS_TLS_UNTRUSTED_CA"] = tls_files["untrusted-ca"]

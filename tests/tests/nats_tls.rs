@@ -265,3 +265,18 @@ fn a_silent_server_fails_after_the_connect_timeout() {
     );
     drop(listener);
 }
+
+/// A server that wants a client certificate (`verify: true`): Lunatic's TLS client has none, and
+/// the refusal names it. (Over TLS 1.3 the client's handshake ends before the server checks, so
+/// the server's alert comes with the first read.)
+#[lunatic::test]
+fn a_server_that_wants_a_client_certificate_is_refused_saying_so() {
+    let Some(url) = server("TLS_VERIFY_URL") else {
+        return;
+    };
+    let Some(opts) = tls_options(&url, "TLS_CA") else {
+        return;
+    };
+    let reason = refused(opts, &url);
+    assert!(reason.contains("CertificateRequired"), "{reason}");
+}
