@@ -22,6 +22,20 @@ own temporary directory:
                                                        SWARM_NATS_JWT_UNTRUSTED_CREDS
   r1, r2    TCP + WebSocket on ports fixed for the run, restartable on request
                                                        SWARM_NATS_R1_URL, ..._R1_WS_URL, ...
+  tls       TLS-first (`handshake_first: true`), certificate for localhost and 127.0.0.1
+            issued by a CA made at start               SWARM_NATS_TLS_URL (tls://localhost:...)
+  tls_r     the same, on a port fixed for the run, restartable on request
+                                                       SWARM_NATS_TLS_R_URL
+  tls_wrong_name   TLS-first, certificate from the same CA for "nats.invalid" only
+                                                       SWARM_NATS_TLS_WRONG_NAME_URL
+  tls_upgrade      TLS the classic NATS way (plain INFO, then the client upgrades)
+                                                       SWARM_NATS_TLS_UPGRADE_URL
+  tls_verify       TLS-first, wants a client certificate from the CA (`verify: true`)
+                                                       SWARM_NATS_TLS_VERIFY_URL
+  The CA (SWARM_NATS_TLS_CA), a second CA that issued nothing the servers use
+  (SWARM_NATS_TLS_UNTRUSTED_CA), both PEM files, and their directory (SWARM_NATS_TLS_DIR, which
+  scripts/lunatic-runner opens to the Lunatic tests) are made with the openssl CLI: EC P-256,
+  valid for two days. Without openssl the TLS servers are left out (said on stderr).
 
 The .creds files are written under tests/test-data/ (removed on exit) and their paths are given
 relative to tests/, the working directory of `cargo test -p swarm-tests`: a Lunatic node may only
@@ -29,7 +43,7 @@ read inside the directories it was given, and a test node is given its working d
 
 Then it writes `KEY=VALUE` lines to the file given as its argument (the caller exports them) and
 serves a control port (SWARM_NATS_CONTROL): a test sends one line, `restart r1`, `stop r1` or
-`start r1`, and gets `ok` once the server is back (or gone), or `error ...`.
+`start r1` (r2, tls_r likewise), and gets `ok` once the server is back (or gone), or `error ...`.
 
 The nkey and jwt servers need the `nkeys` package (scripts/setup installs it into .tools/venv);
 without it they are left out, with a note.
@@ -120,6 +134,73 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
         self.proc = None
+
+
+def openssl(*args, san="DNS:unused"):
+    """Runs the openssl CLI; `san` fills the config's subjectAltName (read by every command)."""
+    done = subprocess.run(["openssl", *args], timeout=30, env={**os.environ, "SWARM_SAN": san},
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.decode(errors='replace')}")
+
+
+OPENSSL_CONF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = $ENV::SWARM_SAN
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def make_tls_files():
+    """A CA, a second CA, and server certificates from the first; returns their paths."""
+    d = os.path.join(tmp, "tls-files")
+    os.makedirs(d)
+    conf = os.path.join(d, "openssl.cnf")
+    with open(conf, "w") as f:
+        f.write(OPENSSL_CONF)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    files = {}
+    for name, cn in (("ca", "swarm test CA"), ("untrusted-ca", "swarm untrusted CA")):
+        files[name] = os.path.join(d, f"{name}.pem")
+        openssl("req", "-x509", "-config", conf, "-extensions", "ca", *ec,
+                "-keyout", os.path.join(d, f"{name}.key"), "-out", files[name],
+                "-days", "2", "-subj", f"/CN={cn}")
+    servers_certs = (("server", "localhost", "DNS:localhost, IP:127.0.0.1"),
+                     ("wrong-name", "nats.invalid", "DNS:nats.invalid"))
+    for serial, (name, cn, san) in enumerate(servers_certs, start=2):
+        key, csr = os.path.join(d, f"{name}.key"), os.path.join(d, f"{name}.csr")
+        files[name] = os.path.join(d, f"{name}.pem")
+        files[name + "-key"] = key
+        openssl("req", "-new", "-config", conf, *ec, "-keyout", key, "-out", csr,
+                "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", csr, "-CA", files["ca"],
+                "-CAkey", os.path.join(d, "ca.key"), "-set_serial", str(serial), "-days", "2",
+                "-extfile", conf, "-extensions", "server", "-out", files[name],
+                san=san)
+    files["dir"] = d
+    return files
+
+
+def tls_block(cert, key, first=True, verify_with=None):
+    lines = [f'cert_file: "{cert}"', f'key_file: "{key}"']
+    if first:
+        lines.append("handshake_first: true")
+    if verify_with:
+        lines += [f'ca_file: "{verify_with}"', "verify: true"]
+    return "tls {\n" + "".join(f"  {line}\n" for line in lines) + "}\n"
 
 
 def ws_block(port):
@@ -302,7 +383,7 @@ def handle(conn):
             data += chunk
         words = data.decode(errors="replace").split()
         try:
-            if len(words) != 2 or words[1] not in ("r1", "r2") or words[0] not in ("restart", "stop", "start"):
+            if len(words) != 2 or words[1] not in ("r1", "r2", "tls_r") or words[0] not in ("restart", "stop", "start"):
                 raise RuntimeError(f"unknown command {words}")
             with lock:
                 s = servers[words[1]]
@@ -338,6 +419,19 @@ def main():
             auth_env = {}
             print("nats harness: the nkeys package is not installed, the nkey and JWT servers "
                   "are left out", file=sys.stderr)
+        tls_files = None
+        if shutil.which("openssl"):
+            tls_files = make_tls_files()
+            specs["tls"] = tls_block(tls_files["server"], tls_files["server-key"])
+            specs["tls_r"] = specs["tls"]
+            specs["tls_wrong_name"] = tls_block(tls_files["wrong-name"],
+                                                tls_files["wrong-name-key"])
+            specs["tls_upgrade"] = tls_block(tls_files["server"], tls_files["server-key"],
+                                             first=False)
+            specs["tls_verify"] = tls_block(tls_files["server"], tls_files["server-key"],
+                                            verify_with=tls_files["ca"])
+        else:
+            print("nats harness: no openssl CLI, the TLS servers are left out", file=sys.stderr)
         for name, conf in specs.items():
             s = Server(name, conf)
             s.start()
@@ -360,6 +454,13 @@ def main():
             if name in servers:
                 env[f"SWARM_NATS_{name.upper()}_URL"] = f"nats://127.0.0.1:{servers[name].port}"
         env.update(auth_env)
+        if tls_files:
+            # A host name: the runtime's TLS client checks certificates against names only.
+            for name in ("tls", "tls_r", "tls_wrong_name", "tls_upgrade", "tls_verify"):
+                env[f"SWARM_NATS_{name.upper()}_URL"] = f"tls://localhost:{servers[name].port}"
+            env["SWARM_NATS_TLS_CA"] = tls_files["ca"]
+            env["SWARM_NATS_TLS_UNTRUSTED_CA"] = tls_files["untrusted-ca"]
+            env["SWARM_NATS_TLS_DIR"] = tls_files["dir"]
         try:
             start_py_peer(env["SWARM_NATS_URL"])
             env["SWARM_NATS_PY_PEER"] = "1"

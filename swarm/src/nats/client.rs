@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use lunatic::net::TcpStream;
+use lunatic::net::{TcpStream, TlsStream};
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -35,8 +35,10 @@ use super::codec::{
     encode_sub, encode_unsub, Connect, Headers, Msg, PermissionAction, ServerError,
     ServerErrorKind, ServerInfo, ServerOp, ServerOpParser, DEFAULT_MAX_PAYLOAD,
 };
-use super::options::{random_token, random_u64, ConnectOptions, Failure, NatsError, Transport};
-use super::ws;
+use super::options::{
+    random_token, random_u64, ConnectOptions, Failure, NatsError, ServerAddr, Transport,
+};
+use super::{tls, ws};
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::{process_exists, wait_value, WaitError};
 
@@ -700,6 +702,63 @@ enum PongWaiter {
     KeepAlive,
 }
 
+/// The socket of one connection: TCP (`nats://`, `ws://`) or TLS (`tls://`). Clones are
+/// handles to the same socket: the connection process writes through one while the reader
+/// process reads through another (the runtime locks reads and writes of a socket separately, TLS
+/// included), and the reader's handle moves into its process with its spawn message.
+#[derive(Clone, Serialize, Deserialize)]
+enum Stream {
+    Tcp(TcpStream),
+    Tls(TlsStream),
+}
+
+impl Stream {
+    /// Connects to `addr`; for `tls://`, with the TLS handshake and the server's certificate
+    /// checked against `tls_ca` (see `tls::dial`). `Err` says why not.
+    fn open(addr: &ServerAddr, tls_ca: Option<&str>, timeout: Duration) -> Result<Stream, String> {
+        match addr.transport {
+            Transport::Tcp | Transport::WebSocket => {
+                TcpStream::connect_timeout(addr.socket_addr().as_str(), timeout)
+                    .map(Stream::Tcp)
+                    .map_err(|e| e.to_string())
+            }
+            Transport::Tls => tls::dial::dial(addr, tls_ca, timeout).map(Stream::Tls),
+        }
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(timeout),
+            Stream::Tls(s) => s.set_write_timeout(timeout),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 enum Link {
     /// No socket; try again at `retry_at`.
     Down {
@@ -707,13 +766,13 @@ enum Link {
     },
     /// Socket open, waiting for INFO then PONG.
     Handshake {
-        stream: TcpStream,
+        stream: Stream,
         reader: u64,
         deadline: Instant,
         got_info: bool,
     },
     Up {
-        stream: TcpStream,
+        stream: Stream,
         reader: u64,
     },
 }
@@ -898,16 +957,16 @@ impl Conn {
         let addr = self.options.servers[self.server % self.options.servers.len()].clone();
         self.generation += 1;
         let timeout = self.options.connect_timeout;
-        let stream = match TcpStream::connect_timeout(addr.socket_addr().as_str(), timeout) {
+        let stream = match Stream::open(&addr, self.options.tls_ca.as_deref(), timeout) {
             Ok(s) => s,
-            Err(e) => {
-                self.failed_attempt(format!("{e}"));
+            Err(reason) => {
+                self.failed_attempt(reason);
                 return;
             }
         };
         let mut writer = stream.clone();
         let ws_key = match addr.transport {
-            Transport::Tcp => None,
+            Transport::Tcp | Transport::Tls => None,
             Transport::WebSocket => {
                 let mut nonce = [0u8; 16];
                 nonce[..8].copy_from_slice(&self.jitter().to_le_bytes());
@@ -1465,7 +1524,7 @@ fn receive() -> Option<Command> {
 
 #[derive(Serialize, Deserialize)]
 struct ReaderArgs {
-    stream: TcpStream,
+    stream: Stream,
     conn: u64,
     generation: u64,
     /// `Some(key)` for WebSocket: check the upgrade answer first, then unwrap frames.

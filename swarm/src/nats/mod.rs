@@ -3,6 +3,8 @@
 //! - [`codec`] is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
 //!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
 //! - [`ws`] is the pure WebSocket framing used for `ws://` servers.
+//! - `tls` (private): `tls://` servers; what Lunatic's TLS client can do, and explaining what
+//!   went wrong when its handshake fails (the runtime does not say).
 //! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
 //! - [`Credentials`] and the `auth` module: nkey seeds, `.creds` files and the signature of the
 //!   server's nonce, done inside the guest (pure).
@@ -17,6 +19,7 @@
 mod auth;
 pub mod codec;
 mod options;
+mod tls;
 pub mod ws;
 
 #[cfg(target_arch = "wasm32")]

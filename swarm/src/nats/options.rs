@@ -6,6 +6,7 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthError, Credentials};
 use super::codec::{EncodeError, PayloadTooLarge, PermissionAction, SubjectError};
+use super::tls;
 
 /// How the client reaches a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,12 +24,17 @@ pub enum Transport {
     /// The NATS protocol inside WebSocket binary frames (`ws://host:port[/path]`, default port 80),
     /// for nats-server's `websocket { }` listener.
     WebSocket,
+    /// The NATS protocol inside TLS (`tls://host:port`, default port 4222), with the TLS handshake
+    /// first, before the server's INFO: nats-server's `tls { handshake_first: true }`. Lunatic
+    /// cannot turn a TCP connection into a TLS one, so the usual NATS upgrade after a plain INFO
+    /// is not possible.
+    Tls,
 }
 
 /// One server of the list the client connects (and reconnects) to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerAddr {
-    /// TCP or WebSocket.
+    /// TCP, WebSocket or TLS.
     pub transport: Transport,
     /// Host name or IP address.
     pub host: String,
@@ -38,8 +45,10 @@ pub struct ServerAddr {
 }
 
 impl ServerAddr {
-    /// Parses `nats://host:port`, `tcp://host:port`, `ws://host:port/path` or a bare `host:port`
-    /// (TCP). Refuses `tls://` and `wss://`: this client has no TLS yet.
+    /// Parses `nats://host:port`, `tcp://host:port`, `ws://host:port/path`, `tls://host:port` or a
+    /// bare `host:port` (TCP). Refuses `wss://` (no WebSocket over TLS yet) and a `tls://` URL
+    /// whose host is an IP address: the runtime's TLS client (rustls 0.20) checks the server's
+    /// certificate against a host *name* only.
     pub fn parse(url: &str) -> Result<ServerAddr, NatsError> {
         let bad = |reason: &str| NatsError::InvalidAddress {
             addr: url.to_owned(),
@@ -50,8 +59,13 @@ impl ServerAddr {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "nats" | "tcp" => (Transport::Tcp, rest),
                 "ws" => (Transport::WebSocket, rest),
-                "tls" | "wss" => return Err(bad("TLS is not supported by this client yet")),
-                _ => return Err(bad("unknown scheme, expected nats://, tcp:// or ws://")),
+                "tls" => (Transport::Tls, rest),
+                "wss" => return Err(bad("WebSocket over TLS is not supported, use tls://")),
+                _ => {
+                    return Err(bad(
+                        "unknown scheme, expected nats://, tcp://, tls:// or ws://",
+                    ))
+                }
             },
             None => (Transport::Tcp, trimmed),
         };
@@ -68,7 +82,7 @@ impl ServerAddr {
             return Err(bad("the path holds whitespace or control characters"));
         }
         let default_port = match transport {
-            Transport::Tcp => 4222,
+            Transport::Tcp | Transport::Tls => 4222,
             Transport::WebSocket => 80,
         };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
@@ -97,6 +111,13 @@ impl ServerAddr {
         if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("the host holds whitespace or control characters"));
         }
+        if transport == Transport::Tls && host.parse::<IpAddr>().is_ok() {
+            return Err(bad(
+                "tls:// needs a host name: Lunatic's TLS client (rustls 0.20) cannot check a \
+                 certificate against an IP address; use a name the server's certificate holds, \
+                 e.g. tls://localhost:4222",
+            ));
+        }
         Ok(ServerAddr {
             transport,
             host: host.to_owned(),
@@ -120,6 +141,7 @@ impl fmt::Display for ServerAddr {
         match self.transport {
             Transport::Tcp => write!(f, "nats://{}", self.socket_addr()),
             Transport::WebSocket => write!(f, "ws://{}{}", self.socket_addr(), self.path),
+            Transport::Tls => write!(f, "tls://{}", self.socket_addr()),
         }
     }
 }
@@ -228,6 +250,10 @@ pub struct ConnectOptions {
     pub max_buffer: usize,
     /// Longest wait of `flush`, `subscribe` and other calls that need the server's answer.
     pub op_timeout: Duration,
+    /// PEM text of the CA certificates that `tls://` servers' certificates must be issued by;
+    /// `None`: the public roots built into the runtime (webpki-roots). Set it with
+    /// [`ConnectOptions::tls_ca`] or [`ConnectOptions::tls_ca_file`], which check it.
+    pub tls_ca: Option<String>,
 }
 
 impl ConnectOptions {
@@ -258,6 +284,7 @@ impl ConnectOptions {
             backoff: Backoff::default(),
             max_buffer: 8 * 1024 * 1024,
             op_timeout: Duration::from_secs(10),
+            tls_ca: None,
         })
     }
 
@@ -359,6 +386,43 @@ impl ConnectOptions {
         self.op_timeout = timeout;
         self
     }
+
+    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks)
+    /// for `tls://` servers, instead of the runtime's built-in public roots.
+    /// [`NatsError::InvalidCa`] if `pem` holds no certificate or one that does not decode.
+    ///
+    /// ```
+    /// # use swarm::nats::{ConnectOptions, NatsError};
+    /// let err = ConnectOptions::new(["tls://localhost:4222"])?
+    ///     .tls_ca("not a certificate")
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("no CERTIFICATE block"));
+    /// # Ok::<(), NatsError>(())
+    /// ```
+    pub fn tls_ca(self, pem: impl Into<String>) -> Result<Self, NatsError> {
+        self.with_ca(pem.into(), "the PEM text given")
+    }
+
+    /// As [`ConnectOptions::tls_ca`], with the PEM read from the file at `path`. Inside Lunatic
+    /// the file's directory must be open to the node (`lunatic run --dir <dir> ...`).
+    pub fn tls_ca_file(self, path: impl AsRef<Path>) -> Result<Self, NatsError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let pem = std::fs::read_to_string(path).map_err(|e| NatsError::InvalidCa {
+            origin: origin.clone(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        self.with_ca(pem, &origin)
+    }
+
+    fn with_ca(mut self, pem: String, origin: &str) -> Result<Self, NatsError> {
+        tls::ca_certificates(&pem).map_err(|reason| NatsError::InvalidCa {
+            origin: origin.to_owned(),
+            reason,
+        })?;
+        self.tls_ca = Some(pem);
+        Ok(self)
+    }
 }
 
 /// Everything that can go wrong with the client.
@@ -375,12 +439,22 @@ pub enum NatsError {
     /// The server list is empty.
     #[error("no server address given")]
     NoServers,
+    /// The CA certificates given for `tls://` cannot be used.
+    #[error("cannot use the CA certificates of {origin}: {reason}")]
+    InvalidCa {
+        /// Where they came from: a file's path, or "the PEM text given".
+        origin: String,
+        /// What is wrong with them.
+        reason: String,
+    },
     /// No server of the list could be reached or accepted the connection.
     #[error("could not connect to {server}: {reason}")]
     Connect {
         /// The last server tried.
         server: String,
-        /// Why the last attempt failed (a socket error or the server's `-ERR`).
+        /// Why the last attempt failed (a socket error, the server's `-ERR`, or for `tls://` what
+        /// was wrong with the TLS handshake: a server that is not TLS-first, a certificate not
+        /// issued by the configured CA or not naming the host).
         reason: String,
     },
     /// The credentials cannot be used (a bad nkey seed, a malformed `.creds` file); nothing
@@ -535,13 +609,24 @@ mod tests {
         let v6 = ServerAddr::parse("nats://[::1]:5000").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 5000));
         assert_eq!(v6.socket_addr(), "[::1]:5000");
+        let tls = ServerAddr::parse("TLS://nats.example.com").unwrap();
+        assert_eq!(
+            (tls.transport, tls.host.as_str(), tls.port),
+            (Transport::Tls, "nats.example.com", 4222)
+        );
+        assert_eq!(tls.to_string(), "tls://nats.example.com:4222");
+        assert_eq!(
+            ServerAddr::parse("tls://localhost:7422").unwrap().port,
+            7422
+        );
     }
 
     #[test]
     fn refuses_bad_urls_saying_why() {
         for (url, why) in [
-            ("tls://h:1", "TLS"),
-            ("wss://h:1", "TLS"),
+            ("wss://h:1", "WebSocket over TLS is not supported"),
+            ("tls://127.0.0.1:4222", "needs a host name"),
+            ("tls://[::1]:4222", "needs a host name"),
             ("http://h:1", "unknown scheme"),
             ("nats://h:x", "port"),
             ("nats://h:70000", "port"),
@@ -628,6 +713,46 @@ mod tests {
             e.to_string(),
             r#"the server denied permission to subscribe to "secret.>""#
         );
+    }
+
+    #[test]
+    fn ca_certificates_are_checked_when_given() {
+        let options = ConnectOptions::new(["tls://localhost"]).unwrap();
+        assert_eq!(options.tls_ca, None);
+        let with_ca = options.clone().tls_ca(tls::tests::CA_PEM).unwrap();
+        assert_eq!(with_ca.tls_ca.as_deref(), Some(tls::tests::CA_PEM));
+        for (pem, why) in [
+            ("", "no CERTIFICATE block"),
+            (
+                "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "base64",
+            ),
+            ("-----BEGIN CERTIFICATE-----\nAAAA\n", "END CERTIFICATE"),
+        ] {
+            let err = options.clone().tls_ca(pem).unwrap_err();
+            assert!(
+                matches!(&err, NatsError::InvalidCa { origin, reason }
+                    if origin == "the PEM text given" && reason.contains(why)),
+                "{pem:?}: {err}"
+            );
+        }
+        let missing = options
+            .clone()
+            .tls_ca_file("/nonexistent/ca.pem")
+            .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("/nonexistent/ca.pem: cannot read the file"),
+            "{missing}"
+        );
+        let dir = std::env::temp_dir().join(format!("swarm-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, tls::tests::CA_PEM).unwrap();
+        let from_file = options.tls_ca_file(&file).unwrap();
+        assert_eq!(from_file.tls_ca.as_deref(), Some(tls::tests::CA_PEM));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -343,6 +343,68 @@ fn take_error(id: u64) -> String {
     }
 }
 
+/// Opens a TLS connection to `host:port`: TCP connect, then the TLS handshake, in one host call
+/// with no time limit. The server's certificate must chain to one of `ca_pems` (each the PEM of
+/// exactly one certificate), or to the runtime's built-in public roots if `ca_pems` is empty, and
+/// name `host` (sent as SNI too). `Err` is the runtime's reason when the TCP connect fails.
+///
+/// A failed *handshake* does not come back at all: the runtime traps, which ends the calling
+/// process, so call this from a process that may die (`nats::tls::dial` does).
+///
+/// `lunatic::net::TlsStream::connect_with_certs` cannot be used instead: in lunatic 0.14.1 it
+/// passes each certificate as a `(len, ptr)` tuple where the 0.13 host reads `(ptr, len)`, so the
+/// host reads the wrong memory and every handshake fails (found with a TLS-first nats-server).
+pub fn tls_connect(
+    host: &str,
+    port: u16,
+    ca_pems: &[&[u8]],
+) -> Result<lunatic::net::TlsStream, String> {
+    /// One certificate, laid out as the host reads it.
+    #[repr(C)]
+    struct HostSlice {
+        ptr: u32,
+        len: u32,
+    }
+    let slices: Vec<HostSlice> = ca_pems
+        .iter()
+        .map(|pem| HostSlice {
+            ptr: pem.as_ptr() as u32,
+            len: pem.len() as u32,
+        })
+        .collect();
+    let mut id = 0u64;
+    // SAFETY: `host`, `slices` and every PEM they point to are valid for their lengths during the
+    // call (wasm32 pointers are 32 bits); the host copies them and writes one u64 to `id`. A
+    // timeout of `u64::MAX` means none, so the only answers are 0 (a stream) and 1 (an error).
+    let failed = unsafe {
+        lunatic::host::api::networking::tls_connect(
+            host.as_ptr(),
+            host.len() as u32,
+            u32::from(port),
+            u64::MAX,
+            &mut id,
+            slices.as_ptr() as *const u8,
+            slices.len() as u32,
+        )
+    };
+    if failed != 0 {
+        return Err(take_error(id));
+    }
+    // `TlsStream` has no public constructor from a host id; its `Deserialize` takes a stream
+    // out of the message scratch area by index. So: start an empty outgoing message, move the
+    // stream into it, and let `Deserialize` move it back under an id the new value owns.
+    // SAFETY: no message is being built here (every other wrapper creates, fills and sends its
+    // message within one call), and the stream id is the one the host just gave.
+    let index = unsafe {
+        message::create_data(0, 0);
+        message::push_tls_stream(id)
+    };
+    lunatic::net::TlsStream::deserialize(
+        serde::de::value::U64Deserializer::<serde::de::value::Error>::new(index),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Sleeps for `duration` (other processes run meanwhile).
 pub fn sleep(duration: Duration) {
     lunatic::sleep(duration);
