@@ -11,7 +11,7 @@ use super::{ClientStatus, ConnState};
 use crate::nats::auth;
 use crate::nats::codec::{
     check_payload_size, encode_connect, encode_ping, encode_pong, encode_sub, encode_unsub,
-    Connect, Msg, PermissionAction, ServerError, ServerErrorKind, ServerInfo, DEFAULT_MAX_PAYLOAD,
+    Connect, Msg, PermissionAction, ServerErrorKind, DEFAULT_MAX_PAYLOAD,
 };
 use crate::nats::options::{random_token, random_u64, ConnectOptions, Failure, Transport};
 use crate::nats::ws;
@@ -565,44 +565,43 @@ impl Conn {
                     }
                 }
             }
-            Inbound::Info(json) => match ServerInfo::parse(&json) {
-                Ok(info) => {
-                    if info.max_payload > 0 {
-                        self.max_payload = info.max_payload;
-                    }
-                    let hello = self.hello(info.nonce.as_deref());
-                    let ws = self.is_ws();
-                    let salt = self.jitter();
-                    let mut failed = None;
-                    if let Link::Handshake {
-                        stream, got_info, ..
-                    } = &mut self.link
-                    {
-                        if !*got_info {
-                            *got_info = true;
-                            match hello {
-                                Ok(hello) => {
-                                    let bytes = if ws {
-                                        frame_binary(&hello, salt)
-                                    } else {
-                                        hello
-                                    };
-                                    if let Err(e) = stream.write_all(&bytes) {
-                                        failed = Some(format!("writing CONNECT: {e}"));
-                                    }
+            Inbound::Info(info) => {
+                if info.max_payload > 0 {
+                    self.max_payload = info.max_payload;
+                }
+                let hello = self.hello(info.nonce.as_deref());
+                let ws = self.is_ws();
+                let salt = self.jitter();
+                let mut failed = None;
+                if let Link::Handshake {
+                    stream, got_info, ..
+                } = &mut self.link
+                {
+                    if !*got_info {
+                        *got_info = true;
+                        match hello {
+                            Ok(hello) => {
+                                let bytes = if ws {
+                                    frame_binary(&hello, salt)
+                                } else {
+                                    hello
+                                };
+                                if let Err(e) = stream.write_all(&bytes) {
+                                    failed = Some(format!("writing CONNECT: {e}"));
                                 }
-                                Err(e) => failed = Some(e.to_string()),
                             }
+                            Err(e) => failed = Some(e.to_string()),
                         }
                     }
-                    if let Some(reason) = failed {
-                        self.lost(reason);
-                    }
                 }
-                Err(e) => self.last_error = Some(format!("unreadable INFO: {e}")),
-            },
-            Inbound::Err(text) => {
-                let error = ServerError::parse(&text);
+                if let Some(reason) = failed {
+                    self.lost(reason);
+                }
+            }
+            Inbound::BadInfo(reason) => {
+                self.last_error = Some(format!("unreadable INFO: {reason}"))
+            }
+            Inbound::Err(error) => {
                 self.last_error = Some(error.message.clone());
                 if matches!(self.link, Link::Handshake { .. }) || error.is_fatal() {
                     self.lost(format!("server error: {}", error.message));

@@ -5,7 +5,7 @@ use std::time::Duration;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::nats::codec::Msg;
+use crate::nats::codec::{Msg, ServerError, ServerInfo};
 use crate::nats::options::Failure;
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::{wait_value, WaitError};
@@ -93,15 +93,18 @@ pub(super) enum Command {
     },
 }
 
-/// What the reader saw.
+/// What the reader saw: the server's operations as the parser typed them (nothing is turned
+/// back into text to be parsed again), and what happened to the socket.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Inbound {
     Msg(Msg),
     Ping,
     Pong,
     Ok,
-    Info(String),
-    Err(String),
+    Info(Box<ServerInfo>),
+    /// An INFO whose JSON did not parse (the reason); the line is skipped.
+    BadInfo(String),
+    Err(ServerError),
     /// A WebSocket ping to answer.
     WsPing(Vec<u8>),
     /// The socket is finished (EOF, error, WebSocket close, lost framing); the reader ended.

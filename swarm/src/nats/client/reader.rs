@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::connector::Stream;
 use super::messages::{Command, Inbound};
-use crate::nats::codec::{ServerOp, ServerOpParser};
+use crate::nats::codec::{ParseError, ServerOp, ServerOpParser};
 use crate::nats::ws;
 use crate::runtime::host;
 use crate::runtime::mailbox::process_exists;
@@ -109,14 +109,15 @@ pub(super) fn reader_main(args: ReaderArgs) {
                     ServerOp::Ping => Inbound::Ping,
                     ServerOp::Pong => Inbound::Pong,
                     ServerOp::Ok => Inbound::Ok,
-                    ServerOp::Info(info) => Inbound::Info(info.raw.clone()),
-                    ServerOp::Err(e) => Inbound::Err(format!("'{}'", e.message)),
+                    ServerOp::Info(info) => Inbound::Info(info),
+                    ServerOp::Err(e) => Inbound::Err(e),
                 }),
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
                     broken = Some(format!("protocol error: {e}"));
                     break;
                 }
+                Err(ParseError::InvalidInfo { reason }) => events.push(Inbound::BadInfo(reason)),
                 // One bad line or message, skipped by the parser.
                 Err(_) => continue,
             }
