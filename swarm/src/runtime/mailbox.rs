@@ -266,6 +266,29 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
 }
 
+/// Sends `message` with `tag` to the process `to` and waits for a bare value tagged `reply_tag`
+/// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise. One host call
+/// sends and waits for the first slice, as [`call`] does.
+pub fn send_wait_value<M, T>(
+    to: u64,
+    tag: i64,
+    message: &M,
+    reply_tag: i64,
+    watch: u64,
+    timeout: Option<Duration>,
+) -> Result<T, WaitError>
+where
+    M: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned,
+{
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::send_receive(to, tag, message, reply_tag, Some(first))
+        .map_err(|err| WaitError::Undecodable(format!("the message does not encode: {err}")))?;
+    wait(reply_tag, watch, timeout, started, received)?;
+    host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
+}
+
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
 /// it to confirm, at most `timeout`. A server that ends without confirming has shut down too.
 pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), WaitError> {

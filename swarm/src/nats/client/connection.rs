@@ -1,39 +1,53 @@
-//! The connection process: protocol state, writes, PING/PONG, reconnects.
+//! The connection process: the protocol state of one client connection.
+//!
+//! It is the only writer of the socket, owns the subscriptions (to subscribe them again after
+//! a reconnect), numbers the requests, keeps PING/PONG and reconnects. Messages from the server
+//! do not pass through it: the reader routes them (see `routing.rs`). The connection process
+//! tells the reader of every routing change in a note sent *before* the SUB or PUB goes out,
+//! and makes sure the reader reads each note in time (see `reader.rs`): a note that needs an
+//! answer soon (an unsubscribe, a cancelled request, a status) is followed by a PING, and when
+//! the reader reads its PONG it takes every note sent before.
+//!
+//! When a connection ends, its reader is told to stop: it fails the requests it routes, confirms
+//! and ends. Until it has, acknowledgements that promise "nothing more will be delivered" wait
+//! (see `Conn::ack_after_readers`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::connector::{frame_binary, mask, Stream};
-use super::messages::{Addr, Command, Connected, Delivery, Inbound, Reply};
+use lunatic::Tag;
+
+use super::connector::{dial, hello, Stream};
+use super::messages::{
+    write_id, Addr, Command, Connected, Control, Note, Reply, RouteOp, Which, ID_DIGITS, NOTE_TAG,
+};
 use super::reader::{reader_main, ReaderArgs};
+use super::routing::INBOX_SID;
 use super::{ClientStatus, ConnState};
-use crate::nats::auth;
 use crate::nats::codec::{
-    check_payload_size, encode_connect, encode_ping, encode_pong, encode_sub, encode_unsub,
-    Connect, Msg, PermissionAction, ServerErrorKind, DEFAULT_MAX_PAYLOAD,
+    check_payload_size, encode_ping, encode_pong, encode_sub, encode_unsub, PermissionAction,
+    ServerErrorKind, ServerInfo, DEFAULT_MAX_PAYLOAD,
 };
 use crate::nats::options::{random_token, random_u64, ConnectOptions, Failure, Transport};
-use crate::nats::ws;
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::process_exists;
+use crate::runtime::process::spawn_linked;
 
-/// The sid of the connection's muxed request inbox `_INBOX.<random>.*`.
-const INBOX_SID: u64 = 1;
 /// Write once this much is buffered, even if more messages wait in the mailbox.
 const WRITE_THRESHOLD: usize = 64 * 1024;
 /// The connection process' clock: timers (reconnect, handshake deadline, PING, sweep) are
 /// checked this often.
 const TICK: Duration = Duration::from_millis(25);
-/// How often the connection process forgets subscribers and requesters whose process ended.
+/// How often the connection process forgets subscribers whose process ended.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How long a reader told to stop has to confirm before it is killed (it may be blocked reading
+/// a socket that no longer answers).
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 struct Sub {
     subject: String,
     queue: Option<String>,
     deliver: Addr,
-    /// Sequence number of the next delivery (see [`Delivery`]).
-    next_seq: u64,
 }
 
 /// What a PONG answers, in the order the PINGs were sent.
@@ -48,7 +62,50 @@ enum PongWaiter {
         ack: Addr,
         sid: u64,
     },
+    /// A keep-alive, or a PING that makes the reader read its notes.
     KeepAlive,
+}
+
+/// An answer the reader owes for a note it has been sent: given by the connection process
+/// instead if the reader is killed before it read the note.
+enum Owed {
+    Ack(Addr),
+    Status(Addr, ClientStatus),
+}
+
+/// The reader of a socket, and what the connection process knows of its progress.
+struct Reader {
+    pid: u64,
+    /// The tag of the link with it: its crash arrives as a link death with this tag.
+    link: i64,
+    generation: u64,
+    /// Notes sent to it.
+    notes: u64,
+    /// PINGs queued or written on this socket, and the count the last note carried.
+    pings: u64,
+    pings_noted: u64,
+    /// PONGs the reader has reported: it has read every note whose `pings` is at most this.
+    pongs: u64,
+    /// Answers owed by notes it may not have read yet, with the PONG count that proves it has.
+    owed: VecDeque<(u64, Owed)>,
+}
+
+/// How to tell a reader to stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Note it, and write a PING so its PONG makes the reader read the note.
+    WithPing,
+    /// Note it only: the socket is broken (the reader reads its notes once it sees that) or
+    /// cannot be trusted to carry a PING; a reader that does not confirm is killed later.
+    Quietly,
+    /// The reader is dead already.
+    Dead,
+}
+
+/// A reader told to stop that has not confirmed yet.
+struct Stopping {
+    reader: Reader,
+    deadline: Instant,
 }
 
 enum Link {
@@ -59,14 +116,23 @@ enum Link {
     /// Socket open, waiting for INFO then PONG.
     Handshake {
         stream: Stream,
-        reader: u64,
+        reader: Reader,
         deadline: Instant,
         got_info: bool,
     },
     Up {
         stream: Stream,
-        reader: u64,
+        reader: Reader,
     },
+}
+
+impl Link {
+    fn reader(&mut self) -> Option<&mut Reader> {
+        match self {
+            Link::Handshake { reader, .. } | Link::Up { reader, .. } => Some(reader),
+            Link::Down { .. } => None,
+        }
+    }
 }
 
 struct Conn {
@@ -84,14 +150,19 @@ struct Conn {
     initial_attempts: usize,
     /// Bytes waiting to be written (publishes are kept here while disconnected).
     out: Vec<u8>,
+    /// Routing changes for the current reader, sent before the next write.
+    notes: Vec<RouteOp>,
     subs: BTreeMap<u64, Sub>,
     next_sid: u64,
-    /// Requests waiting for a reply: token -> (requester, subject).
-    requests: HashMap<String, (Addr, String)>,
+    next_request: u64,
     /// The inbox subscription the server refused on this connection (the user may not
     /// subscribe to `_INBOX.>`): requests cannot get replies, so they fail at once.
     inbox_denied: Option<String>,
     pongs: VecDeque<(Instant, PongWaiter)>,
+    /// Readers of earlier sockets, told to stop.
+    stopping: Vec<Stopping>,
+    /// Acknowledgements waiting until no stopping reader can deliver any more.
+    held: Vec<Addr>,
     next_ping: Instant,
     next_sweep: Instant,
     max_payload: u64,
@@ -105,9 +176,11 @@ struct Conn {
 }
 
 pub(super) fn connection_main((options, reply): (ConnectOptions, Addr)) {
+    // A reader that crashes must not take this process with it: its link death is a message.
+    host::die_when_link_dies(false);
     let now = Instant::now();
     let mut conn = Conn {
-        this: lunatic::host::process_id(),
+        this: host::this().id,
         inbox_prefix: format!("_INBOX.{}.", random_token(22)),
         link: Link::Down { retry_at: now },
         generation: 0,
@@ -116,11 +189,14 @@ pub(super) fn connection_main((options, reply): (ConnectOptions, Addr)) {
         connect_reply: Some(reply),
         initial_attempts: 0,
         out: Vec::new(),
+        notes: Vec::new(),
         subs: BTreeMap::new(),
         next_sid: INBOX_SID + 1,
-        requests: HashMap::new(),
+        next_request: 0,
         inbox_denied: None,
         pongs: VecDeque::new(),
+        stopping: Vec::new(),
+        held: Vec::new(),
         next_ping: now + options.ping_interval,
         next_sweep: now + SWEEP_EVERY,
         max_payload: DEFAULT_MAX_PAYLOAD,
@@ -136,6 +212,23 @@ pub(super) fn connection_main((options, reply): (ConnectOptions, Addr)) {
     conn.run();
 }
 
+/// What the mailbox held.
+enum Event {
+    Command(Command),
+    /// A linked process (a reader) ended abnormally; the link's tag.
+    LinkDied(i64),
+    Other,
+}
+
+/// Waits for the next message. No tags: any message; no timeout (see `Conn::run`).
+fn receive() -> Event {
+    match host::receive(&[], None) {
+        Received::Data => host::decode::<Command>().map_or(Event::Other, Event::Command),
+        Received::LinkDied => Event::LinkDied(host::tag()),
+        _ => Event::Other,
+    }
+}
+
 impl Conn {
     /// The loop. It only ever blocks in a receive *without* timeout: Lunatic 0.13 can lose the
     /// race between a timed receive ending and a message arriving, and then puts that message at
@@ -147,29 +240,37 @@ impl Conn {
         self.schedule_tick();
         while !self.closing {
             match receive() {
-                Some(Command::Tick) => {
+                Event::Command(Command::Tick) => {
                     self.on_timers();
                     self.schedule_tick();
                 }
-                Some(Command::WriteMarker) => {
+                Event::Command(Command::WriteMarker) => {
                     self.marker_pending = false;
                     self.write_out();
                 }
-                Some(command) => self.handle(command),
-                None => {}
+                Event::Command(command) => self.handle(command),
+                Event::LinkDied(tag) => self.reader_died(tag),
+                Event::Other => {}
             }
-            if self.out.len() >= WRITE_THRESHOLD {
+            if self.out.len() >= WRITE_THRESHOLD && matches!(self.link, Link::Up { .. }) {
                 self.write_out();
-            } else if !self.out.is_empty() && !self.marker_pending && !self.closing {
+            } else if self.has_output() && !self.marker_pending && !self.closing {
                 self.marker_pending = true;
-                self.to_myself(&Command::WriteMarker);
+                let _small_commands_encode = host::send(self.this, 0, &Command::WriteMarker);
             }
         }
         self.shutdown();
     }
 
-    fn to_myself(&self, command: &Command) {
-        let _small_commands_encode = host::send(self.this, 0, command);
+    /// Whether a write (or a note) is due.
+    fn has_output(&mut self) -> bool {
+        let up = matches!(self.link, Link::Up { .. });
+        let unnoted = !self.notes.is_empty();
+        (up && !self.out.is_empty())
+            || self
+                .link
+                .reader()
+                .is_some_and(|r| unnoted || r.pings > r.pings_noted)
     }
 
     fn schedule_tick(&self) {
@@ -196,10 +297,11 @@ impl Conn {
             self.sweep();
             self.next_sweep = now + SWEEP_EVERY;
         }
+        self.kill_late_readers(now);
         match &self.link {
             Link::Down { retry_at } if now >= *retry_at => self.attempt(),
             Link::Handshake { deadline, .. } if now >= *deadline => {
-                self.lost("the handshake timed out".into());
+                self.lost("the handshake timed out".into(), Stop::Quietly);
             }
             Link::Up { .. } if now >= self.next_ping => {
                 let limit = self.options.ping_interval * self.options.max_pings_out;
@@ -208,10 +310,10 @@ impl Conn {
                     .front()
                     .is_some_and(|(sent, _)| now.duration_since(*sent) >= limit);
                 if stale {
-                    self.lost("the server did not answer PINGs (stale connection)".into());
+                    let reason = "the server did not answer PINGs (stale connection)";
+                    self.lost(reason.into(), Stop::Quietly);
                 } else {
-                    encode_ping(&mut self.out);
-                    self.pongs.push_back((now, PongWaiter::KeepAlive));
+                    self.queue_ping(PongWaiter::KeepAlive);
                     self.next_ping = now + self.options.ping_interval;
                 }
             }
@@ -219,7 +321,7 @@ impl Conn {
         }
     }
 
-    /// Forgets subscribers and requesters whose process has ended.
+    /// Forgets subscribers whose process has ended.
     fn sweep(&mut self) {
         let dead: Vec<u64> = self
             .subs
@@ -228,12 +330,67 @@ impl Conn {
             .map(|(sid, _)| *sid)
             .collect();
         for sid in dead {
-            self.subs.remove(&sid);
-            if matches!(self.link, Link::Up { .. }) {
-                encode_unsub(&mut self.out, sid, None);
-            }
+            self.remove_sub(sid);
         }
-        self.requests.retain(|_, (a, _)| process_exists(a.process));
+    }
+
+    fn remove_sub(&mut self, sid: u64) -> bool {
+        if self.subs.remove(&sid).is_none() {
+            return false;
+        }
+        if matches!(self.link, Link::Up { .. }) {
+            encode_unsub(&mut self.out, sid, None);
+        }
+        self.note(RouteOp::Unsubscribe { sid });
+        true
+    }
+
+    /// Queues a routing change for the current reader (none while disconnected: the next reader
+    /// starts with the table as it is then).
+    fn note(&mut self, op: RouteOp) {
+        if self.link.reader().is_some() {
+            self.notes.push(op);
+        }
+    }
+
+    /// Queues a PING; its PONG answers `waiter`, and makes the reader read every note sent
+    /// before it was written.
+    fn queue_ping(&mut self, waiter: PongWaiter) {
+        encode_ping(&mut self.out);
+        if let Some(reader) = self.link.reader() {
+            reader.pings += 1;
+        }
+        self.pongs.push_back((Instant::now(), waiter));
+    }
+
+    /// Sends the current reader the routing changes queued for it (and the PING count), before
+    /// anything they concern is written.
+    fn send_notes(&mut self) {
+        let ops = std::mem::take(&mut self.notes);
+        if let Some(reader) = self.link.reader() {
+            send_note(reader, ops);
+        }
+    }
+
+    /// Answers `ack` once nothing routed before this moment can still be delivered: after every
+    /// stopping reader has ended, and after the current reader has read the notes sent so far.
+    fn ack_after_readers(&mut self, ack: Addr) {
+        if !self.stopping.is_empty() {
+            self.held.push(ack);
+        } else if self.link.reader().is_some() {
+            self.owe(RouteOp::Ack(ack), Owed::Ack(ack));
+        } else {
+            ack.send(&());
+        }
+    }
+
+    /// Notes `op`, which the reader answers, and a PING that makes it read the note soon.
+    fn owe(&mut self, op: RouteOp, owed: Owed) {
+        self.notes.push(op);
+        self.queue_ping(PongWaiter::KeepAlive);
+        if let Some(reader) = self.link.reader() {
+            reader.owed.push_back((reader.pings, owed));
+        }
     }
 
     /// Opens a socket to the next server and starts its reader; the handshake continues as
@@ -249,48 +406,48 @@ impl Conn {
         let addr = self.options.servers[self.server % self.options.servers.len()].clone();
         self.generation += 1;
         let timeout = self.options.connect_timeout;
-        let stream = match Stream::open(&addr, self.options.tls_ca.as_deref(), timeout) {
-            Ok(s) => s,
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&self.jitter().to_le_bytes());
+        nonce[8..].copy_from_slice(&self.jitter().to_le_bytes());
+        let dialed = match dial(&addr, self.options.tls_ca.as_deref(), timeout, nonce) {
+            Ok(dialed) => dialed,
             Err(reason) => {
                 self.failed_attempt(reason);
                 return;
             }
         };
-        let mut writer = stream.clone();
-        let ws_key = match addr.transport {
-            Transport::Tcp | Transport::Tls => None,
-            Transport::WebSocket => {
-                let mut nonce = [0u8; 16];
-                nonce[..8].copy_from_slice(&self.jitter().to_le_bytes());
-                nonce[8..].copy_from_slice(&self.jitter().to_le_bytes());
-                let key = ws::handshake_key(nonce);
-                let request = ws::handshake_request(&addr.host, addr.port, &addr.path, &key);
-                if let Err(e) = writer.write_all(&request) {
-                    self.failed_attempt(format!("WebSocket upgrade request: {e}"));
-                    return;
-                }
-                Some(key)
-            }
-        };
-        let _ = writer.set_write_timeout(Some(Duration::from_secs(10)));
         let args = ReaderArgs {
-            stream,
+            stream: dialed.stream.clone(),
             conn: self.this,
             generation: self.generation,
-            ws_key,
+            ws_key: dialed.ws_key,
+            inbox_prefix: self.inbox_prefix.clone(),
+            subs: self.subs.iter().map(|(sid, s)| (*sid, s.deliver)).collect(),
+            next_sid: self.next_sid,
+            next_request: self.next_request,
         };
         // A reader the node has no room for is a failed attempt like any other: retried with
         // backoff, never the end of the connection process.
-        let reader = match crate::runtime::process::spawn(args, reader_main) {
-            Ok(id) => id,
+        let link = Tag::new();
+        let pid = match spawn_linked(args, reader_main, link) {
+            Ok(pid) => pid,
             Err(err) => {
                 self.failed_attempt(format!("cannot start the reader: {err}"));
                 return;
             }
         };
         self.link = Link::Handshake {
-            stream: writer,
-            reader,
+            stream: dialed.stream,
+            reader: Reader {
+                pid,
+                link: link.id(),
+                generation: self.generation,
+                notes: 0,
+                pings: 0,
+                pings_noted: 0,
+                pongs: 0,
+                owed: VecDeque::new(),
+            },
             deadline: Instant::now() + timeout,
             got_info: false,
         };
@@ -325,22 +482,51 @@ impl Conn {
         };
     }
 
-    /// Kills the reader, marks the link down, and answers everyone waiting on the server with
-    /// `failure`; subscriptions waiting for their confirmation are confirmed when they are kept
-    /// for the next connection (`keep_subscriptions`), failed otherwise.
-    fn drop_link(&mut self, failure: Failure, keep_subscriptions: bool) {
+    /// Marks the link down and tells its reader to stop (it fails the requests it routes with
+    /// `failure`), and answers everyone waiting on a PONG; subscriptions waiting for their
+    /// confirmation are confirmed when they are kept for the next connection
+    /// (`keep_subscriptions`), failed otherwise.
+    fn drop_link(&mut self, failure: Failure, keep_subscriptions: bool, stop: Stop) {
         let link = std::mem::replace(
             &mut self.link,
             Link::Down {
                 retry_at: Instant::now(),
             },
         );
-        match link {
-            Link::Handshake { reader, .. } | Link::Up { reader, .. } => host::kill(reader),
-            Link::Down { .. } => {}
+        let ops = std::mem::take(&mut self.notes);
+        if let Link::Handshake {
+            mut stream,
+            mut reader,
+            ..
         }
-        for (_, (reply, _)) in self.requests.drain() {
-            reply.send(&Reply::Failed(failure.clone()));
+        | Link::Up {
+            mut stream,
+            mut reader,
+        } = link
+        {
+            if stop != Stop::Dead {
+                let mut ops = ops;
+                ops.push(RouteOp::Stop {
+                    failure: failure.clone(),
+                });
+                if stop == Stop::WithPing {
+                    reader.pings += 1;
+                }
+                send_note(&mut reader, ops);
+                if stop == Stop::WithPing {
+                    let mut ping = Vec::new();
+                    encode_ping(&mut ping);
+                    let salt = self.jitter();
+                    // Best effort: if it cannot be written, the reader is killed after the grace.
+                    let _ = stream.send(self.is_ws(), &ping, salt);
+                }
+                self.stopping.push(Stopping {
+                    reader,
+                    deadline: Instant::now() + STOP_GRACE,
+                });
+            } else {
+                pay(reader.owed);
+            }
         }
         for (_, waiter) in self.pongs.drain(..) {
             match waiter {
@@ -359,10 +545,10 @@ impl Conn {
     }
 
     /// The connection is gone (or the attempt failed): fail what waits on it, plan a retry.
-    fn lost(&mut self, reason: String) {
+    fn lost(&mut self, reason: String, stop: Stop) {
         let was_up = matches!(self.link, Link::Up { .. });
         // Subscriptions stay: they are subscribed again on the next connection.
-        self.drop_link(Failure::Disconnected, true);
+        self.drop_link(Failure::Disconnected, true, stop);
         if was_up {
             // What was buffered may be half written: drop it rather than corrupt the next stream.
             if !self.out.is_empty() {
@@ -380,16 +566,66 @@ impl Conn {
         }
     }
 
+    /// A reader ended abnormally (its link died): the current one means a lost connection; a
+    /// stopping one will not confirm.
+    fn reader_died(&mut self, link: i64) {
+        if self.link.reader().is_some_and(|r| r.link == link) {
+            self.lost("the reader process failed".into(), Stop::Dead);
+        }
+        if let Some(at) = self.stopping.iter().position(|s| s.reader.link == link) {
+            let stopped = self.stopping.swap_remove(at);
+            pay(stopped.reader.owed);
+            self.release_held();
+        }
+    }
+
+    /// A stopping reader confirmed: it delivers nothing more.
+    fn reader_stopped(&mut self, generation: u64) {
+        if let Some(at) = self
+            .stopping
+            .iter()
+            .position(|s| s.reader.generation == generation)
+        {
+            self.stopping.swap_remove(at);
+            self.release_held();
+        }
+    }
+
+    /// Kills the stopping readers that did not confirm in time, answering what they owed.
+    fn kill_late_readers(&mut self, now: Instant) {
+        let (late, waiting): (Vec<Stopping>, Vec<Stopping>) = std::mem::take(&mut self.stopping)
+            .into_iter()
+            .partition(|s| now >= s.deadline);
+        self.stopping = waiting;
+        if late.is_empty() {
+            return;
+        }
+        for stopping in late {
+            host::kill(stopping.reader.pid);
+            pay(stopping.reader.owed);
+        }
+        self.release_held();
+    }
+
+    /// Gives the held acknowledgements once no stopping reader is left.
+    fn release_held(&mut self) {
+        if self.stopping.is_empty() {
+            for ack in std::mem::take(&mut self.held) {
+                self.ack_after_readers(ack);
+            }
+        }
+    }
+
     fn handle(&mut self, command: Command) {
         match command {
             Command::Publish { bytes, size } => {
-                self.queue_publish(bytes, size, None);
+                self.queue_publish(&bytes, size, None);
             }
             Command::Request {
-                token,
                 subject,
-                bytes,
+                mut bytes,
                 size,
+                id_at,
                 reply,
             } => {
                 if !matches!(self.link, Link::Up { .. }) {
@@ -403,13 +639,23 @@ impl Conn {
                     }));
                     return;
                 }
-                if self.queue_publish(bytes, size, Some(reply)) {
-                    self.requests.insert(token, (reply, subject));
+                let id = self.next_request;
+                match bytes.get_mut(id_at..id_at + ID_DIGITS) {
+                    Some(digits) => write_id(digits, id),
+                    None => {
+                        let why = "the request's reply subject is not where it should be";
+                        reply.send(&Reply::Failed(Failure::Server(why.into())));
+                        return;
+                    }
+                }
+                self.next_request += 1;
+                if self.queue_publish(&bytes, size, Some(reply)) {
+                    self.note(RouteOp::Request { id, reply, subject });
                 }
             }
-            Command::Cancel { token, ack } => {
-                self.requests.remove(&token);
-                ack.send(&());
+            Command::Cancel { reply, ack } => {
+                self.note(RouteOp::Cancel { reply });
+                self.ack_after_readers(ack);
             }
             Command::Subscribe {
                 subject,
@@ -418,25 +664,23 @@ impl Conn {
                 ack,
             } => {
                 let sid = self.next_sid;
-                self.next_sid += 1;
                 if matches!(self.link, Link::Up { .. }) {
                     if let Err(e) = encode_sub(&mut self.out, &subject, queue.as_deref(), sid) {
                         ack.send::<Result<u64, Failure>>(&Err(Failure::Server(e.to_string())));
                         return;
                     }
-                    encode_ping(&mut self.out);
-                    self.pongs
-                        .push_back((Instant::now(), PongWaiter::SubAck { ack, sid }));
+                    self.queue_ping(PongWaiter::SubAck { ack, sid });
                 } else {
                     ack.send::<Result<u64, Failure>>(&Ok(sid));
                 }
+                self.next_sid += 1;
+                self.note(RouteOp::Subscribe { sid, deliver });
                 self.subs.insert(
                     sid,
                     Sub {
                         subject,
                         queue,
                         deliver,
-                        next_seq: 0,
                     },
                 );
             }
@@ -448,67 +692,80 @@ impl Conn {
                     .map(|(sid, _)| *sid)
                     .collect();
                 for sid in sids {
-                    self.subs.remove(&sid);
-                    if matches!(self.link, Link::Up { .. }) {
-                        encode_unsub(&mut self.out, sid, None);
-                    }
+                    self.remove_sub(sid);
                 }
             }
             Command::Unsubscribe { sid, ack } => {
-                if self.subs.remove(&sid).is_some() && matches!(self.link, Link::Up { .. }) {
-                    encode_unsub(&mut self.out, sid, None);
-                }
+                self.remove_sub(sid);
                 if let Some(ack) = ack {
-                    ack.send(&());
+                    self.ack_after_readers(ack);
                 }
             }
             Command::Flush { ack } => {
                 if matches!(self.link, Link::Up { .. }) {
-                    encode_ping(&mut self.out);
-                    self.pongs
-                        .push_back((Instant::now(), PongWaiter::Flush { ack, denied: None }));
+                    self.queue_ping(PongWaiter::Flush { ack, denied: None });
                 } else {
                     ack.send::<Result<(), Failure>>(&Err(Failure::NotConnected));
                 }
             }
             Command::Status { ack } => {
-                let state = match self.link {
-                    Link::Up { .. } => ConnState::Connected,
-                    Link::Handshake { .. } => ConnState::Handshaking,
-                    Link::Down { .. } => ConnState::Disconnected,
-                };
-                ack.send(&ClientStatus {
-                    state,
-                    server: self.server_name(),
-                    max_payload: self.max_payload,
-                    reconnects: self.reconnects,
-                    dropped: self.dropped,
-                    subscriptions: self.subs.len(),
-                    pending_requests: self.requests.len(),
-                    last_error: self.last_error.clone(),
-                });
+                let status = self.status();
+                if self.link.reader().is_some() {
+                    // The reader knows the requests waiting: it completes the answer.
+                    self.owe(
+                        RouteOp::Status {
+                            status: status.clone(),
+                            ack,
+                        },
+                        Owed::Status(ack, status),
+                    );
+                } else {
+                    ack.send(&status);
+                }
             }
             Command::Tick | Command::WriteMarker => {}
             Command::Close { ack } => {
                 self.closing = true;
                 self.close_ack = Some(ack);
             }
-            Command::Inbound { generation, events } => {
-                if generation != self.generation {
-                    return;
-                }
-                for event in events {
-                    self.inbound(event);
-                    if generation != self.generation {
-                        return;
+            Command::Control { generation, ops } => {
+                // Only the reader of the current socket is listened to; a stopping one is heard
+                // only when it confirms.
+                for op in ops {
+                    if matches!(op, Control::Stopped) {
+                        self.reader_stopped(generation);
+                    } else if self
+                        .link
+                        .reader()
+                        .is_some_and(|r| r.generation == generation)
+                    {
+                        self.control(op);
                     }
                 }
             }
         }
     }
 
+    fn status(&self) -> ClientStatus {
+        let state = match self.link {
+            Link::Up { .. } => ConnState::Connected,
+            Link::Handshake { .. } => ConnState::Handshaking,
+            Link::Down { .. } => ConnState::Disconnected,
+        };
+        ClientStatus {
+            state,
+            server: self.server_name(),
+            max_payload: self.max_payload,
+            reconnects: self.reconnects,
+            dropped: self.dropped,
+            subscriptions: self.subs.len(),
+            pending_requests: 0,
+            last_error: self.last_error.clone(),
+        }
+    }
+
     /// Buffers a PUB; `false` (and the requester told) if it cannot be sent.
-    fn queue_publish(&mut self, bytes: Vec<u8>, size: usize, requester: Option<Addr>) -> bool {
+    fn queue_publish(&mut self, bytes: &[u8], size: usize, requester: Option<Addr>) -> bool {
         if let Err(e) = check_payload_size(size, self.max_payload) {
             // The handle checked against the first server's limit; this one is smaller.
             self.dropped += 1;
@@ -527,84 +784,31 @@ impl Conn {
             self.dropped += 1;
             return false;
         }
-        self.out.extend_from_slice(&bytes);
+        self.out.extend_from_slice(bytes);
         true
     }
 
-    fn inbound(&mut self, event: Inbound) {
-        match event {
-            Inbound::Msg(msg) => self.route(msg),
-            Inbound::Ping => encode_pong(&mut self.out),
-            Inbound::Ok => {}
-            Inbound::WsPing(payload) => {
+    /// A control operation from the current reader.
+    fn control(&mut self, op: Control) {
+        match op {
+            Control::Ping => encode_pong(&mut self.out),
+            Control::WsPing(payload) => {
+                let salt = self.salt ^ 0xa5;
                 if let Link::Up { stream, .. } | Link::Handshake { stream, .. } = &mut self.link {
-                    let mut frame = Vec::new();
-                    ws::encode_frame(&mut frame, ws::OP_PONG, &payload, mask(self.salt ^ 0xa5));
-                    let _ = stream.write_all(&frame);
+                    let _ = stream.send_ws_pong(&payload, salt);
                 }
             }
-            Inbound::Pong => {
-                if matches!(self.link, Link::Handshake { got_info: true, .. }) {
-                    self.up();
-                    return;
-                }
-                if let Some((_, waiter)) = self.pongs.pop_front() {
-                    match waiter {
-                        PongWaiter::Flush { ack, denied } => {
-                            ack.send::<Result<(), Failure>>(&denied.map_or(Ok(()), Err))
-                        }
-                        PongWaiter::SubAck { ack, sid } => {
-                            let result = if self.subs.contains_key(&sid) {
-                                Ok(sid)
-                            } else {
-                                Err(Failure::Server(self.last_error.clone().unwrap_or_default()))
-                            };
-                            ack.send::<Result<u64, Failure>>(&result);
-                        }
-                        PongWaiter::KeepAlive => {}
-                    }
-                }
-            }
-            Inbound::Info(info) => {
-                if info.max_payload > 0 {
-                    self.max_payload = info.max_payload;
-                }
-                let hello = self.hello(info.nonce.as_deref());
-                let ws = self.is_ws();
-                let salt = self.jitter();
-                let mut failed = None;
-                if let Link::Handshake {
-                    stream, got_info, ..
-                } = &mut self.link
-                {
-                    if !*got_info {
-                        *got_info = true;
-                        match hello {
-                            Ok(hello) => {
-                                let bytes = if ws {
-                                    frame_binary(&hello, salt)
-                                } else {
-                                    hello
-                                };
-                                if let Err(e) = stream.write_all(&bytes) {
-                                    failed = Some(format!("writing CONNECT: {e}"));
-                                }
-                            }
-                            Err(e) => failed = Some(e.to_string()),
-                        }
-                    }
-                }
-                if let Some(reason) = failed {
-                    self.lost(reason);
-                }
-            }
-            Inbound::BadInfo(reason) => {
+            Control::Pong => self.pong(),
+            Control::Info(info) => self.info(&info),
+            Control::BadInfo(reason) => {
                 self.last_error = Some(format!("unreadable INFO: {reason}"))
             }
-            Inbound::Err(error) => {
+            Control::Err(error) => {
                 self.last_error = Some(error.message.clone());
                 if matches!(self.link, Link::Handshake { .. }) || error.is_fatal() {
-                    self.lost(format!("server error: {}", error.message));
+                    // The server closes the socket after a fatal error, or should: the PING
+                    // reaches the reader if it does not.
+                    self.lost(format!("server error: {}", error.message), Stop::WithPing);
                     return;
                 }
                 if let ServerErrorKind::PermissionViolation {
@@ -616,7 +820,85 @@ impl Conn {
                     self.permission_violation(action, subject);
                 }
             }
-            Inbound::Broken(reason) => self.lost(reason),
+            Control::Broken(reason) => self.lost(reason, Stop::Quietly),
+            Control::Stopped => {}
+        }
+    }
+
+    fn pong(&mut self) {
+        if let Some(reader) = self.link.reader() {
+            reader.pongs += 1;
+            let pongs = reader.pongs;
+            while reader
+                .owed
+                .front()
+                .is_some_and(|(pings, _)| *pings <= pongs)
+            {
+                reader.owed.pop_front();
+            }
+        }
+        if matches!(self.link, Link::Handshake { got_info: true, .. }) {
+            self.up();
+            return;
+        }
+        if let Some((_, waiter)) = self.pongs.pop_front() {
+            match waiter {
+                PongWaiter::Flush { ack, denied } => {
+                    ack.send::<Result<(), Failure>>(&denied.map_or(Ok(()), Err))
+                }
+                PongWaiter::SubAck { ack, sid } => {
+                    let result = if self.subs.contains_key(&sid) {
+                        Ok(sid)
+                    } else {
+                        Err(Failure::Server(self.last_error.clone().unwrap_or_default()))
+                    };
+                    ack.send::<Result<u64, Failure>>(&result);
+                }
+                PongWaiter::KeepAlive => {}
+            }
+        }
+    }
+
+    /// The server's INFO: its limits, and during the handshake the answer (CONNECT + PING).
+    fn info(&mut self, info: &ServerInfo) {
+        if info.max_payload > 0 {
+            self.max_payload = info.max_payload;
+        }
+        if !matches!(
+            self.link,
+            Link::Handshake {
+                got_info: false,
+                ..
+            }
+        ) {
+            return;
+        }
+        let hello = hello(&self.options, info.nonce.as_deref());
+        let ws = self.is_ws();
+        let salt = self.jitter();
+        if let Link::Handshake { reader, .. } = &mut self.link {
+            // Its PONG ends the handshake; the reader counts it like any other.
+            reader.pings += 1;
+        }
+        self.send_notes();
+        let failed = match (&mut self.link, hello) {
+            (
+                Link::Handshake {
+                    stream, got_info, ..
+                },
+                Ok(hello),
+            ) => {
+                *got_info = true;
+                stream
+                    .send(ws, &hello, salt)
+                    .err()
+                    .map(|e| format!("writing CONNECT: {e}"))
+            }
+            (_, Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(reason) = failed {
+            self.lost(reason, Stop::Quietly);
         }
     }
 
@@ -629,6 +911,9 @@ impl Conn {
     /// - a refused PUB (the subject, or the reply subject): the requests to that subject (or
     ///   with that reply subject), and every `flush` waiting. The server answers in order, so
     ///   the refused PUB was sent before each waiting flush's PING.
+    ///
+    /// The reader holds the requests: it is told in a note, with a PING that makes it read the
+    /// note (and every request noted before it) at once.
     fn permission_violation(&mut self, action: PermissionAction, subject: String) {
         let denied = Failure::PermissionDenied {
             operation: action,
@@ -636,40 +921,40 @@ impl Conn {
         };
         match action {
             PermissionAction::Subscribe if subject == format!("{}*", self.inbox_prefix) => {
-                for (_, (reply, _)) in self.requests.drain() {
-                    reply.send(&Reply::Failed(denied.clone()));
-                }
+                self.fail_requests(Which::All, denied);
                 self.inbox_denied = Some(subject);
             }
             PermissionAction::Subscribe => {
+                let mut refused = Vec::new();
                 for (_, waiter) in self.pongs.iter_mut() {
                     let PongWaiter::SubAck { ack, sid } = *waiter else {
                         continue;
                     };
                     if self.subs.get(&sid).is_some_and(|s| s.subject == subject) {
-                        self.subs.remove(&sid);
+                        refused.push(sid);
                         ack.send::<Result<u64, Failure>>(&Err(denied.clone()));
                         // Its PONG still comes; nobody waits for it any more.
                         *waiter = PongWaiter::KeepAlive;
                     }
                 }
+                for sid in refused {
+                    // The server has no such subscription: nothing to UNSUB.
+                    self.subs.remove(&sid);
+                    self.note(RouteOp::Unsubscribe { sid });
+                }
             }
             PermissionAction::Publish | PermissionAction::Reply => {
-                let refused: Vec<String> = self
-                    .requests
-                    .iter()
-                    .filter(|(token, (_, request_subject))| match action {
-                        PermissionAction::Reply => {
-                            subject.strip_prefix(self.inbox_prefix.as_str()) == Some(token.as_str())
-                        }
-                        _ => *request_subject == subject,
-                    })
-                    .map(|(token, _)| token.clone())
-                    .collect();
-                for token in refused {
-                    if let Some((reply, _)) = self.requests.remove(&token) {
-                        reply.send(&Reply::Failed(denied.clone()));
+                let which = match action {
+                    PermissionAction::Reply => {
+                        let id = subject
+                            .strip_prefix(self.inbox_prefix.as_str())
+                            .and_then(super::messages::read_id);
+                        id.map(Which::Id)
                     }
+                    _ => Some(Which::Subject(subject)),
+                };
+                if let Some(which) = which {
+                    self.fail_requests(which, denied.clone());
                 }
                 for (_, waiter) in self.pongs.iter_mut() {
                     if let PongWaiter::Flush {
@@ -684,24 +969,11 @@ impl Conn {
         }
     }
 
-    /// CONNECT and PING, the client's half of the handshake. Credentials go into CONNECT; for
-    /// nkey and JWT users that includes the signature of the INFO's `nonce`, made here, so the
-    /// seed never leaves this process.
-    fn hello(&self, nonce: Option<&str>) -> Result<Vec<u8>, auth::AuthError> {
-        let mut connect = Connect {
-            name: self.options.name.clone(),
-            echo: self.options.echo,
-            lang: "rust-swarm-lunatic".into(),
-            ..Connect::default()
-        };
-        // `connect` checked the credentials before starting this process; should signing fail
-        // anyway, the attempt fails with the reason.
-        auth::fill_connect(&self.options.auth, nonce, &mut connect)?;
-        let mut out = Vec::new();
-        // Cannot fail: the options serialize as JSON.
-        let _ = encode_connect(&mut out, &connect);
-        encode_ping(&mut out);
-        Ok(out)
+    fn fail_requests(&mut self, which: Which, failure: Failure) {
+        if self.link.reader().is_some() {
+            self.notes.push(RouteOp::Fail { which, failure });
+            self.queue_ping(PongWaiter::KeepAlive);
+        }
     }
 
     /// The handshake completed: subscribe the inbox and every subscription again, then send
@@ -738,22 +1010,9 @@ impl Conn {
         }
     }
 
-    fn route(&mut self, msg: Msg) {
-        if msg.sid == INBOX_SID {
-            let token = msg.subject.strip_prefix(self.inbox_prefix.as_str());
-            if let Some((reply, _)) = token.and_then(|t| self.requests.remove(t)) {
-                reply.send(&Reply::Msg(msg));
-            }
-            return;
-        }
-        if let Some(sub) = self.subs.get_mut(&msg.sid) {
-            let seq = sub.next_seq;
-            sub.next_seq += 1;
-            sub.deliver.send(&Delivery { seq, msg });
-        }
-    }
-
+    /// Sends the notes, then writes everything buffered in one `write`.
     fn write_out(&mut self) {
+        self.send_notes();
         if self.out.is_empty() {
             return;
         }
@@ -762,13 +1021,7 @@ impl Conn {
         let Link::Up { stream, .. } = &mut self.link else {
             return;
         };
-        let result = if ws {
-            let framed = frame_binary(&self.out, salt);
-            stream.write_all(&framed)
-        } else {
-            stream.write_all(&self.out)
-        };
-        match result {
+        match stream.send(ws, &self.out, salt) {
             Ok(()) => {
                 if self.out.capacity() > 4 * WRITE_THRESHOLD {
                     self.out = Vec::new();
@@ -776,25 +1029,64 @@ impl Conn {
                     self.out.clear();
                 }
             }
-            Err(e) => self.lost(format!("write failed: {e}")),
+            Err(e) => self.lost(format!("write failed: {e}"), Stop::Quietly),
         }
     }
 
+    /// Writes what is left, stops the reader (the requests it routes fail with `Closed`) and
+    /// waits, boundedly, for it to confirm, so those requesters hear it before this process ends.
     fn shutdown(&mut self) {
         self.write_out();
-        self.drop_link(Failure::Closed, false);
+        self.drop_link(Failure::Closed, false, Stop::WithPing);
+        let deadline = Instant::now() + STOP_GRACE.min(self.options.op_timeout);
+        while !self.stopping.is_empty() && Instant::now() < deadline {
+            match receive() {
+                Event::Command(Command::Control { generation, ops })
+                    if ops.iter().any(|op| matches!(op, Control::Stopped)) =>
+                {
+                    self.reader_stopped(generation);
+                }
+                Event::Command(Command::Tick) => self.schedule_tick(),
+                Event::LinkDied(tag) => self.reader_died(tag),
+                // Callers waiting on anything else see this process end.
+                _ => {}
+            }
+        }
+        self.kill_late_readers(Instant::now() + STOP_GRACE);
+        for ack in std::mem::take(&mut self.held) {
+            ack.send(&());
+        }
         if let Some(ack) = self.close_ack.take() {
             ack.send(&());
         }
     }
 }
 
-/// Waits for the next command. `None` for signals and messages that are not a `Command`.
-fn receive() -> Option<Command> {
-    // No tags: any message; no timeout (see `Conn::run`).
-    if host::receive(&[], None) == Received::Data {
-        host::decode::<Command>().ok()
-    } else {
-        None
+/// Sends `reader` a note with `ops` and its PING count.
+fn send_note(reader: &mut Reader, ops: Vec<RouteOp>) {
+    if ops.is_empty() && reader.pings == reader.pings_noted {
+        return;
+    }
+    let note = Note {
+        seq: reader.notes,
+        pings: reader.pings,
+        ops,
+    };
+    match host::send(reader.pid, NOTE_TAG, &note) {
+        Ok(()) => {
+            reader.notes += 1;
+            reader.pings_noted = reader.pings;
+        }
+        Err(err) => eprintln!("swarm: nats: a note for the reader does not encode: {err}"),
+    }
+}
+
+/// Gives the answers a reader owed and will not give (it ended without reading its notes).
+fn pay(owed: VecDeque<(u64, Owed)>) {
+    for (_, owed) in owed {
+        match owed {
+            Owed::Ack(ack) => ack.send(&()),
+            Owed::Status(ack, status) => ack.send(&status),
+        }
     }
 }

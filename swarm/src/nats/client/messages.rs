@@ -1,41 +1,33 @@
-//! The messages between a client's processes, and how a caller waits for its answer.
+//! The messages between a client's processes.
+//!
+//! - handles ([`NatsClient`](super::NatsClient), [`Subscription`](super::Subscription)) →
+//!   connection process: [`Command`];
+//! - connection → reader: [`Note`]s, each a batch of changes to the reader's routing table
+//!   ([`RouteOp`]), always sent *before* the bytes they concern are written to the socket;
+//! - reader → connection: [`Command::Control`], the server's control operations ([`Control`]),
+//!   never a message for a subscriber or requester;
+//! - reader → subscriber: [`Delivery`] on the subscription's tag; reader → requester: [`Reply`]
+//!   on the request's tag.
+//!
+//! Everything here is plain data (tested natively); sending needs the Lunatic host.
 
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
 
-use lunatic::Tag;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
-
+use super::ClientStatus;
 use crate::nats::codec::{Msg, ServerError, ServerInfo};
 use crate::nats::options::Failure;
-use crate::runtime::host::{self, Received};
-use crate::runtime::mailbox::{wait_value, WaitError};
 
-/// A process and a tag in it: where the connection process sends one kind of answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The tag of a [`Note`] in the reader's mailbox. The reader receives nothing else (its spawn
+/// message aside), and only with a blocking receive of this tag (see `reader.rs`). The top byte
+/// (0x7E) is no Lunatic handler number and `Tag::new()` counters stay far below 2^56.
+pub(super) const NOTE_TAG: i64 = (0x7E << 56) | 0x4E4F_5445;
+
+/// A process and a tag in it: where one kind of answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(super) struct Addr {
     pub(super) node: u64,
     pub(super) process: u64,
     pub(super) tag: i64,
-}
-
-impl Addr {
-    /// The current process with a fresh tag.
-    pub(super) fn fresh() -> Addr {
-        let this = host::this();
-        Addr {
-            node: this.node,
-            process: this.id,
-            tag: Tag::new().id(),
-        }
-    }
-
-    /// Sends `value` there (a process that has ended drops it); the receiver waits on this tag
-    /// for exactly this type.
-    pub(super) fn send<T: Serialize + DeserializeOwned>(&self, value: &T) {
-        if let Err(err) = host::send(self.process, self.tag, value) {
-            eprintln!("swarm: nats: a message does not encode: {err}");
-        }
-    }
 }
 
 /// The connection process' mailbox messages.
@@ -46,17 +38,19 @@ pub(super) enum Command {
         bytes: Vec<u8>,
         size: usize,
     },
-    /// A request's PUB/HPUB to `subject` with reply subject `<inbox prefix><token>`.
+    /// A request's PUB/HPUB to `subject`. Its reply subject ends in 16 zeros at `id_at`, where
+    /// the connection writes the request's number (see [`RouteOp::Request`]).
     Request {
-        token: String,
         subject: String,
         bytes: Vec<u8>,
         size: usize,
+        id_at: usize,
         reply: Addr,
     },
-    /// Forget a request that timed out, then answer `()` on `ack`.
+    /// Forget the request answered at `reply` (it timed out); answer `()` on `ack` once no reply
+    /// can come any more.
     Cancel {
-        token: String,
+        reply: Addr,
         ack: Addr,
     },
     Subscribe {
@@ -65,6 +59,7 @@ pub(super) enum Command {
         deliver: Addr,
         ack: Addr,
     },
+    /// Stop subscription `sid`; answer `()` on `ack` once nothing more can be delivered for it.
     Unsubscribe {
         sid: u64,
         ack: Option<Addr>,
@@ -86,41 +81,111 @@ pub(super) enum Command {
     Tick,
     /// Write what is buffered (sent by the connection process to itself, see `Conn::run`).
     WriteMarker,
-    /// Ops the reader of connection `generation` parsed.
-    Inbound {
+    /// Control operations from the reader of connection `generation`.
+    Control {
         generation: u64,
-        events: Vec<Inbound>,
+        ops: Vec<Control>,
     },
 }
 
-/// What the reader saw: the server's operations as the parser typed them (nothing is turned
-/// back into text to be parsed again), and what happened to the socket.
+/// What the reader hands to the connection process: the server's control operations as the
+/// parser typed them (nothing is turned back into text to be parsed again), and the reader's own
+/// news. Messages for subscribers and requesters never take this way.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) enum Inbound {
-    Msg(Msg),
+pub(super) enum Control {
     Ping,
     Pong,
-    Ok,
     Info(Box<ServerInfo>),
     /// An INFO whose JSON did not parse (the reason); the line is skipped.
     BadInfo(String),
     Err(ServerError),
     /// A WebSocket ping to answer.
     WsPing(Vec<u8>),
-    /// The socket is finished (EOF, error, WebSocket close, lost framing); the reader ended.
+    /// The socket is finished (EOF, error, WebSocket close, lost framing). The reader goes on
+    /// serving its notes until it is told to stop.
     Broken(String),
+    /// The reader applied [`RouteOp::Stop`]: it delivers nothing more, and has ended.
+    Stopped,
 }
 
-/// A message for a subscription, numbered per subscription so that the subscriber can restore
-/// the order if Lunatic moved one to the back of its mailbox (see `Subscription::take`).
-#[derive(Serialize, Deserialize)]
-pub(super) struct Delivery {
+/// A batch of routing changes for the reader, sent before the bytes they concern are written.
+/// `pings` counts the PINGs written on this socket once those bytes are: when the reader has read
+/// that many PONGs, this note is certainly in its mailbox (see `reader.rs`). `seq` (0, 1, 2, ...
+/// per reader) lets the reader apply notes in the order they were sent whatever order its
+/// mailbox hands them out in.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Note {
     pub(super) seq: u64,
-    pub(super) msg: Msg,
+    pub(super) pings: u64,
+    pub(super) ops: Vec<RouteOp>,
+}
+
+/// One change to the reader's routing table (see `routing.rs`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum RouteOp {
+    /// Messages on `sid` go to `deliver`.
+    Subscribe {
+        sid: u64,
+        deliver: Addr,
+    },
+    Unsubscribe {
+        sid: u64,
+    },
+    /// The reply to request number `id` goes to `reply`; `subject` is what it was sent to (a
+    /// permission violation names it).
+    Request {
+        id: u64,
+        reply: Addr,
+        subject: String,
+    },
+    /// Forget the requests answered at `reply`.
+    Cancel {
+        reply: Addr,
+    },
+    /// Fail the requests that `which` names with `failure`.
+    Fail {
+        which: Which,
+        failure: Failure,
+    },
+    /// Answer `()` on this address: everything noted before is done.
+    Ack(Addr),
+    /// Complete `status` with the requests waiting and send it to `ack`.
+    Status {
+        status: ClientStatus,
+        ack: Addr,
+    },
+    /// Fail every waiting request with `failure`, deliver nothing more, confirm with
+    /// [`Control::Stopped`] and end.
+    Stop {
+        failure: Failure,
+    },
+}
+
+/// Which waiting requests a [`RouteOp::Fail`] fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Which {
+    /// All, and every later one at once (the server refused the inbox subscription).
+    All,
+    /// Those sent to this subject.
+    Subject(String),
+    /// Request number `id` (its reply subject was refused).
+    Id(u64),
+}
+
+/// Messages for one subscription from one read, numbered per subscription and connection so
+/// the subscriber can restore their order if Lunatic moved one delivery behind a later one in
+/// its mailbox (see `Subscription::take`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Delivery {
+    /// The connection (`generation`) whose reader numbered it.
+    pub(super) generation: u64,
+    /// 0, 1, 2, ... per subscription on that connection.
+    pub(super) seq: u64,
+    pub(super) msgs: Vec<Msg>,
 }
 
 /// The answer to a request, sent to the requester.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Reply {
     Msg(Msg),
     Failed(Failure),
@@ -133,42 +198,38 @@ pub(super) struct Connected {
     pub(super) inbox_prefix: String,
 }
 
-/// Why a wait ended without the answer.
-pub(super) enum WaitFailed {
-    TimedOut,
-    Gone,
-}
+/// The width of a request number in a reply subject: 16 hex digits, so that the connection can
+/// write it into bytes the requester encoded.
+pub(super) const ID_DIGITS: usize = 16;
 
-/// Waits for a message tagged `tag` in the current process, noticing if process `watch` (the
-/// connection process) ends: `runtime::mailbox`'s wait loop, for bare values.
-pub(super) fn wait_tagged<T: Serialize + DeserializeOwned>(
-    tag: i64,
-    watch: u64,
-    timeout: Option<Duration>,
-) -> Result<T, WaitFailed> {
-    match wait_value::<T>(tag, watch, timeout) {
-        Ok(value) => Ok(value),
-        Err(WaitError::TimedOut(_)) => Err(WaitFailed::TimedOut),
-        // A value that does not decode cannot come (the tag is fresh and typed): treat it as a
-        // connection that went away rather than wait for ever.
-        Err(_) => Err(WaitFailed::Gone),
+/// Writes `id` as [`ID_DIGITS`] hex digits into `at`.
+pub(super) fn write_id(at: &mut [u8], id: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in at.iter_mut().take(ID_DIGITS).enumerate() {
+        *byte = HEX[((id >> (4 * (ID_DIGITS - 1 - i))) & 0xF) as usize];
     }
 }
 
-/// Takes a message tagged `tag` that is already in the mailbox, without waiting.
-pub(super) fn receive_now<T: Serialize + DeserializeOwned>(tag: i64) -> Option<T> {
-    if host::receive(&[tag], Some(Duration::ZERO)) == Received::Data {
-        host::decode::<T>().ok()
-    } else {
-        None
+/// The request number at the end of a reply subject, after the connection's inbox prefix.
+pub(super) fn read_id(token: &str) -> Option<u64> {
+    if token.len() != ID_DIGITS {
+        return None;
     }
+    u64::from_str_radix(token, 16).ok()
 }
 
-/// Drops every message tagged `tag` already in the mailbox (late replies after a cancel).
-pub(super) fn drain_tag(tag: i64) {
-    for _ in 0..10_000 {
-        if host::receive(&[tag], Some(Duration::ZERO)) != Received::Data {
-            break;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_numbers_round_trip_through_reply_subjects() {
+        for id in [0, 1, 0xabc, u64::MAX] {
+            let mut digits = [b'0'; ID_DIGITS];
+            write_id(&mut digits, id);
+            assert_eq!(read_id(std::str::from_utf8(&digits).unwrap()), Some(id));
         }
+        assert_eq!(read_id("12"), None);
+        assert_eq!(read_id("000000000000000g"), None);
     }
 }
