@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ClientStatus;
-use crate::nats::codec::{Msg, ServerError, ServerInfo};
+use crate::nats::codec::{as_bytes, Msg, ServerError, ServerInfo};
 use crate::nats::options::Failure;
 
 /// The tag of a [`Note`] in the reader's mailbox. The reader receives nothing else (its spawn
@@ -42,6 +42,7 @@ pub(super) enum Command {
     /// the connection writes the request's number (see [`RouteOp::Request`]).
     Request {
         subject: String,
+        #[serde(with = "as_bytes")]
         bytes: Vec<u8>,
         size: usize,
         id_at: usize,
@@ -100,7 +101,7 @@ pub(super) enum Control {
     BadInfo(String),
     Err(ServerError),
     /// A WebSocket ping to answer.
-    WsPing(Vec<u8>),
+    WsPing(#[serde(with = "as_bytes")] Vec<u8>),
     /// The socket is finished (EOF, error, WebSocket close, lost framing). The reader goes on
     /// serving its notes until it is told to stop.
     Broken(String),

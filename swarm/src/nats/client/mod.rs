@@ -264,7 +264,9 @@ mod handle {
             // The connection numbers the request (the reader's routing relies on numbers that only
             // grow) and writes the number over these zeros; the caller still encodes, so a bad
             // subject or an oversized payload fails here.
-            let reply_subject = format!("{}{:0width$}", self.inbox_prefix, 0, width = ID_DIGITS);
+            let mut reply_subject = String::with_capacity(self.inbox_prefix.len() + ID_DIGITS);
+            reply_subject.push_str(&self.inbox_prefix);
+            reply_subject.extend(std::iter::repeat('0').take(ID_DIGITS));
             let (bytes, size) = self.encode(subject, Some(&reply_subject), headers, payload)?;
             let op = if headers.is_some() { "HPUB " } else { "PUB " };
             let id_at = op.len() + subject.len() + 1 + self.inbox_prefix.len();

@@ -147,58 +147,81 @@ fn is_forbidden(ch: char) -> bool {
     ch.is_whitespace() || ch.is_control()
 }
 
+/// Walks the bytes (this runs for every publish): ASCII is checked byte by byte, and only a
+/// non-ASCII character is decoded, to ask whether it is whitespace or a control character.
 fn check_subject(what: NameKind, subject: &str, wildcards: bool) -> Result<(), SubjectError> {
     if subject.is_empty() {
         return Err(SubjectError::Empty { what });
     }
     let name = || subject.to_owned();
-    let mut start = 0;
-    for token in subject.split('.') {
-        let end = start + token.len();
-        if token.is_empty() {
-            return Err(SubjectError::EmptyToken {
-                what,
-                name: name(),
-                at: start,
-            });
-        }
-        for (offset, ch) in token.char_indices() {
-            let at = start + offset;
-            if is_forbidden(ch) {
-                return Err(SubjectError::ForbiddenChar {
+    let bytes = subject.as_bytes();
+    let mut token_start = 0;
+    let mut at = 0;
+    while at <= bytes.len() {
+        let byte = bytes.get(at).copied();
+        if byte.is_none() || byte == Some(b'.') {
+            if at == token_start {
+                return Err(SubjectError::EmptyToken {
                     what,
                     name: name(),
-                    ch,
+                    at: token_start,
+                });
+            }
+            token_start = at + 1;
+            at += 1;
+            continue;
+        }
+        let ch = match byte {
+            // The common case: a plain ASCII character (not space, control or wildcard).
+            Some(b) if b > b' ' && b < 0x7f && b != b'*' && b != b'>' => {
+                at += 1;
+                continue;
+            }
+            Some(b) if b.is_ascii() => b as char,
+            // Not ASCII: a whole character starts here (`at` is always a character boundary).
+            _ => subject[at..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER),
+        };
+        if is_forbidden(ch) {
+            return Err(SubjectError::ForbiddenChar {
+                what,
+                name: name(),
+                ch,
+                at,
+            });
+        }
+        if ch == '*' || ch == '>' {
+            let token_len = bytes[token_start..]
+                .iter()
+                .position(|&b| b == b'.')
+                .unwrap_or(bytes.len() - token_start);
+            if token_len != 1 {
+                return Err(SubjectError::WildcardInsideToken {
+                    what,
+                    name: name(),
+                    wildcard: ch,
                     at,
                 });
             }
-            if ch == '*' || ch == '>' {
-                if token.len() != 1 {
-                    return Err(SubjectError::WildcardInsideToken {
-                        what,
-                        name: name(),
-                        wildcard: ch,
-                        at,
-                    });
-                }
-                if !wildcards {
-                    return Err(SubjectError::WildcardNotAllowed {
-                        what,
-                        name: name(),
-                        wildcard: ch,
-                        at,
-                    });
-                }
-                if ch == '>' && end != subject.len() {
-                    return Err(SubjectError::FullWildcardNotLast {
-                        what,
-                        name: name(),
-                        at,
-                    });
-                }
+            if !wildcards {
+                return Err(SubjectError::WildcardNotAllowed {
+                    what,
+                    name: name(),
+                    wildcard: ch,
+                    at,
+                });
+            }
+            if ch == '>' && at + 1 != bytes.len() {
+                return Err(SubjectError::FullWildcardNotLast {
+                    what,
+                    name: name(),
+                    at,
+                });
             }
         }
-        start = end + 1;
+        at += ch.len_utf8();
     }
     Ok(())
 }
