@@ -19,7 +19,8 @@ use lunatic::Tag;
 
 use super::connector::{dial, hello, Stream};
 use super::messages::{
-    write_id, Addr, Command, Connected, Control, Note, Reply, RouteOp, Which, ID_DIGITS, NOTE_TAG,
+    published_size, write_id, Addr, Command, Connected, Control, Note, Reply, RouteOp, Which,
+    ID_DIGITS, NOTE_TAG, WRITE_MARKER_TAG,
 };
 use super::reader::{reader_main, ReaderArgs};
 use super::routing::INBOX_SID;
@@ -215,6 +216,11 @@ pub(super) fn connection_main((options, reply): (ConnectOptions, Addr)) {
 /// What the mailbox held.
 enum Event {
     Command(Command),
+    /// A publish of `size` bytes of headers and payload: its bytes are the current message's.
+    Publish {
+        size: usize,
+    },
+    WriteMarker,
     /// A linked process (a reader) ended abnormally; the link's tag.
     LinkDied(i64),
     Other,
@@ -223,7 +229,16 @@ enum Event {
 /// Waits for the next message. No tags: any message; no timeout (see `Conn::run`).
 fn receive() -> Event {
     match host::receive(&[], None) {
-        Received::Data => host::decode::<Command>().map_or(Event::Other, Event::Command),
+        Received::Data => {
+            let tag = host::tag();
+            if let Some(size) = published_size(tag) {
+                Event::Publish { size }
+            } else if tag == WRITE_MARKER_TAG {
+                Event::WriteMarker
+            } else {
+                host::decode::<Command>().map_or(Event::Other, Event::Command)
+            }
+        }
         Received::LinkDied => Event::LinkDied(host::tag()),
         _ => Event::Other,
     }
@@ -244,7 +259,12 @@ impl Conn {
                     self.on_timers();
                     self.schedule_tick();
                 }
-                Event::Command(Command::WriteMarker) => {
+                Event::Publish { size } => {
+                    if self.may_queue(size, host::data_size(), None) {
+                        host::read_into(&mut self.out);
+                    }
+                }
+                Event::WriteMarker => {
                     self.marker_pending = false;
                     self.write_out();
                 }
@@ -256,7 +276,7 @@ impl Conn {
                 self.write_out();
             } else if self.has_output() && !self.marker_pending && !self.closing {
                 self.marker_pending = true;
-                let _small_commands_encode = host::send(self.this, 0, &Command::WriteMarker);
+                host::send_bytes(self.this, WRITE_MARKER_TAG, &[]);
             }
         }
         self.shutdown();
@@ -618,9 +638,6 @@ impl Conn {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Publish { bytes, size } => {
-                self.queue_publish(&bytes, size, None);
-            }
             Command::Request {
                 subject,
                 mut bytes,
@@ -649,7 +666,8 @@ impl Conn {
                     }
                 }
                 self.next_request += 1;
-                if self.queue_publish(&bytes, size, Some(reply)) {
+                if self.may_queue(size, bytes.len(), Some(reply)) {
+                    self.out.extend_from_slice(&bytes);
                     self.note(RouteOp::Request { id, reply, subject });
                 }
             }
@@ -723,7 +741,7 @@ impl Conn {
                     ack.send(&status);
                 }
             }
-            Command::Tick | Command::WriteMarker => {}
+            Command::Tick => {}
             Command::Close { ack } => {
                 self.closing = true;
                 self.close_ack = Some(ack);
@@ -764,8 +782,9 @@ impl Conn {
         }
     }
 
-    /// Buffers a PUB; `false` (and the requester told) if it cannot be sent.
-    fn queue_publish(&mut self, bytes: &[u8], size: usize, requester: Option<Addr>) -> bool {
+    /// Whether a PUB of `len` bytes (`size` of them headers and payload) may be buffered; if not,
+    /// it is counted as dropped and the requester, if any, is told.
+    fn may_queue(&mut self, size: usize, len: usize, requester: Option<Addr>) -> bool {
         if let Err(e) = check_payload_size(size, self.max_payload) {
             // The handle checked against the first server's limit; this one is smaller.
             self.dropped += 1;
@@ -778,13 +797,10 @@ impl Conn {
             }
             return false;
         }
-        if !matches!(self.link, Link::Up { .. })
-            && self.out.len() + bytes.len() > self.options.max_buffer
-        {
+        if !matches!(self.link, Link::Up { .. }) && self.out.len() + len > self.options.max_buffer {
             self.dropped += 1;
             return false;
         }
-        self.out.extend_from_slice(bytes);
         true
     }
 

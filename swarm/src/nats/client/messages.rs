@@ -30,14 +30,29 @@ pub(super) struct Addr {
     pub(super) tag: i64,
 }
 
-/// The connection process' mailbox messages.
+/// The top byte of the tag of a publish: the PUB/HPUB the caller encoded, sent as raw bytes
+/// (`host::send_bytes`) that the connection process appends to its write buffer without decoding
+/// or copying them twice; the rest of the tag is headers + payload size, for the `max_payload`
+/// check. Publishing is the hottest path (one Lunatic message per publish).
+const PUBLISH_KIND: i64 = 0x7D;
+const SIZE_BITS: i64 = (1 << 56) - 1;
+
+/// The tag of a publish of `size` bytes of headers and payload.
+pub(super) fn publish_tag(size: usize) -> i64 {
+    (PUBLISH_KIND << 56) | (size as i64 & SIZE_BITS)
+}
+
+/// The headers + payload size of a publish, if `tag` is a publish's.
+pub(super) fn published_size(tag: i64) -> Option<usize> {
+    (tag >> 56 == PUBLISH_KIND).then_some((tag & SIZE_BITS) as usize)
+}
+
+/// The tag of the empty message the connection process sends itself to write what is queued.
+pub(super) const WRITE_MARKER_TAG: i64 = (0x7C << 56) | 0x5752_4954;
+
+/// The connection process' mailbox messages (besides publishes and write markers, see above).
 #[derive(Serialize, Deserialize)]
 pub(super) enum Command {
-    /// Encoded PUB/HPUB bytes; `size` is headers + payload for the `max_payload` check.
-    Publish {
-        bytes: Vec<u8>,
-        size: usize,
-    },
     /// A request's PUB/HPUB to `subject`. Its reply subject ends in 16 zeros at `id_at`, where
     /// the connection writes the request's number (see [`RouteOp::Request`]).
     Request {
@@ -80,8 +95,6 @@ pub(super) enum Command {
     },
     /// Time passes (sent by the connection process to itself every `TICK`).
     Tick,
-    /// Write what is buffered (sent by the connection process to itself, see `Conn::run`).
-    WriteMarker,
     /// Control operations from the reader of connection `generation`.
     Control {
         generation: u64,
@@ -222,6 +235,16 @@ pub(super) fn read_id(token: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_tags_carry_the_size_and_nothing_else_looks_like_one() {
+        for size in [0, 1, 1 << 20, (1 << 56) - 1] {
+            assert_eq!(published_size(publish_tag(size)), Some(size));
+        }
+        for tag in [0, NOTE_TAG, WRITE_MARKER_TAG, 1 << 56, 129] {
+            assert_eq!(published_size(tag), None);
+        }
+    }
 
     #[test]
     fn request_numbers_round_trip_through_reply_subjects() {

@@ -82,11 +82,12 @@ pub struct ClientStatus {
 
 #[cfg(target_arch = "wasm32")]
 mod handle {
+    use std::cell::RefCell;
     use std::time::{Duration, Instant};
 
     use serde::{Deserialize, Serialize};
 
-    use super::messages::{Command, Connected, Reply, ID_DIGITS};
+    use super::messages::{publish_tag, Command, Connected, Reply, ID_DIGITS};
     use super::subscription::Subscription;
     use super::{connection, drain_tag, wait_tagged, Addr, ClientStatus, WaitFailed};
     use crate::nats::auth;
@@ -96,6 +97,14 @@ mod handle {
     use crate::nats::options::{ConnectOptions, Failure, NatsError};
     use crate::runtime::host;
     use crate::runtime::mailbox::{process_exists, send_wait_value};
+
+    thread_local! {
+        /// Where this process encodes its publishes (a Lunatic process is single-threaded).
+        static PUBLISH_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A publish buffer that grew past this (a large message) is not kept.
+    const KEPT_PUBLISH_BUFFER: usize = 64 * 1024;
 
     /// A handle to a NATS connection. Cheap to clone, serializable (send it to other processes),
     /// usable from any Lunatic process on this node. The connection lives until [`NatsClient::close`]
@@ -223,8 +232,24 @@ mod handle {
             headers: Option<&Headers>,
             payload: &[u8],
         ) -> Result<(), NatsError> {
-            let (bytes, size) = self.encode(subject, reply_to, headers, payload)?;
-            self.command(Command::Publish { bytes, size })
+            let size = headers.map_or(0, |h| h.wire_len()) + payload.len();
+            check_payload_size(size, self.max_payload)?;
+            PUBLISH_BUFFER.with(|buffer| {
+                let mut bytes = buffer.borrow_mut();
+                bytes.clear();
+                match headers {
+                    Some(h) => encode_hpub(&mut bytes, subject, reply_to, h, payload)?,
+                    None => encode_pub(&mut bytes, subject, reply_to, payload)?,
+                }
+                if !process_exists(self.conn) {
+                    return Err(NatsError::Closed);
+                }
+                host::send_bytes(self.conn, publish_tag(size), &bytes);
+                if bytes.capacity() > KEPT_PUBLISH_BUFFER {
+                    *bytes = Vec::new();
+                }
+                Ok(())
+            })
         }
 
         /// Sends a request and waits up to `timeout` for the first reply, on the connection's muxed
