@@ -11,6 +11,7 @@
 //! Nothing here talks to the host: routing produces [`Out`]s, which the reader sends.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::messages::{read_id, Addr, Delivery, Reply, RouteOp, Which};
 use super::ClientStatus;
@@ -19,6 +20,32 @@ use crate::nats::options::Failure;
 
 /// The sid of the connection's muxed request inbox `_INBOX.<random>.*`.
 pub(super) const INBOX_SID: u64 = 1;
+
+/// A map keyed by this connection's own ids (sids, request numbers), looked up for every
+/// message: a multiplicative hash instead of SipHash, whose protection against chosen keys is not
+/// needed for keys the client makes itself (measured: SipHash was ~0.8% of all CPU at 256
+/// requests in flight).
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the table's buckets.
+        self.0 = (self.0.rotate_left(5) ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Something the reader sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +72,10 @@ struct Pending {
 pub(super) struct Routes {
     generation: u64,
     inbox_prefix: String,
-    subs: HashMap<u64, Route>,
+    subs: IdMap<Route>,
     /// Every sid below this one has been noted (and may have been removed since).
     next_sid: u64,
-    requests: HashMap<u64, Pending>,
+    requests: IdMap<Pending>,
     /// Every request number below this one has been noted.
     next_request: u64,
     /// The server refused the inbox subscription: requests cannot get replies on this connection.
@@ -56,7 +83,7 @@ pub(super) struct Routes {
     /// The messages of the current read, per subscription in order of first arrival: each
     /// becomes one [`Delivery`] (one Lunatic message, however many NATS messages it holds).
     batches: Vec<(u64, Vec<Msg>)>,
-    batch_of: HashMap<u64, usize>,
+    batch_of: IdMap<usize>,
 }
 
 impl Routes {
@@ -78,11 +105,11 @@ impl Routes {
                 .map(|(sid, deliver)| (sid, Route { deliver, seq: 0 }))
                 .collect(),
             next_sid,
-            requests: HashMap::new(),
+            requests: IdMap::default(),
             next_request,
             inbox_denied: None,
             batches: Vec::new(),
-            batch_of: HashMap::new(),
+            batch_of: IdMap::default(),
         }
     }
 
