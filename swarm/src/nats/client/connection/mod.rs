@@ -11,28 +11,31 @@
 //! When a connection ends, its reader is told to stop: it fails the requests it routes, confirms
 //! and ends. Until it has, acknowledgements that promise "nothing more will be delivered" wait
 //! (see `Conn::ack_after_readers`).
+//!
+//! Here: the state, the loop, the callers' commands, notes and writes. `link.rs`: the socket's
+//! life (connect, handshake, loss, reconnect, stopping readers). `control.rs`: the server's
+//! control operations (PING, PONG, INFO, -ERR and permission violations).
+
+mod control;
+mod link;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use lunatic::Tag;
-
-use super::connector::{dial, hello, Stream};
+use super::connector::Stream;
 use super::messages::{
-    published_size, write_id, Addr, Command, Connected, Control, Note, Reply, RouteOp, Which,
-    ID_DIGITS, NOTE_TAG, WRITE_MARKER_TAG,
+    published_size, write_id, Addr, Command, Control, Note, Reply, RouteOp, ID_DIGITS, NOTE_TAG,
+    WRITE_MARKER_TAG,
 };
-use super::reader::{reader_main, ReaderArgs};
 use super::routing::INBOX_SID;
 use super::{ClientStatus, ConnState};
 use crate::nats::codec::{
-    check_payload_size, encode_ping, encode_pong, encode_sub, encode_unsub, PermissionAction,
-    ServerErrorKind, ServerInfo, DEFAULT_MAX_PAYLOAD,
+    check_payload_size, encode_ping, encode_sub, encode_unsub, PermissionAction,
+    DEFAULT_MAX_PAYLOAD,
 };
 use crate::nats::options::{random_token, random_u64, ConnectOptions, Failure, Transport};
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::process_exists;
-use crate::runtime::process::spawn_linked;
 
 /// Write once this much is buffered, even if more messages wait in the mailbox.
 const WRITE_THRESHOLD: usize = 64 * 1024;
@@ -413,229 +416,6 @@ impl Conn {
         }
     }
 
-    /// Opens a socket to the next server and starts its reader; the handshake continues as
-    /// the reader reports INFO and PONG.
-    fn attempt(&mut self) {
-        if let Some(max) = self.options.max_reconnects {
-            if self.connect_reply.is_none() && self.failures > max {
-                self.last_error = Some(format!("gave up after {max} reconnect attempts"));
-                self.closing = true;
-                return;
-            }
-        }
-        let addr = self.options.servers[self.server % self.options.servers.len()].clone();
-        self.generation += 1;
-        let timeout = self.options.connect_timeout;
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.jitter().to_le_bytes());
-        nonce[8..].copy_from_slice(&self.jitter().to_le_bytes());
-        let dialed = match dial(&addr, self.options.tls_ca.as_deref(), timeout, nonce) {
-            Ok(dialed) => dialed,
-            Err(reason) => {
-                self.failed_attempt(reason);
-                return;
-            }
-        };
-        let args = ReaderArgs {
-            stream: dialed.stream.clone(),
-            conn: self.this,
-            generation: self.generation,
-            ws_key: dialed.ws_key,
-            inbox_prefix: self.inbox_prefix.clone(),
-            subs: self.subs.iter().map(|(sid, s)| (*sid, s.deliver)).collect(),
-            next_sid: self.next_sid,
-            next_request: self.next_request,
-        };
-        // A reader the node has no room for is a failed attempt like any other: retried with
-        // backoff, never the end of the connection process.
-        let link = Tag::new();
-        let pid = match spawn_linked(args, reader_main, link) {
-            Ok(pid) => pid,
-            Err(err) => {
-                self.failed_attempt(format!("cannot start the reader: {err}"));
-                return;
-            }
-        };
-        self.link = Link::Handshake {
-            stream: dialed.stream,
-            reader: Reader {
-                pid,
-                link: link.id(),
-                generation: self.generation,
-                notes: 0,
-                pings: 0,
-                pings_noted: 0,
-                pongs: 0,
-                owed: VecDeque::new(),
-            },
-            deadline: Instant::now() + timeout,
-            got_info: false,
-        };
-    }
-
-    fn failed_attempt(&mut self, reason: String) {
-        let server = self.server_name();
-        self.last_error = Some(format!("{server}: {reason}"));
-        self.server += 1;
-        self.failures += 1;
-        if let Some(reply) = self.connect_reply {
-            self.initial_attempts += 1;
-            if self.initial_attempts >= self.options.servers.len() {
-                reply.send::<Result<Connected, Failure>>(&Err(Failure::Connect { server, reason }));
-                self.connect_reply = None;
-                self.closing = true;
-                return;
-            }
-        }
-        let jitter = self.jitter();
-        let delay = self
-            .options
-            .backoff
-            .delay(self.failures.saturating_sub(1), jitter);
-        let delay = if self.connect_reply.is_some() {
-            Duration::ZERO
-        } else {
-            delay
-        };
-        self.link = Link::Down {
-            retry_at: Instant::now() + delay,
-        };
-    }
-
-    /// Marks the link down and tells its reader to stop (it fails the requests it routes with
-    /// `failure`), and answers everyone waiting on a PONG; subscriptions waiting for their
-    /// confirmation are confirmed when they are kept for the next connection
-    /// (`keep_subscriptions`), failed otherwise.
-    fn drop_link(&mut self, failure: Failure, keep_subscriptions: bool, stop: Stop) {
-        let link = std::mem::replace(
-            &mut self.link,
-            Link::Down {
-                retry_at: Instant::now(),
-            },
-        );
-        let ops = std::mem::take(&mut self.notes);
-        if let Link::Handshake {
-            mut stream,
-            mut reader,
-            ..
-        }
-        | Link::Up {
-            mut stream,
-            mut reader,
-        } = link
-        {
-            if stop != Stop::Dead {
-                let mut ops = ops;
-                ops.push(RouteOp::Stop {
-                    failure: failure.clone(),
-                });
-                if stop == Stop::WithPing {
-                    reader.pings += 1;
-                }
-                send_note(&mut reader, ops);
-                if stop == Stop::WithPing {
-                    let mut ping = Vec::new();
-                    encode_ping(&mut ping);
-                    let salt = self.jitter();
-                    // Best effort: if it cannot be written, the reader is killed after the grace.
-                    let _ = stream.send(self.is_ws(), &ping, salt);
-                }
-                self.stopping.push(Stopping {
-                    reader,
-                    deadline: Instant::now() + STOP_GRACE,
-                });
-            } else {
-                pay(reader.owed);
-            }
-        }
-        for (_, waiter) in self.pongs.drain(..) {
-            match waiter {
-                PongWaiter::Flush { ack, .. } => {
-                    ack.send::<Result<(), Failure>>(&Err(failure.clone()))
-                }
-                PongWaiter::SubAck { ack, sid } if keep_subscriptions => {
-                    ack.send::<Result<u64, Failure>>(&Ok(sid))
-                }
-                PongWaiter::SubAck { ack, .. } => {
-                    ack.send::<Result<u64, Failure>>(&Err(failure.clone()))
-                }
-                PongWaiter::KeepAlive => {}
-            }
-        }
-    }
-
-    /// The connection is gone (or the attempt failed): fail what waits on it, plan a retry.
-    fn lost(&mut self, reason: String, stop: Stop) {
-        let was_up = matches!(self.link, Link::Up { .. });
-        // Subscriptions stay: they are subscribed again on the next connection.
-        self.drop_link(Failure::Disconnected, true, stop);
-        if was_up {
-            // What was buffered may be half written: drop it rather than corrupt the next stream.
-            if !self.out.is_empty() {
-                self.dropped += 1;
-                self.out.clear();
-            }
-            self.last_error = Some(format!("{}: {reason}", self.server_name()));
-            self.server += 1;
-            self.failures = 0;
-            self.link = Link::Down {
-                retry_at: Instant::now(),
-            };
-        } else {
-            self.failed_attempt(reason);
-        }
-    }
-
-    /// A reader ended abnormally (its link died): the current one means a lost connection; a
-    /// stopping one will not confirm.
-    fn reader_died(&mut self, link: i64) {
-        if self.link.reader().is_some_and(|r| r.link == link) {
-            self.lost("the reader process failed".into(), Stop::Dead);
-        }
-        if let Some(at) = self.stopping.iter().position(|s| s.reader.link == link) {
-            let stopped = self.stopping.swap_remove(at);
-            pay(stopped.reader.owed);
-            self.release_held();
-        }
-    }
-
-    /// A stopping reader confirmed: it delivers nothing more.
-    fn reader_stopped(&mut self, generation: u64) {
-        if let Some(at) = self
-            .stopping
-            .iter()
-            .position(|s| s.reader.generation == generation)
-        {
-            self.stopping.swap_remove(at);
-            self.release_held();
-        }
-    }
-
-    /// Kills the stopping readers that did not confirm in time, answering what they owed.
-    fn kill_late_readers(&mut self, now: Instant) {
-        let (late, waiting): (Vec<Stopping>, Vec<Stopping>) = std::mem::take(&mut self.stopping)
-            .into_iter()
-            .partition(|s| now >= s.deadline);
-        self.stopping = waiting;
-        if late.is_empty() {
-            return;
-        }
-        for stopping in late {
-            host::kill(stopping.reader.pid);
-            pay(stopping.reader.owed);
-        }
-        self.release_held();
-    }
-
-    /// Gives the held acknowledgements once no stopping reader is left.
-    fn release_held(&mut self) {
-        if self.stopping.is_empty() {
-            for ack in std::mem::take(&mut self.held) {
-                self.ack_after_readers(ack);
-            }
-        }
-    }
-
     fn handle(&mut self, command: Command) {
         match command {
             Command::Request {
@@ -804,228 +584,6 @@ impl Conn {
         true
     }
 
-    /// A control operation from the current reader.
-    fn control(&mut self, op: Control) {
-        match op {
-            Control::Ping => encode_pong(&mut self.out),
-            Control::WsPing(payload) => {
-                let salt = self.salt ^ 0xa5;
-                if let Link::Up { stream, .. } | Link::Handshake { stream, .. } = &mut self.link {
-                    let _ = stream.send_ws_pong(&payload, salt);
-                }
-            }
-            Control::Pong => self.pong(),
-            Control::Info(info) => self.info(&info),
-            Control::BadInfo(reason) => {
-                self.last_error = Some(format!("unreadable INFO: {reason}"))
-            }
-            Control::Err(error) => {
-                self.last_error = Some(error.message.clone());
-                if matches!(self.link, Link::Handshake { .. }) || error.is_fatal() {
-                    // The server closes the socket after a fatal error, or should: the PING
-                    // reaches the reader if it does not.
-                    self.lost(format!("server error: {}", error.message), Stop::WithPing);
-                    return;
-                }
-                if let ServerErrorKind::PermissionViolation {
-                    action,
-                    subject: Some(subject),
-                    ..
-                } = error.kind
-                {
-                    self.permission_violation(action, subject);
-                }
-            }
-            Control::Broken(reason) => self.lost(reason, Stop::Quietly),
-            Control::Stopped => {}
-        }
-    }
-
-    fn pong(&mut self) {
-        if let Some(reader) = self.link.reader() {
-            reader.pongs += 1;
-            let pongs = reader.pongs;
-            while reader
-                .owed
-                .front()
-                .is_some_and(|(pings, _)| *pings <= pongs)
-            {
-                reader.owed.pop_front();
-            }
-        }
-        if matches!(self.link, Link::Handshake { got_info: true, .. }) {
-            self.up();
-            return;
-        }
-        if let Some((_, waiter)) = self.pongs.pop_front() {
-            match waiter {
-                PongWaiter::Flush { ack, denied } => {
-                    ack.send::<Result<(), Failure>>(&denied.map_or(Ok(()), Err))
-                }
-                PongWaiter::SubAck { ack, sid } => {
-                    let result = if self.subs.contains_key(&sid) {
-                        Ok(sid)
-                    } else {
-                        Err(Failure::Server(self.last_error.clone().unwrap_or_default()))
-                    };
-                    ack.send::<Result<u64, Failure>>(&result);
-                }
-                PongWaiter::KeepAlive => {}
-            }
-        }
-    }
-
-    /// The server's INFO: its limits, and during the handshake the answer (CONNECT + PING).
-    fn info(&mut self, info: &ServerInfo) {
-        if info.max_payload > 0 {
-            self.max_payload = info.max_payload;
-        }
-        if !matches!(
-            self.link,
-            Link::Handshake {
-                got_info: false,
-                ..
-            }
-        ) {
-            return;
-        }
-        let hello = hello(&self.options, info.nonce.as_deref());
-        let ws = self.is_ws();
-        let salt = self.jitter();
-        if let Link::Handshake { reader, .. } = &mut self.link {
-            // Its PONG ends the handshake; the reader counts it like any other.
-            reader.pings += 1;
-        }
-        self.send_notes();
-        let failed = match (&mut self.link, hello) {
-            (
-                Link::Handshake {
-                    stream, got_info, ..
-                },
-                Ok(hello),
-            ) => {
-                *got_info = true;
-                stream
-                    .send(ws, &hello, salt)
-                    .err()
-                    .map(|e| format!("writing CONNECT: {e}"))
-            }
-            (_, Err(e)) => Some(e.to_string()),
-            _ => None,
-        };
-        if let Some(reason) = failed {
-            self.lost(reason, Stop::Quietly);
-        }
-    }
-
-    /// The server refused one operation and keeps the connection (`-ERR 'Permissions Violation
-    /// for ...'`, naming the subject). Whoever waits on that operation gets `PermissionDenied`
-    /// now, instead of a timeout or a silent drop:
-    /// - a refused SUB: the `subscribe` still waiting for its confirmation (the subscription is
-    ///   forgotten). A refused inbox SUB fails every request now, and the next ones at once,
-    ///   until the next connection subscribes the inbox again;
-    /// - a refused PUB (the subject, or the reply subject): the requests to that subject (or
-    ///   with that reply subject), and every `flush` waiting. The server answers in order, so
-    ///   the refused PUB was sent before each waiting flush's PING.
-    ///
-    /// The reader holds the requests: it is told in a note, with a PING that makes it read the
-    /// note (and every request noted before it) at once.
-    fn permission_violation(&mut self, action: PermissionAction, subject: String) {
-        let denied = Failure::PermissionDenied {
-            operation: action,
-            subject: subject.clone(),
-        };
-        match action {
-            PermissionAction::Subscribe if subject == format!("{}*", self.inbox_prefix) => {
-                self.fail_requests(Which::All, denied);
-                self.inbox_denied = Some(subject);
-            }
-            PermissionAction::Subscribe => {
-                let mut refused = Vec::new();
-                for (_, waiter) in self.pongs.iter_mut() {
-                    let PongWaiter::SubAck { ack, sid } = *waiter else {
-                        continue;
-                    };
-                    if self.subs.get(&sid).is_some_and(|s| s.subject == subject) {
-                        refused.push(sid);
-                        ack.send::<Result<u64, Failure>>(&Err(denied.clone()));
-                        // Its PONG still comes; nobody waits for it any more.
-                        *waiter = PongWaiter::KeepAlive;
-                    }
-                }
-                for sid in refused {
-                    // The server has no such subscription: nothing to UNSUB.
-                    self.subs.remove(&sid);
-                    self.note(RouteOp::Unsubscribe { sid });
-                }
-            }
-            PermissionAction::Publish | PermissionAction::Reply => {
-                let which = match action {
-                    PermissionAction::Reply => {
-                        let id = subject
-                            .strip_prefix(self.inbox_prefix.as_str())
-                            .and_then(super::messages::read_id);
-                        id.map(Which::Id)
-                    }
-                    _ => Some(Which::Subject(subject)),
-                };
-                if let Some(which) = which {
-                    self.fail_requests(which, denied.clone());
-                }
-                for (_, waiter) in self.pongs.iter_mut() {
-                    if let PongWaiter::Flush {
-                        denied: slot @ None,
-                        ..
-                    } = waiter
-                    {
-                        *slot = Some(denied.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    fn fail_requests(&mut self, which: Which, failure: Failure) {
-        if self.link.reader().is_some() {
-            self.notes.push(RouteOp::Fail { which, failure });
-            self.queue_ping(PongWaiter::KeepAlive);
-        }
-    }
-
-    /// The handshake completed: subscribe the inbox and every subscription again, then send
-    /// what was buffered.
-    fn up(&mut self) {
-        let Link::Handshake { stream, reader, .. } = std::mem::replace(
-            &mut self.link,
-            Link::Down {
-                retry_at: Instant::now(),
-            },
-        ) else {
-            return;
-        };
-        self.link = Link::Up { stream, reader };
-        // The inbox is subscribed again below; the server says again if it refuses it.
-        self.inbox_denied = None;
-        let mut head = Vec::new();
-        let inbox = format!("{}*", self.inbox_prefix);
-        let _ = encode_sub(&mut head, &inbox, None, INBOX_SID);
-        for (sid, sub) in &self.subs {
-            let _ = encode_sub(&mut head, &sub.subject, sub.queue.as_deref(), *sid);
-        }
-        head.append(&mut self.out);
-        self.out = head;
-        self.failures = 0;
-        self.initial_attempts = 0;
-        self.next_ping = Instant::now() + self.options.ping_interval;
-        match self.connect_reply.take() {
-            Some(reply) => reply.send::<Result<Connected, Failure>>(&Ok(Connected {
-                max_payload: self.max_payload,
-                inbox_prefix: self.inbox_prefix.clone(),
-            })),
-            None => self.reconnects += 1,
-        }
-    }
-
     /// Sends the notes, then writes everything buffered in one `write`.
     fn write_out(&mut self) {
         self.send_notes();
@@ -1048,34 +606,6 @@ impl Conn {
             Err(e) => self.lost(format!("write failed: {e}"), Stop::Quietly),
         }
     }
-
-    /// Writes what is left, stops the reader (the requests it routes fail with `Closed`) and
-    /// waits, boundedly, for it to confirm, so those requesters hear it before this process ends.
-    fn shutdown(&mut self) {
-        self.write_out();
-        self.drop_link(Failure::Closed, false, Stop::WithPing);
-        let deadline = Instant::now() + STOP_GRACE.min(self.options.op_timeout);
-        while !self.stopping.is_empty() && Instant::now() < deadline {
-            match receive() {
-                Event::Command(Command::Control { generation, ops })
-                    if ops.iter().any(|op| matches!(op, Control::Stopped)) =>
-                {
-                    self.reader_stopped(generation);
-                }
-                Event::Command(Command::Tick) => self.schedule_tick(),
-                Event::LinkDied(tag) => self.reader_died(tag),
-                // Callers waiting on anything else see this process end.
-                _ => {}
-            }
-        }
-        self.kill_late_readers(Instant::now() + STOP_GRACE);
-        for ack in std::mem::take(&mut self.held) {
-            ack.send(&());
-        }
-        if let Some(ack) = self.close_ack.take() {
-            ack.send(&());
-        }
-    }
 }
 
 /// Sends `reader` a note with `ops` and its PING count.
@@ -1094,15 +624,5 @@ fn send_note(reader: &mut Reader, ops: Vec<RouteOp>) {
             reader.pings_noted = reader.pings;
         }
         Err(err) => eprintln!("swarm: nats: a note for the reader does not encode: {err}"),
-    }
-}
-
-/// Gives the answers a reader owed and will not give (it ended without reading its notes).
-fn pay(owed: VecDeque<(u64, Owed)>) {
-    for (_, owed) in owed {
-        match owed {
-            Owed::Ack(ack) => ack.send(&()),
-            Owed::Status(ack, status) => ack.send(&status),
-        }
     }
 }
