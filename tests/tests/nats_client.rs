@@ -686,6 +686,32 @@ fn client_pings_are_answered_and_keep_the_connection() {
     client.close();
 }
 
+/// A subscription's messages stay in its process' mailbox whatever else the process does: a
+/// `next_timeout` that gave up leaves nothing behind that a later call to an agent would take
+/// out as the late reply of an abandoned request.
+#[lunatic::test]
+fn a_next_that_timed_out_leaves_the_subscription_alone() {
+    let Some(url) = server("URL") else { return };
+    let client = connect(&url);
+    let subject = unique("kept");
+    let sub = client.subscribe(&subject).unwrap();
+    for _ in 0..3 {
+        let quiet = sub.next_timeout(Duration::from_millis(20));
+        assert!(
+            matches!(quiet, Err(NatsError::TimedOut { .. })),
+            "{quiet:?}"
+        );
+    }
+    client.publish(&subject, "kept").unwrap();
+    // The message is in this mailbox once the flush returns (the reader delivers it before it
+    // hands on the PONG).
+    client.flush().unwrap();
+    let echo = swarm_tests::Echo::start().unwrap();
+    assert_eq!(echo.echo("x".into()).unwrap().0, "x");
+    assert_eq!(sub.next_timeout(WAIT).unwrap().payload, b"kept");
+    client.close();
+}
+
 /// A subscriber process that ends without unsubscribing (killed, or its `Subscription`
 /// forgotten) is noticed and its subscription removed from the connection.
 #[lunatic::test]

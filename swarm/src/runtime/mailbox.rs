@@ -253,7 +253,9 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
 }
 
 /// Waits for a message tagged `tag` (a bare `T`, not a reply `Result`) sent by, or on behalf of,
-/// the process `server`; as [`wait_for`] otherwise.
+/// the process `server`; as [`wait_for`] otherwise, except that a wait that times out leaves the
+/// tag to the caller: values may keep coming on it (a stream, such as a NATS subscription's), so
+/// it is not swept as an abandoned request's late reply would be.
 pub fn wait_value<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
@@ -262,13 +264,14 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     let started = Instant::now();
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::receive(&[tag], Some(first));
-    wait(tag, server, timeout, started, received)?;
+    wait_loop(tag, server, timeout, started, received)?;
     host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
 }
 
 /// Sends `message` with `tag` to the process `to` and waits for a bare value tagged `reply_tag`
-/// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise. One host call
-/// sends and waits for the first slice, as [`call`] does.
+/// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise (a late value is
+/// the caller's to deal with). One host call sends and waits for the first slice, as [`call`]
+/// does.
 pub fn send_wait_value<M, T>(
     to: u64,
     tag: i64,
@@ -285,7 +288,7 @@ where
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::send_receive(to, tag, message, reply_tag, Some(first))
         .map_err(|err| WaitError::Undecodable(format!("the message does not encode: {err}")))?;
-    wait(reply_tag, watch, timeout, started, received)?;
+    wait_loop(reply_tag, watch, timeout, started, received)?;
     host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
 }
 
@@ -337,7 +340,24 @@ impl ShutdownRequest {
 ///
 /// It waits in slices (10 ms doubling to [`MAX_SLICE`]) and checks between slices that `server`
 /// still exists: that is how a caller notices a crashed or killed server instead of hanging.
+/// A request that timed out is remembered, and its late reply taken out of the mailbox by the
+/// next [`call`].
 pub fn wait(
+    tag: i64,
+    server: u64,
+    timeout: Option<Duration>,
+    started: Instant,
+    first: Received,
+) -> Result<(), WaitError> {
+    let waited = wait_loop(tag, server, timeout, started, first);
+    if let Err(WaitError::TimedOut(_)) = waited {
+        abandon(tag, server);
+    }
+    waited
+}
+
+/// [`wait`] without remembering a wait that timed out.
+fn wait_loop(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
@@ -359,7 +379,6 @@ pub fn wait(
         }
         slice = (slice * 2).min(MAX_SLICE);
         let Some(wait) = slice_within(slice, timeout, started) else {
-            abandon(tag, server);
             return Err(WaitError::TimedOut(timeout.unwrap_or_default()));
         };
         // Anything but the reply (a timeout of the slice) means: check the server again.
