@@ -107,7 +107,12 @@ mod wasm {
     }
 
     impl Subscription {
-        pub(in crate::nats::client) fn new(client: NatsClient, sid: u64, tag: i64, subject: &str) -> Subscription {
+        pub(in crate::nats::client) fn new(
+            client: NatsClient,
+            sid: u64,
+            tag: i64,
+            subject: &str,
+        ) -> Subscription {
             Subscription {
                 client,
                 sid,
