@@ -17,7 +17,7 @@ use super::client::NatsClient;
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure};
 use crate::runtime::agent::Agent;
 use crate::runtime::host::{self, Received};
-use crate::runtime::mailbox::{Envelope, ENVELOPE_HANDLER_ID};
+use crate::runtime::mailbox::{decode_envelope, Envelope, ENVELOPE_HANDLER_ID};
 
 /// How often the responder checks deadlines and the agents of the requests in flight.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -196,7 +196,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
             Received::Data if host::tag() >> 56 == ENVELOPE_HANDLER_ID => {
                 let Ok(Envelope {
                     message: expect, ..
-                }) = host::decode::<Envelope<Expect>>()
+                }) = decode_envelope::<Expect>(host::tag())
                 else {
                     continue;
                 };

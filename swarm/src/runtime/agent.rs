@@ -15,8 +15,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::host::{self, Received};
 use super::mailbox::{
-    reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError, ENVELOPE_HANDLER_ID,
-    SHUTDOWN_HANDLER_ID,
+    decode_envelope, reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError,
+    ENVELOPE_HANDLER_ID, SHUTDOWN_HANDLER_ID,
 };
 use super::process;
 use super::wire::Wire;
@@ -327,7 +327,7 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
         }
         let tag = host::tag();
         match tag >> 56 {
-            ENVELOPE_HANDLER_ID => match host::decode::<Envelope<A::Msg>>() {
+            ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
                 Ok(envelope) => serve_one(&mut cell, envelope),
                 Err(err) => eprintln!(
                     "swarm: agent `{}` dropped a message that does not decode: {err}",

@@ -10,7 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::agent::{Agent, AgentArg, AgentState};
 use super::host::Pid;
 use super::mailbox::{
-    call, call_json, process_exists, shutdown_abstract_process, Envelope, ReplyTo, WaitError,
+    call, call_json, envelope_tag, process_exists, send_envelope, shutdown_abstract_process,
+    Envelope, ReplyTo, WaitError,
 };
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
@@ -103,11 +104,16 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        self.process.send(Envelope {
+        let envelope = Envelope {
             message,
             reply_to: Some(reply_to),
-        });
-        Ok(())
+        };
+        super::host::send(self.process.id(), envelope_tag(), &envelope).map_err(|err| {
+            self.error(
+                handler,
+                CallFailure::Unencodable(format!("the request does not encode: {err}")),
+            )
+        })
     }
 
     /// The agent's process.
@@ -143,11 +149,12 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        self.process.send(Envelope {
-            message,
-            reply_to: None,
-        });
-        Ok(())
+        send_envelope(self.process.id(), message).map_err(|err| {
+            self.error(
+                handler,
+                CallFailure::Unencodable(format!("the message does not encode: {err}")),
+            )
+        })
     }
 
     fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {

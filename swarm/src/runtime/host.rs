@@ -181,6 +181,15 @@ pub fn send<T: Serialize + DeserializeOwned>(
     Ok(())
 }
 
+/// Sends a message that is all tag: no data (the receiver reads what it needs from [`tag`]).
+pub fn send_tag(to: u64, tag: i64) {
+    // SAFETY: the outgoing message is created and sent here, in this order.
+    unsafe {
+        message::create_data(tag, 0);
+        message::send(to);
+    }
+}
+
 /// Sends `value` as [`send`] does, but `delay` from now (a host timer).
 pub fn send_after<T: Serialize + DeserializeOwned>(
     to: u64,

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use lunatic::serializer::{DecodeError, EncodeError};
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -27,6 +28,16 @@ pub(crate) const ENVELOPE_HANDLER_ID: i64 = 1;
 const ENVELOPE_HANDLER: i64 = ENVELOPE_HANDLER_ID << 56;
 /// Lunatic's number for the shutdown "handler" of an `AbstractProcess`.
 pub(crate) const SHUTDOWN_HANDLER_ID: i64 = 32;
+
+/// A fire-and-forget envelope whose encoding is this short (a message without arguments is
+/// four bytes of variant index, plus one for "no reply") travels inside its tag, with no data:
+/// the sender saves the host call that writes the data and the receiver the one that reads it,
+/// which is most of what such a message costs. Marked by this bit of the tag; the length is in
+/// the bits from [`INLINE_LEN_SHIFT`], the bytes in the bits below. Tags made by `Tag::new()`
+/// are per-process counters that never reach this bit (it is masked off anyway).
+const INLINE: i64 = 1 << 55;
+const INLINE_LEN_SHIFT: u32 = 48;
+const INLINE_MAX: usize = 6;
 
 /// The first wait slice; doubled after each empty slice up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(10);
@@ -202,7 +213,7 @@ where
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::send_receive(
         server,
-        ENVELOPE_HANDLER | tag.id(),
+        ENVELOPE_HANDLER | (tag.id() & !INLINE),
         &envelope,
         tag.id(),
         Some(first),
@@ -218,13 +229,52 @@ pub fn cast<M>(server: u64, message: M)
 where
     M: Serialize + DeserializeOwned,
 {
+    if let Err(err) = send_envelope(server, message) {
+        eprintln!("swarm: a message was not sent, it does not encode: {err}");
+    }
+}
+
+/// Sends a fire-and-forget [`Envelope`] to `server`, inside its tag when it is short enough (see
+/// [`INLINE`]). Servers read it with [`decode_envelope`].
+pub(crate) fn send_envelope<M>(server: u64, message: M) -> Result<(), EncodeError>
+where
+    M: Serialize + DeserializeOwned,
+{
     let envelope = Envelope {
         message,
         reply_to: None,
     };
-    if let Err(err) = host::send(server, ENVELOPE_HANDLER | Tag::new().id(), &envelope) {
-        eprintln!("swarm: a message was not sent, it does not encode: {err}");
+    if let Ok(size) = bincode::serialized_size(&envelope) {
+        if size as usize <= INLINE_MAX {
+            let mut bytes = [0u8; 8];
+            bincode::serialize_into(&mut bytes[..], &envelope)?;
+            let inline = ENVELOPE_HANDLER
+                | INLINE
+                | ((size as i64) << INLINE_LEN_SHIFT)
+                | (i64::from_le_bytes(bytes) & ((1 << INLINE_LEN_SHIFT) - 1));
+            host::send_tag(server, inline);
+            return Ok(());
+        }
     }
+    host::send(server, envelope_tag(), &envelope)
+}
+
+/// A fresh tag for an envelope sent with data (the handler's number on top, never [`INLINE`]).
+pub(crate) fn envelope_tag() -> i64 {
+    ENVELOPE_HANDLER | (Tag::new().id() & !INLINE)
+}
+
+/// Reads the envelope just received with `tag` (see [`send_envelope`]).
+pub(crate) fn decode_envelope<M>(tag: i64) -> Result<Envelope<M>, DecodeError>
+where
+    M: Serialize + DeserializeOwned,
+{
+    if tag & INLINE == 0 {
+        return host::decode::<Envelope<M>>();
+    }
+    let len = ((tag >> INLINE_LEN_SHIFT) & 0x7) as usize;
+    let bytes = (tag & ((1 << INLINE_LEN_SHIFT) - 1)).to_le_bytes();
+    Ok(bincode::deserialize(&bytes[..len.min(INLINE_MAX)])?)
 }
 
 /// A reply address in this process with a fresh tag, for a reply that comes some other way than

@@ -36,7 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::AgentArg;
 use super::host::{self, Pid, Received};
-use super::mailbox::{call, cast, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID};
+use super::mailbox::{
+    call, cast, decode_envelope, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID,
+};
 use super::node::{self, NodeLimits, NodeStats};
 use super::process::{spawn_linked, spawn_named, Named};
 use super::wire::Wire;
@@ -279,7 +281,7 @@ fn run_registrar((): ()) {
                 if host::tag() >> 56 != ENVELOPE_HANDLER_ID {
                     continue;
                 }
-                match host::decode::<Envelope<RegistrarOp>>() {
+                match decode_envelope::<RegistrarOp>(host::tag()) {
                     Ok(envelope) => registrar.handle(envelope),
                     Err(err) => eprintln!("swarm: the registrar dropped a message: {err}"),
                 }

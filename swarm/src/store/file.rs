@@ -234,7 +234,7 @@ fn run_sweeper(dir: String) {
         if let Ok(Envelope {
             reply_to: Some(reply_to),
             ..
-        }) = host::decode::<Envelope<()>>()
+        }) = crate::runtime::mailbox::decode_envelope::<()>(host::tag())
         {
             reply_to.send(());
         }
