@@ -302,17 +302,15 @@ pub(crate) fn spawn(link: i64, function: &str, params: &[u8]) -> Result<u64, Str
 
 /// What [`spawn_named`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SpawnedNamed {
+pub enum Named {
+    /// A process was spawned and registered under the name.
     Started(u64),
+    /// The name was taken (by a live or a dead process): nothing was spawned.
     Found(u64),
 }
 
 /// As [`spawn`], registered under `name` atomically with the lookup (Lunatic's "get or spawn").
-pub(crate) fn spawn_named(
-    name: &str,
-    function: &str,
-    params: &[u8],
-) -> Result<SpawnedNamed, String> {
+pub(crate) fn spawn_named(name: &str, function: &str, params: &[u8]) -> Result<Named, String> {
     let (mut node, mut id) = (0u64, 0u64);
     // SAFETY: as in `spawn`; the host writes one u64 to each of `node` and `id`.
     let outcome = unsafe {
@@ -331,8 +329,8 @@ pub(crate) fn spawn_named(
         )
     };
     match outcome {
-        0 => Ok(SpawnedNamed::Started(id)),
-        2 => Ok(SpawnedNamed::Found(id)),
+        0 => Ok(Named::Started(id)),
+        2 => Ok(Named::Found(id)),
         _ => Err(take_error(id)),
     }
 }

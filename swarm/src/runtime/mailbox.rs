@@ -295,10 +295,7 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<R, WaitError> {
-    let started = Instant::now();
-    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    let received = host::receive(&[slot.tag.id()], Some(first));
-    wait(slot.tag.id(), server, timeout, started, received)?;
+    wait_tag(slot.tag.id(), server, timeout)?;
     decode_reply()
 }
 
@@ -309,10 +306,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitError> {
-    let started = Instant::now();
-    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    let received = host::receive(&[tag], Some(first));
-    wait(tag, server, timeout, started, received)?;
+    wait_tag(tag, server, timeout)?;
     host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
 }
 
@@ -355,6 +349,14 @@ impl ShutdownRequest {
     pub(crate) fn confirm(&self, tag: i64) {
         let _unit_always_encodes = host::send(self.process, tag, &());
     }
+}
+
+/// [`wait`] for a message that was not sent in the same host call as the wait.
+fn wait_tag(tag: i64, server: u64, timeout: Option<Duration>) -> Result<(), WaitError> {
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::receive(&[tag], Some(first));
+    wait(tag, server, timeout, started, received)
 }
 
 /// The one wait loop of swarm: waits until a data message tagged `tag` is the current message

@@ -18,7 +18,8 @@ use std::fmt;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::host::{self, Received, SpawnedNamed};
+pub use super::host::Named;
+use super::host::{self, Received};
 
 /// The entry point the host calls in a new process; exported by the `lunatic` crate (0.14.1,
 /// pinned by the workspace), whose version is part of the name.
@@ -61,15 +62,6 @@ where
     spawn_inner(capture, entry, Some(tag))
 }
 
-/// What [`spawn_named`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Named {
-    /// A process was spawned and registered under the name.
-    Started(u64),
-    /// The name was taken (by a live or a dead process): nothing was spawned.
-    Found(u64),
-}
-
 /// Spawns `entry(capture)` registered under `name`, in one atomic step with the lookup: of many
 /// processes that try one name at once, exactly one spawns. Lunatic never forgets a name, so a
 /// name held by a dead process is `Found` too.
@@ -78,8 +70,8 @@ where
     C: Serialize + DeserializeOwned,
 {
     match host::spawn_named(name, SPAWN_EXPORT, &entry_params::<C>(entry)) {
-        Ok(SpawnedNamed::Started(id)) => send_capture(id, &capture).map(|()| Named::Started(id)),
-        Ok(SpawnedNamed::Found(id)) => Ok(Named::Found(id)),
+        Ok(Named::Started(id)) => send_capture(id, &capture).map(|()| Named::Started(id)),
+        Ok(found @ Named::Found(_)) => Ok(found),
         Err(reason) => Err(SpawnError { reason }),
     }
 }
