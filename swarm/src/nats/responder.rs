@@ -17,7 +17,7 @@ use super::client::NatsClient;
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure};
 use crate::runtime::agent::Agent;
 use crate::runtime::host::{self, Received};
-use crate::runtime::mailbox::{decode_envelope, Envelope, ENVELOPE_HANDLER_ID};
+use crate::runtime::mailbox::{decode_envelope, take_queued, Envelope, ENVELOPE_HANDLER_ID};
 
 /// How often the responder checks deadlines and the agents of the requests in flight.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -244,11 +244,9 @@ fn sweep<A: Agent>(replier: &mut Replier, waiting: &mut HashMap<i64, Waiting>) {
             continue;
         };
         // The agent may have answered just before it ended: that answer is still in the mailbox.
-        if host::receive(&[tag], Some(Duration::ZERO)) == Received::Data {
-            if let Ok(answer) = host::decode::<Result<Vec<u8>, RemoteFailure>>() {
-                answer_one::<A>(replier, entry, answer);
-                continue;
-            }
+        if let Some(Ok(answer)) = take_queued::<Result<Vec<u8>, RemoteFailure>>(&[tag]) {
+            answer_one::<A>(replier, entry, answer);
+            continue;
         }
         let failure = if now >= entry.deadline {
             CallFailure::TimedOut(entry.expect.timeout)

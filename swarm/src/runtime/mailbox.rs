@@ -73,8 +73,8 @@ fn sweep_abandoned() {
             return;
         }
         abandoned.retain(|&(tag, server)| {
-            // A zero timeout only looks; a reply that arrived is dropped with the next receive.
-            let arrived = host::receive(&[tag], Some(Duration::ZERO)) == Received::Data;
+            // A reply that arrived is taken out (and dropped).
+            let arrived = take_queued::<()>(&[tag]).is_some();
             // A server that is gone will not reply any more (it was looked for just above).
             !arrived && host::exists(server)
         });
@@ -219,8 +219,13 @@ where
         Some(first),
     )
     .map_err(|err| WaitError::Undecodable(format!("the request does not encode: {err}")))?;
-    wait(tag.id(), server, timeout, started, received)?;
-    decode_reply()
+    reply(wait::<Result<R, RemoteFailure>>(
+        tag.id(),
+        server,
+        timeout,
+        started,
+        received,
+    )?)
 }
 
 /// Sends `message` to the swarm process `server` (on this node) without waiting: a fire-and-forget
@@ -295,8 +300,11 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<R, WaitError> {
-    wait_tag(slot.tag.id(), server, timeout)?;
-    decode_reply()
+    reply(wait_tag::<Result<R, RemoteFailure>>(
+        slot.tag.id(),
+        server,
+        timeout,
+    )?)
 }
 
 /// Waits for a message tagged `tag` (a bare `T`, not a reply `Result`) sent by, or on behalf of,
@@ -306,8 +314,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitError> {
-    wait_tag(tag, server, timeout)?;
-    host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
+    wait_tag::<T>(tag, server, timeout)
 }
 
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
@@ -329,8 +336,8 @@ pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), W
         Some(first),
     )
     .map_err(|err| WaitError::Undecodable(format!("the shutdown does not encode: {err}")))?;
-    // Lunatic confirms with a bare `()` (not a `Result`), so the reply is not decoded.
-    match wait(tag, server, Some(timeout), started, received) {
+    // Lunatic confirms with a bare `()` (not a `Result`).
+    match wait::<()>(tag, server, Some(timeout), started, received) {
         Ok(()) | Err(WaitError::ServerGone) => Ok(()),
         Err(err) => Err(err),
     }
@@ -352,38 +359,43 @@ impl ShutdownRequest {
 }
 
 /// [`wait`] for a message that was not sent in the same host call as the wait.
-fn wait_tag(tag: i64, server: u64, timeout: Option<Duration>) -> Result<(), WaitError> {
+fn wait_tag<T: Serialize + DeserializeOwned>(
+    tag: i64,
+    server: u64,
+    timeout: Option<Duration>,
+) -> Result<T, WaitError> {
     let started = Instant::now();
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::receive(&[tag], Some(first));
     wait(tag, server, timeout, started, received)
 }
 
-/// The one wait loop of swarm: waits until a data message tagged `tag` is the current message
-/// (`Ok`: decode it), the process `server` no longer exists, or `timeout` (counted from
-/// `started`) has passed. `first` is what the first wait (made by the caller, often in the same
-/// host call as its send) returned.
+/// The one wait loop of swarm: waits until a data message tagged `tag` arrives (and decodes it
+/// as a `T`), the process `server` no longer exists, or `timeout` (counted from `started`) has
+/// passed. `first` is what the first wait (made by the caller, often in the same host call as
+/// its send) returned.
 ///
 /// It waits in slices (10 ms doubling to [`MAX_SLICE`]) and checks between slices that `server`
 /// still exists: that is how a caller notices a crashed or killed server instead of hanging.
-pub fn wait(
+pub fn wait<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
     started: Instant,
     first: Received,
-) -> Result<(), WaitError> {
+) -> Result<T, WaitError> {
+    let decode = || host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()));
     if first == Received::Data {
-        return Ok(());
+        return decode();
     }
     let tags = [tag];
     let mut slice = FIRST_SLICE;
     loop {
         if !host::exists(server) {
             // It may have answered just before it ended: look once more without waiting.
-            return match host::receive(&tags, Some(Duration::ZERO)) {
-                Received::Data => Ok(()),
-                _ => Err(WaitError::ServerGone),
+            return match take_queued::<T>(&tags) {
+                Some(value) => value.map_err(|err| WaitError::Undecodable(err.to_string())),
+                None => Err(WaitError::ServerGone),
             };
         }
         slice = (slice * 2).min(MAX_SLICE);
@@ -393,8 +405,41 @@ pub fn wait(
         };
         // Anything but the reply (a timeout of the slice) means: check the server again.
         if host::receive(&tags, Some(wait)) == Received::Data {
-            return Ok(());
+            return decode();
         }
+    }
+}
+
+/// The tag of the probe [`take_queued`] sends its own process (its top byte is no handler number).
+const PROBE: i64 = (0x7D << 56) | 0x5052_4F42;
+
+/// Takes the first message tagged one of `tags` that is already in this process' mailbox, if
+/// there is one, and decodes it as a `T`; `None` when none is there. Never waits.
+///
+/// Not a receive with a zero timeout: the host rounds a timer up to its next millisecond tick, so
+/// "only look" would cost up to a millisecond whenever nothing is there. Instead the process
+/// sends itself a probe and receives the first message tagged with one of `tags` or the probe's:
+/// the probe is behind everything already queued, so getting it back means nothing else was
+/// there.
+pub fn take_queued<T: Serialize + DeserializeOwned>(
+    tags: &[i64],
+) -> Option<Result<T, DecodeError>> {
+    host::send_tag(host::this().id, PROBE);
+    let mut with_probe = Vec::with_capacity(tags.len() + 1);
+    with_probe.extend_from_slice(tags);
+    with_probe.push(PROBE);
+    loop {
+        if host::receive(&with_probe, None) != Received::Data {
+            // A link death carrying one of the tags: not a message, look on.
+            continue;
+        }
+        if host::tag() == PROBE {
+            return None;
+        }
+        let value = host::decode::<T>();
+        // The probe is still queued (behind what was found): take it out, which does not wait.
+        let _probe = host::receive(&[PROBE], None);
+        return Some(value);
     }
 }
 
@@ -409,12 +454,9 @@ fn slice_within(slice: Duration, timeout: Option<Duration>, started: Instant) ->
     }
 }
 
-fn decode_reply<R: Serialize + DeserializeOwned>() -> Result<R, WaitError> {
-    match host::decode::<Result<R, RemoteFailure>>() {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(failure)) => Err(WaitError::Failed(failure)),
-        Err(err) => Err(WaitError::Undecodable(err.to_string())),
-    }
+/// A server's reply: its answer, or its failure as a [`WaitError`].
+fn reply<R>(reply: Result<R, RemoteFailure>) -> Result<R, WaitError> {
+    reply.map_err(WaitError::Failed)
 }
 
 /// Whether the process `id` on this node is running.
