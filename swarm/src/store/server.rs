@@ -27,7 +27,7 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BATCH: usize = 1024;
 /// The tag of the marker a store process sends itself to find the end of what is queued (its top
 /// byte is no handler number).
-const END_OF_QUEUE: i64 = (0x7E << 56) | 0x454E_44;
+const END_OF_QUEUE: i64 = (0x7E << 56) | 0x0045_4E44;
 
 /// One store operation, sent to a store process.
 #[derive(Debug, Serialize, Deserialize)]
