@@ -430,6 +430,9 @@ impl Notes {
 pub struct SlowStarter {
     #[key]
     name: String,
+    /// How many starts got to the end of `#[on_start]` (saved by it).
+    #[persist]
+    starts: u32,
 }
 
 /// How long a [`SlowStarter`] takes to start.
@@ -442,8 +445,14 @@ impl SlowStarter {
         self.name.clone()
     }
 
+    #[handler]
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
     #[on_start]
     fn take_time(&mut self) {
         lunatic::sleep(SLOW_START);
+        self.starts += 1;
     }
 }

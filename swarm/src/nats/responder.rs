@@ -48,11 +48,15 @@ impl Applied {
 
     fn after(failure: &CallFailure) -> Self {
         match failure {
-            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::PersistFailed(_) => {
+            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::Unsendable(_) => {
                 Applied::No
             }
             CallFailure::Unencodable(_) => Applied::Yes,
-            CallFailure::TimedOut(_) | CallFailure::Stopped => Applied::Unknown,
+            // A store can take a write and still fail (a directory sync after the rename, a
+            // commit that outlives the store's timeout): not known.
+            CallFailure::TimedOut(_) | CallFailure::Stopped | CallFailure::PersistFailed(_) => {
+                Applied::Unknown
+            }
         }
     }
 }
@@ -187,8 +191,9 @@ struct Waiting {
 pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
     let mut replier = Replier::new(client, subject);
     let mut waiting: HashMap<i64, Waiting> = HashMap::new();
-    // Answers that arrived before their announcement (kept until it comes).
-    let mut early: HashMap<i64, Result<Vec<u8>, RemoteFailure>> = HashMap::new();
+    // Answers that arrived before their announcement, kept until it comes, or for two sweeps:
+    // an answer after its deadline (already answered `TimedOut`) never gets one.
+    let mut early: HashMap<i64, (Result<Vec<u8>, RemoteFailure>, Instant)> = HashMap::new();
     let mut next_sweep = Instant::now() + SWEEP;
     loop {
         let wait = next_sweep.saturating_duration_since(Instant::now());
@@ -204,7 +209,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
                 let deadline = Instant::now() + expect.timeout;
                 let entry = Waiting { expect, deadline };
                 match early.remove(&tag) {
-                    Some(answer) => answer_one::<A>(&mut replier, entry, answer),
+                    Some((answer, _)) => answer_one::<A>(&mut replier, entry, answer),
                     None => {
                         waiting.insert(tag, entry);
                     }
@@ -218,7 +223,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
                 match waiting.remove(&tag) {
                     Some(entry) => answer_one::<A>(&mut replier, entry, answer),
                     None => {
-                        early.insert(tag, answer);
+                        early.insert(tag, (answer, Instant::now()));
                     }
                 }
             }
@@ -226,6 +231,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
         }
         if Instant::now() >= next_sweep {
             sweep::<A>(&mut replier, &mut waiting);
+            early.retain(|_, (_, arrived)| arrived.elapsed() < SWEEP * 2);
             next_sweep = Instant::now() + SWEEP;
         }
     }

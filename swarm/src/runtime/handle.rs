@@ -108,12 +108,8 @@ impl<A: Agent> AgentRef<A> {
             message,
             reply_to: Some(reply_to),
         };
-        super::host::send(self.process.id(), envelope_tag(), &envelope).map_err(|err| {
-            self.error(
-                handler,
-                CallFailure::Unencodable(format!("the request does not encode: {err}")),
-            )
-        })
+        super::host::send(self.process.id(), envelope_tag(), &envelope)
+            .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
     }
 
     /// The agent's process.
@@ -140,6 +136,7 @@ impl<A: Agent> AgentRef<A> {
             WaitError::Undecodable(detail) => {
                 CallFailure::Unencodable(format!("undecodable reply: {detail}"))
             }
+            WaitError::Unsendable(detail) => CallFailure::Unsendable(detail),
         };
         self.error(handler, reason)
     }
@@ -149,12 +146,8 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        send_envelope(self.process.id(), message).map_err(|err| {
-            self.error(
-                handler,
-                CallFailure::Unencodable(format!("the message does not encode: {err}")),
-            )
-        })
+        send_envelope(self.process.id(), message)
+            .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
     }
 
     fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {
@@ -219,7 +212,11 @@ pub trait AgentHandle: Sized + Clone {
         // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
         // noticed, not waited for until the timeout.
         shutdown_abstract_process(raw.process.id(), timeout)
-            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))
+            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))?;
+        // The agent confirms just before its process ends: once this returns, `get_or_start`
+        // starts a new agent instead of finding this one.
+        wait_until_gone(raw.process.id());
+        Ok(())
     }
 
     /// Kills the agent's process at once, as a crash would: no hook runs, nothing more is saved.

@@ -190,21 +190,29 @@ pub fn send_tag(to: u64, tag: i64) {
     }
 }
 
-/// Sends `value` as [`send`] does, but `delay` from now (a host timer).
+/// Sends `value` as [`send`] does, but `delay` from now (a host timer); returns the timer, for
+/// [`cancel_timer`].
 pub fn send_after<T: Serialize + DeserializeOwned>(
     to: u64,
     tag: i64,
     value: &T,
     delay: Duration,
-) -> Result<(), EncodeError> {
+) -> Result<u64, EncodeError> {
     let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     // SAFETY: as in `send`; the timer takes the message created here.
     unsafe {
         message::create_data(tag, 0);
         <Wire as CanSerialize<T>>::encode(value)?;
-        lunatic::host::api::timer::send_after(to, millis);
+        Ok(lunatic::host::api::timer::send_after(to, millis))
     }
-    Ok(())
+}
+
+/// Cancels a timer of [`send_after`] (nothing happens if it has fired).
+pub fn cancel_timer(timer: u64) {
+    // SAFETY: a plain request to the host; an unknown id is ignored.
+    unsafe {
+        lunatic::host::api::timer::cancel_timer(timer);
+    }
 }
 
 /// Sends `value` as [`send`] does and waits for a message tagged `wait_tag`, in one host call
@@ -331,7 +339,15 @@ pub(crate) fn spawn_named(name: &str, function: &str, params: &[u8]) -> Result<N
     match outcome {
         0 => Ok(Named::Started(id)),
         2 => Ok(Named::Found(id)),
-        _ => Err(take_error(id)),
+        _ => {
+            // Lunatic 0.13 registers the name even when the spawn fails, with the error's
+            // resource id in place of a process id: take that entry out again, or the name would
+            // point at no process (or at whatever process has that number) for good.
+            if registry_get(name).map(|pid| pid.id) == Some(id) {
+                registry_remove(name);
+            }
+            Err(take_error(id))
+        }
     }
 }
 

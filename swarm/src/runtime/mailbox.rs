@@ -45,14 +45,22 @@ const FIRST_SLICE: Duration = Duration::from_millis(10);
 pub const MAX_SLICE: Duration = Duration::from_millis(100);
 
 thread_local! {
-    /// Requests this process stopped waiting for (timed out), as `(tag, server)`: their replies
-    /// may still come, and would stay in the mailbox for good; the next requests take them out.
-    static ABANDONED: RefCell<Vec<(i64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Requests this process stopped waiting for (timed out), as `(tag, server, when)`: their
+    /// replies may still come, and would stay in the mailbox for good; later requests take them
+    /// out.
+    static ABANDONED: RefCell<Vec<(i64, u64, Instant)>> = const { RefCell::new(Vec::new()) };
+    /// When the abandoned requests were last looked for.
+    static LAST_SWEEP: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
 /// At most this many abandoned requests are remembered; past it the oldest is forgotten (its late
 /// reply, if it ever comes, stays in the mailbox).
 const MAX_ABANDONED: usize = 1024;
+/// An abandoned request is forgotten after this long (its server is alive but never answered,
+/// or a loop of this process took the reply as a message of its own).
+const ABANDONED_FOR: Duration = Duration::from_secs(600);
+/// Late replies are looked for at most this often (each look is two host calls).
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 fn abandon(tag: i64, server: u64) {
     ABANDONED.with(|abandoned| {
@@ -60,23 +68,34 @@ fn abandon(tag: i64, server: u64) {
         if abandoned.len() == MAX_ABANDONED {
             abandoned.remove(0);
         }
-        abandoned.push((tag, server));
+        abandoned.push((tag, server, Instant::now()));
     });
 }
 
-/// Takes the late replies of abandoned requests out of the mailbox, and forgets requests whose
-/// server is gone without replying. Costs nothing while no request was abandoned.
+/// Takes the late replies of abandoned requests out of the mailbox (one probe for all of them),
+/// and forgets requests whose server is gone or that are too old. Costs nothing while no request
+/// was abandoned.
 fn sweep_abandoned() {
     ABANDONED.with(|abandoned| {
         let mut abandoned = abandoned.borrow_mut();
         if abandoned.is_empty() {
             return;
         }
-        abandoned.retain(|&(tag, server)| {
-            // A reply that arrived is taken out (and dropped).
-            let arrived = take_queued::<()>(&[tag]).is_some();
-            // A server that is gone will not reply any more (it was looked for just above).
-            !arrived && host::exists(server)
+        let due = LAST_SWEEP.with(|last| {
+            let due = last.get().map_or(true, |at| at.elapsed() >= SWEEP_EVERY);
+            if due {
+                last.set(Some(Instant::now()));
+            }
+            due
+        });
+        if !due {
+            return;
+        }
+        let tags: Vec<i64> = abandoned.iter().map(|&(tag, _, _)| tag).collect();
+        let arrived = take_all_queued(&tags);
+        abandoned.retain(|&(tag, server, when)| {
+            // A server that is gone will not reply any more (its reply was looked for above).
+            !arrived.contains(&tag) && host::exists(server) && when.elapsed() < ABANDONED_FOR
         });
     });
 }
@@ -161,6 +180,8 @@ pub enum WaitError {
     Failed(RemoteFailure),
     /// The reply did not decode as the expected type (a bug: both sides are the same program).
     Undecodable(String),
+    /// The request did not encode; nothing was sent.
+    Unsendable(String),
 }
 
 /// Sends `message` to the swarm process `server` (on this node) and waits for its answer.
@@ -218,7 +239,7 @@ where
         tag.id(),
         Some(first),
     )
-    .map_err(|err| WaitError::Undecodable(format!("the request does not encode: {err}")))?;
+    .map_err(|err| WaitError::Unsendable(err.to_string()))?;
     reply(wait::<Result<R, RemoteFailure>>(
         tag.id(),
         server,
@@ -335,7 +356,7 @@ pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), W
         tag,
         Some(first),
     )
-    .map_err(|err| WaitError::Undecodable(format!("the shutdown does not encode: {err}")))?;
+    .map_err(|err| WaitError::Unsendable(format!("the shutdown: {err}")))?;
     // Lunatic confirms with a bare `()` (not a `Result`).
     match wait::<()>(tag, server, Some(timeout), started, received) {
         Ok(()) | Err(WaitError::ServerGone) => Ok(()),
@@ -440,6 +461,25 @@ pub fn take_queued<T: Serialize + DeserializeOwned>(
         // The probe is still queued (behind what was found): take it out, which does not wait.
         let _probe = host::receive(&[PROBE], None);
         return Some(value);
+    }
+}
+
+/// Takes (and drops) every message tagged one of `tags` already in the mailbox, with one probe
+/// (see [`take_queued`]); returns the tags of what it took.
+fn take_all_queued(tags: &[i64]) -> Vec<i64> {
+    host::send_tag(host::this().id, PROBE);
+    let mut with_probe = Vec::with_capacity(tags.len() + 1);
+    with_probe.extend_from_slice(tags);
+    with_probe.push(PROBE);
+    let mut taken = Vec::new();
+    loop {
+        if host::receive(&with_probe, None) != Received::Data {
+            continue;
+        }
+        match host::tag() {
+            PROBE => return taken,
+            tag => taken.push(tag),
+        }
     }
 }
 

@@ -30,6 +30,9 @@ const SPAWN_EXPORT: &str = "_lunatic_spawn_by_index_0.14.1";
 /// `Tag::new()` counters stay far below 2^56.
 const CAPTURE_TAG: i64 = (0x7F << 56) | 0x5357_524D;
 
+/// How long a new process waits for its captured value before it gives up and ends.
+const CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A process that could not be spawned, with the runtime's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnError {
@@ -124,8 +127,9 @@ where
     // SAFETY: `entry` was a `fn(C)` in the spawner, which runs this same module (see the module
     // docs): the one transmute of a function pointer in swarm.
     let entry: fn(C) = unsafe { std::mem::transmute::<usize, fn(C)>(entry as u32 as usize) };
-    if host::receive(&[CAPTURE_TAG], None) != Received::Data {
-        // A link death before the start (the spawner died): nothing to run for.
+    // The spawner sends the capture right after the spawn; if it was killed in between, nothing
+    // will come: do not wait for ever (a named process would hold its name, silent, for good).
+    if host::receive(&[CAPTURE_TAG], Some(CAPTURE_WAIT)) != Received::Data {
         return;
     }
     match host::decode::<C>() {

@@ -147,7 +147,9 @@ impl<B: Backend> StoreClient<B> {
             Err(WaitError::Failed(failure)) => {
                 Err(StoreError::backend(B::NAME, format!("{failure:?}")))
             }
-            Err(WaitError::Undecodable(err)) => Err(StoreError::backend(B::NAME, err)),
+            Err(WaitError::Undecodable(err) | WaitError::Unsendable(err)) => {
+                Err(StoreError::backend(B::NAME, err))
+            }
         }
     }
 }
