@@ -124,7 +124,10 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     let started = std::time::Instant::now();
     match SlowStarter::get_or_start("too-slow") {
         Err(StartError::Registry { reason, .. }) => {
-            assert!(reason.contains("did not finish starting within 500ms"), "{reason}")
+            assert!(
+                reason.contains("did not finish starting within 500ms"),
+                "{reason}"
+            )
         }
         other => panic!("expected an abandoned start, got {other:?}"),
     }

@@ -686,6 +686,78 @@ fn client_pings_are_answered_and_keep_the_connection() {
     client.close();
 }
 
+/// Many messages in bursts, taken with short timeouts that often give up between bursts (after
+/// which Lunatic puts the next delivery behind later ones): every message arrives, in order.
+#[lunatic::test]
+fn a_subscription_hands_out_every_message_in_order_under_load() {
+    let Some(url) = server("URL") else { return };
+    let client = connect(&url);
+    let publisher = connect(&url);
+    let subject = unique("order");
+    let sub = client.subscribe(&subject).unwrap();
+    const TOTAL: u32 = 20_000;
+    Process::spawn(
+        (publisher.clone(), subject.clone()),
+        |(publisher, subject): (NatsClient, String), _: Mailbox<()>| {
+            for burst in 0..(TOTAL / 500) {
+                for i in 0..500 {
+                    publisher
+                        .publish(&subject, (burst * 500 + i).to_be_bytes())
+                        .unwrap();
+                }
+                lunatic::sleep(Duration::from_millis(3));
+            }
+        },
+    );
+    let started = Instant::now();
+    let (mut next, mut gave_up) = (0u32, 0u32);
+    while next < TOTAL && started.elapsed() < Duration::from_secs(30) {
+        match sub.next_timeout(Duration::from_millis(1)) {
+            Ok(msg) => {
+                let n = u32::from_be_bytes(msg.payload[..4].try_into().unwrap());
+                assert_eq!(n, next, "out of order after {gave_up} waits that gave up");
+                next += 1;
+            }
+            Err(NatsError::TimedOut { .. }) => {
+                // Deliveries that come now find the runtime's slot for the wait that gave up:
+                // the first goes behind the ones after it.
+                gave_up += 1;
+                lunatic::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(next, TOTAL, "{gave_up} waits gave up");
+    publisher.close();
+    client.close();
+}
+
+/// A subscription's messages stay in its process' mailbox whatever else the process does: a
+/// `next_timeout` that gave up leaves nothing behind that a later call to an agent would take
+/// out as the late reply of an abandoned request.
+#[lunatic::test]
+fn a_next_that_timed_out_leaves_the_subscription_alone() {
+    let Some(url) = server("URL") else { return };
+    let client = connect(&url);
+    let subject = unique("kept");
+    let sub = client.subscribe(&subject).unwrap();
+    for _ in 0..3 {
+        let quiet = sub.next_timeout(Duration::from_millis(20));
+        assert!(
+            matches!(quiet, Err(NatsError::TimedOut { .. })),
+            "{quiet:?}"
+        );
+    }
+    client.publish(&subject, "kept").unwrap();
+    // The message is in this mailbox once the flush returns (the reader delivers it before it
+    // hands on the PONG).
+    client.flush().unwrap();
+    let echo = swarm_tests::Echo::start().unwrap();
+    assert_eq!(echo.echo("x".into()).unwrap().0, "x");
+    assert_eq!(sub.next_timeout(WAIT).unwrap().payload, b"kept");
+    client.close();
+}
+
 /// A subscriber process that ends without unsubscribing (killed, or its `Subscription`
 /// forgotten) is noticed and its subscription removed from the connection.
 #[lunatic::test]

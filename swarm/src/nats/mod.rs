@@ -24,7 +24,8 @@ pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
 mod agents;
-#[cfg(target_arch = "wasm32")]
+// The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
+#[cfg(any(target_arch = "wasm32", test))]
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod responder;

@@ -190,6 +190,27 @@ pub fn send_tag(to: u64, tag: i64) {
     }
 }
 
+/// Sends `bytes` as they are (nothing is encoded) to the process `to` of this node with `tag`;
+/// the receiver takes them with [`read_into`]. If `to` has ended, the runtime drops the message.
+pub fn send_bytes(to: u64, tag: i64, bytes: &[u8]) {
+    // SAFETY: the outgoing message is created, filled and sent here, in this order.
+    unsafe { message::create_data(tag, bytes.len() as u64) };
+    if !bytes.is_empty() {
+        write_data(bytes);
+    }
+    // SAFETY: sends the message created just above.
+    unsafe { message::send(to) };
+}
+
+/// Appends the data of the message [`receive`] returned last to `out`, as it is (for messages
+/// sent with [`send_bytes`]).
+pub fn read_into(out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + data_size(), 0);
+    let read = read_data(&mut out[start..]);
+    out.truncate(start + read);
+}
+
 /// Sends `value` as [`send`] does, but `delay` from now (a host timer); returns the timer, for
 /// [`cancel_timer`].
 pub fn send_after<T: Serialize + DeserializeOwned>(

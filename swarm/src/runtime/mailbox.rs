@@ -329,13 +329,41 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
 }
 
 /// Waits for a message tagged `tag` (a bare `T`, not a reply `Result`) sent by, or on behalf of,
-/// the process `server`; as [`wait_for`] otherwise.
+/// the process `server`; as [`wait_for`] otherwise, except that a wait that times out leaves the
+/// tag to the caller: values may keep coming on it (a stream, such as a NATS subscription's), so
+/// it is not swept as an abandoned request's late reply would be.
 pub fn wait_value<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitError> {
-    wait_tag::<T>(tag, server, timeout)
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::receive(&[tag], Some(first));
+    wait_loop::<T>(tag, server, timeout, started, received)
+}
+
+/// Sends `message` with `tag` to the process `to` and waits for a bare value tagged `reply_tag`
+/// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise (a late value is
+/// the caller's to deal with). One host call sends and waits for the first slice, as [`call`]
+/// does.
+pub fn send_wait_value<M, T>(
+    to: u64,
+    tag: i64,
+    message: &M,
+    reply_tag: i64,
+    watch: u64,
+    timeout: Option<Duration>,
+) -> Result<T, WaitError>
+where
+    M: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned,
+{
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::send_receive(to, tag, message, reply_tag, Some(first))
+        .map_err(|err| WaitError::Unsendable(err.to_string()))?;
+    wait_loop::<T>(reply_tag, watch, timeout, started, received)
 }
 
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
@@ -398,7 +426,24 @@ fn wait_tag<T: Serialize + DeserializeOwned>(
 ///
 /// It waits in slices (10 ms doubling to [`MAX_SLICE`]) and checks between slices that `server`
 /// still exists: that is how a caller notices a crashed or killed server instead of hanging.
+/// A request that timed out is remembered, and its late reply taken out of the mailbox by a
+/// later [`call`].
 pub fn wait<T: Serialize + DeserializeOwned>(
+    tag: i64,
+    server: u64,
+    timeout: Option<Duration>,
+    started: Instant,
+    first: Received,
+) -> Result<T, WaitError> {
+    let waited = wait_loop::<T>(tag, server, timeout, started, first);
+    if let Err(WaitError::TimedOut(_)) = waited {
+        abandon(tag, server);
+    }
+    waited
+}
+
+/// [`wait`] without remembering a wait that timed out.
+fn wait_loop<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
@@ -421,7 +466,6 @@ pub fn wait<T: Serialize + DeserializeOwned>(
         }
         slice = (slice * 2).min(MAX_SLICE);
         let Some(wait) = slice_within(slice, timeout, started) else {
-            abandon(tag, server);
             return Err(WaitError::TimedOut(timeout.unwrap_or_default()));
         };
         // Anything but the reply (a timeout of the slice) means: check the server again.

@@ -26,6 +26,7 @@
 //! the edge cases real clients handle (split reads, CRLF in payloads, runs of blanks, optional
 //! reply-to, header-only messages, async INFO, unknown ops, non-UTF-8 subjects, injection).
 
+pub(crate) mod as_bytes;
 mod client_op;
 mod headers;
 mod info;

@@ -37,7 +37,7 @@ impl fmt::Display for PermissionAction {
 }
 
 /// The known `-ERR` messages, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerErrorKind {
     /// `Authorization Violation`: bad or missing credentials. Fatal.
     AuthorizationViolation,
@@ -100,7 +100,7 @@ impl ServerErrorKind {
 }
 
 /// A `-ERR` from the server: its message with the quotes removed, and its classification.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("server error: {message}")]
 pub struct ServerError {
     /// The message between the single quotes, as sent.
@@ -410,6 +410,15 @@ mod tests {
             e.kind,
             ServerErrorKind::PermissionViolation { subject: None, .. }
         ));
+    }
+
+    #[test]
+    fn goes_through_bincode() {
+        let error = ServerError::parse(
+            r#"'Permissions Violation for Subscription to "a.b" using queue "q"'"#,
+        );
+        let bytes = bincode::serialize(&error).unwrap();
+        assert_eq!(bincode::deserialize::<ServerError>(&bytes).unwrap(), error);
     }
 
     #[test]

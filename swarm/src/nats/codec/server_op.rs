@@ -101,6 +101,7 @@ pub struct Msg {
     /// The text after the status, such as `Message Not Found`.
     pub description: Option<String>,
     /// The payload bytes, which need not be UTF-8.
+    #[serde(with = "super::as_bytes")]
     pub payload: Vec<u8>,
 }
 

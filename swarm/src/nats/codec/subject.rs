@@ -148,6 +148,28 @@ fn is_forbidden(ch: char) -> bool {
 }
 
 fn check_subject(what: NameKind, subject: &str, wildcards: bool) -> Result<(), SubjectError> {
+    // This runs for every publish (subject and reply subject), so the common case is checked
+    // first, on bytes: printable ASCII without wildcards, and no empty token.
+    let bytes = subject.as_bytes();
+    let plain = bytes
+        .iter()
+        .all(|&b| b > b' ' && b < 0x7f && b != b'*' && b != b'>');
+    if plain
+        && bytes.first().is_some_and(|&b| b != b'.')
+        && bytes.last().is_some_and(|&b| b != b'.')
+        && !bytes.windows(2).any(|w| w == b"..")
+    {
+        return Ok(());
+    }
+    check_subject_slowly(what, subject, wildcards)
+}
+
+/// Checks a subject character by character, finding the first problem and where it is.
+fn check_subject_slowly(
+    what: NameKind,
+    subject: &str,
+    wildcards: bool,
+) -> Result<(), SubjectError> {
     if subject.is_empty() {
         return Err(SubjectError::Empty { what });
     }
@@ -206,6 +228,29 @@ fn check_subject(what: NameKind, subject: &str, wildcards: bool) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_careful_one() {
+        let pieces = [
+            "a", "b1", ".", "..", "*", ">", " ", "\t", "\u{7f}", "é", "\u{a0}", "-_", "",
+        ];
+        let mut subjects = vec![String::new()];
+        for _ in 0..3 {
+            subjects = subjects
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            for subject in &subjects {
+                for wildcards in [false, true] {
+                    assert_eq!(
+                        check_subject(NameKind::Subject, subject, wildcards),
+                        check_subject_slowly(NameKind::Subject, subject, wildcards),
+                        "{subject:?}"
+                    );
+                }
+            }
+        }
+    }
 
     fn msg(r: Result<(), SubjectError>) -> String {
         r.expect_err("should be refused").to_string()
