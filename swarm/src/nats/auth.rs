@@ -155,7 +155,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// The signature of a server nonce, ready for CONNECT.
-// Used by the client (`client.rs`), which exists on wasm32 only.
+// Used by the client (`client/connector.rs`), which exists on wasm32 only.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct NonceSignature {
@@ -166,7 +166,7 @@ pub(crate) struct NonceSignature {
 }
 
 /// Signs `nonce` (the string from INFO, as bytes) with the user seed `seed`.
-// Used by the client (`client.rs`), which exists on wasm32 only.
+// Used by the client (`client/connector.rs`), which exists on wasm32 only.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn sign_nonce(seed: &str, nonce: &str) -> Result<NonceSignature, AuthError> {
     let key = user_key(seed)?;
@@ -183,7 +183,7 @@ pub(crate) fn sign_nonce(seed: &str, nonce: &str) -> Result<NonceSignature, Auth
 
 /// Checks credentials that may have been built by hand (`Auth::NKey { seed }`) or deserialized,
 /// before any connection is tried.
-// Used by the client (`client.rs`), which exists on wasm32 only.
+// Used by the client (`client/connector.rs`), which exists on wasm32 only.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn check(auth: &Auth) -> Result<(), AuthError> {
     match auth {
@@ -196,7 +196,7 @@ pub(crate) fn check(auth: &Auth) -> Result<(), AuthError> {
 /// Fills the credential fields of CONNECT for `auth`; `nonce` is the INFO's (servers that
 /// expect a signature always send one; without one the empty nonce is signed, as nats.rs does,
 /// and the server ignores the signature).
-// Used by the client (`client.rs`), which exists on wasm32 only.
+// Used by the client (`client/connector.rs`), which exists on wasm32 only.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn fill_connect(
     auth: &Auth,

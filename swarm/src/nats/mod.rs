@@ -8,11 +8,12 @@
 //! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
 //! - [`Credentials`] and the `auth` module: nkey seeds, `.creds` files and the signature of the
 //!   server's nonce, done inside the guest (pure).
-//! - [`NatsClient`] and [`Subscription`] (wasm32 only, inside Lunatic): the connection. One
-//!   connection process owns the socket and writes; one reader process per socket reads and
-//!   parses. Any Lunatic process may hold a (cheap, serializable) `NatsClient` and publish,
-//!   subscribe (messages arrive in the subscriber's own mailbox), or make requests. See
-//!   `README.md` in this directory.
+//! - [`NatsClient`] and [`Subscription`] (wasm32 only, inside Lunatic): the connection, split by
+//!   concern in `client/`. One connection process owns the socket's writes and the protocol
+//!   state; one reader process per socket reads, parses and hands each message straight to its
+//!   subscriber or requester. Any Lunatic process may hold a (cheap, serializable) `NatsClient`
+//!   and publish, subscribe (messages arrive in the subscriber's own mailbox), or make requests.
+//!   See `README.md` in this directory.
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
 
