@@ -41,12 +41,48 @@ impl State {
     }
 }
 
+/// Agents saving at the same time in the concurrent row.
+const CONCURRENT_AGENTS: usize = 100;
+
+/// `CONCURRENT_AGENTS` agents, each driven by its own process, each making `saves_each` durable
+/// saves at once; returns acknowledged saves per second over all of them.
+fn concurrent_saves(config: &StoreConfig, name: &str, saves_each: usize) -> f64 {
+    use lunatic::{Mailbox, Process};
+    let agents: Vec<StateRef> = (0..CONCURRENT_AGENTS)
+        .map(|i| {
+            State::launcher()
+                .store(config.clone())
+                .get_or_start(format!("many-{name}-{i}"))
+                .expect("starts")
+        })
+        .collect();
+    // SAFETY: `this()` only reads this process' ids; it receives only the drivers' reports.
+    let this = unsafe { Process::<u64>::this() };
+    let started = Instant::now();
+    for agent in agents {
+        Process::spawn(
+            (this, agent, saves_each),
+            |(parent, agent, saves_each), _: Mailbox<()>| {
+                for _ in 0..saves_each {
+                    agent.bump().expect("bump");
+                }
+                parent.send(saves_each as u64);
+            },
+        );
+    }
+    // SAFETY: as above.
+    let reports: Mailbox<u64> = unsafe { Mailbox::new() };
+    let total: u64 = (0..CONCURRENT_AGENTS).map(|_| reports.receive()).sum();
+    per_second(total as usize, started.elapsed())
+}
+
 #[derive(Serialize)]
 struct Row {
     store: String,
     raw_puts_per_s: f64,
     agent_saves_per_s: f64,
     ratio: f64,
+    concurrent_saves_per_s: f64,
     restart_1kb_ms: f64,
     restart_1mb_ms: f64,
 }
@@ -96,6 +132,7 @@ fn main() {
             agent.bump().expect("bump");
         }
         let through_agent = per_second(saves, started.elapsed());
+        let concurrent = concurrent_saves(&config, name, (saves / 10).max(10));
 
         let restart = |size: usize| -> f64 {
             let key = format!("restart-{name}-{size}");
@@ -128,20 +165,23 @@ fn main() {
             raw_puts_per_s: raw,
             agent_saves_per_s: through_agent,
             ratio: through_agent / raw,
+            concurrent_saves_per_s: concurrent,
             restart_1kb_ms: kb,
             restart_1mb_ms: mb,
         });
     }
 
-    println!("\n| store | raw put/s | agent write-through saves/s | agent / raw | restart to serving, 1 KB | 1 MB |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| store | raw put/s | agent write-through saves/s | agent / raw | {CONCURRENT_AGENTS} agents at once, saves/s | at once / raw | restart to serving, 1 KB | 1 MB |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} ms | {:.2} ms |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} ms | {:.2} ms |",
             r.store,
             r.raw_puts_per_s,
             r.agent_saves_per_s,
             r.ratio,
+            r.concurrent_saves_per_s,
+            r.concurrent_saves_per_s / r.raw_puts_per_s,
             r.restart_1kb_ms,
             r.restart_1mb_ms
         );

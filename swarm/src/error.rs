@@ -69,6 +69,10 @@ pub enum CallFailure {
     /// callers: for example a map with non-string keys).
     #[error("the handler's answer could not be encoded: {0}")]
     Unencodable(String),
+    /// The request itself could not be encoded for the agent's mailbox (an argument whose
+    /// `Serialize` fails, or that bincode cannot write); nothing was sent.
+    #[error("the request could not be encoded, nothing was sent: {0}")]
+    Unsendable(String),
 }
 
 /// What an agent sends back instead of a handler's answer when the call failed inside it.

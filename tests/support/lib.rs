@@ -65,6 +65,18 @@ impl Counter {
         self.total += 1;
     }
 
+    /// A fire-and-forget increment by a small step (a message short enough to travel in its tag).
+    #[handler]
+    pub fn bump_by(&mut self, step: u8) {
+        self.total += u64::from(step);
+    }
+
+    /// A fire-and-forget increment by a larger step (a message that carries data).
+    #[handler]
+    pub fn bump_by_wide(&mut self, step: u32) {
+        self.total += u64::from(step);
+    }
+
     /// Changes only ephemeral state through `&mut self`: must not write the record.
     #[handler]
     pub fn touch(&mut self) -> u32 {
@@ -418,6 +430,9 @@ impl Notes {
 pub struct SlowStarter {
     #[key]
     name: String,
+    /// How many starts got to the end of `#[on_start]` (saved by it).
+    #[persist]
+    starts: u32,
 }
 
 /// How long a [`SlowStarter`] takes to start.
@@ -430,8 +445,14 @@ impl SlowStarter {
         self.name.clone()
     }
 
+    #[handler]
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
     #[on_start]
     fn take_time(&mut self) {
         lunatic::sleep(SLOW_START);
+        self.starts += 1;
     }
 }

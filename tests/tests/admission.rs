@@ -32,7 +32,7 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     let max_agents = live_before + 20;
     swarm::set_node_limits(NodeLimits {
         max_agents,
-        max_starts_in_flight: 1_024,
+        ..NodeLimits::default()
     })
     .unwrap();
 
@@ -94,6 +94,7 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     swarm::set_node_limits(NodeLimits {
         max_agents: 1_000,
         max_starts_in_flight: 1,
+        ..NodeLimits::default()
     })
     .unwrap();
     // SAFETY: `this()` only reads the current process' ids.
@@ -112,6 +113,30 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     let mailbox: Mailbox<bool> = unsafe { Mailbox::new() };
     assert!(mailbox.receive_timeout(SLOW_START * 4).unwrap());
     assert!(SlowStarter::get_or_start("second").is_ok());
+
+    // A start that runs past its deadline is abandoned: its caller is told why, and the agent it
+    // was starting is stopped with it (it never finishes its start, never saves).
+    swarm::set_node_limits(NodeLimits {
+        start_timeout: SLOW_START / 3,
+        ..NodeLimits::default()
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    match SlowStarter::get_or_start("too-slow") {
+        Err(StartError::Registry { reason, .. }) => {
+            assert!(
+                reason.contains("did not finish starting within 500ms"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected an abandoned start, got {other:?}"),
+    }
+    assert!(started.elapsed() < SLOW_START, "{:?}", started.elapsed());
+    assert_eq!(swarm::node_stats().unwrap().starts_in_flight, 0);
     swarm::set_node_limits(NodeLimits::default()).unwrap();
+    // Long enough for an abandoned agent left running to have finished its start and saved.
+    lunatic::sleep(SLOW_START * 2);
+    let again = SlowStarter::get_or_start("too-slow").unwrap();
+    assert_eq!(again.starts().unwrap(), 1, "only this start got to the end");
     service.stop();
 }

@@ -42,6 +42,12 @@ fn messages_are_fire_and_forget_and_arrive_in_order() {
         counter.bump().unwrap();
     }
     assert_eq!(counter.total().unwrap(), 10);
+    // Short messages travel inside their tag, longer ones with data: both arrive, in order.
+    for step in [0u8, 1, 127, 255] {
+        counter.bump_by(step).unwrap();
+        counter.bump_by_wide(u32::from(step) << 16).unwrap();
+    }
+    assert_eq!(counter.total().unwrap(), 10 + 383 + (383 << 16));
 }
 
 #[lunatic::test]

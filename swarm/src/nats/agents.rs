@@ -94,7 +94,11 @@ pub fn serve_agents<A: Agent>(
                     Some(std::time::Duration::from_secs(30)),
                 )
                 .map(|started| started.map(|()| worker))
-                .map_err(|err| format!("{err:?}"))
+                .map_err(|err| {
+                    // Not serving a service that gave up on it.
+                    host::kill(worker);
+                    format!("{err:?}")
+                })
             });
         match outcome {
             Ok(Ok(worker)) => started.push(worker),
@@ -126,7 +130,8 @@ type WorkerArgs = (NatsClient, String, String, String, ReplyTo);
 /// with the worker's responder as the reply address (see `responder.rs`), without waiting for the
 /// answer; so one worker keeps many requests in flight.
 fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) {
-    // The responder ends with its worker (and the worker with it): linked, default link rules.
+    // The responder ends with its worker: linked (for an abnormal end) and killed below (for a
+    // normal one, which links do not report).
     let responder = match spawn_linked(
         (client.clone(), subject.clone()),
         run_responder::<A>,
@@ -135,6 +140,7 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
         Ok(responder) => responder,
         Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
     };
+    let _responder_goes_too = KillOnDrop(responder);
     let subscription: Subscription = match client.queue_subscribe(&subject, &queue) {
         Ok(subscription) => subscription,
         Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
@@ -155,30 +161,40 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
                 handler,
                 message: request,
             } => {
-                let tag = Tag::new();
-                if let Some(reply_subject) = reply_subject {
-                    // Announced before it is sent: the answer cannot overtake it.
-                    let expect = Expect {
-                        tag: tag.id(),
-                        reply_subject: reply_subject.to_owned(),
-                        agent: agent.raw().pid().id,
-                        key: agent.key().to_owned(),
-                        handler,
-                        timeout: DEFAULT_TIMEOUT,
-                    };
-                    cast(responder, expect);
-                }
-                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag);
                 let name = A::HANDLERS[handler].name;
-                if let Err(err) = agent.raw().send_request(name, request, reply_to) {
-                    // Not delivered (the agent ended just now): the responder sees the agent
-                    // gone at its next sweep and answers `Stopped`; say it at once instead.
-                    if let Some(reply_subject) = reply_subject {
-                        replier.send(reply_subject, Reply::call_failed(&err));
-                    }
+                let Some(reply_subject) = reply_subject else {
+                    // Nobody waits for the answer: the handler runs, the answer goes nowhere.
+                    let _published_without_reply = agent.raw().send(name, request);
+                    continue;
+                };
+                let tag = Tag::new();
+                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag);
+                match agent.raw().send_request(name, request, reply_to) {
+                    // Announced once delivered; an answer that comes first waits for it.
+                    Ok(()) => cast(
+                        responder,
+                        Expect {
+                            tag: tag.id(),
+                            reply_subject: reply_subject.to_owned(),
+                            agent: agent.raw().pid().id,
+                            key: agent.key().to_owned(),
+                            handler,
+                            timeout: DEFAULT_TIMEOUT,
+                        },
+                    ),
+                    Err(err) => replier.send(reply_subject, Reply::call_failed(&err)),
                 }
             }
         }
+    }
+}
+
+/// Kills a process when dropped.
+struct KillOnDrop(u64);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        host::kill(self.0);
     }
 }
 

@@ -17,7 +17,7 @@ use super::client::NatsClient;
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure};
 use crate::runtime::agent::Agent;
 use crate::runtime::host::{self, Received};
-use crate::runtime::mailbox::{Envelope, ENVELOPE_HANDLER_ID};
+use crate::runtime::mailbox::{decode_envelope, take_queued, Envelope, ENVELOPE_HANDLER_ID};
 
 /// How often the responder checks deadlines and the agents of the requests in flight.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -48,11 +48,15 @@ impl Applied {
 
     fn after(failure: &CallFailure) -> Self {
         match failure {
-            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::PersistFailed(_) => {
+            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::Unsendable(_) => {
                 Applied::No
             }
             CallFailure::Unencodable(_) => Applied::Yes,
-            CallFailure::TimedOut(_) | CallFailure::Stopped => Applied::Unknown,
+            // A store can take a write and still fail (a directory sync after the rename, a
+            // commit that outlives the store's timeout): not known.
+            CallFailure::TimedOut(_) | CallFailure::Stopped | CallFailure::PersistFailed(_) => {
+                Applied::Unknown
+            }
         }
     }
 }
@@ -187,8 +191,9 @@ struct Waiting {
 pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
     let mut replier = Replier::new(client, subject);
     let mut waiting: HashMap<i64, Waiting> = HashMap::new();
-    // Answers that arrived before their announcement (kept until it comes).
-    let mut early: HashMap<i64, Result<Vec<u8>, RemoteFailure>> = HashMap::new();
+    // Answers that arrived before their announcement, kept until it comes, or for two sweeps:
+    // an answer after its deadline (already answered `TimedOut`) never gets one.
+    let mut early: HashMap<i64, (Result<Vec<u8>, RemoteFailure>, Instant)> = HashMap::new();
     let mut next_sweep = Instant::now() + SWEEP;
     loop {
         let wait = next_sweep.saturating_duration_since(Instant::now());
@@ -196,7 +201,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
             Received::Data if host::tag() >> 56 == ENVELOPE_HANDLER_ID => {
                 let Ok(Envelope {
                     message: expect, ..
-                }) = host::decode::<Envelope<Expect>>()
+                }) = decode_envelope::<Expect>(host::tag())
                 else {
                     continue;
                 };
@@ -204,7 +209,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
                 let deadline = Instant::now() + expect.timeout;
                 let entry = Waiting { expect, deadline };
                 match early.remove(&tag) {
-                    Some(answer) => answer_one::<A>(&mut replier, entry, answer),
+                    Some((answer, _)) => answer_one::<A>(&mut replier, entry, answer),
                     None => {
                         waiting.insert(tag, entry);
                     }
@@ -218,7 +223,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
                 match waiting.remove(&tag) {
                     Some(entry) => answer_one::<A>(&mut replier, entry, answer),
                     None => {
-                        early.insert(tag, answer);
+                        early.insert(tag, (answer, Instant::now()));
                     }
                 }
             }
@@ -226,6 +231,7 @@ pub(crate) fn run_responder<A: Agent>((client, subject): (NatsClient, String)) {
         }
         if Instant::now() >= next_sweep {
             sweep::<A>(&mut replier, &mut waiting);
+            early.retain(|_, (_, arrived)| arrived.elapsed() < SWEEP * 2);
             next_sweep = Instant::now() + SWEEP;
         }
     }
@@ -244,11 +250,9 @@ fn sweep<A: Agent>(replier: &mut Replier, waiting: &mut HashMap<i64, Waiting>) {
             continue;
         };
         // The agent may have answered just before it ended: that answer is still in the mailbox.
-        if host::receive(&[tag], Some(Duration::ZERO)) == Received::Data {
-            if let Ok(answer) = host::decode::<Result<Vec<u8>, RemoteFailure>>() {
-                answer_one::<A>(replier, entry, answer);
-                continue;
-            }
+        if let Some(Ok(answer)) = take_queued::<Result<Vec<u8>, RemoteFailure>>(&[tag]) {
+            answer_one::<A>(replier, entry, answer);
+            continue;
         }
         let failure = if now >= entry.deadline {
             CallFailure::TimedOut(entry.expect.timeout)

@@ -15,8 +15,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::host::{self, Received};
 use super::mailbox::{
-    reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError, ENVELOPE_HANDLER_ID,
-    SHUTDOWN_HANDLER_ID,
+    decode_envelope, reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError,
+    ENVELOPE_HANDLER_ID, SHUTDOWN_HANDLER_ID,
 };
 use super::process;
 use super::wire::Wire;
@@ -287,7 +287,12 @@ pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
     let kind = A::KIND;
     let key = arg.key.clone();
     let ready = reply_slot();
-    let id = process::spawn((ready, arg), agent_main::<A>).map_err(|err| StartError::Spawn {
+    let spawned = if LINK_STARTS.with(Cell::get) {
+        process::spawn_linked((ready, arg), agent_main::<A>, lunatic::Tag::new())
+    } else {
+        process::spawn((ready, arg), agent_main::<A>)
+    };
+    let id = spawned.map_err(|err| StartError::Spawn {
         kind: kind.into(),
         key: key.clone(),
         reason: err.reason,
@@ -306,6 +311,17 @@ pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
             reason: format!("the new agent did not report its start: {other:?}"),
         }),
     }
+}
+
+thread_local! {
+    /// Set in the registry's starter processes: agents they start are linked to them.
+    static LINK_STARTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// From now on, agents this process starts are linked to it (until it ends normally, which links
+/// do not report): called by the registry's starter processes.
+pub(crate) fn link_starts_to_this_process() {
+    LINK_STARTS.with(|link| link.set(true));
 }
 
 /// The life of an agent process: `init`, then one message at a time until it is shut down.
@@ -327,7 +343,7 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
         }
         let tag = host::tag();
         match tag >> 56 {
-            ENVELOPE_HANDLER_ID => match host::decode::<Envelope<A::Msg>>() {
+            ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
                 Ok(envelope) => serve_one(&mut cell, envelope),
                 Err(err) => eprintln!(
                     "swarm: agent `{}` dropped a message that does not decode: {err}",

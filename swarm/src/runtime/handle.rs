@@ -10,7 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::agent::{Agent, AgentArg, AgentState};
 use super::host::Pid;
 use super::mailbox::{
-    call, call_json, process_exists, shutdown_abstract_process, Envelope, ReplyTo, WaitError,
+    call, call_json, envelope_tag, process_exists, send_envelope, shutdown_abstract_process,
+    Envelope, ReplyTo, WaitError,
 };
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
@@ -103,11 +104,12 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        self.process.send(Envelope {
+        let envelope = Envelope {
             message,
             reply_to: Some(reply_to),
-        });
-        Ok(())
+        };
+        super::host::send(self.process.id(), envelope_tag(), &envelope)
+            .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
     }
 
     /// The agent's process.
@@ -134,6 +136,7 @@ impl<A: Agent> AgentRef<A> {
             WaitError::Undecodable(detail) => {
                 CallFailure::Unencodable(format!("undecodable reply: {detail}"))
             }
+            WaitError::Unsendable(detail) => CallFailure::Unsendable(detail),
         };
         self.error(handler, reason)
     }
@@ -143,11 +146,8 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(self.process.id()) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
-        self.process.send(Envelope {
-            message,
-            reply_to: None,
-        });
-        Ok(())
+        send_envelope(self.process.id(), message)
+            .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
     }
 
     fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {
@@ -212,7 +212,11 @@ pub trait AgentHandle: Sized + Clone {
         // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
         // noticed, not waited for until the timeout.
         shutdown_abstract_process(raw.process.id(), timeout)
-            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))
+            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))?;
+        // The agent confirms just before its process ends: once this returns, `get_or_start`
+        // starts a new agent instead of finding this one.
+        wait_until_gone(raw.process.id());
+        Ok(())
     }
 
     /// Kills the agent's process at once, as a crash would: no hook runs, nothing more is saved.

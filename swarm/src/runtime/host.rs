@@ -181,6 +181,15 @@ pub fn send<T: Serialize + DeserializeOwned>(
     Ok(())
 }
 
+/// Sends a message that is all tag: no data (the receiver reads what it needs from [`tag`]).
+pub fn send_tag(to: u64, tag: i64) {
+    // SAFETY: the outgoing message is created and sent here, in this order.
+    unsafe {
+        message::create_data(tag, 0);
+        message::send(to);
+    }
+}
+
 /// Sends `bytes` as they are (nothing is encoded) to the process `to` of this node with `tag`;
 /// the receiver takes them with [`read_into`]. If `to` has ended, the runtime drops the message.
 pub fn send_bytes(to: u64, tag: i64, bytes: &[u8]) {
@@ -202,21 +211,29 @@ pub fn read_into(out: &mut Vec<u8>) {
     out.truncate(start + read);
 }
 
-/// Sends `value` as [`send`] does, but `delay` from now (a host timer).
+/// Sends `value` as [`send`] does, but `delay` from now (a host timer); returns the timer, for
+/// [`cancel_timer`].
 pub fn send_after<T: Serialize + DeserializeOwned>(
     to: u64,
     tag: i64,
     value: &T,
     delay: Duration,
-) -> Result<(), EncodeError> {
+) -> Result<u64, EncodeError> {
     let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     // SAFETY: as in `send`; the timer takes the message created here.
     unsafe {
         message::create_data(tag, 0);
         <Wire as CanSerialize<T>>::encode(value)?;
-        lunatic::host::api::timer::send_after(to, millis);
+        Ok(lunatic::host::api::timer::send_after(to, millis))
     }
-    Ok(())
+}
+
+/// Cancels a timer of [`send_after`] (nothing happens if it has fired).
+pub fn cancel_timer(timer: u64) {
+    // SAFETY: a plain request to the host; an unknown id is ignored.
+    unsafe {
+        lunatic::host::api::timer::cancel_timer(timer);
+    }
 }
 
 /// Sends `value` as [`send`] does and waits for a message tagged `wait_tag`, in one host call
@@ -314,17 +331,15 @@ pub(crate) fn spawn(link: i64, function: &str, params: &[u8]) -> Result<u64, Str
 
 /// What [`spawn_named`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SpawnedNamed {
+pub enum Named {
+    /// A process was spawned and registered under the name.
     Started(u64),
+    /// The name was taken (by a live or a dead process): nothing was spawned.
     Found(u64),
 }
 
 /// As [`spawn`], registered under `name` atomically with the lookup (Lunatic's "get or spawn").
-pub(crate) fn spawn_named(
-    name: &str,
-    function: &str,
-    params: &[u8],
-) -> Result<SpawnedNamed, String> {
+pub(crate) fn spawn_named(name: &str, function: &str, params: &[u8]) -> Result<Named, String> {
     let (mut node, mut id) = (0u64, 0u64);
     // SAFETY: as in `spawn`; the host writes one u64 to each of `node` and `id`.
     let outcome = unsafe {
@@ -343,9 +358,17 @@ pub(crate) fn spawn_named(
         )
     };
     match outcome {
-        0 => Ok(SpawnedNamed::Started(id)),
-        2 => Ok(SpawnedNamed::Found(id)),
-        _ => Err(take_error(id)),
+        0 => Ok(Named::Started(id)),
+        2 => Ok(Named::Found(id)),
+        _ => {
+            // Lunatic 0.13 registers the name even when the spawn fails, with the error's
+            // resource id in place of a process id: take that entry out again, or the name would
+            // point at no process (or at whatever process has that number) for good.
+            if registry_get(name).map(|pid| pid.id) == Some(id) {
+                registry_remove(name);
+            }
+            Err(take_error(id))
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use lunatic::serializer::{DecodeError, EncodeError};
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -28,20 +29,38 @@ const ENVELOPE_HANDLER: i64 = ENVELOPE_HANDLER_ID << 56;
 /// Lunatic's number for the shutdown "handler" of an `AbstractProcess`.
 pub(crate) const SHUTDOWN_HANDLER_ID: i64 = 32;
 
+/// A fire-and-forget envelope whose encoding is this short (a message without arguments is
+/// four bytes of variant index, plus one for "no reply") travels inside its tag, with no data:
+/// the sender saves the host call that writes the data and the receiver the one that reads it,
+/// which is most of what such a message costs. Marked by this bit of the tag; the length is in
+/// the bits from [`INLINE_LEN_SHIFT`], the bytes in the bits below. Tags made by `Tag::new()`
+/// are per-process counters that never reach this bit (it is masked off anyway).
+const INLINE: i64 = 1 << 55;
+const INLINE_LEN_SHIFT: u32 = 48;
+const INLINE_MAX: usize = 6;
+
 /// The first wait slice; doubled after each empty slice up to [`MAX_SLICE`].
 const FIRST_SLICE: Duration = Duration::from_millis(10);
 /// The longest a caller waits before checking again that the server is alive.
 pub const MAX_SLICE: Duration = Duration::from_millis(100);
 
 thread_local! {
-    /// Requests this process stopped waiting for (timed out), as `(tag, server)`: their replies
-    /// may still come, and would stay in the mailbox for good; the next requests take them out.
-    static ABANDONED: RefCell<Vec<(i64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Requests this process stopped waiting for (timed out), as `(tag, server, when)`: their
+    /// replies may still come, and would stay in the mailbox for good; later requests take them
+    /// out.
+    static ABANDONED: RefCell<Vec<(i64, u64, Instant)>> = const { RefCell::new(Vec::new()) };
+    /// When the abandoned requests were last looked for.
+    static LAST_SWEEP: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
 /// At most this many abandoned requests are remembered; past it the oldest is forgotten (its late
 /// reply, if it ever comes, stays in the mailbox).
 const MAX_ABANDONED: usize = 1024;
+/// An abandoned request is forgotten after this long (its server is alive but never answered,
+/// or a loop of this process took the reply as a message of its own).
+const ABANDONED_FOR: Duration = Duration::from_secs(600);
+/// Late replies are looked for at most this often (each look is two host calls).
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 fn abandon(tag: i64, server: u64) {
     ABANDONED.with(|abandoned| {
@@ -49,23 +68,34 @@ fn abandon(tag: i64, server: u64) {
         if abandoned.len() == MAX_ABANDONED {
             abandoned.remove(0);
         }
-        abandoned.push((tag, server));
+        abandoned.push((tag, server, Instant::now()));
     });
 }
 
-/// Takes the late replies of abandoned requests out of the mailbox, and forgets requests whose
-/// server is gone without replying. Costs nothing while no request was abandoned.
+/// Takes the late replies of abandoned requests out of the mailbox (one probe for all of them),
+/// and forgets requests whose server is gone or that are too old. Costs nothing while no request
+/// was abandoned.
 fn sweep_abandoned() {
     ABANDONED.with(|abandoned| {
         let mut abandoned = abandoned.borrow_mut();
         if abandoned.is_empty() {
             return;
         }
-        abandoned.retain(|&(tag, server)| {
-            // A zero timeout only looks; a reply that arrived is dropped with the next receive.
-            let arrived = host::receive(&[tag], Some(Duration::ZERO)) == Received::Data;
-            // A server that is gone will not reply any more (it was looked for just above).
-            !arrived && host::exists(server)
+        let due = LAST_SWEEP.with(|last| {
+            let due = last.get().map_or(true, |at| at.elapsed() >= SWEEP_EVERY);
+            if due {
+                last.set(Some(Instant::now()));
+            }
+            due
+        });
+        if !due {
+            return;
+        }
+        let tags: Vec<i64> = abandoned.iter().map(|&(tag, _, _)| tag).collect();
+        let arrived = take_all_queued(&tags);
+        abandoned.retain(|&(tag, server, when)| {
+            // A server that is gone will not reply any more (its reply was looked for above).
+            !arrived.contains(&tag) && host::exists(server) && when.elapsed() < ABANDONED_FOR
         });
     });
 }
@@ -150,6 +180,8 @@ pub enum WaitError {
     Failed(RemoteFailure),
     /// The reply did not decode as the expected type (a bug: both sides are the same program).
     Undecodable(String),
+    /// The request did not encode; nothing was sent.
+    Unsendable(String),
 }
 
 /// Sends `message` to the swarm process `server` (on this node) and waits for its answer.
@@ -202,14 +234,19 @@ where
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::send_receive(
         server,
-        ENVELOPE_HANDLER | tag.id(),
+        ENVELOPE_HANDLER | (tag.id() & !INLINE),
         &envelope,
         tag.id(),
         Some(first),
     )
-    .map_err(|err| WaitError::Undecodable(format!("the request does not encode: {err}")))?;
-    wait(tag.id(), server, timeout, started, received)?;
-    decode_reply()
+    .map_err(|err| WaitError::Unsendable(err.to_string()))?;
+    reply(wait::<Result<R, RemoteFailure>>(
+        tag.id(),
+        server,
+        timeout,
+        started,
+        received,
+    )?)
 }
 
 /// Sends `message` to the swarm process `server` (on this node) without waiting: a fire-and-forget
@@ -218,13 +255,52 @@ pub fn cast<M>(server: u64, message: M)
 where
     M: Serialize + DeserializeOwned,
 {
+    if let Err(err) = send_envelope(server, message) {
+        eprintln!("swarm: a message was not sent, it does not encode: {err}");
+    }
+}
+
+/// Sends a fire-and-forget [`Envelope`] to `server`, inside its tag when it is short enough (see
+/// [`INLINE`]). Servers read it with [`decode_envelope`].
+pub(crate) fn send_envelope<M>(server: u64, message: M) -> Result<(), EncodeError>
+where
+    M: Serialize + DeserializeOwned,
+{
     let envelope = Envelope {
         message,
         reply_to: None,
     };
-    if let Err(err) = host::send(server, ENVELOPE_HANDLER | Tag::new().id(), &envelope) {
-        eprintln!("swarm: a message was not sent, it does not encode: {err}");
+    if let Ok(size) = bincode::serialized_size(&envelope) {
+        if size as usize <= INLINE_MAX {
+            let mut bytes = [0u8; 8];
+            bincode::serialize_into(&mut bytes[..], &envelope)?;
+            let inline = ENVELOPE_HANDLER
+                | INLINE
+                | ((size as i64) << INLINE_LEN_SHIFT)
+                | (i64::from_le_bytes(bytes) & ((1 << INLINE_LEN_SHIFT) - 1));
+            host::send_tag(server, inline);
+            return Ok(());
+        }
     }
+    host::send(server, envelope_tag(), &envelope)
+}
+
+/// A fresh tag for an envelope sent with data (the handler's number on top, never [`INLINE`]).
+pub(crate) fn envelope_tag() -> i64 {
+    ENVELOPE_HANDLER | (Tag::new().id() & !INLINE)
+}
+
+/// Reads the envelope just received with `tag` (see [`send_envelope`]).
+pub(crate) fn decode_envelope<M>(tag: i64) -> Result<Envelope<M>, DecodeError>
+where
+    M: Serialize + DeserializeOwned,
+{
+    if tag & INLINE == 0 {
+        return host::decode::<Envelope<M>>();
+    }
+    let len = ((tag >> INLINE_LEN_SHIFT) & 0x7) as usize;
+    let bytes = (tag & ((1 << INLINE_LEN_SHIFT) - 1)).to_le_bytes();
+    Ok(bincode::deserialize(&bytes[..len.min(INLINE_MAX)])?)
 }
 
 /// A reply address in this process with a fresh tag, for a reply that comes some other way than
@@ -245,11 +321,11 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<R, WaitError> {
-    let started = Instant::now();
-    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    let received = host::receive(&[slot.tag.id()], Some(first));
-    wait(slot.tag.id(), server, timeout, started, received)?;
-    decode_reply()
+    reply(wait_tag::<Result<R, RemoteFailure>>(
+        slot.tag.id(),
+        server,
+        timeout,
+    )?)
 }
 
 /// Waits for a message tagged `tag` (a bare `T`, not a reply `Result`) sent by, or on behalf of,
@@ -264,8 +340,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     let started = Instant::now();
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::receive(&[tag], Some(first));
-    wait_loop(tag, server, timeout, started, received)?;
-    host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
+    wait_loop::<T>(tag, server, timeout, started, received)
 }
 
 /// Sends `message` with `tag` to the process `to` and waits for a bare value tagged `reply_tag`
@@ -287,9 +362,8 @@ where
     let started = Instant::now();
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
     let received = host::send_receive(to, tag, message, reply_tag, Some(first))
-        .map_err(|err| WaitError::Undecodable(format!("the message does not encode: {err}")))?;
-    wait_loop(reply_tag, watch, timeout, started, received)?;
-    host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()))
+        .map_err(|err| WaitError::Unsendable(err.to_string()))?;
+    wait_loop::<T>(reply_tag, watch, timeout, started, received)
 }
 
 /// Asks the Lunatic `AbstractProcess` `server` to shut down (its `terminate` runs) and waits for
@@ -310,9 +384,9 @@ pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), W
         tag,
         Some(first),
     )
-    .map_err(|err| WaitError::Undecodable(format!("the shutdown does not encode: {err}")))?;
-    // Lunatic confirms with a bare `()` (not a `Result`), so the reply is not decoded.
-    match wait(tag, server, Some(timeout), started, received) {
+    .map_err(|err| WaitError::Unsendable(format!("the shutdown: {err}")))?;
+    // Lunatic confirms with a bare `()` (not a `Result`).
+    match wait::<()>(tag, server, Some(timeout), started, received) {
         Ok(()) | Err(WaitError::ServerGone) => Ok(()),
         Err(err) => Err(err),
     }
@@ -333,23 +407,35 @@ impl ShutdownRequest {
     }
 }
 
-/// The one wait loop of swarm: waits until a data message tagged `tag` is the current message
-/// (`Ok`: decode it), the process `server` no longer exists, or `timeout` (counted from
-/// `started`) has passed. `first` is what the first wait (made by the caller, often in the same
-/// host call as its send) returned.
+/// [`wait`] for a message that was not sent in the same host call as the wait.
+fn wait_tag<T: Serialize + DeserializeOwned>(
+    tag: i64,
+    server: u64,
+    timeout: Option<Duration>,
+) -> Result<T, WaitError> {
+    let started = Instant::now();
+    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
+    let received = host::receive(&[tag], Some(first));
+    wait(tag, server, timeout, started, received)
+}
+
+/// The one wait loop of swarm: waits until a data message tagged `tag` arrives (and decodes it
+/// as a `T`), the process `server` no longer exists, or `timeout` (counted from `started`) has
+/// passed. `first` is what the first wait (made by the caller, often in the same host call as
+/// its send) returned.
 ///
 /// It waits in slices (10 ms doubling to [`MAX_SLICE`]) and checks between slices that `server`
 /// still exists: that is how a caller notices a crashed or killed server instead of hanging.
-/// A request that timed out is remembered, and its late reply taken out of the mailbox by the
-/// next [`call`].
-pub fn wait(
+/// A request that timed out is remembered, and its late reply taken out of the mailbox by a
+/// later [`call`].
+pub fn wait<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
     started: Instant,
     first: Received,
-) -> Result<(), WaitError> {
-    let waited = wait_loop(tag, server, timeout, started, first);
+) -> Result<T, WaitError> {
+    let waited = wait_loop::<T>(tag, server, timeout, started, first);
     if let Err(WaitError::TimedOut(_)) = waited {
         abandon(tag, server);
     }
@@ -357,24 +443,25 @@ pub fn wait(
 }
 
 /// [`wait`] without remembering a wait that timed out.
-fn wait_loop(
+fn wait_loop<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
     timeout: Option<Duration>,
     started: Instant,
     first: Received,
-) -> Result<(), WaitError> {
+) -> Result<T, WaitError> {
+    let decode = || host::decode::<T>().map_err(|err| WaitError::Undecodable(err.to_string()));
     if first == Received::Data {
-        return Ok(());
+        return decode();
     }
     let tags = [tag];
     let mut slice = FIRST_SLICE;
     loop {
         if !host::exists(server) {
             // It may have answered just before it ended: look once more without waiting.
-            return match host::receive(&tags, Some(Duration::ZERO)) {
-                Received::Data => Ok(()),
-                _ => Err(WaitError::ServerGone),
+            return match take_queued::<T>(&tags) {
+                Some(value) => value.map_err(|err| WaitError::Undecodable(err.to_string())),
+                None => Err(WaitError::ServerGone),
             };
         }
         slice = (slice * 2).min(MAX_SLICE);
@@ -383,7 +470,59 @@ fn wait_loop(
         };
         // Anything but the reply (a timeout of the slice) means: check the server again.
         if host::receive(&tags, Some(wait)) == Received::Data {
-            return Ok(());
+            return decode();
+        }
+    }
+}
+
+/// The tag of the probe [`take_queued`] sends its own process (its top byte is no handler number).
+const PROBE: i64 = (0x7D << 56) | 0x5052_4F42;
+
+/// Takes the first message tagged one of `tags` that is already in this process' mailbox, if
+/// there is one, and decodes it as a `T`; `None` when none is there. Never waits.
+///
+/// Not a receive with a zero timeout: the host rounds a timer up to its next millisecond tick, so
+/// "only look" would cost up to a millisecond whenever nothing is there. Instead the process
+/// sends itself a probe and receives the first message tagged with one of `tags` or the probe's:
+/// the probe is behind everything already queued, so getting it back means nothing else was
+/// there.
+pub fn take_queued<T: Serialize + DeserializeOwned>(
+    tags: &[i64],
+) -> Option<Result<T, DecodeError>> {
+    host::send_tag(host::this().id, PROBE);
+    let mut with_probe = Vec::with_capacity(tags.len() + 1);
+    with_probe.extend_from_slice(tags);
+    with_probe.push(PROBE);
+    loop {
+        if host::receive(&with_probe, None) != Received::Data {
+            // A link death carrying one of the tags: not a message, look on.
+            continue;
+        }
+        if host::tag() == PROBE {
+            return None;
+        }
+        let value = host::decode::<T>();
+        // The probe is still queued (behind what was found): take it out, which does not wait.
+        let _probe = host::receive(&[PROBE], None);
+        return Some(value);
+    }
+}
+
+/// Takes (and drops) every message tagged one of `tags` already in the mailbox, with one probe
+/// (see [`take_queued`]); returns the tags of what it took.
+fn take_all_queued(tags: &[i64]) -> Vec<i64> {
+    host::send_tag(host::this().id, PROBE);
+    let mut with_probe = Vec::with_capacity(tags.len() + 1);
+    with_probe.extend_from_slice(tags);
+    with_probe.push(PROBE);
+    let mut taken = Vec::new();
+    loop {
+        if host::receive(&with_probe, None) != Received::Data {
+            continue;
+        }
+        match host::tag() {
+            PROBE => return taken,
+            tag => taken.push(tag),
         }
     }
 }
@@ -399,12 +538,9 @@ fn slice_within(slice: Duration, timeout: Option<Duration>, started: Instant) ->
     }
 }
 
-fn decode_reply<R: Serialize + DeserializeOwned>() -> Result<R, WaitError> {
-    match host::decode::<Result<R, RemoteFailure>>() {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(failure)) => Err(WaitError::Failed(failure)),
-        Err(err) => Err(WaitError::Undecodable(err.to_string())),
-    }
+/// A server's reply: its answer, or its failure as a [`WaitError`].
+fn reply<R>(reply: Result<R, RemoteFailure>) -> Result<R, WaitError> {
+    reply.map_err(WaitError::Failed)
 }
 
 /// Whether the process `id` on this node is running.

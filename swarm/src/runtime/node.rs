@@ -28,6 +28,11 @@ pub struct NodeLimits {
     pub max_agents: usize,
     /// Agents starting at the same time, at most (each start loads its state). Default 1,024.
     pub max_starts_in_flight: usize,
+    /// A start (loading the state, running `#[on_start]`) still running after this long is
+    /// abandoned: its callers get `StartError::Registry` saying so, and the half-started agent
+    /// is stopped, so that a blocked `#[on_start]` does not hold its key and a start slot for
+    /// ever. Default 55 s (callers of the registry give up at 60 s).
+    pub start_timeout: Duration,
 }
 
 impl Default for NodeLimits {
@@ -35,6 +40,7 @@ impl Default for NodeLimits {
         NodeLimits {
             max_agents: 262_144,
             max_starts_in_flight: 1_024,
+            start_timeout: Duration::from_secs(55),
         }
     }
 }

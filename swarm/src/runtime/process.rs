@@ -18,7 +18,8 @@ use std::fmt;
 use lunatic::Tag;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::host::{self, Received, SpawnedNamed};
+pub use super::host::Named;
+use super::host::{self, Received};
 
 /// The entry point the host calls in a new process; exported by the `lunatic` crate (0.14.1,
 /// pinned by the workspace), whose version is part of the name.
@@ -28,6 +29,9 @@ const SPAWN_EXPORT: &str = "_lunatic_spawn_by_index_0.14.1";
 /// for this tag only. The top byte (0x7F) is no handler number (those are below 64) and
 /// `Tag::new()` counters stay far below 2^56.
 const CAPTURE_TAG: i64 = (0x7F << 56) | 0x5357_524D;
+
+/// How long a new process waits for its captured value before it gives up and ends.
+const CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A process that could not be spawned, with the runtime's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,15 +65,6 @@ where
     spawn_inner(capture, entry, Some(tag))
 }
 
-/// What [`spawn_named`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Named {
-    /// A process was spawned and registered under the name.
-    Started(u64),
-    /// The name was taken (by a live or a dead process): nothing was spawned.
-    Found(u64),
-}
-
 /// Spawns `entry(capture)` registered under `name`, in one atomic step with the lookup: of many
 /// processes that try one name at once, exactly one spawns. Lunatic never forgets a name, so a
 /// name held by a dead process is `Found` too.
@@ -78,8 +73,8 @@ where
     C: Serialize + DeserializeOwned,
 {
     match host::spawn_named(name, SPAWN_EXPORT, &entry_params::<C>(entry)) {
-        Ok(SpawnedNamed::Started(id)) => send_capture(id, &capture).map(|()| Named::Started(id)),
-        Ok(SpawnedNamed::Found(id)) => Ok(Named::Found(id)),
+        Ok(Named::Started(id)) => send_capture(id, &capture).map(|()| Named::Started(id)),
+        Ok(found @ Named::Found(_)) => Ok(found),
         Err(reason) => Err(SpawnError { reason }),
     }
 }
@@ -132,8 +127,9 @@ where
     // SAFETY: `entry` was a `fn(C)` in the spawner, which runs this same module (see the module
     // docs): the one transmute of a function pointer in swarm.
     let entry: fn(C) = unsafe { std::mem::transmute::<usize, fn(C)>(entry as u32 as usize) };
-    if host::receive(&[CAPTURE_TAG], None) != Received::Data {
-        // A link death before the start (the spawner died): nothing to run for.
+    // The spawner sends the capture right after the spawn; if it was killed in between, nothing
+    // will come: do not wait for ever (a named process would hold its name, silent, for good).
+    if host::receive(&[CAPTURE_TAG], Some(CAPTURE_WAIT)) != Received::Data {
         return;
     }
     match host::decode::<C>() {

@@ -36,7 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::AgentArg;
 use super::host::{self, Pid, Received};
-use super::mailbox::{call, cast, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID};
+use super::mailbox::{
+    call, cast, decode_envelope, envelope_tag, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID,
+};
 use super::node::{self, NodeLimits, NodeStats};
 use super::process::{spawn_linked, spawn_named, Named};
 use super::wire::Wire;
@@ -243,12 +245,21 @@ enum RegistrarOp {
     },
     SetLimits(NodeLimits),
     Stats,
+    /// The start `start` has run for `NodeLimits::start_timeout`.
+    Deadline {
+        start: i64,
+    },
 }
 
 /// One start in progress: its job and everyone waiting for it.
 struct Start {
     job: StartJob,
     waiting: Vec<ReplyTo>,
+    /// The starter process.
+    starter: u64,
+    /// The timer of its deadline (cancelled when it ends: a node starting thousands of agents a
+    /// second would otherwise hold that many timers).
+    deadline: Option<u64>,
 }
 
 /// The registrar's state.
@@ -279,7 +290,7 @@ fn run_registrar((): ()) {
                 if host::tag() >> 56 != ENVELOPE_HANDLER_ID {
                     continue;
                 }
-                match host::decode::<Envelope<RegistrarOp>>() {
+                match decode_envelope::<RegistrarOp>(host::tag()) {
                     Ok(envelope) => registrar.handle(envelope),
                     Err(err) => eprintln!("swarm: the registrar dropped a message: {err}"),
                 }
@@ -322,6 +333,18 @@ impl Registrar {
                     reply_to.send(());
                 }
             }
+            RegistrarOp::Deadline { start } => {
+                if let Some(pending) = self.starts.get(&start) {
+                    // Its starter dies, and the agent it was starting with it (they are linked).
+                    host::kill(pending.starter);
+                    let late = pending.job.error(format!(
+                        "it did not finish starting within {:?} (is its #[on_start] blocked?); \
+                         the start was abandoned",
+                        self.limits.start_timeout
+                    ));
+                    self.finish(start, Err(late));
+                }
+            }
             RegistrarOp::Stats => {
                 if let Some(reply_to) = reply_to {
                     let mut stats = self.stats.clone();
@@ -357,13 +380,28 @@ impl Registrar {
         let registrar = host::this().id;
         let capture = (registrar, tag.id(), job.starter, job.arg.clone());
         match spawn_linked(capture, run_start, tag) {
-            Ok(_) => {
+            Ok(starter) => {
+                // A start that never ends (an `#[on_start]` blocked for good) must not hold its
+                // name and a start slot for ever: this reminder ends it.
+                let deadline = Envelope {
+                    message: RegistrarOp::Deadline { start: tag.id() },
+                    reply_to: None,
+                };
+                let deadline = host::send_after(
+                    registrar,
+                    envelope_tag(),
+                    &deadline,
+                    self.limits.start_timeout,
+                )
+                .ok();
                 self.starting.insert(job.name.clone(), tag.id());
                 self.starts.insert(
                     tag.id(),
                     Start {
                         job,
                         waiting: vec![reply_to],
+                        starter,
+                        deadline,
                     },
                 );
             }
@@ -383,6 +421,7 @@ impl Registrar {
         let NodeLimits {
             max_agents,
             max_starts_in_flight,
+            ..
         } = self.limits;
         if self.live.len() + self.starts.len() >= max_agents {
             // A monitor set just as its agent ended may never report: count again before refusing.
@@ -406,9 +445,18 @@ impl Registrar {
 
     /// A start ended: register what started, and answer everyone who waited for it.
     fn finish(&mut self, start: i64, outcome: Result<Pid, StartError>) {
-        let Some(Start { job, waiting }) = self.starts.remove(&start) else {
+        let Some(Start {
+            job,
+            waiting,
+            deadline,
+            ..
+        }) = self.starts.remove(&start)
+        else {
             return;
         };
+        if let Some(timer) = deadline {
+            host::cancel_timer(timer);
+        }
         self.starting.remove(&job.name);
         match &outcome {
             Ok(pid) => {
@@ -435,6 +483,12 @@ impl Registrar {
 
 /// Runs in a starter process: one start, reported to the registrar.
 fn run_start((registrar, start, starter, arg): (u64, i64, StarterRef, AgentArg)) {
+    // The agent is linked to this process while it starts (see `agent::start`): if this process
+    // is killed (the start's deadline, the registrar's end), the half-started agent goes too, so
+    // no agent is left running unregistered. An agent whose start fails must not take this
+    // process with it: its end arrives as a message, and the start reports the failure.
+    host::die_when_link_dies(false);
+    super::agent::link_starts_to_this_process();
     let outcome = starter.start(arg);
     cast(registrar, RegistrarOp::Finished { start, outcome });
 }

@@ -148,6 +148,13 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 fn remove_leftovers(dir: &Path) -> Result<usize, StoreError> {
+    remove_leftovers_older_than(dir, now_nanos())
+}
+
+/// Removes the temporary files under `dir` that were made before `started` (nanoseconds since
+/// the epoch, the time their names carry): a temporary file made since belongs to a write in
+/// progress (another store whose directory is inside this one, say), not to a crash.
+fn remove_leftovers_older_than(dir: &Path, started: u128) -> Result<usize, StoreError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -160,21 +167,45 @@ fn remove_leftovers(dir: &Path) -> Result<usize, StoreError> {
             .file_type()
             .map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
         if file_type.is_dir() {
-            removed += remove_leftovers(&entry.path())?;
-        } else if entry.file_name().to_str().is_some_and(is_temp_name) {
-            match fs::remove_file(entry.path()) {
-                Ok(()) => removed += 1,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(io_error(
-                        format!("cannot remove {}", entry.path().display()),
-                        err,
-                    ))
-                }
+            removed += remove_leftovers_older_than(&entry.path(), started)?;
+            continue;
+        }
+        let Some(made) = entry.file_name().to_str().and_then(temp_file_time) else {
+            continue;
+        };
+        if made >= started {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(io_error(
+                    format!("cannot remove {}", entry.path().display()),
+                    err,
+                ))
             }
         }
     }
     Ok(removed)
+}
+
+/// When the temporary file `name` was made (the nanoseconds its name carries), if it is one of
+/// this store's temporary files; a temporary name without a readable time counts as old.
+fn temp_file_time(name: &str) -> Option<u128> {
+    if !is_temp_name(name) {
+        return None;
+    }
+    let (_, unique) = name.split_once(TEMP_MARK)?;
+    let nanos = unique.split('-').next().unwrap_or_default();
+    Some(u128::from_str_radix(nanos, 16).unwrap_or(0))
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 /// Natively, `open` is the caller's own explicit step: sweep every time.
@@ -194,7 +225,12 @@ fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
     use crate::runtime::mailbox::{call, process_exists, WaitError};
     use crate::runtime::process::{spawn_named, Named};
 
-    let name = format!("swarm/file-store/{}", dir.display());
+    // One sweep per directory, however its path is spelled (`data`, `./data/`).
+    let normal: PathBuf = dir
+        .components()
+        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .collect();
+    let name = format!("swarm/file-store/{}", normal.display());
     let sweeper = match spawn_named(&name, dir.display().to_string(), run_sweeper) {
         Ok(Named::Started(id) | Named::Found(id)) => id,
         Err(err) => {
@@ -234,7 +270,7 @@ fn run_sweeper(dir: String) {
         if let Ok(Envelope {
             reply_to: Some(reply_to),
             ..
-        }) = host::decode::<Envelope<()>>()
+        }) = crate::runtime::mailbox::decode_envelope::<()>(host::tag())
         {
             reply_to.send(());
         }
@@ -252,10 +288,7 @@ fn report_leftovers(dir: &Path, removed: usize) {
 
 fn temp_path_for(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos = now_nanos();
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!("{TEMP_MARK}{nanos:x}-{unique}"));
@@ -385,6 +418,22 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn a_sweep_keeps_temp_files_made_after_it_started() {
+        let dir = scratch("live-temp");
+        fs::create_dir_all(dir.join("k")).unwrap();
+        let started = now_nanos();
+        // A write in progress (made after the sweep began) and a leftover (made before).
+        let live = format!("a.rec{TEMP_MARK}{:x}-3", started + 1_000_000);
+        let old = format!("b.rec{TEMP_MARK}{:x}-4", started - 1_000_000);
+        fs::write(dir.join("k").join(&live), b"in progress").unwrap();
+        fs::write(dir.join("k").join(&old), b"left by a crash").unwrap();
+        assert_eq!(remove_leftovers_older_than(&dir, started).unwrap(), 1);
+        assert!(dir.join("k").join(&live).exists());
+        assert!(!dir.join("k").join(&old).exists());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

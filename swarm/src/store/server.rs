@@ -2,18 +2,32 @@
 //! in one process per store on the node, and agents reach them with requests. One process per
 //! store is what lets many agent processes share records, and it serializes SQLite writes the way
 //! SQLite wants them anyway.
+//!
+//! **Group commit.** When a store process takes a `put`, it also takes every `put` already
+//! waiting in its mailbox and applies them together ([`Backend::apply_puts`]: one SQLite
+//! transaction, so one fsync), then answers each caller. Every caller is still answered only after
+//! its write is durable, as with one write at a time, but a hundred agents saving at once share
+//! one fsync instead of queueing for a hundred. A lone write waits for nothing: batches form only
+//! from writes that were queued anyway.
 
 use std::time::Duration;
 
-use lunatic::ap::{AbstractProcess, Config, MessageHandler, ProcessRef, StartupError, State};
 use serde::{Deserialize, Serialize};
 
 use super::{validate_prefix, validate_storage_key, Store, StoreError};
-use crate::runtime::mailbox::{call, Envelope, WaitError};
-use crate::runtime::wire::Wire;
+use crate::runtime::host::{self, Received};
+use crate::runtime::mailbox::{
+    call, decode_envelope, reply_slot, wait_for, Envelope, ReplyTo, WaitError, ENVELOPE_HANDLER_ID,
+};
+use crate::runtime::process::{spawn_named, Named};
 
 /// How long an agent waits for its store before giving up on an operation.
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many writes go into one commit (bounds a transaction and the memory it holds).
+const MAX_BATCH: usize = 1024;
+/// The tag of the marker a store process sends itself to find the end of what is queued (its top
+/// byte is no handler number).
+const END_OF_QUEUE: i64 = (0x7E << 56) | 0x0045_4E44;
 
 /// One store operation, sent to a store process.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,40 +56,27 @@ pub(crate) trait Backend: Sized + 'static {
     type Arg: Serialize + for<'de> Deserialize<'de> + 'static;
     fn open(arg: Self::Arg) -> Result<Self, StoreError>;
     fn apply(&mut self, op: StoreOp) -> Result<StoreAnswer, StoreError>;
-}
-
-/// The process that owns one backend.
-pub(crate) struct StoreProcess<B>(B);
-
-impl<B: Backend> AbstractProcess for StoreProcess<B> {
-    type State = B;
-    type Serializer = Wire;
-    type Arg = B::Arg;
-    type Handlers = (lunatic::ap::handlers::Message<Envelope<StoreOp>>,);
-    type StartupError = StoreError;
-
-    fn init(_: Config<Self>, arg: B::Arg) -> Result<B, StoreError> {
-        B::open(arg)
-    }
-}
-
-impl<B: Backend> MessageHandler<Envelope<StoreOp>> for StoreProcess<B> {
-    fn handle(mut state: State<Self>, envelope: Envelope<StoreOp>) {
-        let answer: Result<StoreAnswer, StoreError> = state.apply(envelope.message);
-        if let Some(reply_to) = envelope.reply_to {
-            reply_to.send(answer);
+    /// Writes every `(key, value)`, durably, as one unit: all or none. By default one at a time.
+    fn apply_puts(
+        &mut self,
+        puts: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        for (key, value) in puts {
+            self.apply(StoreOp::Put(key, value))?;
         }
+        Ok(())
     }
 }
 
 /// A client of a store process, found (or started) by name.
 pub(crate) struct StoreClient<B: Backend> {
-    process: ProcessRef<StoreProcess<B>>,
+    process: u64,
+    backend: std::marker::PhantomData<fn() -> B>,
 }
 
 impl<B: Backend> std::fmt::Debug for StoreClient<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} store process {}", B::NAME, self.process.id())
+        write!(f, "{} store process {}", B::NAME, self.process)
     }
 }
 
@@ -83,6 +84,7 @@ impl<B: Backend> Clone for StoreClient<B> {
     fn clone(&self) -> Self {
         StoreClient {
             process: self.process,
+            backend: std::marker::PhantomData,
         }
     }
 }
@@ -95,28 +97,41 @@ impl<B: Backend> StoreClient<B> {
     /// Store processes run no user code and do not crash; if one has stopped anyway, its store
     /// reports that instead of silently starting an empty one.
     pub(crate) fn get_or_start(name: &str, arg: B::Arg) -> Result<Self, StoreError> {
-        match StoreProcess::<B>::start_as(&name, arg) {
-            Ok(process) => Ok(StoreClient { process }),
-            Err(StartupError::NameAlreadyRegistered(process)) if process.is_alive() => {
-                Ok(StoreClient { process })
+        let opened = reply_slot();
+        let process = match spawn_named(name, (arg, opened), run_store::<B>) {
+            Ok(Named::Started(process)) => {
+                // Wait for the backend to open (a database file, for SQLite).
+                match wait_for::<Result<(), StoreError>>(opened, process, Some(STORE_TIMEOUT)) {
+                    Ok(Ok(())) => process,
+                    Ok(Err(err)) => return Err(err),
+                    Err(err) => {
+                        return Err(StoreError::backend(
+                            B::NAME,
+                            format!("the store process {name:?} did not open: {err:?}"),
+                        ))
+                    }
+                }
             }
-            Err(StartupError::NameAlreadyRegistered(_)) => Err(StoreError::backend(
+            Ok(Named::Found(process)) => process,
+            Err(err) => return Err(StoreError::backend(B::NAME, err.to_string())),
+        };
+        if !host::exists(process) {
+            return Err(StoreError::backend(
                 B::NAME,
                 format!(
                     "the store process {name:?} has stopped; restart the node to reopen the store"
                 ),
-            )),
-            Err(StartupError::Custom(err)) => Err(err),
-            Err(StartupError::InitPanicked) => Err(StoreError::backend(
-                B::NAME,
-                format!("the store process {name:?} panicked while opening"),
-            )),
+            ));
         }
+        Ok(StoreClient {
+            process,
+            backend: std::marker::PhantomData,
+        })
     }
 
     fn call(&self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
         match call::<StoreOp, Result<StoreAnswer, StoreError>>(
-            self.process.id(),
+            self.process,
             op,
             Some(STORE_TIMEOUT),
         ) {
@@ -132,7 +147,94 @@ impl<B: Backend> StoreClient<B> {
             Err(WaitError::Failed(failure)) => {
                 Err(StoreError::backend(B::NAME, format!("{failure:?}")))
             }
-            Err(WaitError::Undecodable(err)) => Err(StoreError::backend(B::NAME, err)),
+            Err(WaitError::Undecodable(err) | WaitError::Unsendable(err)) => {
+                Err(StoreError::backend(B::NAME, err))
+            }
+        }
+    }
+}
+
+/// The store process: opens the backend, says so, then serves operations with group commit.
+fn run_store<B: Backend>((arg, opened): (B::Arg, ReplyTo)) {
+    let mut backend = match B::open(arg) {
+        Ok(backend) => backend,
+        Err(err) => return opened.send::<Result<(), StoreError>>(Err(err)),
+    };
+    opened.send::<Result<(), StoreError>>(Ok(()));
+    // An operation taken from the mailbox while gathering a batch, served after it.
+    let mut next: Option<Envelope<StoreOp>> = None;
+    loop {
+        let envelope = match next.take() {
+            Some(envelope) => envelope,
+            None => match receive_op() {
+                Queued::Op(envelope) => envelope,
+                // A marker left from a gathering that stopped early.
+                Queued::End => continue,
+            },
+        };
+        let Envelope { message, reply_to } = envelope;
+        let StoreOp::Put(key, value) = message else {
+            let answer = backend.apply(message);
+            if let Some(reply_to) = reply_to {
+                reply_to.send(answer);
+            }
+            continue;
+        };
+        // Gather the puts already waiting, up to the first other operation. What is waiting ends
+        // at a marker this process sends itself now: a receive with a zero timeout would tell
+        // too, but the host rounds its timer up to the next millisecond tick, and a lone write
+        // would pay that every time.
+        host::send_tag(host::this().id, END_OF_QUEUE);
+        let mut batch = vec![(key, value, reply_to)];
+        loop {
+            match receive_op() {
+                Queued::Op(Envelope {
+                    message: StoreOp::Put(key, value),
+                    reply_to,
+                }) if batch.len() < MAX_BATCH => batch.push((key, value, reply_to)),
+                Queued::Op(other) => {
+                    next = Some(other);
+                    // The marker is still queued: `receive_op` passes over it later.
+                    break;
+                }
+                Queued::End => break,
+            }
+        }
+        let waiting: Vec<Option<ReplyTo>> =
+            batch.iter().map(|(_, _, reply_to)| *reply_to).collect();
+        let outcome =
+            backend.apply_puts(&mut batch.into_iter().map(|(key, value, _)| (key, value)));
+        for reply_to in waiting.into_iter().flatten() {
+            reply_to.send::<Result<StoreAnswer, StoreError>>(
+                outcome.clone().map(|()| StoreAnswer::Done),
+            );
+        }
+    }
+}
+
+/// What a store process finds in its mailbox.
+enum Queued {
+    Op(Envelope<StoreOp>),
+    /// Its own [`END_OF_QUEUE`] marker.
+    End,
+}
+
+/// The next operation in the mailbox, or the marker; waits for one.
+fn receive_op() -> Queued {
+    loop {
+        if host::receive(&[], None) != Received::Data {
+            continue;
+        }
+        let tag = host::tag();
+        if tag == END_OF_QUEUE {
+            return Queued::End;
+        }
+        if tag >> 56 != ENVELOPE_HANDLER_ID {
+            continue;
+        }
+        match decode_envelope::<StoreOp>(tag) {
+            Ok(envelope) => return Queued::Op(envelope),
+            Err(err) => eprintln!("swarm: a store process dropped a message: {err}"),
         }
     }
 }

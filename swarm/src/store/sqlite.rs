@@ -127,6 +127,29 @@ impl Backend for SqliteBackend {
         Ok(backend)
     }
 
+    /// Group commit: every put of the batch in one transaction, so one fsync (WAL,
+    /// `synchronous=FULL`) makes them all durable. A statement that fails panics inside Lunatic's
+    /// SQLite API, which ends this process before `COMMIT`: the transaction is rolled back and no
+    /// caller of the batch is told its write was saved.
+    fn apply_puts(
+        &mut self,
+        puts: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        self.execute("BEGIN IMMEDIATE")?;
+        for (key, value) in puts {
+            self.db
+                .prepare_query("INSERT OR REPLACE INTO swarm_records (key, value) VALUES (?1, ?2)")
+                .bind(key)
+                .bind(value)
+                .execute();
+        }
+        if let Err(err) = self.execute("COMMIT") {
+            let _rolled_back_or_never_begun = self.execute("ROLLBACK");
+            return Err(err);
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
         Ok(match op {
             StoreOp::Get(key) => {

@@ -11,7 +11,9 @@ use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
 use super::handle::SupervisorRef;
 use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
 use crate::runtime::host::{self, Pid, Received};
-use crate::runtime::mailbox::{reply_slot, this_node, wait_for, Envelope, ReplyTo, WaitError};
+use crate::runtime::mailbox::{
+    decode_envelope, reply_slot, this_node, wait_for, ReplyTo, WaitError,
+};
 
 /// How long a supervisor may take to start its children before its starter gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -149,7 +151,7 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     loop {
         match host::receive(&[], None) {
             Received::Data => {
-                let Ok(envelope) = host::decode::<Envelope<Op>>() else {
+                let Ok(envelope) = decode_envelope::<Op>(host::tag()) else {
                     continue;
                 };
                 let stop = matches!(envelope.message, Op::Shutdown);

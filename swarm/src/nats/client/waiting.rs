@@ -6,8 +6,8 @@ use lunatic::Tag;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::messages::Addr;
-use crate::runtime::host::{self, Received};
-use crate::runtime::mailbox::{wait_value, WaitError};
+use crate::runtime::host;
+use crate::runtime::mailbox::{take_queued, wait_value, WaitError};
 
 impl Addr {
     /// The current process with a fresh tag.
@@ -59,17 +59,14 @@ pub(super) fn wait_tagged<T: Serialize + DeserializeOwned>(
 /// Takes a message tagged `tag` that is already in the mailbox, without waiting (a look into
 /// an empty mailbox costs about a millisecond: the runtime's timer has that resolution).
 pub(super) fn receive_now<T: Serialize + DeserializeOwned>(tag: i64) -> Option<T> {
-    if host::receive(&[tag], Some(Duration::ZERO)) == Received::Data {
-        host::decode::<T>().ok()
-    } else {
-        None
-    }
+    // A probe, not a zero timeout: the host rounds a timer up to its next millisecond tick.
+    take_queued::<T>(&[tag]).and_then(Result::ok)
 }
 
 /// Drops every message tagged `tag` already in the mailbox (late replies after a cancel).
 pub(super) fn drain_tag(tag: i64) {
     for _ in 0..10_000 {
-        if host::receive(&[tag], Some(Duration::ZERO)) != Received::Data {
+        if take_queued::<()>(&[tag]).is_none() {
             break;
         }
     }
