@@ -34,7 +34,12 @@ pub(super) struct Addr {
 /// (`host::send_bytes`) that the connection process appends to its write buffer without decoding
 /// or copying them twice; the rest of the tag is headers + payload size, for the `max_payload`
 /// check. Publishing is the hottest path (one Lunatic message per publish).
-const PUBLISH_KIND: i64 = 0x7D;
+///
+/// Top bytes of swarm's own tags (none is a Lunatic handler number, those are below 64, and
+/// `Tag::new()` counters stay far below 2^56): 0x7F a new process' argument, 0x7E the reader's notes
+/// (and the store's end-of-queue marker, in other processes), 0x7D the mailbox probe, 0x7C the write
+/// marker, 0x7B a publish.
+const PUBLISH_KIND: i64 = 0x7B;
 const SIZE_BITS: i64 = (1 << 56) - 1;
 
 /// The tag of a publish of `size` bytes of headers and payload.
@@ -241,7 +246,8 @@ mod tests {
         for size in [0, 1, 1 << 20, (1 << 56) - 1] {
             assert_eq!(published_size(publish_tag(size)), Some(size));
         }
-        for tag in [0, NOTE_TAG, WRITE_MARKER_TAG, 1 << 56, 129] {
+        let probe = (0x7D << 56) | 0x5052_4F42;
+        for tag in [0, NOTE_TAG, WRITE_MARKER_TAG, probe, 1 << 56, 129] {
             assert_eq!(published_size(tag), None);
         }
     }
