@@ -337,9 +337,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitError> {
-    let started = Instant::now();
-    let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    let received = host::receive(&[tag], Some(first));
+    let (started, received) = first_slice(tag, timeout);
     wait_loop::<T>(tag, server, timeout, started, received)
 }
 
@@ -413,10 +411,16 @@ fn wait_tag<T: Serialize + DeserializeOwned>(
     server: u64,
     timeout: Option<Duration>,
 ) -> Result<T, WaitError> {
+    let (started, received) = first_slice(tag, timeout);
+    wait(tag, server, timeout, started, received)
+}
+
+/// The first wait for a message tagged `tag` that was not sent in the same host call: when it
+/// started, and what it found.
+fn first_slice(tag: i64, timeout: Option<Duration>) -> (Instant, Received) {
     let started = Instant::now();
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
-    let received = host::receive(&[tag], Some(first));
-    wait(tag, server, timeout, started, received)
+    (started, host::receive(&[tag], Some(first)))
 }
 
 /// The one wait loop of swarm: waits until a data message tagged `tag` arrives (and decodes it
