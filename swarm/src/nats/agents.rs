@@ -25,6 +25,18 @@
 //! Bytes from outside are decoded and validated here, before anything reaches an agent's mailbox:
 //! a malformed request gets an error reply and never crashes an agent or a worker.
 //!
+//! Error replies also carry the NATS services API's `Nats-Service-Error` (the message) and
+//! `Nats-Service-Error-Code` headers: 400 for `bad_arguments`, `invalid_key` and
+//! `unknown_handler`, 503 for `overloaded`, 504 for a `call_failed` that timed out, 500 for the
+//! rest. Successful replies have no headers.
+//!
+//! Discovery: the node answers the NATS services API (ADR-32) for the namespace, as the service
+//! `swarm-<namespace>` with one endpoint per kind and handler, `<kind>-<handler>` on
+//! `<namespace>.<kind>.*.<handler>`, so `nats micro ls`/`info`/`stats` (or any client's service
+//! discovery) list the nodes and their handlers, with per-handler counts of requests, errors and
+//! processing time (see `discovery.rs`). The namespace must therefore be a valid service name
+//! once each `.` is written `_` (`A-Z a-z 0-9 _ -`); another character is refused here.
+//!
 //! Each node keeps its own registry: with several nodes serving one kind, a key is unique per
 //! node, not across the cluster (a shared registry is future work).
 
@@ -33,7 +45,8 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{NatsClient, Subscription};
 use super::codec::validate_publish_subject;
-use super::responder::{run_responder, Expect, Replier, Reply};
+use super::discovery;
+use super::responder::{run_responder, Expect, Replier, Reply, PULL_CHECK};
 use super::NatsError;
 use crate::error::StartError;
 use crate::key::parse_key_text;
@@ -74,8 +87,11 @@ pub fn serve_agents<A: Agent>(
     let subject = format!("{namespace}.{}.*.*", A::KIND);
     validate_publish_subject(&format!("{namespace}.{}", A::KIND))
         .map_err(|err| NatsError::Encode(err.into()))?;
+    discovery::check_namespace(namespace)?;
     let queue = format!("{namespace}.{}", A::KIND);
     let mut started = Vec::new();
+    // Workers and their responders: they count the answers for `$SRV.STATS`.
+    let mut counted = Vec::new();
     for _ in 0..workers.max(1) {
         let ready = reply_slot();
         let capture = (
@@ -88,12 +104,12 @@ pub fn serve_agents<A: Agent>(
         let outcome = spawn(capture, run_worker::<A>)
             .map_err(|err| err.to_string())
             .and_then(|worker| {
-                wait_for::<Result<(), String>>(
+                wait_for::<Result<u64, String>>(
                     ready,
                     worker,
                     Some(std::time::Duration::from_secs(30)),
                 )
-                .map(|started| started.map(|()| worker))
+                .map(|started| started.map(|responder| (worker, responder)))
                 .map_err(|err| {
                     // Not serving a service that gave up on it.
                     host::kill(worker);
@@ -101,7 +117,10 @@ pub fn serve_agents<A: Agent>(
                 })
             });
         match outcome {
-            Ok(Ok(worker)) => started.push(worker),
+            Ok(Ok((worker, responder))) => {
+                started.push(worker);
+                counted.extend([worker, responder]);
+            }
             outcome => {
                 let service = AgentService {
                     subject: subject.clone(),
@@ -118,10 +137,15 @@ pub fn serve_agents<A: Agent>(
             }
         }
     }
-    Ok(AgentService {
+    let service = AgentService {
         subject,
         workers: started,
-    })
+    };
+    if let Err(err) = discovery::add_kind::<A>(client, namespace, &service.workers, &counted) {
+        service.stop();
+        return Err(err);
+    }
+    Ok(service)
 }
 
 type WorkerArgs = (NatsClient, String, String, String, ReplyTo);
@@ -138,24 +162,31 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
         Tag::new(),
     ) {
         Ok(responder) => responder,
-        Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
+        Err(err) => return ready.send::<Result<u64, String>>(Err(err.to_string())),
     };
     let _responder_goes_too = KillOnDrop(responder);
     let subscription: Subscription = match client.queue_subscribe(&subject, &queue) {
         Ok(subscription) => subscription,
-        Err(err) => return ready.send::<Result<(), String>>(Err(err.to_string())),
+        Err(err) => return ready.send::<Result<u64, String>>(Err(err.to_string())),
     };
-    ready.send::<Result<(), String>>(Ok(()));
+    ready.send::<Result<u64, String>>(Ok(responder));
     let prefix = format!("{namespace}.{}.", A::KIND);
-    let mut replier = Replier::new(client.clone(), subject.clone());
-    while let Some(message) = subscription.next() {
+    let mut replier = Replier::new(client.clone(), subject.clone(), A::HANDLERS);
+    loop {
+        // Between requests, and at least every PULL_CHECK: the counts for `$SRV.STATS`.
+        replier.answer_pulls();
+        let message = match subscription.next_timeout(PULL_CHECK) {
+            Ok(message) => message,
+            Err(NatsError::TimedOut { .. }) => continue,
+            Err(_closed) => break,
+        };
+        let taken = replier.take(&message.subject);
         let reply_subject = message.reply_to.as_deref();
         match dispatch::<A>(&prefix, &message.subject, &message.payload) {
-            Dispatch::Answered(reply) => {
-                if let Some(reply_subject) = reply_subject {
-                    replier.send(reply_subject, reply);
-                }
-            }
+            Dispatch::Answered(reply) => match reply_subject {
+                Some(reply_subject) => replier.send(reply_subject, reply, &taken),
+                None => replier.count(&taken, reply.service_error()),
+            },
             Dispatch::Request {
                 agent,
                 handler,
@@ -165,6 +196,7 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
                 let Some(reply_subject) = reply_subject else {
                     // Nobody waits for the answer: the handler runs, the answer goes nowhere.
                     let _published_without_reply = agent.raw().send(name, request);
+                    replier.count(&taken, None);
                     continue;
                 };
                 let tag = Tag::new();
@@ -180,9 +212,10 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
                             key: agent.key().to_owned(),
                             handler,
                             timeout: DEFAULT_TIMEOUT,
+                            spent: taken.elapsed(),
                         },
                     ),
-                    Err(err) => replier.send(reply_subject, Reply::call_failed(&err)),
+                    Err(err) => replier.send(reply_subject, Reply::call_failed(&err), &taken),
                 }
             }
         }

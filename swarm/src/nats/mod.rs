@@ -16,6 +16,9 @@
 //!   See `README.md` in this directory.
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
+//! - [`service_api`] (pure) and `discovery` (wasm32 only): each node answers the NATS services
+//!   API (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`) for the agents it serves, so stock NATS
+//!   tooling lists nodes, kinds and handlers, with per-handler counts.
 
 mod auth;
 pub mod codec;
@@ -25,11 +28,14 @@ pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
 mod agents;
+#[cfg(target_arch = "wasm32")]
+mod discovery;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod responder;
+pub mod service_api;
 
 #[cfg(target_arch = "wasm32")]
 pub use agents::{serve_agents, AgentService};
@@ -37,4 +43,9 @@ pub use auth::{AuthError, Credentials};
 #[cfg(target_arch = "wasm32")]
 pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
 pub use codec::{Headers, Msg, PermissionAction, StatusCode};
+#[cfg(target_arch = "wasm32")]
+pub use discovery::{
+    cluster_stats_name, serve_discovery, ClusterStatsQuery, ServiceInstance, CLUSTER_STATS_WAIT,
+    STATS_WAIT,
+};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};

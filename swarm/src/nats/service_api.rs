@@ -163,7 +163,9 @@ impl Counter {
             self.errors += 1;
             let at = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX));
+                .map_or(0, |since| {
+                    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+                });
             self.last_error = Some((at, error.last_error()));
         }
     }
@@ -380,10 +382,7 @@ mod tests {
                 && (part == "0" || !part.starts_with('0'))
         };
         let ident = |part: &str| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         let parts: Vec<&str> = core.split('.').collect();
         parts.len() == 3
@@ -401,7 +400,10 @@ mod tests {
         assert_eq!(service_name("acme.prod-1").unwrap(), "swarm-acme_prod-1");
         assert!(is_valid_name(&service_name("t.a_b.7x0x123").unwrap()));
         let refused = service_name("chat$1").unwrap_err();
-        assert!(refused.contains("\"chat$1\"") && refused.contains("'$'"), "{refused}");
+        assert!(
+            refused.contains("\"chat$1\"") && refused.contains("'$'"),
+            "{refused}"
+        );
         assert!(service_name("").is_err());
         assert!(!is_valid_name("") && !is_valid_name("a.b") && is_valid_name("counter-add"));
     }
@@ -525,7 +527,10 @@ mod tests {
         let mut total = Counter::default();
         total.add(&responder);
         total.add(&worker);
-        assert_eq!((total.requests, total.errors, total.processing_ns), (2, 2, 40));
+        assert_eq!(
+            (total.requests, total.errors, total.processing_ns),
+            (2, 2, 40)
+        );
         assert_eq!(total.last_error.unwrap().1, "504:late");
     }
 

@@ -81,6 +81,12 @@ impl NatsClient {
             .map_err(|err| NatsError::Server(format!("a command does not encode: {err}")))
     }
 
+    /// The connection process: what tells two connections apart (one services-API instance per
+    /// connection and namespace, see `discovery.rs`).
+    pub(crate) fn connection_id(&self) -> u64 {
+        self.conn
+    }
+
     /// The server's `max_payload` (headers + payload), as of the first connection.
     pub fn max_payload(&self) -> u64 {
         self.max_payload

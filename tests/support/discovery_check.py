@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""The NATS services API (ADR-32) of swarm nodes, checked with a stock client in another language.
+
+Starts two Lunatic nodes (tests/examples/discovery_node, built for wasm32-wasip1) as OS processes
+on one namespace; each serves the agent kinds `counter` and `account` with two workers. Then,
+with nats-py:
+  - sends `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`, each also as `.swarm-<ns>` and
+    `.swarm-<ns>.<id>`, collects every reply and validates each against the io.nats.micro.v1
+    JSON schemas vendored in tests/support/schemas/micro/v1 (jsonschema, with `date-time`
+    checked);
+  - lists the nodes: both answer, with distinct ids, and one id addresses one node;
+  - checks INFO's endpoints (one per kind and handler, subject, queue group, metadata);
+  - makes calls through the front door, good and bad, and checks that the error replies carry
+    `Nats-Service-Error` and `Nats-Service-Error-Code` (the good ones no headers) and that
+    STATS counted them: `num_requests`, `num_errors`, `last_error`, processing times, `data`.
+Uses the server in SWARM_NATS_URL (scripts/test's harness) or starts its own nats-server.
+Prints one line per check, ends with a `test result:` line for scripts/test, exits 1 on any
+failure. Bounded: each node must be serving within 60 s, each NATS wait is at most a few
+seconds, and the nodes are killed on the way out whatever happens.
+
+usage: discovery_check.py RUNNER WASM
+"""
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import jsonschema
+import nats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMAS = os.path.join(HERE, "schemas", "micro", "v1")
+NODE_START_TIMEOUT = 60.0
+GATHER_WINDOW = 1.5  # STATS waits up to 0.5 s for the counts of the node's workers
+KINDS = {"counter", "account"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nats_server(work):
+    """A nats-server of our own on a free loopback port, when no harness runs."""
+    port = free_port()
+    binary = shutil.which("nats-server") or os.path.join(
+        os.path.dirname(sys.executable), "nats-server"
+    )
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(work, "nats-server.log"), "w"),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"nats://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError("nats-server did not accept connections within 10 s")
+
+
+def start_node(runner, wasm, url, namespace, log_path):
+    """A node as an OS process; returns it with its (service name, id) once it serves."""
+    env = dict(os.environ, SWARM_NATS_URL=url, SWARM_DISCOVERY_NS=namespace)
+    env.setdefault("RUST_LIB_BACKTRACE", "0")
+    proc = subprocess.Popen(
+        [runner, wasm],
+        stdout=subprocess.PIPE,
+        stderr=open(log_path, "w"),
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    # The first line is read by a thread, so that a node that prints nothing cannot block us.
+    first = queue.Queue()
+    threading.Thread(target=lambda: first.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        parts = first.get(timeout=NODE_START_TIMEOUT).split()
+        if len(parts) == 3 and parts[0] == "serving":
+            return proc, parts[1], parts[2]
+    except queue.Empty:
+        pass
+    stop(proc)
+    with open(log_path) as log:
+        raise RuntimeError(f"a node did not start serving: {log.read()[-3000:]}")
+
+
+def stop(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failures = []
+
+    def check(self, name, condition, detail=""):
+        if condition:
+            self.passed += 1
+            print(f"ok: {name}")
+        else:
+            self.failures.append(f"{name}: {detail}")
+            print(f"FAILED: {name}: {detail}")
+        return condition
+
+
+async def gather(nc, subject, window=GATHER_WINDOW):
+    """Every reply to one request on `subject` that comes within `window` seconds."""
+    inbox = nc.new_inbox()
+    replies = []
+    sub = await nc.subscribe(inbox, cb=None)
+    await nc.publish(subject, b"", reply=inbox)
+    deadline = time.monotonic() + window
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            msg = await sub.next_msg(timeout=left)
+        except nats.errors.TimeoutError:
+            break
+        replies.append(json.loads(msg.data))
+    await sub.unsubscribe()
+    return replies
+
+
+def load_schemas():
+    validators = {}
+    for verb, file in [("PING", "ping_response"), ("INFO", "info_response"),
+                       ("STATS", "stats_response")]:
+        with open(os.path.join(SCHEMAS, f"{file}.json")) as f:
+            schema = json.load(f)
+        jsonschema.Draft7Validator.check_schema(schema)
+        validators[verb] = jsonschema.Draft7Validator(
+            schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
+    return validators
+
+
+async def request(nc, subject, payload):
+    msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10)
+    return json.loads(msg.data), msg.headers or {}
+
+
+async def run(url, nodes, namespace, checks):
+    name = nodes[0][1]
+    ids = [node_id for _, _, node_id in nodes]
+    validators = load_schemas()
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        # Every form of every verb; every reply of any service validated against its schema.
+        by_form = {}
+        for verb in ["PING", "INFO", "STATS"]:
+            for form in ["", f".{name}", f".{name}.{ids[0]}"]:
+                replies = await gather(nc, f"$SRV.{verb}{form}")
+                invalid = []
+                for reply in replies:
+                    errors = [e.message for e in validators[verb].iter_errors(reply)]
+                    if errors:
+                        invalid.append((reply.get("name"), errors))
+                checks.check(
+                    f"$SRV.{verb}{form}: {len(replies)} replies valid against the "
+                    f"io.nats.micro.v1 {verb.lower()} schema",
+                    replies and not invalid,
+                    f"{invalid or 'no reply'}",
+                )
+                by_form[(verb, form)] = [r for r in replies if r.get("name") == name]
+
+        # Listing: both nodes answer every form naming the service, one id addresses one node.
+        for verb in ["PING", "INFO", "STATS"]:
+            listed = sorted(r["id"] for r in by_form[(verb, "")])
+            named = sorted(r["id"] for r in by_form[(verb, f".{name}")])
+            one = [r["id"] for r in by_form[(verb, f".{name}.{ids[0]}")]]
+            checks.check(
+                f"$SRV.{verb} lists both nodes of {name} with distinct ids",
+                listed == sorted(ids) and named == sorted(ids) and len(set(ids)) == 2,
+                f"listed {listed}, by name {named}, expected {sorted(ids)}",
+            )
+            checks.check(
+                f"$SRV.{verb}.{name}.<id> reaches that node only",
+                one == [ids[0]],
+                f"{one}",
+            )
+
+        # INFO: one endpoint per kind and handler, on the front door's subjects.
+        info = by_form[("INFO", f".{name}.{ids[0]}")][0]
+        endpoints = {e["name"]: e for e in info["endpoints"]}
+        add = endpoints.get("counter-add", {})
+        checks.check(
+            "INFO: counter-add on <ns>.counter.*.add in queue group <ns>.counter",
+            add.get("subject") == f"{namespace}.counter.*.add"
+            and add.get("queue_group") == f"{namespace}.counter"
+            and add.get("metadata") == {"kind": "counter", "handler": "add", "request": "true"},
+            f"{add}",
+        )
+        bump = endpoints.get("counter-bump", {}).get("metadata", {})
+        checks.check(
+            "INFO: a fire-and-forget handler is marked request=false",
+            bump.get("request") == "false",
+            f"{bump}",
+        )
+        kinds = {e["metadata"]["kind"] for e in info["endpoints"]}
+        checks.check(
+            "INFO: both kinds' handlers, and the kinds and node in the metadata",
+            kinds == KINDS
+            and "account-deposit" in endpoints
+            and set(info["metadata"]["kinds"].split(",")) == KINDS
+            and info["metadata"]["node"] == ids[0],
+            f"kinds {kinds}, metadata {info['metadata']}",
+        )
+
+        # STATS before any call: all zero.
+        before = by_form[("STATS", f".{name}")]
+        checks.check(
+            "STATS before any call: every endpoint at zero",
+            len(before) == 2 and all(e["num_requests"] == 0 and e["last_error"] == "" for r in before
+                for e in r["endpoints"]),
+            f"{before}",
+        )
+
+        # Calls: good ones and bad ones, through the queue group (either node answers).
+        good = [await request(nc, f"{namespace}.counter.c{i}.add", {"n": 2}) for i in range(3)]
+        checks.check(
+            "good calls answer {\"ok\": ..} with no service-error headers",
+            all("ok" in body and "Nats-Service-Error" not in headers for body, headers in good),
+            f"{good}",
+        )
+        bad, bad_headers = await request(nc, f"{namespace}.counter.c0.add", {"n": "two"})
+        checks.check(
+            "a bad call's error reply carries Nats-Service-Error and Nats-Service-Error-Code 400",
+            bad.get("error", {}).get("kind") == "bad_arguments"
+            and bad_headers.get("Nats-Service-Error-Code") == "400"
+            and bad_headers.get("Nats-Service-Error") == bad["error"]["message"],
+            f"{bad} {bad_headers}",
+        )
+        key, key_headers = await request(nc, f"{namespace}.account.not-a-number.deposit",
+                                         {"amount": 5})
+        checks.check(
+            "an invalid key's error reply carries Nats-Service-Error-Code 400",
+            key.get("error", {}).get("kind") == "invalid_key"
+            and key_headers.get("Nats-Service-Error-Code") == "400",
+            f"{key} {key_headers}",
+        )
+        closed, closed_headers = await request(nc, f"{namespace}.account.13.deposit",
+                                               {"amount": 5})
+        checks.check(
+            "a start that fails answers start_failed with Nats-Service-Error-Code 500",
+            closed.get("error", {}).get("kind") == "start_failed"
+            and closed_headers.get("Nats-Service-Error-Code") == "500",
+            f"{closed} {closed_headers}",
+        )
+
+        # STATS after: the counts of both nodes add up to the calls made.
+        after = await gather(nc, f"$SRV.STATS.{name}")
+        for reply in after:
+            errors = [e.message for e in validators["STATS"].iter_errors(reply)]
+            checks.check(f"STATS of {reply['id']} after the calls is schema-valid",
+                         not errors, f"{errors}")
+
+        def total(endpoint, field):
+            return sum(e[field] for r in after for e in r["endpoints"] if e["name"] == endpoint)
+
+        checks.check(
+            "STATS counted counter-add: 4 requests, 1 error",
+            len(after) == 2
+            and total("counter-add", "num_requests") == 4
+            and total("counter-add", "num_errors") == 1,
+            f"requests {total('counter-add', 'num_requests')}, "
+            f"errors {total('counter-add', 'num_errors')}",
+        )
+        checks.check(
+            "STATS counted account-deposit: 2 requests, 2 errors",
+            total("account-deposit", "num_requests") == 2
+            and total("account-deposit", "num_errors") == 2,
+            f"requests {total('account-deposit', 'num_requests')}, "
+            f"errors {total('account-deposit', 'num_errors')}",
+        )
+        last_errors = [e["last_error"] for r in after for e in r["endpoints"]
+                       if e["name"] == "counter-add" and e["num_errors"]]
+        checks.check(
+            "STATS last_error of counter-add is the bad call's, as <code>:<description>",
+            last_errors == [f"400:{bad['error']['message']}"],
+            f"{last_errors}",
+        )
+        timed = [e for r in after for e in r["endpoints"] if e["num_requests"]]
+        checks.check(
+            "STATS processing times: positive, average = total / requests (ns)",
+            timed and all(
+                e["processing_time"] > 0
+                and e["average_processing_time"] == e["processing_time"] // e["num_requests"]
+                for e in timed
+            ),
+            f"{[(e['name'], e['processing_time'], e['average_processing_time']) for e in timed]}",
+        )
+        live = [e["data"].get("agents_live") for r in after for e in r["endpoints"]]
+        per_node = {r["id"]: r["endpoints"][0]["data"]["agents_live"] for r in after}
+        checks.check(
+            "STATS data: agents_live on every endpoint; the three counters started are live",
+            all(isinstance(n, int) for n in live) and sum(per_node.values()) >= 3,
+            f"{per_node}",
+        )
+    finally:
+        await nc.close()
+
+
+def main():
+    runner, wasm = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    work = tempfile.mkdtemp(prefix="swarm-discovery-")
+    namespace = f"disc.{os.getpid()}x{int(time.time())}"
+    checks = Checks()
+    server = None
+    nodes = []
+    try:
+        url = os.environ.get("SWARM_NATS_URL")
+        if not url:
+            server, url = start_nats_server(work)
+        for n in range(2):
+            nodes.append(start_node(runner, wasm, url, namespace,
+                                    os.path.join(work, f"node{n}.log")))
+            print(f"node {n}: {nodes[-1][1]} id {nodes[-1][2]}")
+        asyncio.run(asyncio.wait_for(run(url, nodes, namespace, checks), timeout=120))
+    except Exception as err:  # a crash of the check itself is a failure, reported as one
+        checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")
+        print(f"FAILED: {checks.failures[-1]}")
+    finally:
+        for proc, _, _ in nodes:
+            stop(proc)
+        if server:
+            stop(server)
+        if checks.failures:
+            for n in range(len(nodes)):
+                with open(os.path.join(work, f"node{n}.log")) as log:
+                    print(f"--- node {n} log (end):\n{log.read()[-2000:]}")
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"discovery check: {checks.passed} checks passed, {len(checks.failures)} failed")
+    print(f"test result: {'ok' if not checks.failures else 'FAILED'}. "
+          f"{checks.passed} passed; {len(checks.failures)} failed")
+    sys.exit(1 if checks.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
