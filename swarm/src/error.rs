@@ -69,6 +69,11 @@ pub enum CallFailure {
     /// callers: for example a map with non-string keys).
     #[error("the handler's answer could not be encoded: {0}")]
     Unencodable(String),
+    /// This copy of the agent was stale: another node of the cluster took the agent over, so its
+    /// write was refused and nothing was applied. The agent has stopped here; call again (through
+    /// the front door or a fresh handle) to reach the new owner.
+    #[error("the agent moved to another node; nothing was applied: {0}")]
+    Moved(String),
     /// The request itself could not be encoded for the agent's mailbox (an argument whose
     /// `Serialize` fails, or that bincode cannot write); nothing was sent.
     #[error("the request could not be encoded, nothing was sent: {0}")]
@@ -83,6 +88,7 @@ pub enum RemoteFailure {
     Panicked(String),
     PersistFailed(String),
     Unencodable(String),
+    Moved(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -91,6 +97,7 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::Panicked(message) => CallFailure::Panicked(message),
             RemoteFailure::PersistFailed(message) => CallFailure::PersistFailed(message),
             RemoteFailure::Unencodable(message) => CallFailure::Unencodable(message),
+            RemoteFailure::Moved(message) => CallFailure::Moved(message),
         }
     }
 }

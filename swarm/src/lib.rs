@@ -31,6 +31,8 @@
 //! The agent runtime (everything under `runtime`, the memory and SQLite stores) exists only when
 //! building for `wasm32` (Lunatic); on the host the pure parts build and are tested natively.
 
+#[cfg(feature = "nats")]
+pub mod cluster;
 pub mod error;
 pub mod key;
 #[cfg(feature = "nats")]
@@ -52,6 +54,8 @@ pub use runtime::host::Pid;
 pub use runtime::node::{
     default_store, node_stats, set_default_store, set_node_limits, NodeLimits, NodeStats,
 };
+#[cfg(all(target_arch = "wasm32", feature = "nats"))]
+pub use runtime::node::set_node_nats;
 pub use store::{Store, StoreConfig, StoreError};
 pub use swarm_macros::{agent, handler, supervisor};
 

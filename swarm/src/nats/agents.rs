@@ -48,6 +48,7 @@ use super::codec::validate_publish_subject;
 use super::discovery;
 use super::responder::{run_responder, Expect, Replier, Reply, PULL_CHECK};
 use super::NatsError;
+use crate::cluster::directory::{Directory, Located};
 use crate::error::StartError;
 use crate::key::parse_key_text;
 use crate::runtime::agent::{Agent, AgentBehavior, HandlerInfo};
@@ -84,11 +85,31 @@ pub fn serve_agents<A: Agent>(
     namespace: &str,
     workers: usize,
 ) -> Result<AgentService, NatsError> {
-    let subject = format!("{namespace}.{}.*.*", A::KIND);
     validate_publish_subject(&format!("{namespace}.{}", A::KIND))
         .map_err(|err| NatsError::Encode(err.into()))?;
     discovery::check_namespace(namespace)?;
-    let queue = format!("{namespace}.{}", A::KIND);
+    start_workers::<A>(
+        client,
+        format!("{namespace}.{}.*.*", A::KIND),
+        format!("{namespace}.{}", A::KIND),
+        format!("{namespace}.{}.", A::KIND),
+        workers,
+        None,
+        Some(namespace),
+    )
+}
+
+/// Starts `workers` workers for `A` on `subject` in `queue`, taking `<prefix><key>.<handler>`;
+/// with `discovery`, they are endpoints of the services API of that namespace.
+pub(crate) fn start_workers<A: Agent>(
+    client: &NatsClient,
+    subject: String,
+    queue: String,
+    prefix: String,
+    workers: usize,
+    role: Option<Role>,
+    discovery: Option<&str>,
+) -> Result<AgentService, NatsError> {
     let mut started = Vec::new();
     // Workers and their responders: they count the answers for `$SRV.STATS`.
     let mut counted = Vec::new();
@@ -98,8 +119,9 @@ pub fn serve_agents<A: Agent>(
             client.clone(),
             subject.clone(),
             queue.clone(),
-            namespace.to_owned(),
+            prefix.clone(),
             ready,
+            role.clone(),
         );
         let outcome = spawn(capture, run_worker::<A>)
             .map_err(|err| err.to_string())
@@ -141,19 +163,31 @@ pub fn serve_agents<A: Agent>(
         subject,
         workers: started,
     };
-    if let Err(err) = discovery::add_kind::<A>(client, namespace, &service.workers, &counted) {
-        service.stop();
-        return Err(err);
+    if let Some(namespace) = discovery {
+        if let Err(err) = discovery::add_kind::<A>(client, namespace, &service.workers, &counted) {
+            service.stop();
+            return Err(err);
+        }
     }
     Ok(service)
 }
 
-type WorkerArgs = (NatsClient, String, String, String, ReplyTo);
+/// A worker's client, subject, queue group, subject prefix before `<key>.<handler>`, readiness
+/// slot, and its place in a cluster (none for a node on its own).
+pub(crate) type WorkerArgs = (NatsClient, String, String, String, ReplyTo, Option<Role>);
+
+/// What a worker of a cluster does with keys it does not hold (see `cluster::directory`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Role {
+    pub route: crate::cluster::directory::ClusterRoute,
+    /// The worker takes requests forwarded to this node as the owner: it forwards none again.
+    pub owner: bool,
+}
 
 /// A worker: takes requests from its subscription, validates them, and hands each to its agent
 /// with the worker's responder as the reply address (see `responder.rs`), without waiting for the
 /// answer; so one worker keeps many requests in flight.
-fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) {
+pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role): WorkerArgs) {
     // The responder ends with its worker: linked (for an abnormal end) and killed below (for a
     // normal one, which links do not report).
     let responder = match spawn_linked(
@@ -170,8 +204,9 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
         Err(err) => return ready.send::<Result<u64, String>>(Err(err.to_string())),
     };
     ready.send::<Result<u64, String>>(Ok(responder));
-    let prefix = format!("{namespace}.{}.", A::KIND);
     let mut replier = Replier::new(client.clone(), subject.clone(), A::HANDLERS);
+    let owner = role.as_ref().is_some_and(|role| role.owner);
+    let mut directory = role.map(|role| Directory::new(role.route));
     loop {
         // Between requests, and at least every PULL_CHECK: the counts for `$SRV.STATS`.
         replier.answer_pulls();
@@ -182,7 +217,28 @@ fn run_worker<A: Agent>((client, subject, queue, namespace, ready): WorkerArgs) 
         };
         let taken = replier.take(&message.subject);
         let reply_subject = message.reply_to.as_deref();
-        match dispatch::<A>(&prefix, &message.subject, &message.payload) {
+        let place = match directory.as_mut() {
+            Some(directory) => Place::Cluster { directory, owner },
+            None => Place::Node,
+        };
+        match dispatch::<A>(&prefix, &message.subject, &message.payload, place) {
+            Dispatch::Forward(subject) => {
+                // One hop: the owner answers the caller directly.
+                let forwarded = match reply_subject {
+                    Some(reply_subject) => {
+                        client.publish_with_reply(&subject, reply_subject, &message.payload)
+                    }
+                    None => client.publish(&subject, &message.payload),
+                };
+                match (forwarded, reply_subject) {
+                    (Err(err), Some(reply_subject)) => replier.send(
+                        reply_subject,
+                        Reply::error("unavailable", format!("forwarding to {subject}: {err}")),
+                        &taken,
+                    ),
+                    _ => replier.count(&taken, None),
+                }
+            }
             Dispatch::Answered(reply) => match reply_subject {
                 Some(reply_subject) => replier.send(reply_subject, reply, &taken),
                 None => replier.count(&taken, reply.service_error()),
@@ -235,6 +291,8 @@ impl Drop for KillOnDrop {
 enum Dispatch<A: Agent> {
     /// It is answered already (an error, or a fire-and-forget handler that was delivered).
     Answered(Reply),
+    /// Another node of the cluster owns the agent: the request goes to this subject, as it is.
+    Forward(String),
     /// It goes to `agent`'s handler number `handler`, whose answer comes to the responder.
     Request {
         agent: A::Handle,
@@ -243,8 +301,19 @@ enum Dispatch<A: Agent> {
     },
 }
 
+/// Where a worker finds agents.
+enum Place<'a> {
+    /// In this node's registry, starting them if need be.
+    Node,
+    /// Through the cluster's directory.
+    Cluster {
+        directory: &'a mut Directory,
+        owner: bool,
+    },
+}
+
 /// Validates one request and finds (or starts) its agent.
-fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8]) -> Dispatch<A> {
+fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8], place: Place) -> Dispatch<A> {
     let answered = |reply| Dispatch::Answered(reply);
     let Some((key, handler)) = subject
         .strip_prefix(prefix)
@@ -255,6 +324,7 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8]) -> Dispatch<A
             format!("{subject:?} is not <namespace>.<kind>.<key>.<handler>"),
         ));
     };
+    let key_text = key;
     let key: A::Key = match parse_key_text(A::KIND, key) {
         Ok(key) => key,
         Err(err) => return answered(Reply::error("invalid_key", err.to_string())),
@@ -280,12 +350,23 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8]) -> Dispatch<A
             ))
         }
     };
-    let agent = match Launcher::<A>::default().get_or_start(key) {
-        Ok(agent) => agent,
-        Err(err @ StartError::Overloaded { .. }) => {
-            return answered(Reply::error("overloaded", err.to_string()))
+    let agent = match place {
+        Place::Node => match Launcher::<A>::default().get_or_start(key) {
+            Ok(agent) => agent,
+            Err(err @ StartError::Overloaded { .. }) => {
+                return answered(Reply::error("overloaded", err.to_string()))
+            }
+            Err(err) => return answered(Reply::error("start_failed", err.to_string())),
+        },
+        Place::Cluster { directory, owner } => {
+            match directory.locate::<A>(key, key_text, owner) {
+                Located::Here(agent) => agent,
+                Located::Forward(node) => {
+                    return Dispatch::Forward(format!("{node}.{}.{key_text}.{handler}", A::KIND))
+                }
+                Located::Refused(kind, message) => return answered(Reply::error(kind, message)),
+            }
         }
-        Err(err) => return answered(Reply::error("start_failed", err.to_string())),
     };
     if info.request {
         return Dispatch::Request {

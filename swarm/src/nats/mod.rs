@@ -27,7 +27,7 @@ mod tls;
 pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
-mod agents;
+pub(crate) mod agents;
 #[cfg(target_arch = "wasm32")]
 mod discovery;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.

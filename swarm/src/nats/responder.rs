@@ -59,9 +59,10 @@ impl Applied {
 
     fn after(failure: &CallFailure) -> Self {
         match failure {
-            CallFailure::NotRunning | CallFailure::Panicked(_) | CallFailure::Unsendable(_) => {
-                Applied::No
-            }
+            CallFailure::NotRunning
+            | CallFailure::Panicked(_)
+            | CallFailure::Unsendable(_)
+            | CallFailure::Moved(_) => Applied::No,
             CallFailure::Unencodable(_) => Applied::Yes,
             // A store can take a write and still fail (a directory sync after the rename, a
             // commit that outlives the store's timeout): not known.
@@ -99,7 +100,12 @@ impl Reply {
     pub(crate) fn call_failed(err: &CallError) -> Self {
         let applied = Applied::after(&err.reason);
         let timed_out = matches!(err.reason, CallFailure::TimedOut(_));
-        Self::error_with("call_failed", err.to_string(), Some(applied), timed_out)
+        // A stale copy in a cluster: the caller should call again, and reach the new owner.
+        let kind = match err.reason {
+            CallFailure::Moved(_) => "moved",
+            _ => "call_failed",
+        };
+        Self::error_with(kind, err.to_string(), Some(applied), timed_out)
     }
 
     fn error_with(

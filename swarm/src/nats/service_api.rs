@@ -107,7 +107,10 @@ impl ServiceError {
     pub fn for_reply(kind: &str, message: &str, timed_out: bool) -> ServiceError {
         let code = match kind {
             "bad_arguments" | "invalid_key" | "unknown_handler" => 400,
-            "overloaded" => 503,
+            // Call again: another node (or this one, a moment later) takes it.
+            "overloaded" | "unavailable" => 503,
+            // The agent lives on another node now: call again through the front door.
+            "moved" => 409,
             "call_failed" if timed_out => 504,
             _ => 500,
         };
@@ -541,6 +544,9 @@ mod tests {
         assert_eq!(code("invalid_key", false), 400);
         assert_eq!(code("unknown_handler", false), 400);
         assert_eq!(code("overloaded", false), 503);
+        assert_eq!(code("unavailable", false), 503);
+        assert_eq!(code("moved", false), 409);
+        assert_eq!(code("corrupt_directory", false), 500);
         assert_eq!(code("call_failed", true), 504);
         assert_eq!(code("call_failed", false), 500);
         assert_eq!(code("start_failed", false), 500);

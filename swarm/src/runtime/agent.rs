@@ -23,7 +23,7 @@ use super::wire::Wire;
 use crate::error::{RemoteFailure, StartError};
 use crate::key::{parse_key_text, AgentKey};
 use crate::record::RecordError;
-use crate::store::{Store, StoreConfig};
+use crate::store::{Store, StoreConfig, StoreError};
 
 /// The state side of an agent, implemented by `#[agent]` on the struct.
 #[diagnostic::on_unimplemented(
@@ -125,6 +125,8 @@ pub struct AgentCell<A> {
     storage_key: String,
     /// The record as last saved (or loaded): a handler that leaves it unchanged writes nothing.
     saved: Vec<u8>,
+    /// Set when a save found the record taken over by another holder: the agent ends.
+    stale: bool,
 }
 
 impl<A: AgentBehavior> AgentCell<A> {
@@ -147,15 +149,33 @@ impl<A: AgentBehavior> AgentCell<A> {
         answer: R,
     ) {
         if mutated {
-            if let Err(reason) = self.save_if_changed() {
-                // The change is not durable, so it must not be acknowledged, and the in-memory state
-                // no longer matches the store: tell the caller, then let the agent crash so it
-                // restarts from what it last saved.
-                CURRENT_REPLY.with(|slot| slot.set(None));
-                if let Some(reply_to) = reply_to {
-                    reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
+            match self.save_if_changed() {
+                Ok(()) => {}
+                Err(SaveFailure::Stale(reason)) => {
+                    // Another node took this agent over and fenced its record: this copy must
+                    // neither acknowledge the change nor serve again. It answers `Moved` and ends
+                    // after this message (see `agent_main`), without a last save.
+                    CURRENT_REPLY.with(|slot| slot.set(None));
+                    eprintln!(
+                        "swarm: stale-write-refused key={}: {reason}",
+                        self.storage_key
+                    );
+                    if let Some(reply_to) = reply_to {
+                        reply_to.send_failure(RemoteFailure::Moved(reason));
+                    }
+                    self.stale = true;
+                    return;
                 }
-                panic!("agent `{}`: state not saved, stopping: {reason}", A::KIND);
+                Err(SaveFailure::Failed(reason)) => {
+                    // The change is not durable, so it must not be acknowledged, and the in-memory
+                    // state no longer matches the store: tell the caller, then let the agent crash
+                    // so it restarts from what it last saved.
+                    CURRENT_REPLY.with(|slot| slot.set(None));
+                    if let Some(reply_to) = reply_to {
+                        reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
+                    }
+                    panic!("agent `{}`: state not saved, stopping: {reason}", A::KIND);
+                }
             }
         }
         if let Some(reply_to) = reply_to {
@@ -163,18 +183,35 @@ impl<A: AgentBehavior> AgentCell<A> {
         }
     }
 
-    fn save_if_changed(&mut self) -> Result<(), String> {
+    fn save_if_changed(&mut self) -> Result<(), SaveFailure> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let record = self.agent.encode_persisted()?;
+        let record = self.agent.encode_persisted().map_err(SaveFailure::Failed)?;
         if record != self.saved {
-            store
-                .put(&self.storage_key, &record)
-                .map_err(|err| err.to_string())?;
+            store.put(&self.storage_key, &record).map_err(|err| match err {
+                StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
+                other => SaveFailure::Failed(other.to_string()),
+            })?;
             self.saved = record;
         }
         Ok(())
+    }
+}
+
+/// Why a save did not happen.
+enum SaveFailure {
+    /// Another holder of the record fenced this one (see [`Store::load_as_owner`]).
+    Stale(String),
+    /// Encoding or the store failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for SaveFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaveFailure::Stale(reason) | SaveFailure::Failed(reason) => f.write_str(reason),
+        }
     }
 }
 
@@ -224,6 +261,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         store: None,
         storage_key: String::new(),
         saved: Vec::new(),
+        stale: false,
     };
     if A::PERSISTS {
         let config = arg
@@ -237,7 +275,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         };
         let store = config.open().map_err(store_error)?;
         let storage_key = format!("{}/{}", A::KIND, arg.key);
-        cell.saved = match store.get(&storage_key).map_err(store_error)? {
+        cell.saved = match store.load_as_owner(&storage_key).map_err(store_error)? {
             Some(record) => {
                 cell.agent
                     .restore_persisted(&record)
@@ -260,6 +298,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     }
     cell.agent.on_start().map_err(hook_error)?;
     cell.save_if_changed().map_err(|reason| {
+        let reason = reason.to_string();
         hook_error(format!(
             "the state set by on_start could not be saved: {reason}"
         ))
@@ -344,7 +383,13 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
         let tag = host::tag();
         match tag >> 56 {
             ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
-                Ok(envelope) => serve_one(&mut cell, envelope),
+                Ok(envelope) => {
+                    serve_one(&mut cell, envelope);
+                    if cell.stale {
+                        // Taken over elsewhere: end without `terminate`, whose save would fail too.
+                        return;
+                    }
+                }
                 Err(err) => eprintln!(
                     "swarm: agent `{}` dropped a message that does not decode: {err}",
                     A::KIND

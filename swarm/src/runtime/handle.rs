@@ -121,8 +121,9 @@ impl<A: Agent> AgentRef<A> {
     }
 
     fn wait_error(&self, handler: &'static str, err: WaitError) -> CallError {
-        if let WaitError::Failed(RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_)) =
-            &err
+        if let WaitError::Failed(
+            RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_) | RemoteFailure::Moved(_),
+        ) = &err
         {
             // The agent answers before its process ends: wait for the end, so that once the
             // caller has this error, `get_or_start` starts a new agent instead of finding the one

@@ -103,6 +103,22 @@ pub fn node_stats() -> Result<NodeStats, String> {
     }))
 }
 
+/// Gives the node a NATS connection that its processes share: the NATS KV store
+/// ([`StoreConfig::NatsKv`]) reaches JetStream through it. Joining a cluster sets it.
+#[cfg(feature = "nats")]
+pub fn set_node_nats(client: crate::nats::NatsClient) -> Result<(), String> {
+    let settings = settings()?;
+    call::<Op, Settings>(settings, Op::SetNats(client), Some(TIMEOUT))
+        .map(|_| ())
+        .map_err(|err| format!("node settings: {err:?}"))
+}
+
+/// The node's shared NATS connection, if one was set (see [`set_node_nats`]).
+#[cfg(feature = "nats")]
+pub fn nats_client() -> Option<crate::nats::NatsClient> {
+    current()?.nats
+}
+
 /// The settings process, started if need be.
 fn settings() -> Result<u64, String> {
     // Lunatic's atomic "get or spawn": the settings process runs no user code and never stops.
@@ -123,6 +139,8 @@ fn current() -> Option<Settings> {
 struct Settings {
     store: StoreConfig,
     limits: NodeLimits,
+    #[cfg(feature = "nats")]
+    nats: Option<crate::nats::NatsClient>,
 }
 
 impl Default for Settings {
@@ -130,6 +148,8 @@ impl Default for Settings {
         Settings {
             store: StoreConfig::default_for_node(),
             limits: NodeLimits::default(),
+            #[cfg(feature = "nats")]
+            nats: None,
         }
     }
 }
@@ -139,6 +159,8 @@ enum Op {
     Get,
     SetStore(StoreConfig),
     SetLimits(NodeLimits),
+    #[cfg(feature = "nats")]
+    SetNats(crate::nats::NatsClient),
 }
 
 struct SettingsProcess;
@@ -161,6 +183,8 @@ impl MessageHandler<Envelope<Op>> for SettingsProcess {
             Op::Get => {}
             Op::SetStore(store) => state.store = store,
             Op::SetLimits(limits) => state.limits = limits,
+            #[cfg(feature = "nats")]
+            Op::SetNats(client) => state.nats = Some(client),
         }
         if let Some(reply_to) = envelope.reply_to {
             reply_to.send(state.clone());

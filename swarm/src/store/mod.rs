@@ -7,6 +7,9 @@
 //!   fsync of the directory). The embedded default.
 //! - [`StoreConfig::Sqlite`]: one SQLite database in WAL mode through Lunatic's host SQLite API,
 //!   owned by one store process per database.
+//! - [`StoreConfig::NatsKv`]: a JetStream key-value bucket (cargo feature `nats`), every write a
+//!   compare-and-set acknowledged by JetStream; the store of a cluster, where it also fences a
+//!   stale holder of a key (see `nats_kv`).
 //!
 //! A store is described by a [`StoreConfig`] (plain data, so it can be sent to the agent's
 //! process when it starts) and opened inside that process with `StoreConfig::open` (on wasm32).
@@ -18,6 +21,8 @@
 pub mod file;
 #[cfg(target_arch = "wasm32")]
 pub mod memory;
+#[cfg(all(target_arch = "wasm32", feature = "nats"))]
+pub mod nats_kv;
 #[cfg(target_arch = "wasm32")]
 mod server;
 #[cfg(target_arch = "wasm32")]
@@ -40,6 +45,12 @@ pub const MAX_STORAGE_KEY_LEN: usize = 512;
 pub trait Store {
     /// Reads the record at `key`, `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads the record at `key` for the agent that is about to serve it. Stores that can fence
+    /// (NATS KV) also make sure that no earlier holder of the key can write it any more; for the
+    /// others this is [`Store::get`].
+    fn load_as_owner(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(key)
+    }
     /// Writes `value` at `key`, replacing any record there.
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes the record at `key`; removing a missing record is not an error.
@@ -72,6 +83,16 @@ pub enum StoreError {
     /// The store's configuration is not usable (for example a SQLite file outside its directory).
     #[error("store configuration: {0}")]
     Config(String),
+    /// Someone else wrote the record since this holder last read or wrote it (a compare-and-set
+    /// that failed): this holder is stale, for example an agent that another node of the cluster
+    /// has taken over. Nothing was written.
+    #[error("record {key:?} was taken over: {reason}")]
+    Conflict {
+        /// The key.
+        key: String,
+        /// What happened.
+        reason: String,
+    },
     /// The backend failed (I/O error, SQLite error, store process gone, ...).
     #[error("{backend} store: {message}")]
     Backend {
@@ -160,6 +181,14 @@ pub enum StoreConfig {
         /// The database's file name: a plain name, no `/` and no `..`.
         file: String,
     },
+    /// A JetStream key-value bucket, reached through the node's NATS connection (the cluster's,
+    /// or the one given to `swarm::set_node_nats`); created with `replicas` copies if missing.
+    NatsKv {
+        /// The bucket's name (`A-Z a-z 0-9 _ -`).
+        bucket: String,
+        /// Copies JetStream keeps when this store creates the bucket (1 or 3 are usual).
+        replicas: usize,
+    },
 }
 
 impl StoreConfig {
@@ -181,6 +210,23 @@ impl StoreConfig {
         }
     }
 
+    /// A NATS KV store in `bucket`, one copy (see [`StoreConfig::NatsKv`]).
+    pub fn nats_kv(bucket: impl Into<String>) -> Self {
+        StoreConfig::NatsKv {
+            bucket: bucket.into(),
+            replicas: 1,
+        }
+    }
+
+    /// A NATS KV store in `bucket`, created with `replicas` copies (3: it survives the loss of a
+    /// server of a 3-server NATS cluster).
+    pub fn nats_kv_replicated(bucket: impl Into<String>, replicas: usize) -> Self {
+        StoreConfig::NatsKv {
+            bucket: bucket.into(),
+            replicas,
+        }
+    }
+
     /// The store used when the node was not configured otherwise: files under `swarm-data` in the
     /// working directory.
     pub fn default_for_node() -> Self {
@@ -194,6 +240,16 @@ impl StoreConfig {
             StoreConfig::Memory { name } => Box::new(memory::MemoryStore::open(name)?),
             StoreConfig::File { dir } => Box::new(file::FileStore::open(dir)?),
             StoreConfig::Sqlite { dir, file } => Box::new(sqlite::SqliteStore::open(dir, file)?),
+            #[cfg(feature = "nats")]
+            StoreConfig::NatsKv { bucket, replicas } => {
+                Box::new(nats_kv::NatsKvStore::open(bucket, *replicas)?)
+            }
+            #[cfg(not(feature = "nats"))]
+            StoreConfig::NatsKv { bucket, .. } => {
+                return Err(StoreError::Config(format!(
+                    "the NATS KV store {bucket:?} needs swarm's cargo feature `nats`"
+                )))
+            }
         })
     }
 }

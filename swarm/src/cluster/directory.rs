@@ -1,0 +1,244 @@
+//! Where an agent of the cluster lives: the directory `SWARM_DIR_<ns>/<kind>/<key>` → owner,
+//! claimed by compare-and-set, and each front-door worker's small cache of it.
+//!
+//! A worker that gets a request for a key:
+//! 1. finds the agent in this node's registry: it is the owner, the request goes to the mailbox;
+//! 2. or knows the owner from its cache (checked against the directory at most [`FRESH_FOR`]
+//!    ago): the request is forwarded to the owner's node subject, once;
+//! 3. or reads the entry from the stream leader. An entry naming a live node is cached and
+//!    forwarded to; an absent entry is claimed with `Create`, an entry naming a dead node (its
+//!    lease gone, or an older incarnation) with `Update` on the entry's revision. Of any number of
+//!    nodes racing for one key exactly one wins; the others read the winner and forward to it.
+//!    The winner starts the agent here (placement prefers the node that got the request), whose
+//!    store then fences the record (see `store::nats_kv`).
+//!
+//! A request that reached this node as the owner (on its node subject) is never forwarded again:
+//! if the directory names another node, the caller gets `moved` and asks again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::entries::{self, DirEntry};
+use super::lease::{self, Counters, LeaseOp};
+use crate::error::StartError;
+use crate::nats::{JsError, KvBucket};
+use crate::runtime::agent::Agent;
+use crate::runtime::handle::{AgentHandle, Launcher};
+use crate::store::StoreConfig;
+
+/// How long a worker trusts what it learnt about an owner before reading the directory again: a
+/// drained or dead owner's keys move within about this long after its entry changed.
+pub const FRESH_FOR: Duration = Duration::from_millis(500);
+/// Claims tried before a request is refused (each lost claim means another node won it).
+const CLAIM_ATTEMPTS: usize = 4;
+
+/// What a worker needs to find owners and claim keys (plain data: it travels to the workers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClusterRoute {
+    pub node_id: String,
+    pub node_name: String,
+    pub directory: KvBucket,
+    pub nodes: KvBucket,
+    pub lease: u64,
+    pub state: StoreConfig,
+    /// `_SWARM.<ns>.node.` — a node's subject prefix is this plus its id.
+    pub node_prefix_base: String,
+}
+
+/// Where one request goes.
+pub(crate) enum Located<A: Agent> {
+    /// The agent runs here.
+    Here(A::Handle),
+    /// Another node owns it: forward to this subject prefix (`_SWARM.<ns>.node.<id>`).
+    Forward(String),
+    /// Refused, with the error kind and message for the caller.
+    Refused(&'static str, String),
+}
+
+struct Known {
+    node: String,
+    checked: Instant,
+}
+
+/// One worker's view of the directory.
+pub(crate) struct Directory {
+    route: ClusterRoute,
+    owners: HashMap<String, Known>,
+    counters: Counters,
+    last_flush: Instant,
+}
+
+impl Directory {
+    pub fn new(route: ClusterRoute) -> Directory {
+        Directory {
+            route,
+            owners: HashMap::new(),
+            counters: Counters::default(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Finds (or claims and starts) the owner of `A`'s `key` for a request; `forwarded` is true
+    /// when the request came to this node as the owner already.
+    pub fn locate<A: Agent>(&mut self, key: A::Key, key_text: &str, forwarded: bool) -> Located<A> {
+        let located = self.locate_inner::<A>(key, key_text, forwarded);
+        match &located {
+            Located::Forward(_) => self.counters.forwards += 1,
+            Located::Refused("moved", _) => self.counters.moved_replies += 1,
+            _ => {}
+        }
+        self.flush_counters();
+        located
+    }
+
+    fn locate_inner<A: Agent>(&mut self, key: A::Key, key_text: &str, forwarded: bool) -> Located<A> {
+        if let Some(agent) = Launcher::<A>::default().lookup(key.clone()) {
+            return Located::Here(agent);
+        }
+        let dir_key = format!("{}/{key_text}", A::KIND);
+        if let Some(known) = self.owners.get(&dir_key) {
+            if known.checked.elapsed() < FRESH_FOR && known.node != self.route.node_id {
+                let node = known.node.clone();
+                return self.elsewhere(&dir_key, &node, forwarded);
+            }
+        }
+        let bucket = self.route.directory.name().to_owned();
+        for _ in 0..CLAIM_ATTEMPTS {
+            let current = match self.route.directory.get_from_leader(&dir_key) {
+                Ok(current) => current,
+                Err(err) => return unavailable(format!("reading the directory entry {bucket}/{dir_key}: {err}")),
+            };
+            let Some(incarnation) = self.incarnation() else {
+                return Located::Refused(
+                    "unavailable",
+                    format!(
+                        "node {} is rejoining the cluster or draining and takes no agents now; call again",
+                        self.route.node_name
+                    ),
+                );
+            };
+            let claimed = match current {
+                None => {
+                    let entry = DirEntry {
+                        node: self.route.node_id.clone(),
+                        incarnation,
+                        epoch: 1,
+                    };
+                    self.route.directory.create(&dir_key, &entries::encode(&entry))
+                }
+                Some(found) => {
+                    let entry: DirEntry = match entries::decode(
+                        "directory entry",
+                        &bucket,
+                        &dir_key,
+                        found.revision,
+                        &found.value,
+                    ) {
+                        Ok(entry) => entry,
+                        Err(corrupt) => return Located::Refused("corrupt_directory", corrupt.to_string()),
+                    };
+                    if entry.node == self.route.node_id && entry.incarnation == incarnation {
+                        // Ours already (the agent stopped or crashed here since): start it again.
+                        return self.activate::<A>(key, key_text, &dir_key, found.revision);
+                    }
+                    match lease::owner_is_live(&self.route.nodes, &entry) {
+                        Ok(true) => {
+                            self.owners.insert(
+                                dir_key.clone(),
+                                Known {
+                                    node: entry.node.clone(),
+                                    checked: Instant::now(),
+                                },
+                            );
+                            return self.elsewhere(&dir_key, &entry.node, forwarded);
+                        }
+                        Ok(false) => {}
+                        Err(err) => return unavailable(err),
+                    }
+                    let claim = DirEntry {
+                        node: self.route.node_id.clone(),
+                        incarnation,
+                        epoch: entry.epoch + 1,
+                    };
+                    self.route
+                        .directory
+                        .update(&dir_key, &entries::encode(&claim), found.revision)
+                }
+            };
+            match claimed {
+                Ok(revision) => return self.activate::<A>(key, key_text, &dir_key, revision),
+                // Another node claimed it first: read who, and go there.
+                Err(JsError::WrongLastSequence { .. } | JsError::KeyExists { .. }) => {
+                    self.counters.cas_conflicts += 1;
+                }
+                Err(err) => return unavailable(format!("claiming {bucket}/{dir_key}: {err}")),
+            }
+        }
+        unavailable(format!(
+            "the directory entry {bucket}/{dir_key} changed {CLAIM_ATTEMPTS} times while this node read it"
+        ))
+    }
+
+    fn elsewhere<A: Agent>(&mut self, dir_key: &str, node: &str, forwarded: bool) -> Located<A> {
+        if forwarded {
+            // One hop only: the caller asks again and reaches the owner through the front door.
+            self.owners.remove(dir_key);
+            return Located::Refused(
+                "moved",
+                format!("{dir_key} is owned by node {node}, not {}; call again", self.route.node_id),
+            );
+        }
+        Located::Forward(format!("{}{node}", self.route.node_prefix_base))
+    }
+
+    fn activate<A: Agent>(&mut self, key: A::Key, key_text: &str, dir_key: &str, revision: u64) -> Located<A> {
+        let started = Launcher::<A>::default()
+            .store(self.route.state.clone())
+            .get_or_start(key);
+        match started {
+            Ok(agent) => {
+                self.owners.remove(dir_key);
+                crate::runtime::mailbox::cast(
+                    self.route.lease,
+                    LeaseOp::Activated {
+                        pid: agent.process_id(),
+                        dir_key: dir_key.to_owned(),
+                        revision,
+                    },
+                );
+                Located::Here(agent)
+            }
+            Err(err) => {
+                // Give the key back, so that another node (or a later call) can take it.
+                let _a_later_claim_takes_it_anyway = self.route.directory.delete(dir_key, Some(revision));
+                let kind = match err {
+                    StartError::Overloaded { .. } => "overloaded",
+                    _ => "start_failed",
+                };
+                Located::Refused(kind, format!("{} {key_text:?}: {err}", A::KIND))
+            }
+        }
+    }
+
+    fn incarnation(&self) -> Option<u64> {
+        lease::ask::<Option<u64>>(self.route.lease, LeaseOp::Incarnation)
+            .ok()
+            .flatten()
+    }
+
+    /// Hands the counters to the lease process now and then (never per request).
+    fn flush_counters(&mut self) {
+        if self.last_flush.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        self.last_flush = Instant::now();
+        let counters = std::mem::take(&mut self.counters);
+        crate::runtime::mailbox::cast(self.route.lease, LeaseOp::Count(counters));
+    }
+}
+
+fn unavailable<A: Agent>(reason: String) -> Located<A> {
+    Located::Refused("unavailable", reason)
+}

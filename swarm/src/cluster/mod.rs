@@ -1,0 +1,296 @@
+//! One swarm across many nodes: a key names one agent in the whole cluster, wherever it runs, and
+//! when its node dies it comes back on another with every acknowledged write.
+//!
+//! Built on NATS JetStream only (no control plane of our own), after the design in
+//! `shared/research/cluster.md` §8:
+//!
+//! - **Membership** (`lease`): each node holds a lease `SWARM_NODES_<ns>/<node id>`, renewed
+//!   every TTL/3 and trusted for 80% of the TTL from the send of its last acknowledged renewal,
+//!   on the node's monotonic clock. A node that cannot renew in time fences itself (drops its
+//!   agents, claims nothing) and rejoins as a new incarnation.
+//! - **Single activation** (`directory`): `SWARM_DIR_<ns>/<kind>/<key>` names the owner (node id,
+//!   incarnation, epoch), claimed by compare-and-set: of any number of racing nodes exactly one
+//!   wins. Placement prefers the node that got the request.
+//! - **Fencing** (`store::nats_kv`): agents keep their `#[persist]` state in
+//!   `SWARM_STATE_<ns>`; a new owner fences the record before it serves, and every write is a
+//!   compare-and-set on the revision the owner last wrote. A stale owner's write fails: it answers
+//!   `moved` and stops. No acknowledged write is lost; no stale write is accepted.
+//! - **Routing**: every node serves the front door `<ns>.<kind>.<key>.<handler>` in one queue
+//!   group per kind; a node that is not the owner forwards the request, once, to the owner's node
+//!   subject `_SWARM.<ns>.node.<node id>.<kind>.<key>.<handler>`, and the owner answers the
+//!   caller directly.
+//! - **Failover**: a dead node's lease expires after at most the TTL; the next request for one of
+//!   its agents finds the directory naming a dead owner, claims it, and the agent starts here with
+//!   its state from KV.
+//! - **Drain** (`_SWARM.<ns>.control.<node name>.drain`, or [`Cluster::drain`]): the node stops
+//!   claiming, stops each of its agents in order (queued calls finish, state saved), releases each
+//!   directory entry as soon as its agent stopped, and leaves.
+//!
+//! A node without a cluster is untouched by all this: nothing here runs unless [`join`] is called.
+
+pub mod config;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod directory;
+pub mod entries;
+#[cfg(target_arch = "wasm32")]
+mod lease;
+
+pub use config::{ClusterConfig, ConfigError, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
+
+#[cfg(target_arch = "wasm32")]
+pub use node::{join, Cluster, ClusterError};
+
+#[cfg(target_arch = "wasm32")]
+mod node {
+    use std::time::{Duration, Instant};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::config::{ClusterConfig, Names};
+    use super::directory::ClusterRoute;
+    use super::lease::{self, Activation, LeaseArgs, LeaseOp};
+    use crate::nats::agents::{start_workers, Role};
+    use crate::nats::{AgentService, JetStream, JsError, KvConfig, NatsClient, NatsError};
+    use crate::runtime::agent::Agent;
+    use crate::runtime::host;
+    use crate::runtime::mailbox::shutdown_abstract_process;
+    use crate::runtime::process::spawn;
+    use crate::store::StoreConfig;
+
+    /// Why a node could not join, serve or drain.
+    #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+    pub enum ClusterError {
+        /// The NATS connection failed.
+        #[error("cluster: NATS: {0}")]
+        Nats(#[from] NatsError),
+        /// A JetStream call failed (a bucket that cannot be created or read, no permission, ...).
+        #[error("cluster: {what}: {source}")]
+        JetStream {
+            /// What the node was doing.
+            what: String,
+            /// JetStream's error.
+            source: JsError,
+        },
+        /// A process of the node could not be started or did not answer.
+        #[error("cluster: {0}")]
+        Node(String),
+    }
+
+    fn js_error(what: impl Into<String>) -> impl FnOnce(JsError) -> ClusterError {
+        let what = what.into();
+        move |source| ClusterError::JetStream { what, source }
+    }
+
+    /// A node that joined a cluster: serve agent kinds on it with [`Cluster::serve`].
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Cluster {
+        names: Names,
+        node_name: String,
+        node_id: String,
+        client: NatsClient,
+        route: ClusterRoute,
+        lease_ttl: Duration,
+    }
+
+    /// Joins the cluster of `config`: connects, creates the namespace's buckets if they are
+    /// missing, takes a lease, and makes the node's NATS connection the one the NATS KV store uses.
+    pub fn join(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        let names = Names::new(&config.namespace);
+        let connect = config.connect.clone().name(format!(
+            "swarm-{}-{}",
+            config.namespace, config.node_name
+        ));
+        let client = NatsClient::connect(connect)?;
+        crate::runtime::node::set_node_nats(client.clone()).map_err(ClusterError::Node)?;
+        let js = JetStream::new(client.clone());
+        let bucket = |name: String, max_age: Option<Duration>| {
+            let mut kv = KvConfig::new(name.clone());
+            kv.replicas = config.replicas;
+            kv.max_age = max_age;
+            js.create_kv(&kv)
+                .map_err(js_error(format!("opening bucket {name}")))
+        };
+        let nodes = bucket(names.nodes_bucket(), Some(config.lease_ttl))?;
+        let directory = bucket(names.directory_bucket(), None)?;
+        let _state = bucket(names.state_bucket(), None)?;
+        let node_id = format!("{}-{}", config.node_name, unique_suffix());
+        let capacity = crate::runtime::node::limits().max_agents as u64;
+        let sent = Instant::now();
+        let revision = lease::join(&nodes, &node_id, &config.node_name, capacity)
+            .map_err(js_error(format!("taking the lease {}/{node_id}", nodes.name())))?;
+        let lease = spawn(
+            LeaseArgs {
+                nodes: nodes.clone(),
+                node_id: node_id.clone(),
+                node_name: config.node_name.clone(),
+                ttl: config.lease_ttl,
+                capacity,
+                revision,
+                sent_millis_ago: sent.elapsed().as_millis() as u64,
+            },
+            lease::run_lease,
+        )
+        .map_err(|err| ClusterError::Node(format!("starting the lease process: {err}")))?;
+        host::registry_put(&lease_name(&names.namespace), host::Pid::local(lease));
+        let route = ClusterRoute {
+            node_id: node_id.clone(),
+            node_name: config.node_name.clone(),
+            directory,
+            nodes,
+            lease,
+            state: StoreConfig::nats_kv_replicated(names.state_bucket(), config.replicas),
+            node_prefix_base: format!("_SWARM.{}.node.", names.namespace),
+        };
+        Ok(Cluster {
+            names,
+            node_name: config.node_name,
+            node_id,
+            client,
+            route,
+            lease_ttl: config.lease_ttl,
+        })
+    }
+
+    /// The registry name of a namespace's lease process on this node.
+    pub(crate) fn lease_name(namespace: &str) -> String {
+        format!("swarm/cluster/{namespace}/lease")
+    }
+
+    /// A few hex digits that differ between runs of one node name (no two processes with the same
+    /// name then share an id): the wall clock's nanoseconds mixed with this process' id.
+    fn unique_suffix() -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_nanos() as u64)
+            .unwrap_or(0);
+        let mixed = nanos ^ host::this().id.rotate_left(40) ^ (nanos >> 29);
+        format!("{:06x}", mixed & 0xFF_FFFF)
+    }
+
+    impl Cluster {
+        /// This node's id in the cluster: its name and a suffix unique to this run.
+        pub fn node_id(&self) -> &str {
+            &self.node_id
+        }
+
+        /// This node's configured name.
+        pub fn node_name(&self) -> &str {
+            &self.node_name
+        }
+
+        /// The namespace.
+        pub fn namespace(&self) -> &str {
+            &self.names.namespace
+        }
+
+        /// The node's NATS connection.
+        pub fn client(&self) -> &NatsClient {
+            &self.client
+        }
+
+        /// The lease TTL this node was configured with.
+        pub fn lease_ttl(&self) -> Duration {
+            self.lease_ttl
+        }
+
+        /// Serves agents of kind `A` across the cluster: `workers` processes on the front door
+        /// `<ns>.<kind>.<key>.<handler>` (shared by every node in one queue group) and as many
+        /// on this node's own subject, where other nodes forward the requests for agents it
+        /// owns. Agents are started with their state in the cluster's KV bucket.
+        pub fn serve<A: Agent>(&self, workers: usize) -> Result<Vec<AgentService>, ClusterError> {
+            let kind = A::KIND;
+            let front = start_workers::<A>(
+                &self.client,
+                self.names.front_door(kind),
+                self.names.front_door_queue(kind),
+                format!("{}.{kind}.", self.names.namespace),
+                workers,
+                Some(Role {
+                    route: self.route.clone(),
+                    owner: false,
+                }),
+                Some(&self.names.namespace),
+            )?;
+            let own = self.names.node_prefix(&self.node_id);
+            let owner = start_workers::<A>(
+                &self.client,
+                format!("{own}.{kind}.*.*"),
+                own.clone(),
+                format!("{own}.{kind}."),
+                workers,
+                Some(Role {
+                    route: self.route.clone(),
+                    owner: true,
+                }),
+                // Counted where they came in, at the front door.
+                None,
+            );
+            match owner {
+                Ok(owner) => Ok(vec![front, owner]),
+                Err(err) => {
+                    front.stop();
+                    Err(err.into())
+                }
+            }
+        }
+
+        /// The cluster's figures for STATS, as a JSON object (activations, forwards, CAS
+        /// conflicts, lease renewals and their latency, ...).
+        pub fn stats(&self) -> Result<serde_json::Value, ClusterError> {
+            let text: String =
+                lease::ask(self.route.lease, LeaseOp::Stats).map_err(ClusterError::Node)?;
+            serde_json::from_str(&text).map_err(|err| ClusterError::Node(err.to_string()))
+        }
+
+        /// Drains the node: it stops claiming agents, stops each of its agents in order (calls
+        /// already queued finish, state is saved) and releases its directory entry at once, so
+        /// another node takes it on its next call; then leaves the cluster. Returns how long it
+        /// took. The node's front door keeps answering meanwhile (forwarding, or `unavailable`
+        /// for its own agents while they move); stop serving afterwards.
+        pub fn drain(&self) -> Result<Duration, ClusterError> {
+            let started = Instant::now();
+            let activations: Vec<Activation> =
+                lease::ask(self.route.lease, LeaseOp::StartDrain).map_err(ClusterError::Node)?;
+            for activation in activations {
+                let _gone_or_stopped =
+                    shutdown_abstract_process(activation.pid, Duration::from_secs(5));
+                if host::exists(activation.pid) {
+                    host::kill(activation.pid);
+                }
+                let _another_node_claimed_it_already = self
+                    .route
+                    .directory
+                    .delete(&activation.dir_key, Some(activation.revision));
+            }
+            lease::ask::<()>(self.route.lease, LeaseOp::Leave).map_err(ClusterError::Node)?;
+            Ok(started.elapsed())
+        }
+
+        /// Serves `_SWARM.<ns>.control.<node name>.drain` and blocks the calling process until a
+        /// drain asked there is over (the reply to the drain request is sent first). Returns the
+        /// drain's duration; the node should then end (return from `main`).
+        pub fn run_until_drained(&self) -> Result<Duration, ClusterError> {
+            let subject = self.names.control(&self.node_name, "drain");
+            let subscription = self.client.subscribe(&subject)?;
+            loop {
+                let Some(request) = subscription.next() else {
+                    return Err(ClusterError::Node(format!(
+                        "the subscription to {subject} ended"
+                    )));
+                };
+                let took = self.drain();
+                let reply = match &took {
+                    Ok(took) => serde_json::json!({ "ok": { "drained_ms": took.as_millis() as u64 } }),
+                    Err(err) => serde_json::json!({ "error": { "kind": "drain_failed", "message": err.to_string() } }),
+                };
+                if request.reply_to.is_some() {
+                    let _caller_gone = self.client.respond(&request, reply.to_string());
+                    let _ = self.client.flush();
+                }
+                if let Ok(took) = took {
+                    return Ok(took);
+                }
+            }
+        }
+    }
+}

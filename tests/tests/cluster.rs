@@ -1,0 +1,237 @@
+//! The cluster on one node, against the JetStream-enabled nats-server of the harness
+//! (`SWARM_NATS_JS_URL`): the NATS KV store's compare-and-set and fencing, a node that joins,
+//! serves through the front door and restores an agent's state from KV, refuses corrupt
+//! directory entries and state records without touching them, and drains.
+//!
+//! Several nodes, killed, paused and drained as real OS processes, are the fault tests of
+//! `tests/support/cluster_faults.py`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swarm::cluster::{join, Cluster, ClusterConfig};
+use swarm::nats::{JetStream, NatsClient};
+use swarm::prelude::*;
+use swarm::{Store, StoreError};
+use swarm_tests::nats::{connect, options, server, unique};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An append-only list (the fault tests' agent, here too).
+#[agent(kind = "ledger")]
+pub struct Ledger {
+    #[key]
+    id: String,
+    #[persist]
+    entries: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Appended {
+    pub len: u64,
+}
+
+#[agent]
+impl Ledger {
+    #[handler]
+    pub fn append(&mut self, value: u64) -> Appended {
+        self.entries.push(value);
+        Appended {
+            len: self.entries.len() as u64,
+        }
+    }
+
+    #[handler]
+    pub fn entries(&self) -> Vec<u64> {
+        self.entries.clone()
+    }
+}
+
+/// A namespace (and bucket suffix) no other test or run uses: subject-token characters only.
+fn namespace(name: &str) -> String {
+    unique(name).replace('.', "_")
+}
+
+fn ask(client: &NatsClient, subject: &str, payload: &str) -> serde_json::Value {
+    let reply = client
+        .request(subject, payload.as_bytes(), TIMEOUT)
+        .unwrap_or_else(|err| panic!("request to {subject}: {err}"));
+    serde_json::from_slice(&reply.payload).expect("the reply is JSON")
+}
+
+fn join_node(url: &str, ns: &str, name: &str) -> Cluster {
+    let config = ClusterConfig::new(options(url), ns, name)
+        .unwrap()
+        .lease_ttl(Duration::from_secs(3))
+        .unwrap();
+    join(config).unwrap_or_else(|err| panic!("join {ns}: {err}"))
+}
+
+#[lunatic::test]
+fn the_kv_store_fences_an_earlier_holder() {
+    let Some(url) = server("JS_URL") else { return };
+    swarm::set_node_nats(connect(&url)).unwrap();
+    let config = StoreConfig::nats_kv(format!("fence_{}", namespace("kv")));
+    let first = config.open().unwrap();
+    assert_eq!(first.load_as_owner("ledger/a").unwrap(), None);
+    first.put("ledger/a", b"one").unwrap();
+
+    // A second holder takes the key over: it reads what the first wrote, and fences it.
+    let second = config.open().unwrap();
+    assert_eq!(
+        second.load_as_owner("ledger/a").unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    match first.put("ledger/a", b"stale") {
+        Err(StoreError::Conflict { key, reason }) => {
+            assert_eq!(key, "ledger/a");
+            assert!(reason.contains("stale"), "{reason}");
+        }
+        other => panic!("the stale holder's write must be refused, got {other:?}"),
+    }
+    second.put("ledger/a", b"two").unwrap();
+    assert_eq!(
+        config.open().unwrap().get("ledger/a").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+}
+
+#[lunatic::test]
+fn every_kv_write_is_a_compare_and_set() {
+    let Some(url) = server("JS_URL") else { return };
+    swarm::set_node_nats(connect(&url)).unwrap();
+    let config = StoreConfig::nats_kv(format!("cas_{}", namespace("kv")));
+    let (a, b) = (config.open().unwrap(), config.open().unwrap());
+    // Neither has read the key: both create it, and only one can.
+    a.put("k/x", b"a").unwrap();
+    assert!(matches!(b.put("k/x", b"b"), Err(StoreError::Conflict { .. })));
+    // Both read revision n; the first write wins, the second is refused.
+    assert_eq!(b.get("k/x").unwrap().as_deref(), Some(&b"a"[..]));
+    a.put("k/x", b"a2").unwrap();
+    assert!(matches!(b.put("k/x", b"b2"), Err(StoreError::Conflict { .. })));
+    assert_eq!(a.get("k/x").unwrap().as_deref(), Some(&b"a2"[..]));
+    assert_eq!(a.list("k/").unwrap(), vec!["k/x".to_owned()]);
+}
+
+#[lunatic::test]
+fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("serve");
+    let cluster = join_node(&url, &ns, "solo");
+    let _served = cluster.serve::<Ledger>(2).unwrap();
+    let client = connect(&url);
+    let append = format!("{ns}.ledger.a.append");
+    assert_eq!(
+        ask(&client, &append, r#"{"value": 7}"#),
+        serde_json::json!({"ok": {"len": 1}})
+    );
+    assert_eq!(
+        ask(&client, &append, r#"{"value": 8}"#),
+        serde_json::json!({"ok": {"len": 2}})
+    );
+    // The agent dies; the next call starts it again here (the directory names this node) with
+    // its state from KV.
+    Ledger::launcher().lookup("a").expect("the agent runs here").kill();
+    assert_eq!(
+        ask(&client, &format!("{ns}.ledger.a.entries"), "{}"),
+        serde_json::json!({"ok": [7, 8]})
+    );
+    let stats = cluster.stats().unwrap();
+    assert_eq!(stats["activations"], 2, "{stats}");
+    assert_eq!(stats["node_name"], "solo", "{stats}");
+
+    // The directory names this node's id; the state is in the namespace's bucket.
+    let js = JetStream::new(client.clone());
+    let entry = js
+        .kv(&format!("SWARM_DIR_{ns}"))
+        .unwrap()
+        .get_from_leader("ledger/a")
+        .unwrap()
+        .expect("a directory entry");
+    let owner: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
+    assert_eq!(owner["node"], cluster.node_id(), "{owner}");
+    let node = js
+        .kv(&format!("SWARM_NODES_{ns}"))
+        .unwrap()
+        .get_from_leader(cluster.node_id())
+        .unwrap()
+        .expect("the node's lease");
+    assert!(!node.value.is_empty());
+}
+
+#[lunatic::test]
+fn corrupt_entries_are_refused_by_key_and_left_as_they_are() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("corrupt");
+    let cluster = join_node(&url, &ns, "c1");
+    let _served = cluster.serve::<Ledger>(1).unwrap();
+    let client = connect(&url);
+    let js = JetStream::new(client.clone());
+
+    let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
+    directory.put("ledger/bad", b"{not json").unwrap();
+    let reply = ask(&client, &format!("{ns}.ledger.bad.append"), r#"{"value": 1}"#);
+    assert_eq!(reply["error"]["kind"], "corrupt_directory", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ledger/bad"), "{message}");
+    assert_eq!(
+        directory.get_from_leader("ledger/bad").unwrap().unwrap().value,
+        b"{not json"
+    );
+
+    let state = js.kv(&format!("SWARM_STATE_{ns}")).unwrap();
+    state.put("ledger/worse", b"\x00garbage").unwrap();
+    let reply = ask(&client, &format!("{ns}.ledger.worse.append"), r#"{"value": 1}"#);
+    assert_eq!(reply["error"]["kind"], "start_failed", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ledger/worse"), "{message}");
+    assert_eq!(
+        state.get_from_leader("ledger/worse").unwrap().unwrap().value,
+        b"\x00garbage"
+    );
+}
+
+#[lunatic::test]
+fn a_drain_releases_every_directory_entry_and_the_lease() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("drain");
+    let cluster = join_node(&url, &ns, "d1");
+    let served = cluster.serve::<Ledger>(1).unwrap();
+    let client = connect(&url);
+    for key in ["a", "b", "c"] {
+        let reply = ask(&client, &format!("{ns}.ledger.{key}.append"), r#"{"value": 1}"#);
+        assert_eq!(reply["ok"]["len"], 1, "{reply}");
+    }
+    cluster.drain().unwrap();
+    let js = JetStream::new(client.clone());
+    let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
+    for key in ["a", "b", "c"] {
+        assert_eq!(directory.get_from_leader(&format!("ledger/{key}")).unwrap(), None);
+        assert!(Ledger::launcher().lookup(key).is_none(), "{key} stopped");
+    }
+    let nodes = js.kv(&format!("SWARM_NODES_{ns}")).unwrap();
+    assert_eq!(nodes.get_from_leader(cluster.node_id()).unwrap(), None);
+    for service in served {
+        service.stop();
+    }
+    // The state stayed: a node that joins next serves it (the drained node's subscriptions go
+    // within a second of its workers' end; until then a request may find nobody).
+    let next = join_node(&url, &ns, "d2");
+    let _served = next.serve::<Ledger>(1).unwrap();
+    let entries = format!("{ns}.ledger.a.entries");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = client
+            .request(&entries, b"{}", Duration::from_secs(1))
+            .ok()
+            .and_then(|reply| serde_json::from_slice::<serde_json::Value>(&reply.payload).ok());
+        if reply == Some(serde_json::json!({"ok": [1]})) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the next node did not serve the drained agent: {reply:?}"
+        );
+        lunatic::sleep(Duration::from_millis(100));
+    }
+}
