@@ -53,7 +53,11 @@ mod node {
     use crate::nats::{AgentService, JetStream, JsError, KvConfig, NatsClient, NatsError};
     use crate::runtime::agent::Agent;
     use crate::runtime::host;
-    use crate::runtime::mailbox::shutdown_abstract_process;
+    use crate::nats::ClusterStatsQuery;
+    use crate::runtime::host::Received;
+    use crate::runtime::mailbox::{
+        decode_envelope, shutdown_abstract_process, Envelope, ENVELOPE_HANDLER_ID,
+    };
     use crate::runtime::process::spawn;
     use crate::store::StoreConfig;
 
@@ -131,7 +135,13 @@ mod node {
             lease::run_lease,
         )
         .map_err(|err| ClusterError::Node(format!("starting the lease process: {err}")))?;
-        host::registry_put(&lease_name(&names.namespace), host::Pid::local(lease));
+        // The services API's STATS shows the cluster's figures (see `nats::discovery`).
+        let relay = spawn(lease, relay_stats)
+            .map_err(|err| ClusterError::Node(format!("starting the stats relay: {err}")))?;
+        host::registry_put(
+            &crate::nats::cluster_stats_name(&names.namespace),
+            host::Pid::local(relay),
+        );
         let route = ClusterRoute {
             node_id: node_id.clone(),
             node_name: config.node_name.clone(),
@@ -151,20 +161,45 @@ mod node {
         })
     }
 
-    /// The registry name of a namespace's lease process on this node.
-    pub(crate) fn lease_name(namespace: &str) -> String {
-        format!("swarm/cluster/{namespace}/lease")
+    /// Answers the discovery's [`ClusterStatsQuery`] with the lease process' figures; ends
+    /// with the lease process.
+    fn relay_stats(lease: u64) {
+        loop {
+            if host::receive(&[], Some(Duration::from_secs(1))) != Received::Data {
+                if !host::exists(lease) {
+                    return;
+                }
+                continue;
+            }
+            if host::tag() >> 56 != ENVELOPE_HANDLER_ID {
+                continue;
+            }
+            let Ok(Envelope {
+                reply_to: Some(reply_to),
+                ..
+            }) = decode_envelope::<ClusterStatsQuery>(host::tag())
+            else {
+                continue;
+            };
+            match lease::ask::<String>(lease, LeaseOp::Stats) {
+                Ok(figures) => reply_to.send(figures),
+                Err(_lease_gone) => return,
+            }
+        }
     }
 
-    /// A few hex digits that differ between runs of one node name (no two processes with the same
-    /// name then share an id): the wall clock's nanoseconds mixed with this process' id.
+    /// Six random hex digits: two runs of one node name never share an id, so the directory
+    /// entries of a run that died read as dead to the next.
     fn unique_suffix() -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|since| since.as_nanos() as u64)
-            .unwrap_or(0);
-        let mixed = nanos ^ host::this().id.rotate_left(40) ^ (nanos >> 29);
-        format!("{:06x}", mixed & 0xFF_FFFF)
+        let mut bytes = [0u8; 3];
+        if getrandom::getrandom(&mut bytes).is_err() {
+            // No entropy from the host: the clock's nanoseconds differ between runs too.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.subsec_nanos());
+            bytes.copy_from_slice(&nanos.to_le_bytes()[..3]);
+        }
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     impl Cluster {
