@@ -16,6 +16,12 @@
 //!   See `README.md` in this directory.
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
+//! - JetStream (`jetstream/`): [`JetStream`] (wasm32 only) for streams, publishes acknowledged
+//!   by a stream ([`PubAck`]) with `Nats-Expected-Last-Subject-Sequence`, and direct or leader
+//!   reads of stored messages; [`KvBucket`] (wasm32 only) for KV buckets (ADR-8) with
+//!   compare-and-set writes on revisions and [`KvWatch`]es through an ordered consumer; typed
+//!   errors in [`JsError`]. The JSON types, the error classification, the KV name rules and the
+//!   ordered consumer's bookkeeping are pure and tested natively.
 
 mod auth;
 pub mod codec;
@@ -25,6 +31,7 @@ pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
 mod agents;
+mod jetstream;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
 mod client;
@@ -37,4 +44,10 @@ pub use auth::{AuthError, Credentials};
 #[cfg(target_arch = "wasm32")]
 pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
 pub use codec::{Headers, Msg, PermissionAction, StatusCode};
+pub use jetstream::{
+    ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,
+    StorageType, StoredMsg, StreamConfig, StreamInfo, StreamState,
+};
+#[cfg(target_arch = "wasm32")]
+pub use jetstream::{JetStream, KvBucket, KvWatch};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};
