@@ -43,7 +43,7 @@ use super::options::Auth;
 const SEED_LENGTH: usize = 58;
 
 /// Why credentials cannot be used. Never contains a seed, or any other part of a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AuthError {
     /// An nkey seed could not be decoded, or is not a user seed.
     #[error("invalid nkey seed: {reason}")]

@@ -19,6 +19,12 @@
 //! - [`service_api`] (pure) and `discovery` (wasm32 only): each node answers the NATS services
 //!   API (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`) for the agents it serves, so stock NATS
 //!   tooling lists nodes, kinds and handlers, with per-handler counts.
+//! - JetStream (`jetstream/`): [`JetStream`] (wasm32 only) for streams, publishes acknowledged
+//!   by a stream ([`PubAck`]) with `Nats-Expected-Last-Subject-Sequence`, and direct or leader
+//!   reads of stored messages; [`KvBucket`] (wasm32 only) for KV buckets (ADR-8) with
+//!   compare-and-set writes on revisions and [`KvWatch`]es through an ordered consumer; typed
+//!   errors in [`JsError`]. The JSON types, the error classification, the KV name rules and the
+//!   ordered consumer's bookkeeping are pure and tested natively.
 
 mod auth;
 pub mod codec;
@@ -30,6 +36,7 @@ pub mod ws;
 pub(crate) mod agents;
 #[cfg(target_arch = "wasm32")]
 mod discovery;
+mod jetstream;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
 mod client;
@@ -48,4 +55,10 @@ pub use discovery::{
     cluster_stats_name, serve_discovery, ClusterStatsQuery, ServiceInstance, CLUSTER_STATS_WAIT,
     STATS_WAIT,
 };
+pub use jetstream::{
+    ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,
+    StorageType, StoredMsg, StreamConfig, StreamInfo, StreamState,
+};
+#[cfg(target_arch = "wasm32")]
+pub use jetstream::{JetStream, KvBucket, KvWatch};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};

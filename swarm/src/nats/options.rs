@@ -425,8 +425,9 @@ impl ConnectOptions {
     }
 }
 
-/// Everything that can go wrong with the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Everything that can go wrong with the client. Serializable, so that a process can hand an
+/// error to another (and errors that contain it, such as JetStream's, can travel too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum NatsError {
     /// A server URL could not be read.
     #[error("invalid server address {addr:?}: {reason}")]

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::headers::{HeaderError, Headers};
 use super::limits::MAX_CLIENT_CONTROL_LINE;
@@ -116,7 +116,7 @@ impl fmt::Debug for Connect {
 }
 
 /// Why an op could not be encoded. Nothing was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 pub enum EncodeError {
     /// A subject, reply subject or queue group is invalid.
     #[error(transparent)]
@@ -141,6 +141,35 @@ pub enum EncodeError {
         /// What `serde_json` reported.
         reason: String,
     },
+}
+
+/// Read by hand because of the `&'static str` in [`EncodeError::ControlLineTooLong`] (serde's
+/// derive would only read it from `'static` input): the same shape as the derived `Serialize`,
+/// with the op name mapped back to the encoders' own text.
+impl<'de> Deserialize<'de> for EncodeError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        enum Wire {
+            Subject(SubjectError),
+            Header(HeaderError),
+            ControlLineTooLong { op: String, len: usize, max: usize },
+            Connect { reason: String },
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Subject(e) => EncodeError::Subject(e),
+            Wire::Header(e) => EncodeError::Header(e),
+            Wire::ControlLineTooLong { op, len, max } => EncodeError::ControlLineTooLong {
+                // The names `check_line` is called with.
+                op: ["PUB", "HPUB", "SUB"]
+                    .into_iter()
+                    .find(|known| *known == op)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown op {op:?}")))?,
+                len,
+                max,
+            },
+            Wire::Connect { reason } => EncodeError::Connect { reason },
+        })
+    }
 }
 
 /// Appends `CONNECT {json}\r\n`. The JSON escapes every control character, so the option

@@ -46,7 +46,7 @@ impl fmt::Display for StatusCode {
 }
 
 /// Why a header name or value was refused for sending.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum HeaderError {
     /// The name is the empty string.
     #[error("header name is empty")]
@@ -216,6 +216,13 @@ impl Headers {
         self.entries.iter().try_for_each(|(n, v)| check_entry(n, v))
     }
 
+    /// Reads a header block as the server stores it with a message (`NATS/1.0\r\n`, then
+    /// `Name: value` lines): JetStream hands one out, base64 encoded, with a stored message. A
+    /// status on the first line, which stored messages do not have, is ignored.
+    pub fn parse(block: &[u8]) -> Result<Headers, HeaderParseError> {
+        parse_block(block).map(|parsed| parsed.headers)
+    }
+
     /// Writes the status-less block; the caller has validated the pairs.
     pub(super) fn write_block(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(VERSION);
@@ -383,6 +390,22 @@ mod tests {
         assert_eq!(out, b"NATS/1.0\r\nBar: Baz\r\n\r\n");
         assert_eq!(h.wire_len(), 22);
         assert_eq!(Headers::new().wire_len(), b"NATS/1.0\r\n\r\n".len());
+    }
+
+    #[test]
+    fn a_stored_block_reads_back_as_written() {
+        let mut h = Headers::new();
+        h.append("KV-Operation", "DEL").unwrap();
+        h.append("X-Tag", "a").unwrap();
+        h.append("X-Tag", "b").unwrap();
+        let mut block = Vec::new();
+        h.write_block(&mut block);
+        assert_eq!(Headers::parse(&block), Ok(h));
+        assert_eq!(Headers::parse(b"NATS/1.0\r\n\r\n"), Ok(Headers::new()));
+        assert_eq!(
+            Headers::parse(b"HTTP/1.1\r\n\r\n"),
+            Err(HeaderParseError::MissingVersion)
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub const DEFAULT_MAX_PAYLOAD: u64 = 1024 * 1024;
 pub const MAX_CLIENT_CONTROL_LINE: usize = 4096;
 
 /// A message is larger than the server accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 #[error("message of {size} bytes (headers + payload) exceeds the server's max_payload of {max_payload} bytes")]
 pub struct PayloadTooLarge {
     /// Bytes the message would put on the wire: header block plus payload.

@@ -18,8 +18,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// What kind of name a [`SubjectError`] is about; it only changes the wording of the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum NameKind {
     /// A subject to publish to or subscribe on.
     Subject,
@@ -41,7 +43,7 @@ impl fmt::Display for NameKind {
 
 /// Why a subject, reply subject or queue group was refused. Byte offsets count from 0 in the
 /// UTF-8 string; the name is printed with Rust escaping so control characters stay visible.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum SubjectError {
     /// The name is the empty string.
     #[error("{what} is empty")]
