@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use lunatic::{Mailbox, Process, Tag};
 use swarm::nats::{
     Headers, JetStream, JsError, KvBucket, KvConfig, KvEntry, KvOperation, KvWatch, StorageType,
     StreamConfig,
@@ -307,6 +308,52 @@ fn kv_writes_are_compare_and_set() {
     js.client().close();
 }
 #[lunatic::test]
+fn of_racing_writers_at_one_revision_exactly_one_wins() {
+    let Some(js) = jetstream("JS_URL") else {
+        return;
+    };
+    let bucket = memory_bucket(&js, "race", 1);
+    let read = bucket.put("owner", b"nobody").unwrap();
+    // Writers in processes of their own, on the one connection, all at the revision read.
+    const WRITERS: u32 = 8;
+    let mailbox = unsafe { Mailbox::<Result<u64, JsError>>::new() };
+    let tag = Tag::special(64).unwrap();
+    for n in 0..WRITERS {
+        Process::spawn(
+            (bucket.clone(), mailbox.this(), n, read),
+            |(bucket, parent, n, read), _: Mailbox<()>| {
+                let written = bucket.update("owner", format!("node-{n}").as_bytes(), read);
+                parent.tag_send(Tag::special(64).unwrap(), written);
+            },
+        );
+    }
+    let results: Vec<Result<u64, JsError>> = (0..WRITERS)
+        .map(|_| {
+            mailbox
+                .tag_receive_timeout(&[tag], Duration::from_secs(5))
+                .expect("every writer answers")
+        })
+        .collect();
+    let won: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .copied()
+        .collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for lost in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(lost, JsError::WrongLastSequence { expected, current: Some(c), .. }
+                if *expected == read && *c == won[0]),
+            "{lost:?}"
+        );
+    }
+    let winner = bucket.get_from_leader("owner").unwrap().unwrap();
+    assert_eq!(winner.revision, won[0]);
+    js.delete_kv(bucket.name()).unwrap();
+    js.client().close();
+}
+
+#[lunatic::test]
 fn purge_drops_a_key_s_history() {
     let Some(js) = jetstream("JS_URL") else {
         return;
@@ -415,6 +462,33 @@ fn a_watch_sees_the_current_entries_then_every_change_in_order() {
     js.delete_kv(bucket.name()).unwrap();
     js.client().close();
 }
+#[lunatic::test]
+fn a_watch_answers_flow_control() {
+    let Some(js) = jetstream("JS_URL") else {
+        return;
+    };
+    // 3 MiB of values: the server asks for flow control past 1 MiB outstanding, and stops
+    // delivering at 2 MiB until it is answered.
+    let bucket = memory_bucket(&js, "flow", 1);
+    let value = vec![b'x'; 64 * 1024];
+    let keys: Vec<String> = (0..48).map(|i| format!("big.{i:02}")).collect();
+    for key in &keys {
+        bucket.put(key, &value).unwrap();
+    }
+    let mut watch = bucket.watch(">").unwrap();
+    let mut seen_keys = Vec::new();
+    while !watch.caught_up() {
+        let entry = next_entry(&mut watch, PROMPT);
+        assert_eq!(entry.value.len(), value.len());
+        seen_keys.push(entry.key);
+    }
+    assert_eq!(seen_keys, keys);
+    assert_eq!(watch.resets(), 0);
+    assert_eq!(bucket.keys().unwrap(), keys);
+    js.delete_kv(bucket.name()).unwrap();
+    js.client().close();
+}
+
 #[lunatic::test]
 fn an_expired_key_reaches_a_watcher_as_a_delete() {
     let Some(js) = jetstream("JS_URL") else {
