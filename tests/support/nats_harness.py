@@ -22,6 +22,14 @@ own temporary directory:
                                                        SWARM_NATS_JWT_UNTRUSTED_CREDS
   r1, r2    TCP + WebSocket on ports fixed for the run, restartable on request
                                                        SWARM_NATS_R1_URL, ..._R1_WS_URL, ...
+  js        TCP, JetStream on (`jetstream { store_dir }` in its own directory, 256 MiB memory,
+            1 GiB file)                                SWARM_NATS_JS_URL
+  js_r      the same, restartable on request (its file streams survive a restart)
+                                                       SWARM_NATS_JS_R_URL
+  js_noperm TCP, JetStream on, and every client is a user that may not publish to `$JS.API.>`
+            or `$KV.>` (`no_auth_user` with a deny list)
+                                                       SWARM_NATS_JS_NOPERM_URL
+  (main has no JetStream: a JetStream call there finds nobody answering on $JS.API.)
   tls       TLS-first (`handshake_first: true`), certificate for localhost and 127.0.0.1
             issued by a CA made at start               SWARM_NATS_TLS_URL (tls://localhost:...)
   tls_r     the same, on a port fixed for the run, restartable on request
@@ -43,7 +51,8 @@ read inside the directories it was given, and a test node is given its working d
 
 Then it writes `KEY=VALUE` lines to the file given as its argument (the caller exports them) and
 serves a control port (SWARM_NATS_CONTROL): a test sends one line, `restart r1`, `stop r1` or
-`start r1` (r2, tls_r likewise), and gets `ok` once the server is back (or gone), or `error ...`.
+`start r1` (r2, tls_r, js_r likewise), and gets `ok` once the server is back (or gone), or
+`error ...`.
 
 The nkey and jwt servers need the `nkeys` package (scripts/setup installs it into .tools/venv);
 without it they are left out, with a note.
@@ -201,6 +210,14 @@ def tls_block(cert, key, first=True, verify_with=None):
     if verify_with:
         lines += [f'ca_file: "{verify_with}"', "verify: true"]
     return "tls {\n" + "".join(f"  {line}\n" for line in lines) + "}\n"
+
+
+def jetstream_block(name):
+    """JetStream on, storing under the server's own directory (made by Server), with limits
+    small enough for a shared test machine."""
+    store = os.path.join(tmp, name, "jetstream")
+    return (f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, '
+            "max_file_store: 1GB }\n")
 
 
 def ws_block(port):
@@ -383,7 +400,7 @@ def handle(conn):
             data += chunk
         words = data.decode(errors="replace").split()
         try:
-            if len(words) != 2 or words[1] not in ("r1", "r2", "tls_r") or words[0] not in ("restart", "stop", "start"):
+            if len(words) != 2 or words[1] not in ("r1", "r2", "tls_r", "js_r") or words[0] not in ("restart", "stop", "start"):
                 raise RuntimeError(f"unknown command {words}")
             with lock:
                 s = servers[words[1]]
@@ -408,6 +425,12 @@ def main():
             "token": f'authorization {{ token: "{TOKEN}" }}\n',
             "userpass": f'authorization {{ user: "{USER}", password: "{PASSWORD}" }}\n',
         }
+        specs["js"] = jetstream_block("js")
+        specs["js_r"] = jetstream_block("js_r")
+        specs["js_noperm"] = jetstream_block("js_noperm") + (
+            'no_auth_user: "nojs"\n'
+            'authorization { users: [ { user: "nojs", password: "unused-nojs", permissions: '
+            '{ publish: { deny: ["$JS.API.>", "$KV.>"] } } } ] }\n')
         ws_ports = {"main": ws_main}
         for name in ("r1", "r2"):
             ws_ports[name] = free_port()
@@ -445,6 +468,9 @@ def main():
             "SWARM_NATS_WS_URL": f"ws://127.0.0.1:{ws_ports['main']}",
             "SWARM_NATS_TOKEN_URL": f"nats://127.0.0.1:{servers['token'].port}",
             "SWARM_NATS_USERPASS_URL": f"nats://127.0.0.1:{servers['userpass'].port}",
+            "SWARM_NATS_JS_URL": f"nats://127.0.0.1:{servers['js'].port}",
+            "SWARM_NATS_JS_R_URL": f"nats://127.0.0.1:{servers['js_r'].port}",
+            "SWARM_NATS_JS_NOPERM_URL": f"nats://127.0.0.1:{servers['js_noperm'].port}",
             "SWARM_NATS_CONTROL": f"127.0.0.1:{control.getsockname()[1]}",
         }
         for name in ("r1", "r2"):

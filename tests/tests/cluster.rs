@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use swarm::cluster::{join, Cluster, ClusterConfig};
 use swarm::nats::{JetStream, NatsClient};
 use swarm::prelude::*;
-use swarm::{Store, StoreError};
+use swarm::StoreError;
 use swarm_tests::nats::{connect, options, server, unique};
 
 const TIMEOUT: Duration = Duration::from_secs(5);

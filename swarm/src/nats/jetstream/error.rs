@@ -32,7 +32,10 @@ pub enum JsError {
         /// The revision of its current value.
         revision: u64,
     },
-    /// The KV bucket does not exist (its stream `KV_<bucket>` is missing).
+    /// The KV bucket does not exist (its stream `KV_<bucket>` is missing, or nobody
+    /// acknowledged a write to it). Right after a server starts, before its JetStream has loaded
+    /// the streams, a write can get this for a bucket that does exist: see
+    /// [`JsError::NotEnabled`].
     #[error("no KV bucket {bucket:?} (its stream KV_{bucket} does not exist)")]
     NoSuchBucket {
         /// The bucket's name.
@@ -69,7 +72,9 @@ pub enum JsError {
         timeout: Duration,
     },
     /// JetStream is not enabled on the server or for this account: nobody answers on `$JS.API`
-    /// (or the server said so, `err_code` 10076 / 10039).
+    /// (or the server said so, `err_code` 10076 / 10039). Nobody answers either in the moments
+    /// after a server (re)starts, until its JetStream is up: a caller that knows JetStream is
+    /// there may retry.
     #[error(
         "JetStream is not enabled on this server or for this account (nobody answers on $JS.API)"
     )]

@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::nats::codec::{Msg, StatusCode};
 
-/// How often the server sends a heartbeat to an idle watch.
-pub(crate) const IDLE_HEARTBEAT: Duration = Duration::from_secs(2);
+/// How often the server sends a heartbeat to an idle watch. Short, because silence is how a
+/// watch learns that its consumer is gone (a restarted server forgets it): a heartbeat a second
+/// per idle watch costs little, and a cluster's watchers recover within a few seconds.
+pub(crate) const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Silence after which a watch presumes its consumer lost and makes a new one: two and a half
+/// Silence after which a watch presumes its consumer lost and makes a new one: three missed
 /// heartbeats.
-pub(crate) const SILENCE_LIMIT: Duration = Duration::from_millis(5_000);
+pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 
 /// A heartbeat's header: the last consumer sequence the server delivered.
 const LAST_CONSUMER: &str = "Nats-Last-Consumer";
@@ -411,7 +413,7 @@ mod tests {
         assert_eq!(config["ack_policy"], "none");
         assert_eq!(config["max_deliver"], 1);
         assert_eq!(config["flow_control"], true);
-        assert_eq!(config["idle_heartbeat"], 2_000_000_000u64);
+        assert_eq!(config["idle_heartbeat"], 1_000_000_000u64);
         assert_eq!(config["headers_only"], true);
         assert_eq!(config["mem_storage"], true);
         assert_eq!(config["num_replicas"], 1);
