@@ -105,8 +105,8 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let servers = std::env::var("SWARM_CLUSTER_SERVERS")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let servers =
+        std::env::var("SWARM_CLUSTER_SERVERS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let namespace = std::env::var("SWARM_NAMESPACE").unwrap_or_else(|_| "demo".into());
     let name = node_name();
     let config = ClusterConfig::new(

@@ -50,12 +50,12 @@ pub use key::{AgentKey, KeyError};
 pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
 #[cfg(target_arch = "wasm32")]
 pub use runtime::host::Pid;
+#[cfg(all(target_arch = "wasm32", feature = "nats"))]
+pub use runtime::node::set_node_nats;
 #[cfg(target_arch = "wasm32")]
 pub use runtime::node::{
     default_store, node_stats, set_default_store, set_node_limits, NodeLimits, NodeStats,
 };
-#[cfg(all(target_arch = "wasm32", feature = "nats"))]
-pub use runtime::node::set_node_nats;
 pub use store::{Store, StoreConfig, StoreError};
 pub use swarm_macros::{agent, handler, supervisor};
 

@@ -104,11 +104,17 @@ fn every_kv_write_is_a_compare_and_set() {
     let (a, b) = (config.open().unwrap(), config.open().unwrap());
     // Neither has read the key: both create it, and only one can.
     a.put("k/x", b"a").unwrap();
-    assert!(matches!(b.put("k/x", b"b"), Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        b.put("k/x", b"b"),
+        Err(StoreError::Conflict { .. })
+    ));
     // Both read revision n; the first write wins, the second is refused.
     assert_eq!(b.get("k/x").unwrap().as_deref(), Some(&b"a"[..]));
     a.put("k/x", b"a2").unwrap();
-    assert!(matches!(b.put("k/x", b"b2"), Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        b.put("k/x", b"b2"),
+        Err(StoreError::Conflict { .. })
+    ));
     assert_eq!(a.get("k/x").unwrap().as_deref(), Some(&b"a2"[..]));
     assert_eq!(a.list("k/").unwrap(), vec!["k/x".to_owned()]);
 }
@@ -131,7 +137,10 @@ fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     );
     // The agent dies; the next call starts it again here (the directory names this node) with
     // its state from KV.
-    Ledger::launcher().lookup("a").expect("the agent runs here").kill();
+    Ledger::launcher()
+        .lookup("a")
+        .expect("the agent runs here")
+        .kill();
     assert_eq!(
         ask(&client, &format!("{ns}.ledger.a.entries"), "{}"),
         serde_json::json!({"ok": [7, 8]})
@@ -170,23 +179,39 @@ fn corrupt_entries_are_refused_by_key_and_left_as_they_are() {
 
     let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
     directory.put("ledger/bad", b"{not json").unwrap();
-    let reply = ask(&client, &format!("{ns}.ledger.bad.append"), r#"{"value": 1}"#);
+    let reply = ask(
+        &client,
+        &format!("{ns}.ledger.bad.append"),
+        r#"{"value": 1}"#,
+    );
     assert_eq!(reply["error"]["kind"], "corrupt_directory", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("ledger/bad"), "{message}");
     assert_eq!(
-        directory.get_from_leader("ledger/bad").unwrap().unwrap().value,
+        directory
+            .get_from_leader("ledger/bad")
+            .unwrap()
+            .unwrap()
+            .value,
         b"{not json"
     );
 
     let state = js.kv(&format!("SWARM_STATE_{ns}")).unwrap();
     state.put("ledger/worse", b"\x00garbage").unwrap();
-    let reply = ask(&client, &format!("{ns}.ledger.worse.append"), r#"{"value": 1}"#);
+    let reply = ask(
+        &client,
+        &format!("{ns}.ledger.worse.append"),
+        r#"{"value": 1}"#,
+    );
     assert_eq!(reply["error"]["kind"], "start_failed", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("ledger/worse"), "{message}");
     assert_eq!(
-        state.get_from_leader("ledger/worse").unwrap().unwrap().value,
+        state
+            .get_from_leader("ledger/worse")
+            .unwrap()
+            .unwrap()
+            .value,
         b"\x00garbage"
     );
 }
@@ -199,14 +224,21 @@ fn a_drain_releases_every_directory_entry_and_the_lease() {
     let served = cluster.serve::<Ledger>(1).unwrap();
     let client = connect(&url);
     for key in ["a", "b", "c"] {
-        let reply = ask(&client, &format!("{ns}.ledger.{key}.append"), r#"{"value": 1}"#);
+        let reply = ask(
+            &client,
+            &format!("{ns}.ledger.{key}.append"),
+            r#"{"value": 1}"#,
+        );
         assert_eq!(reply["ok"]["len"], 1, "{reply}");
     }
     cluster.drain().unwrap();
     let js = JetStream::new(client.clone());
     let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
     for key in ["a", "b", "c"] {
-        assert_eq!(directory.get_from_leader(&format!("ledger/{key}")).unwrap(), None);
+        assert_eq!(
+            directory.get_from_leader(&format!("ledger/{key}")).unwrap(),
+            None
+        );
         assert!(Ledger::launcher().lookup(key).is_none(), "{key} stopped");
     }
     let nodes = js.kv(&format!("SWARM_NODES_{ns}")).unwrap();

@@ -121,12 +121,14 @@ fn check_name(what: &'static str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The names of one namespace's buckets and subjects.
+/// The names of one namespace's buckets and subjects (used by the node, inside Lunatic).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Names {
     pub namespace: String,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 impl Names {
     pub fn new(namespace: &str) -> Names {
         Names {
@@ -202,7 +204,10 @@ mod tests {
         let config = ClusterConfig::new(options(), "ns", "n").unwrap();
         assert_eq!(config.lease_ttl, DEFAULT_LEASE_TTL);
         assert_eq!(
-            config.clone().lease_ttl(Duration::from_secs(2)).unwrap_err(),
+            config
+                .clone()
+                .lease_ttl(Duration::from_secs(2))
+                .unwrap_err(),
             ConfigError::LeaseTooShort(Duration::from_secs(2))
         );
         assert!(config.clone().lease_ttl(Duration::from_secs(3)).is_ok());

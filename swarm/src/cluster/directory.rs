@@ -93,7 +93,12 @@ impl Directory {
         located
     }
 
-    fn locate_inner<A: Agent>(&mut self, key: A::Key, key_text: &str, forwarded: bool) -> Located<A> {
+    fn locate_inner<A: Agent>(
+        &mut self,
+        key: A::Key,
+        key_text: &str,
+        forwarded: bool,
+    ) -> Located<A> {
         if let Some(agent) = Launcher::<A>::default().lookup(key.clone()) {
             return Located::Here(agent);
         }
@@ -108,7 +113,11 @@ impl Directory {
         for _ in 0..CLAIM_ATTEMPTS {
             let current = match self.route.directory.get_from_leader(&dir_key) {
                 Ok(current) => current,
-                Err(err) => return unavailable(format!("reading the directory entry {bucket}/{dir_key}: {err}")),
+                Err(err) => {
+                    return unavailable(format!(
+                        "reading the directory entry {bucket}/{dir_key}: {err}"
+                    ))
+                }
             };
             let Some(incarnation) = self.incarnation() else {
                 return Located::Refused(
@@ -126,7 +135,9 @@ impl Directory {
                         incarnation,
                         epoch: 1,
                     };
-                    self.route.directory.create(&dir_key, &entries::encode(&entry))
+                    self.route
+                        .directory
+                        .create(&dir_key, &entries::encode(&entry))
                 }
                 Some(found) => {
                     let entry: DirEntry = match entries::decode(
@@ -137,7 +148,9 @@ impl Directory {
                         &found.value,
                     ) {
                         Ok(entry) => entry,
-                        Err(corrupt) => return Located::Refused("corrupt_directory", corrupt.to_string()),
+                        Err(corrupt) => {
+                            return Located::Refused("corrupt_directory", corrupt.to_string())
+                        }
                     };
                     if entry.node == self.route.node_id && entry.incarnation == incarnation {
                         // Ours already (the agent stopped or crashed here since): start it again.
@@ -187,13 +200,22 @@ impl Directory {
             self.owners.remove(dir_key);
             return Located::Refused(
                 "moved",
-                format!("{dir_key} is owned by node {node}, not {}; call again", self.route.node_id),
+                format!(
+                    "{dir_key} is owned by node {node}, not {}; call again",
+                    self.route.node_id
+                ),
             );
         }
         Located::Forward(format!("{}{node}", self.route.node_prefix_base))
     }
 
-    fn activate<A: Agent>(&mut self, key: A::Key, key_text: &str, dir_key: &str, revision: u64) -> Located<A> {
+    fn activate<A: Agent>(
+        &mut self,
+        key: A::Key,
+        key_text: &str,
+        dir_key: &str,
+        revision: u64,
+    ) -> Located<A> {
         let started = Launcher::<A>::default()
             .store(self.route.state.clone())
             .get_or_start(key);
@@ -212,7 +234,8 @@ impl Directory {
             }
             Err(err) => {
                 // Give the key back, so that another node (or a later call) can take it.
-                let _a_later_claim_takes_it_anyway = self.route.directory.delete(dir_key, Some(revision));
+                let _a_later_claim_takes_it_anyway =
+                    self.route.directory.delete(dir_key, Some(revision));
                 let kind = match err {
                     StartError::Overloaded { .. } => "overloaded",
                     _ => "start_failed",

@@ -88,19 +88,36 @@ mod tests {
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"node":"n1-0a1b2c","incarnation":17,"epoch":3}"#
         );
-        assert_eq!(decode::<DirEntry>("directory entry", "B", "k", 1, &bytes), Ok(entry));
+        assert_eq!(
+            decode::<DirEntry>("directory entry", "B", "k", 1, &bytes),
+            Ok(entry)
+        );
     }
 
     #[test]
     fn a_corrupt_entry_names_its_key() {
-        let err =
-            decode::<DirEntry>("directory entry", "SWARM_DIR_x", "ledger/a", 9, b"{\"node\":1")
-                .unwrap_err();
+        let err = decode::<DirEntry>(
+            "directory entry",
+            "SWARM_DIR_x",
+            "ledger/a",
+            9,
+            b"{\"node\":1",
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("corrupt directory entry at SWARM_DIR_x/ledger/a (revision 9)"), "{text}");
         assert!(
-            decode::<NodeEntry>("node entry", "B", "n", 1, br#"{"name":"a","incarnation":1,"agents":0,"capacity":1,"x":2}"#)
-                .is_err(),
+            text.starts_with("corrupt directory entry at SWARM_DIR_x/ledger/a (revision 9)"),
+            "{text}"
+        );
+        assert!(
+            decode::<NodeEntry>(
+                "node entry",
+                "B",
+                "n",
+                1,
+                br#"{"name":"a","incarnation":1,"agents":0,"capacity":1,"x":2}"#
+            )
+            .is_err(),
             "unknown fields are refused"
         );
     }

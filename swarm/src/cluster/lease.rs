@@ -221,8 +221,10 @@ impl Lease {
                 }
             }
             LeaseOp::Leave => {
-                let _gone_anyway_after_the_ttl =
-                    self.args.nodes.delete(&self.args.node_id, Some(self.revision));
+                let _gone_anyway_after_the_ttl = self
+                    .args
+                    .nodes
+                    .delete(&self.args.node_id, Some(self.revision));
                 self.left = true;
                 if let Some(reply_to) = reply_to {
                     reply_to.send(());

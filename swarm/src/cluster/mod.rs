@@ -50,10 +50,10 @@ mod node {
     use super::directory::ClusterRoute;
     use super::lease::{self, Activation, LeaseArgs, LeaseOp};
     use crate::nats::agents::{start_workers, Role};
+    use crate::nats::ClusterStatsQuery;
     use crate::nats::{AgentService, JetStream, JsError, KvConfig, NatsClient, NatsError};
     use crate::runtime::agent::Agent;
     use crate::runtime::host;
-    use crate::nats::ClusterStatsQuery;
     use crate::runtime::host::Received;
     use crate::runtime::mailbox::{
         decode_envelope, shutdown_abstract_process, Envelope, ENVELOPE_HANDLER_ID,
@@ -100,10 +100,10 @@ mod node {
     /// missing, takes a lease, and makes the node's NATS connection the one the NATS KV store uses.
     pub fn join(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         let names = Names::new(&config.namespace);
-        let connect = config.connect.clone().name(format!(
-            "swarm-{}-{}",
-            config.namespace, config.node_name
-        ));
+        let connect = config
+            .connect
+            .clone()
+            .name(format!("swarm-{}-{}", config.namespace, config.node_name));
         let client = NatsClient::connect(connect)?;
         crate::runtime::node::set_node_nats(client.clone()).map_err(ClusterError::Node)?;
         let js = JetStream::new(client.clone());
@@ -120,8 +120,9 @@ mod node {
         let node_id = format!("{}-{}", config.node_name, unique_suffix());
         let capacity = crate::runtime::node::limits().max_agents as u64;
         let sent = Instant::now();
-        let revision = lease::join(&nodes, &node_id, &config.node_name, capacity)
-            .map_err(js_error(format!("taking the lease {}/{node_id}", nodes.name())))?;
+        let revision = lease::join(&nodes, &node_id, &config.node_name, capacity).map_err(
+            js_error(format!("taking the lease {}/{node_id}", nodes.name())),
+        )?;
         let lease = spawn(
             LeaseArgs {
                 nodes: nodes.clone(),
@@ -315,8 +316,12 @@ mod node {
                 };
                 let took = self.drain();
                 let reply = match &took {
-                    Ok(took) => serde_json::json!({ "ok": { "drained_ms": took.as_millis() as u64 } }),
-                    Err(err) => serde_json::json!({ "error": { "kind": "drain_failed", "message": err.to_string() } }),
+                    Ok(took) => {
+                        serde_json::json!({ "ok": { "drained_ms": took.as_millis() as u64 } })
+                    }
+                    Err(err) => {
+                        serde_json::json!({ "error": { "kind": "drain_failed", "message": err.to_string() } })
+                    }
                 };
                 if request.reply_to.is_some() {
                     let _caller_gone = self.client.respond(&request, reply.to_string());

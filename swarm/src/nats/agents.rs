@@ -358,15 +358,13 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8], place: Place)
             }
             Err(err) => return answered(Reply::error("start_failed", err.to_string())),
         },
-        Place::Cluster { directory, owner } => {
-            match directory.locate::<A>(key, key_text, owner) {
-                Located::Here(agent) => agent,
-                Located::Forward(node) => {
-                    return Dispatch::Forward(format!("{node}.{}.{key_text}.{handler}", A::KIND))
-                }
-                Located::Refused(kind, message) => return answered(Reply::error(kind, message)),
+        Place::Cluster { directory, owner } => match directory.locate::<A>(key, key_text, owner) {
+            Located::Here(agent) => agent,
+            Located::Forward(node) => {
+                return Dispatch::Forward(format!("{node}.{}.{key_text}.{handler}", A::KIND))
             }
-        }
+            Located::Refused(kind, message) => return answered(Reply::error(kind, message)),
+        },
     };
     if info.request {
         return Dispatch::Request {

@@ -189,10 +189,12 @@ impl<A: AgentBehavior> AgentCell<A> {
         };
         let record = self.agent.encode_persisted().map_err(SaveFailure::Failed)?;
         if record != self.saved {
-            store.put(&self.storage_key, &record).map_err(|err| match err {
-                StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
-                other => SaveFailure::Failed(other.to_string()),
-            })?;
+            store
+                .put(&self.storage_key, &record)
+                .map_err(|err| match err {
+                    StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
+                    other => SaveFailure::Failed(other.to_string()),
+                })?;
             self.saved = record;
         }
         Ok(())

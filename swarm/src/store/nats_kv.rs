@@ -143,7 +143,10 @@ impl Store for NatsKvStore {
         validate_storage_key(key)?;
         if value.is_empty() {
             // Empty is how an absent record is fenced; records are never empty.
-            return Err(StoreError::backend(NAME, format!("{key:?}: an empty record")));
+            return Err(StoreError::backend(
+                NAME,
+                format!("{key:?}: an empty record"),
+            ));
         }
         let written = match self.known(key) {
             Some(revision) => self.bucket.update(key, value, revision),
