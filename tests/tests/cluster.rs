@@ -47,6 +47,24 @@ impl Ledger {
     }
 }
 
+/// A register, served by one test only (the node-wide mark that a kind is the cluster's is
+/// shared by every test of this file: they all run on one Lunatic node).
+#[agent(kind = "register")]
+pub struct Register {
+    #[key]
+    id: String,
+    #[persist]
+    value: u64,
+}
+
+#[agent]
+impl Register {
+    #[handler]
+    pub fn set(&mut self, value: u64) -> u64 {
+        std::mem::replace(&mut self.value, value)
+    }
+}
+
 /// A namespace (and bucket suffix) no other test or run uses: subject-token characters only.
 fn namespace(name: &str) -> String {
     unique(name).replace('.', "_")
@@ -126,7 +144,7 @@ fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     let cluster = join_node(&url, &ns, "solo");
     let _served = cluster.serve::<Ledger>(2).unwrap();
     let client = connect(&url);
-    let append = format!("{ns}.ledger.a.append");
+    let append = format!("{ns}.ledger.serve-a.append");
     assert_eq!(
         ask(&client, &append, r#"{"value": 7}"#),
         serde_json::json!({"ok": {"len": 1}})
@@ -138,11 +156,11 @@ fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     // The agent dies; the next call starts it again here (the directory names this node) with
     // its state from KV.
     Ledger::launcher()
-        .lookup("a")
+        .lookup("serve-a")
         .expect("the agent runs here")
         .kill();
     assert_eq!(
-        ask(&client, &format!("{ns}.ledger.a.entries"), "{}"),
+        ask(&client, &format!("{ns}.ledger.serve-a.entries"), "{}"),
         serde_json::json!({"ok": [7, 8]})
     );
     let stats = cluster.stats().unwrap();
@@ -154,7 +172,7 @@ fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     let entry = js
         .kv(&format!("SWARM_DIR_{ns}"))
         .unwrap()
-        .get_from_leader("ledger/a")
+        .get_from_leader("ledger/serve-a")
         .unwrap()
         .expect("a directory entry");
     let owner: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
@@ -178,18 +196,18 @@ fn corrupt_entries_are_refused_by_key_and_left_as_they_are() {
     let js = JetStream::new(client.clone());
 
     let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
-    directory.put("ledger/bad", b"{not json").unwrap();
+    directory.put("ledger/corrupt-dir", b"{not json").unwrap();
     let reply = ask(
         &client,
-        &format!("{ns}.ledger.bad.append"),
+        &format!("{ns}.ledger.corrupt-dir.append"),
         r#"{"value": 1}"#,
     );
     assert_eq!(reply["error"]["kind"], "corrupt_directory", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
-    assert!(message.contains("ledger/bad"), "{message}");
+    assert!(message.contains("ledger/corrupt-dir"), "{message}");
     assert_eq!(
         directory
-            .get_from_leader("ledger/bad")
+            .get_from_leader("ledger/corrupt-dir")
             .unwrap()
             .unwrap()
             .value,
@@ -197,18 +215,18 @@ fn corrupt_entries_are_refused_by_key_and_left_as_they_are() {
     );
 
     let state = js.kv(&format!("SWARM_STATE_{ns}")).unwrap();
-    state.put("ledger/worse", b"\x00garbage").unwrap();
+    state.put("ledger/corrupt-state", b"\x00garbage").unwrap();
     let reply = ask(
         &client,
-        &format!("{ns}.ledger.worse.append"),
+        &format!("{ns}.ledger.corrupt-state.append"),
         r#"{"value": 1}"#,
     );
     assert_eq!(reply["error"]["kind"], "start_failed", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
-    assert!(message.contains("ledger/worse"), "{message}");
+    assert!(message.contains("ledger/corrupt-state"), "{message}");
     assert_eq!(
         state
-            .get_from_leader("ledger/worse")
+            .get_from_leader("ledger/corrupt-state")
             .unwrap()
             .unwrap()
             .value,
@@ -223,7 +241,7 @@ fn a_drain_releases_every_directory_entry_and_the_lease() {
     let cluster = join_node(&url, &ns, "d1");
     let served = cluster.serve::<Ledger>(1).unwrap();
     let client = connect(&url);
-    for key in ["a", "b", "c"] {
+    for key in ["drain-a", "drain-b", "drain-c"] {
         let reply = ask(
             &client,
             &format!("{ns}.ledger.{key}.append"),
@@ -234,7 +252,7 @@ fn a_drain_releases_every_directory_entry_and_the_lease() {
     cluster.drain().unwrap();
     let js = JetStream::new(client.clone());
     let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
-    for key in ["a", "b", "c"] {
+    for key in ["drain-a", "drain-b", "drain-c"] {
         assert_eq!(
             directory.get_from_leader(&format!("ledger/{key}")).unwrap(),
             None
@@ -250,7 +268,7 @@ fn a_drain_releases_every_directory_entry_and_the_lease() {
     // within a second of its workers' end; until then a request may find nobody).
     let next = join_node(&url, &ns, "d2");
     let _served = next.serve::<Ledger>(1).unwrap();
-    let entries = format!("{ns}.ledger.a.entries");
+    let entries = format!("{ns}.ledger.drain-a.entries");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let reply = client
@@ -266,4 +284,50 @@ fn a_drain_releases_every_directory_entry_and_the_lease() {
         );
         lunatic::sleep(Duration::from_millis(100));
     }
+}
+
+#[lunatic::test]
+fn a_handle_on_a_cluster_node_reaches_the_cluster_s_agent() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("handle");
+    let cluster = join_node(&url, &ns, "h1");
+    let _served = cluster.serve::<Register>(1).unwrap();
+    let client = connect(&url);
+    // Claimed for this node through the directory, its state in the cluster's bucket.
+    let register = Register::get_or_start("r1").unwrap();
+    assert_eq!(register.set(5).unwrap(), 0);
+    assert_eq!(
+        ask(&client, &format!("{ns}.register.r1.set"), r#"{"value": 6}"#),
+        serde_json::json!({"ok": 5})
+    );
+    let js = JetStream::new(client.clone());
+    let entry = js
+        .kv(&format!("SWARM_DIR_{ns}"))
+        .unwrap()
+        .get_from_leader("register/r1")
+        .unwrap()
+        .expect("a directory entry");
+    let owner: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
+    assert_eq!(owner["node"], cluster.node_id(), "{owner}");
+
+    // A key another node owns is not started here: the error names the owner (here a node whose
+    // lease is live but which does not answer: the caller is told to call again).
+    let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
+    let nodes = js.kv(&format!("SWARM_NODES_{ns}")).unwrap();
+    nodes
+        .put(
+            "elsewhere-1",
+            br#"{"name":"elsewhere","incarnation":1,"agents":0,"capacity":10}"#,
+        )
+        .unwrap();
+    directory
+        .put(
+            "register/r2",
+            br#"{"node":"elsewhere-1","incarnation":1,"epoch":1}"#,
+        )
+        .unwrap();
+    let err = Register::get_or_start("r2").unwrap_err().to_string();
+    assert!(err.contains("elsewhere-1"), "{err}");
+    assert!(err.contains("does not answer"), "{err}");
+    assert!(Register::launcher().lookup("r2").is_none());
 }

@@ -33,6 +33,8 @@ use crate::store::StoreConfig;
 pub const FRESH_FOR: Duration = Duration::from_millis(500);
 /// Claims tried before a request is refused (each lost claim means another node won it).
 const CLAIM_ATTEMPTS: usize = 4;
+/// How long a live owner has to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// What a worker needs to find owners and claim keys (plain data: it travels to the workers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +62,9 @@ pub(crate) enum Located<A: Agent> {
 struct Known {
     node: String,
     checked: Instant,
+    /// The owner did not answer a ping: until this is checked again, callers are told to call
+    /// again rather than have their request forwarded into the void.
+    unreachable: bool,
 }
 
 /// One worker's view of the directory.
@@ -105,6 +110,9 @@ impl Directory {
         let dir_key = format!("{}/{key_text}", A::KIND);
         if let Some(known) = self.owners.get(&dir_key) {
             if known.checked.elapsed() < FRESH_FOR && known.node != self.route.node_id {
+                if known.unreachable {
+                    return unreachable(&dir_key, &known.node);
+                }
                 let node = known.node.clone();
                 return self.elsewhere(&dir_key, &node, forwarded);
             }
@@ -158,13 +166,18 @@ impl Directory {
                     }
                     match lease::owner_is_live(&self.route.nodes, &entry) {
                         Ok(true) => {
+                            let unreachable = !forwarded && !self.answers::<A>(&entry.node);
                             self.owners.insert(
                                 dir_key.clone(),
                                 Known {
                                     node: entry.node.clone(),
                                     checked: Instant::now(),
+                                    unreachable,
                                 },
                             );
+                            if unreachable {
+                                return self::unreachable(&dir_key, &entry.node);
+                            }
                             return self.elsewhere(&dir_key, &entry.node, forwarded);
                         }
                         Ok(false) => {}
@@ -217,6 +230,7 @@ impl Directory {
         revision: u64,
     ) -> Located<A> {
         let started = Launcher::<A>::default()
+            .claimed()
             .store(self.route.state.clone())
             .get_or_start(key);
         match started {
@@ -245,6 +259,27 @@ impl Directory {
         }
     }
 
+    /// Whether `node` answers on its node subject now. A request forwarded there with the
+    /// caller's reply subject cannot tell: when nobody listens, nats-server sends its "no
+    /// responders" status only to the publisher's own subscriptions, so the caller would wait out
+    /// its timeout. This ping is this node's own request: a dead node's subscriptions are gone at
+    /// once (no responders), a paused one does not answer within [`PING_TIMEOUT`]. Any answer,
+    /// even an error, means the node is there.
+    fn answers<A: Agent>(&self, node: &str) -> bool {
+        // `!` is no key character: the owner answers `invalid_key` at once, starting nothing.
+        let subject = format!(
+            "{}{node}.{}.!ping.ping",
+            self.route.node_prefix_base,
+            A::KIND
+        );
+        self.route
+            .directory
+            .jetstream()
+            .client()
+            .request(&subject, b"", PING_TIMEOUT)
+            .is_ok()
+    }
+
     fn incarnation(&self) -> Option<u64> {
         lease::ask::<Option<u64>>(self.route.lease, LeaseOp::Incarnation)
             .ok()
@@ -260,6 +295,18 @@ impl Directory {
         let counters = std::mem::take(&mut self.counters);
         crate::runtime::mailbox::cast(self.route.lease, LeaseOp::Count(counters));
     }
+}
+
+/// The owner's lease is live but the owner does not answer: it died (its lease runs out within
+/// the TTL, then this node claims the agent) or is cut off. The caller calls again.
+fn unreachable<A: Agent>(dir_key: &str, node: &str) -> Located<A> {
+    Located::Refused(
+        "unavailable",
+        format!(
+            "{dir_key} is owned by node {node}, which does not answer; it moves once that \
+             node's lease runs out; call again"
+        ),
+    )
 }
 
 fn unavailable<A: Agent>(reason: String) -> Located<A> {

@@ -49,6 +49,9 @@ pub(crate) enum LeaseOp {
     Count(Counters),
     /// The figures for STATS, as a JSON object.
     Stats,
+    /// The route workers use (set once by `join`); asked by handles on this node.
+    SetRoute(Box<super::directory::ClusterRoute>),
+    Route,
     /// Stop claiming (a drain starts); answers the agents activated here.
     StartDrain,
     /// A drain is over: remove the node's entry and stop renewing.
@@ -120,6 +123,7 @@ struct Lease {
     claiming: bool,
     left: bool,
     activations: HashMap<u64, Activation>,
+    route: Option<Box<super::directory::ClusterRoute>>,
     counters: Counters,
     renewals: u64,
     renew_latency_max: Duration,
@@ -138,6 +142,7 @@ pub(crate) fn run_lease(args: LeaseArgs) {
         claiming: true,
         left: false,
         activations: HashMap::new(),
+        route: None,
         counters: Counters::default(),
         renewals: 0,
         renew_latency_max: Duration::ZERO,
@@ -211,6 +216,12 @@ impl Lease {
             LeaseOp::Stats => {
                 if let Some(reply_to) = reply_to {
                     reply_to.send(self.stats().to_string());
+                }
+            }
+            LeaseOp::SetRoute(route) => self.route = Some(route),
+            LeaseOp::Route => {
+                if let Some(reply_to) = reply_to {
+                    reply_to.send(self.route.clone());
                 }
             }
             LeaseOp::StartDrain => {

@@ -38,6 +38,8 @@ mod lease;
 pub use config::{ClusterConfig, ConfigError, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
 
 #[cfg(target_arch = "wasm32")]
+pub(crate) use node::{get_or_start, serves};
+#[cfg(target_arch = "wasm32")]
 pub use node::{join, Cluster, ClusterError};
 
 #[cfg(target_arch = "wasm32")]
@@ -47,8 +49,9 @@ mod node {
     use serde::{Deserialize, Serialize};
 
     use super::config::{ClusterConfig, Names};
-    use super::directory::ClusterRoute;
+    use super::directory::{ClusterRoute, Directory, Located};
     use super::lease::{self, Activation, LeaseArgs, LeaseOp};
+    use crate::error::StartError;
     use crate::nats::agents::{start_workers, Role};
     use crate::nats::ClusterStatsQuery;
     use crate::nats::{AgentService, JetStream, JsError, KvConfig, NatsClient, NatsError};
@@ -152,6 +155,7 @@ mod node {
             state: StoreConfig::nats_kv_replicated(names.state_bucket(), config.replicas),
             node_prefix_base: format!("_SWARM.{}.node.", names.namespace),
         };
+        crate::runtime::mailbox::cast(lease, LeaseOp::SetRoute(Box::new(route.clone())));
         Ok(Cluster {
             names,
             node_name: config.node_name,
@@ -160,6 +164,50 @@ mod node {
             route,
             lease_ttl: config.lease_ttl,
         })
+    }
+
+    /// The registry name that marks kind `kind` as served by this node's cluster (its value is
+    /// the lease process).
+    fn served_kind_name(kind: &str) -> String {
+        format!("swarm/cluster/kind/{kind}")
+    }
+
+    /// Whether this node serves `A` in a cluster (then its agents are the cluster's).
+    pub(crate) fn serves<A: Agent>() -> bool {
+        host::registry_get(&served_kind_name(A::KIND)).is_some()
+    }
+
+    /// `A::get_or_start(key)` on a node that serves `A` in a cluster: the agent of the whole
+    /// cluster, found or claimed here; an agent owned elsewhere is an error naming its owner.
+    pub(crate) fn get_or_start<A: Agent>(
+        key: A::Key,
+        key_text: &str,
+    ) -> Result<A::Handle, StartError> {
+        let refuse = |reason: String| StartError::Registry {
+            kind: A::KIND.into(),
+            key: key_text.into(),
+            reason,
+        };
+        let lease = host::registry_get(&served_kind_name(A::KIND))
+            .ok_or_else(|| refuse("the cluster stopped serving this kind".into()))?;
+        let route: Option<Box<ClusterRoute>> =
+            lease::ask(lease.id, LeaseOp::Route).map_err(refuse)?;
+        let route = route.ok_or_else(|| refuse("the node is still joining its cluster".into()))?;
+        let namespace = route
+            .node_prefix_base
+            .trim_start_matches("_SWARM.")
+            .trim_end_matches(".node.")
+            .to_owned();
+        match Directory::new(*route).locate::<A>(key, key_text, false) {
+            Located::Here(agent) => Ok(agent),
+            Located::Forward(node) => Err(refuse(format!(
+                "another node of the cluster owns it ({}); handles that reach other nodes are \
+                 not there yet: call it through the front door {namespace}.{}.{key_text}.<handler>",
+                node.rsplit('.').next().unwrap_or(&node),
+                A::KIND
+            ))),
+            Located::Refused(kind, message) => Err(refuse(format!("{kind}: {message}"))),
+        }
     }
 
     /// Answers the discovery's [`ClusterStatsQuery`] with the lease process' figures; ends
@@ -247,6 +295,7 @@ mod node {
                 }),
                 Some(&self.names.namespace),
             )?;
+            host::registry_put(&served_kind_name(kind), host::Pid::local(self.route.lease));
             let own = self.names.node_prefix(&self.node_id);
             let owner = start_workers::<A>(
                 &self.client,

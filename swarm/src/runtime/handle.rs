@@ -242,6 +242,8 @@ fn wait_until_gone(id: u64) {
 /// `Agent::launcher().get_or_start(key)`.
 pub struct Launcher<A> {
     store: Option<StoreConfig>,
+    /// Set by the cluster once it has claimed the key for this node: start it here.
+    claimed: bool,
     kind: PhantomData<fn() -> A>,
 }
 
@@ -249,6 +251,7 @@ impl<A> Default for Launcher<A> {
     fn default() -> Self {
         Launcher {
             store: None,
+            claimed: false,
             kind: PhantomData,
         }
     }
@@ -261,10 +264,22 @@ impl<A: Agent> Launcher<A> {
         self
     }
 
+    /// Starts the agent on this node without asking the cluster: the cluster has claimed its key
+    /// for this node.
+    #[cfg(feature = "nats")]
+    pub(crate) fn claimed(mut self) -> Self {
+        self.claimed = true;
+        self
+    }
+
     /// The single live agent with this key: found in the registry, or started (loading its
-    /// persisted state) if none is running.
+    /// persisted state) if none is running. On a node that serves `A` in a cluster, the agent
+    /// is the cluster's: found here, or claimed for this node and started with its state from the
+    /// cluster's KV bucket; an agent that another node owns is an error saying so (handles that
+    /// reach other nodes are not there yet).
     pub fn get_or_start(self, key: impl Into<A::Key>) -> Result<A::Handle, StartError> {
-        let key = key_text(A::KIND, &key.into())?;
+        let key_value = key.into();
+        let key = key_text(A::KIND, &key_value)?;
         let name = registry_name::<A>(&key);
         if super::agent::is_starting_as(&name) {
             return Err(registry_error::<A>(
@@ -276,6 +291,10 @@ impl<A: Agent> Launcher<A> {
         }
         let registered = match registry::lookup(&name) {
             Some(pid) => registry::Registered::Found(pid),
+            #[cfg(feature = "nats")]
+            None if !self.claimed && crate::cluster::serves::<A>() => {
+                return crate::cluster::get_or_start::<A>(key_value, &key);
+            }
             None => {
                 let arg = AgentArg {
                     store: self.resolve_store(),
