@@ -52,7 +52,9 @@ pub(crate) enum LeaseOp {
     /// The route workers use (set once by `join`); asked by handles on this node.
     SetRoute(Box<super::directory::ClusterRoute>),
     Route,
-    /// Stop claiming (a drain starts); answers the agents activated here.
+    /// A kind's workers (front door, then owner), for the drain to stop.
+    Served(Vec<crate::nats::AgentService>),
+    /// Stop claiming (a drain starts); answers the agents activated here and the workers.
     StartDrain,
     /// A drain is over: remove the node's entry and stop renewing.
     Leave,
@@ -124,6 +126,7 @@ struct Lease {
     left: bool,
     activations: HashMap<u64, Activation>,
     route: Option<Box<super::directory::ClusterRoute>>,
+    served: Vec<crate::nats::AgentService>,
     counters: Counters,
     renewals: u64,
     renew_latency_max: Duration,
@@ -143,6 +146,7 @@ pub(crate) fn run_lease(args: LeaseArgs) {
         left: false,
         activations: HashMap::new(),
         route: None,
+        served: Vec::new(),
         counters: Counters::default(),
         renewals: 0,
         renew_latency_max: Duration::ZERO,
@@ -224,11 +228,15 @@ impl Lease {
                     reply_to.send(self.route.clone());
                 }
             }
+            LeaseOp::Served(services) => self.served.extend(services),
             LeaseOp::StartDrain => {
                 self.claiming = false;
                 self.prune();
                 if let Some(reply_to) = reply_to {
-                    reply_to.send(self.activations.values().cloned().collect::<Vec<_>>());
+                    reply_to.send((
+                        self.activations.values().cloned().collect::<Vec<_>>(),
+                        self.served.clone(),
+                    ));
                 }
             }
             LeaseOp::Leave => {

@@ -311,7 +311,14 @@ mod node {
                 None,
             );
             match owner {
-                Ok(owner) => Ok(vec![front, owner]),
+                Ok(owner) => {
+                    let services = vec![front, owner];
+                    crate::runtime::mailbox::cast(
+                        self.route.lease,
+                        LeaseOp::Served(services.clone()),
+                    );
+                    Ok(services)
+                }
                 Err(err) => {
                     front.stop();
                     Err(err.into())
@@ -334,7 +341,7 @@ mod node {
         /// for its own agents while they move); stop serving afterwards.
         pub fn drain(&self) -> Result<Duration, ClusterError> {
             let started = Instant::now();
-            let activations: Vec<Activation> =
+            let (activations, services): (Vec<Activation>, Vec<AgentService>) =
                 lease::ask(self.route.lease, LeaseOp::StartDrain).map_err(ClusterError::Node)?;
             for activation in activations {
                 let _gone_or_stopped =
@@ -346,6 +353,11 @@ mod node {
                     .route
                     .directory
                     .delete(&activation.dir_key, Some(activation.revision));
+            }
+            // Then stop taking requests: every worker unsubscribes and answers what it was already
+            // given (forwarded, or `unavailable` for the agents that just moved).
+            for service in &services {
+                service.stop_gracefully(Duration::from_secs(2));
             }
             lease::ask::<()>(self.route.lease, LeaseOp::Leave).map_err(ClusterError::Node)?;
             Ok(started.elapsed())

@@ -54,7 +54,7 @@ use crate::key::parse_key_text;
 use crate::runtime::agent::{Agent, AgentBehavior, HandlerInfo};
 use crate::runtime::handle::{AgentHandle, Launcher, DEFAULT_TIMEOUT};
 use crate::runtime::host;
-use crate::runtime::mailbox::{cast, reply_slot, wait_for, ReplyTo};
+use crate::runtime::mailbox::{cast, reply_slot, take_queued, wait_for, ReplyTo};
 use crate::runtime::process::{spawn, spawn_linked};
 
 /// The worker processes serving one agent kind.
@@ -75,6 +75,22 @@ impl AgentService {
         for &worker in &self.workers {
             crate::runtime::host::kill(worker);
         }
+    }
+
+    /// Stops the workers in order: each unsubscribes (the server sends it nothing more), answers
+    /// every request it was already given, and ends. Waits for that, at most `timeout`, then
+    /// stops the rest as [`AgentService::stop`] does.
+    pub fn stop_gracefully(&self, timeout: std::time::Duration) {
+        for &worker in &self.workers {
+            let _gone_already = host::send(worker, STOP_TAG, &());
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        while self.workers.iter().any(|&worker| host::exists(worker))
+            && std::time::Instant::now() < deadline
+        {
+            host::sleep(std::time::Duration::from_millis(5));
+        }
+        self.stop();
     }
 }
 
@@ -207,13 +223,37 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
     let mut replier = Replier::new(client.clone(), subject.clone(), A::HANDLERS);
     let owner = role.as_ref().is_some_and(|role| role.owner);
     let mut directory = role.map(|role| Directory::new(role.route));
+    let mut subscription = Some(subscription);
+    let mut drained = std::collections::VecDeque::new();
+    let mut stop_checked = std::time::Instant::now();
     loop {
-        // Between requests, and at least every PULL_CHECK: the counts for `$SRV.STATS`.
+        // Between requests, and at least every PULL_CHECK: the counts for `$SRV.STATS`, and
+        // whether the worker is asked to stop.
         replier.answer_pulls();
-        let message = match subscription.next_timeout(PULL_CHECK) {
-            Ok(message) => message,
-            Err(NatsError::TimedOut { .. }) => continue,
-            Err(_closed) => break,
+        let message = match &subscription {
+            Some(_) if stop_checked.elapsed() >= PULL_CHECK && stop_asked(&mut stop_checked) => {
+                // Stop taking requests, then answer every one already given to this worker.
+                drained.extend(
+                    subscription
+                        .take()
+                        .map(Subscription::drain)
+                        .unwrap_or_default(),
+                );
+                continue;
+            }
+            Some(subscription) => match subscription.next_timeout(PULL_CHECK) {
+                Ok(message) => message,
+                Err(NatsError::TimedOut { .. }) => continue,
+                Err(_closed) => break,
+            },
+            None => match drained.pop_front() {
+                Some(message) => message,
+                None => {
+                    // The answers of the last requests are the responder's to send.
+                    host::sleep(STOP_GRACE);
+                    break;
+                }
+            },
         };
         let taken = replier.take(&message.subject);
         let reply_subject = message.reply_to.as_deref();
@@ -276,6 +316,17 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
             }
         }
     }
+}
+
+/// The tag of the request that a worker stop taking requests (top byte 0x79: no handler number).
+const STOP_TAG: i64 = (0x79 << 56) | 0x5354_4f50;
+/// How long a stopping worker leaves its responder for the answers still to come.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether a stop request is queued (looked at every `PULL_CHECK`: a look costs two host calls).
+fn stop_asked(checked: &mut std::time::Instant) -> bool {
+    *checked = std::time::Instant::now();
+    take_queued::<()>(&[STOP_TAG]).is_some()
 }
 
 /// Kills a process when dropped.

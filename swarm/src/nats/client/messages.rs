@@ -38,7 +38,8 @@ pub(super) struct Addr {
 /// Top bytes of swarm's own tags (none is a Lunatic handler number, those are below 64, and
 /// `Tag::new()` counters stay far below 2^56): 0x7F a new process' argument, 0x7E the reader's notes
 /// (and the store's end-of-queue marker, in other processes), 0x7D the mailbox probe, 0x7C the write
-/// marker, 0x7B a publish, 0x7A the services API's request for a front-door worker's counts.
+/// marker, 0x7B a publish, 0x7A the services API's request for a front-door worker's counts,
+/// 0x79 the request that a front-door worker stop.
 const PUBLISH_KIND: i64 = 0x7B;
 const SIZE_BITS: i64 = (1 << 56) - 1;
 

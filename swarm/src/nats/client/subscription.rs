@@ -184,6 +184,30 @@ mod wasm {
             self.stop();
         }
 
+        /// Stops the subscription like [`Subscription::unsubscribe`], but hands back the messages
+        /// delivered before the server confirmed it, instead of dropping them: a worker that
+        /// stops answers everything it was given (NATS calls this draining).
+        pub fn drain(mut self) -> Vec<Msg> {
+            let mut rest = Vec::new();
+            if !self.active {
+                return rest;
+            }
+            self.active = false;
+            let ack = Addr::fresh();
+            let command = Command::Unsubscribe {
+                sid: self.sid,
+                ack: Some(ack),
+            };
+            if self.client.command(command).is_ok() {
+                let _ = wait_tagged::<()>(ack.tag, self.client.conn, Some(self.client.op_timeout));
+            }
+            while let Ok(msg) = self.take(None, true) {
+                rest.push(msg);
+            }
+            self.order.borrow_mut().clear();
+            rest
+        }
+
         fn stop(&mut self) {
             if !self.active {
                 return;
