@@ -7,7 +7,9 @@
 //! - `SWARM_CLUSTER_SERVERS`: NATS URLs, comma-separated (default `nats://127.0.0.1:4222`);
 //! - `SWARM_NAMESPACE` (default `demo`), `SWARM_NODE_NAME` (default `node`);
 //! - `SWARM_LEASE_TTL_MS` (default 10000, at least 3000), `SWARM_REPLICAS` (default 1);
-//! - `SWARM_WORKERS`: front-door workers per kind (default 2).
+//! - `SWARM_WORKERS`: front-door workers per kind (default 2);
+//! - `SWARM_FRONT_DOOR=0`: hold agents but take no front-door requests (`scripts/bench-cluster`
+//!   uses it to measure a call forwarded from another node).
 //!
 //! It prints `swarm-cluster-node ready name=.. id=.. incarnation=1` once it serves, and
 //! `swarm-cluster-node drained name=.. ms=..` before it ends after a drain
@@ -118,8 +120,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     .replicas(setting("SWARM_REPLICAS", 1))?;
     let cluster = join(config)?;
     let workers = setting("SWARM_WORKERS", 2);
-    let _ledgers = cluster.serve::<Ledger>(workers)?;
-    let _rooms = cluster.serve::<ChatRoom>(workers)?;
+    if setting("SWARM_FRONT_DOOR", 1) == 0 {
+        cluster.serve_owned_only::<Ledger>(workers)?;
+        cluster.serve_owned_only::<ChatRoom>(workers)?;
+    } else {
+        cluster.serve::<Ledger>(workers)?;
+        cluster.serve::<ChatRoom>(workers)?;
+    }
     println!(
         "swarm-cluster-node ready name={name} id={} incarnation=1",
         cluster.node_id()

@@ -282,19 +282,41 @@ mod node {
         /// on this node's own subject, where other nodes forward the requests for agents it
         /// owns. Agents are started with their state in the cluster's KV bucket.
         pub fn serve<A: Agent>(&self, workers: usize) -> Result<Vec<AgentService>, ClusterError> {
+            self.serve_kind::<A>(workers, true)
+        }
+
+        /// As [`Cluster::serve`], but without the front door: this node holds and serves agents
+        /// of kind `A` that requests are forwarded to (it claims them when a request is forwarded
+        /// here to be placed), and takes no requests from callers itself.
+        pub fn serve_owned_only<A: Agent>(
+            &self,
+            workers: usize,
+        ) -> Result<Vec<AgentService>, ClusterError> {
+            self.serve_kind::<A>(workers, false)
+        }
+
+        fn serve_kind<A: Agent>(
+            &self,
+            workers: usize,
+            front_door: bool,
+        ) -> Result<Vec<AgentService>, ClusterError> {
             let kind = A::KIND;
-            let front = start_workers::<A>(
-                &self.client,
-                self.names.front_door(kind),
-                self.names.front_door_queue(kind),
-                format!("{}.{kind}.", self.names.namespace),
-                workers,
-                Some(Role {
-                    route: self.route.clone(),
-                    owner: false,
-                }),
-                Some(&self.names.namespace),
-            )?;
+            let front = if !front_door {
+                None
+            } else {
+                Some(start_workers::<A>(
+                    &self.client,
+                    self.names.front_door(kind),
+                    self.names.front_door_queue(kind),
+                    format!("{}.{kind}.", self.names.namespace),
+                    workers,
+                    Some(Role {
+                        route: self.route.clone(),
+                        owner: false,
+                    }),
+                    Some(&self.names.namespace),
+                )?)
+            };
             host::registry_put(&served_kind_name(kind), host::Pid::local(self.route.lease));
             let own = self.names.node_prefix(&self.node_id);
             let owner = start_workers::<A>(
@@ -312,7 +334,7 @@ mod node {
             );
             match owner {
                 Ok(owner) => {
-                    let services = vec![front, owner];
+                    let services: Vec<AgentService> = front.into_iter().chain([owner]).collect();
                     crate::runtime::mailbox::cast(
                         self.route.lease,
                         LeaseOp::Served(services.clone()),
@@ -320,7 +342,9 @@ mod node {
                     Ok(services)
                 }
                 Err(err) => {
-                    front.stop();
+                    if let Some(front) = front {
+                        front.stop();
+                    }
                     Err(err.into())
                 }
             }
