@@ -8,6 +8,8 @@
 //! - `SWARM_NAMESPACE` (default `demo`), `SWARM_NODE_NAME` (default `node`);
 //! - `SWARM_LEASE_TTL_MS` (default 10000, at least 3000), `SWARM_REPLICAS` (default 1);
 //! - `SWARM_WORKERS`: front-door workers per kind (default 2);
+//! - `SWARM_MAX_AGENTS`: the node's `NodeLimits::max_agents` (a full node places new agents on
+//!   the node with the most room);
 //! - `SWARM_FRONT_DOOR=0`: hold agents but take no front-door requests (`scripts/bench-cluster`
 //!   uses it to measure a call forwarded from another node).
 //!
@@ -118,6 +120,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?
     .lease_ttl(Duration::from_millis(setting("SWARM_LEASE_TTL_MS", 10_000)))?
     .replicas(setting("SWARM_REPLICAS", 1))?;
+    if let Ok(max) = std::env::var("SWARM_MAX_AGENTS") {
+        let limits = swarm::NodeLimits {
+            max_agents: max.parse()?,
+            ..swarm::NodeLimits::default()
+        };
+        swarm::set_node_limits(limits)?;
+    }
     let cluster = join(config)?;
     let workers = setting("SWARM_WORKERS", 2);
     if setting("SWARM_FRONT_DOOR", 1) == 0 {

@@ -63,7 +63,7 @@ pub enum CallFailure {
     Stopped,
     /// The handler ran, but its changed `#[persist]` state could not be saved. The change was not
     /// acknowledged: the agent's process ends and restarts from its last saved state.
-    #[error("the handler's state change could not be saved, so it was not applied: {0}")]
+    #[error("the handler's state change could not be confirmed as saved, so it was not acknowledged: {0}")]
     PersistFailed(String),
     /// The handler ran but its answer could not be encoded for the caller (JSON for NATS
     /// callers: for example a map with non-string keys).
@@ -74,6 +74,10 @@ pub enum CallFailure {
     /// the front door or a fresh handle) to reach the new owner.
     #[error("the agent moved to another node; nothing was applied: {0}")]
     Moved(String),
+    /// The request waited in the agent's mailbox past its deadline (its caller had stopped
+    /// waiting) and was dropped without running: nothing was applied.
+    #[error("the request expired in the agent's mailbox before it ran; nothing was applied")]
+    Expired,
     /// The request itself could not be encoded for the agent's mailbox (an argument whose
     /// `Serialize` fails, or that bincode cannot write); nothing was sent.
     #[error("the request could not be encoded, nothing was sent: {0}")]
@@ -89,6 +93,7 @@ pub enum RemoteFailure {
     PersistFailed(String),
     Unencodable(String),
     Moved(String),
+    Expired,
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -98,6 +103,7 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::PersistFailed(message) => CallFailure::PersistFailed(message),
             RemoteFailure::Unencodable(message) => CallFailure::Unencodable(message),
             RemoteFailure::Moved(message) => CallFailure::Moved(message),
+            RemoteFailure::Expired => CallFailure::Expired,
         }
     }
 }

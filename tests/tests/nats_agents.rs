@@ -171,3 +171,53 @@ fn start_failures_and_kinds_without_keys_are_reported() {
     assert_eq!(reply["error"]["kind"], "invalid_key", "{reply}");
     client.close();
 }
+
+#[lunatic::test]
+fn a_request_that_waited_past_its_deadline_is_dropped_unapplied() {
+    let Some(url) = server("URL") else { return };
+    swarm::set_default_store(StoreConfig::memory("nats-agents-expiry")).unwrap();
+    let client = connect(&url);
+    let ns = unique("expiry");
+    let _service = serve_agents::<Counter>(&client, &ns, 1).unwrap();
+    let sleep = format!("{ns}.counter.slow.sleep");
+    let add = format!("{ns}.counter.slow.add");
+    // Two 3 s sleeps in a row, then an add: the add reaches the agent 6 s after it was sent, past
+    // the front door's 5 s deadline. It must not run: its caller is told so (applied: false), and
+    // the total stays 0. The second sleep started in time: it runs and is answered.
+    let callers = [
+        (&sleep, r#"{"ms": 3000}"#),
+        (&sleep, r#"{"ms": 3000}"#),
+        (&add, r#"{"n": 5}"#),
+    ];
+    let mut answers = Vec::new();
+    let replies: Vec<_> = callers
+        .iter()
+        .enumerate()
+        .map(|(i, (subject, body))| {
+            let reply = format!("{ns}.reply.{i}");
+            let subscription = client.subscribe(&reply).unwrap();
+            client
+                .publish_with_reply(subject, &reply, body.as_bytes())
+                .unwrap();
+            // In this order into the agent's mailbox.
+            lunatic::sleep(Duration::from_millis(50));
+            subscription
+        })
+        .collect();
+    for subscription in &replies {
+        let reply = subscription
+            .next_timeout(Duration::from_secs(15))
+            .expect("every request is answered");
+        answers.push(serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap());
+    }
+    assert_eq!(answers[0], serde_json::json!({"ok": 3000}));
+    assert_eq!(answers[1], serde_json::json!({"ok": 3000}));
+    assert_eq!(answers[2]["error"]["kind"], "call_failed", "{}", answers[2]);
+    assert_eq!(answers[2]["error"]["applied"], false, "{}", answers[2]);
+    let message = answers[2]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(
+        ask(&client, &format!("{ns}.counter.slow.total"), ""),
+        serde_json::json!({"ok": 0})
+    );
+}

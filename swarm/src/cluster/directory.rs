@@ -162,7 +162,13 @@ impl Directory {
                     };
                     if entry.node == self.route.node_id && entry.incarnation == incarnation {
                         // Ours already (the agent stopped or crashed here since): start it again.
-                        return self.activate::<A>(key, key_text, &dir_key, found.revision);
+                        return self.activate::<A>(
+                            key,
+                            key_text,
+                            &dir_key,
+                            found.revision,
+                            forwarded,
+                        );
                     }
                     match lease::owner_is_live(&self.route.nodes, &entry) {
                         Ok(true) => {
@@ -194,7 +200,9 @@ impl Directory {
                 }
             };
             match claimed {
-                Ok(revision) => return self.activate::<A>(key, key_text, &dir_key, revision),
+                Ok(revision) => {
+                    return self.activate::<A>(key, key_text, &dir_key, revision, forwarded)
+                }
                 // Another node claimed it first: read who, and go there.
                 Err(JsError::WrongLastSequence { .. } | JsError::KeyExists { .. }) => {
                     self.counters.cas_conflicts += 1;
@@ -222,12 +230,46 @@ impl Directory {
         Located::Forward(format!("{}{node}", self.route.node_prefix_base))
     }
 
+    /// The live node other than this one with the most room (fewest agents for its capacity, as
+    /// its lease last said), if any has room at all.
+    fn least_loaded(&self) -> Option<String> {
+        let nodes = &self.route.nodes;
+        let bucket = nodes.name().to_owned();
+        let mut best: Option<(f64, String)> = None;
+        for id in nodes.keys().ok()? {
+            if id == self.route.node_id {
+                continue;
+            }
+            let Ok(Some(found)) = nodes.get(&id) else {
+                continue;
+            };
+            let Ok(node) = entries::decode::<super::entries::NodeEntry>(
+                "node entry",
+                &bucket,
+                &id,
+                found.revision,
+                &found.value,
+            ) else {
+                continue;
+            };
+            if node.agents >= node.capacity {
+                continue;
+            }
+            let load = node.agents as f64 / node.capacity.max(1) as f64;
+            if best.as_ref().is_none_or(|(least, _)| load < *least) {
+                best = Some((load, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
     fn activate<A: Agent>(
         &mut self,
         key: A::Key,
         key_text: &str,
         dir_key: &str,
         revision: u64,
+        forwarded: bool,
     ) -> Located<A> {
         let started = Launcher::<A>::default()
             .claimed()
@@ -250,11 +292,22 @@ impl Directory {
                 // Give the key back, so that another node (or a later call) can take it.
                 let _a_later_claim_takes_it_anyway =
                     self.route.directory.delete(dir_key, Some(revision));
-                let kind = match err {
-                    StartError::Overloaded { .. } => "overloaded",
-                    _ => "start_failed",
-                };
-                Located::Refused(kind, format!("{} {key_text:?}: {err}", A::KIND))
+                let refused = format!("{} {key_text:?}: {err}", A::KIND);
+                match err {
+                    // Full: place it on the node with the most room instead, unless the request
+                    // was sent here to be placed already (one hop).
+                    StartError::Overloaded { .. } if !forwarded => match self.least_loaded() {
+                        Some(node) => {
+                            Located::Forward(format!("{}{node}", self.route.node_prefix_base))
+                        }
+                        None => Located::Refused(
+                            "overloaded",
+                            format!("{refused}; no other node of the cluster has room"),
+                        ),
+                    },
+                    StartError::Overloaded { .. } => Located::Refused("overloaded", refused),
+                    _ => Located::Refused("start_failed", refused),
+                }
             }
         }
     }

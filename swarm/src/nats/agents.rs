@@ -296,7 +296,11 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                     continue;
                 };
                 let tag = Tag::new();
-                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag);
+                // The agent drops the request unrun if it only gets to it after DEFAULT_TIMEOUT
+                // (answering `Expired`, applied: false); the responder waits a grace period more
+                // for that answer, so that `applied: null` is left for a handler still running.
+                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag)
+                    .expiring_after(DEFAULT_TIMEOUT);
                 match agent.raw().send_request(name, request, reply_to) {
                     // Announced once delivered; an answer that comes first waits for it.
                     Ok(()) => cast(
@@ -307,7 +311,7 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                             agent: agent.raw().pid().id,
                             key: agent.key().to_owned(),
                             handler,
-                            timeout: DEFAULT_TIMEOUT,
+                            timeout: DEFAULT_TIMEOUT + RUNNING_GRACE,
                             spent: taken.elapsed(),
                         },
                     ),
@@ -317,6 +321,10 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
         }
     }
 }
+
+/// How long past a request's deadline the front door still waits for its agent's answer: a
+/// handler that started in time may still be running (saving, for example).
+const RUNNING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The tag of the request that a worker stop taking requests (top byte 0x79: no handler number).
 const STOP_TAG: i64 = (0x79 << 56) | 0x5354_4f50;

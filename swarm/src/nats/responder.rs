@@ -62,7 +62,8 @@ impl Applied {
             CallFailure::NotRunning
             | CallFailure::Panicked(_)
             | CallFailure::Unsendable(_)
-            | CallFailure::Moved(_) => Applied::No,
+            | CallFailure::Moved(_)
+            | CallFailure::Expired => Applied::No,
             CallFailure::Unencodable(_) => Applied::Yes,
             // A store can take a write and still fail (a directory sync after the rename, a
             // commit that outlives the store's timeout): not known.

@@ -315,6 +315,12 @@ pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
 }
 
 fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
+    if let Some(reply_to) = envelope.reply_to.filter(ReplyTo::expired) {
+        // Its caller gave up on it while it waited here: running it now would apply a change
+        // nobody is told about.
+        reply_to.send_failure(RemoteFailure::Expired);
+        return;
+    }
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
     CURRENT_REPLY.with(|slot| slot.set(None));

@@ -114,6 +114,10 @@ pub struct ReplyTo {
     tag: Tag,
     /// The caller wants the answer as JSON bytes (the NATS router), not as the answer's own type.
     json: bool,
+    /// When the caller stops waiting (wall clock, ms since the Unix epoch), for requests that
+    /// carry a deadline: an agent that gets to the request later drops it unrun and answers
+    /// [`RemoteFailure::Expired`], so a call its caller gave up on is never applied behind its back.
+    expires_at_ms: Option<u64>,
 }
 
 impl ReplyTo {
@@ -125,7 +129,19 @@ impl ReplyTo {
             process: to.id,
             tag,
             json: true,
+            expires_at_ms: None,
         }
+    }
+
+    /// The same address, for a request that expires `after` from now (see `expires_at_ms`).
+    pub(crate) fn expiring_after(mut self, after: Duration) -> ReplyTo {
+        self.expires_at_ms = Some(wall_ms().saturating_add(after.as_millis() as u64));
+        self
+    }
+
+    /// Whether the request's caller has stopped waiting for it.
+    pub(crate) fn expired(&self) -> bool {
+        self.expires_at_ms.is_some_and(|at| wall_ms() >= at)
     }
 
     /// Sends an answer in its own type.
@@ -229,6 +245,7 @@ where
             process: this.id,
             tag,
             json,
+            expires_at_ms: None,
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
@@ -312,7 +329,16 @@ pub fn reply_slot() -> ReplyTo {
         process: this.id,
         tag: Tag::new(),
         json: false,
+        expires_at_ms: None,
     }
+}
+
+/// The wall clock in ms since the Unix epoch: deadlines that cross processes (every process of a
+/// node reads the same host clock; monotonic `Instant`s do not travel).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// Waits for the reply to `slot` from the process `server`.
