@@ -1,0 +1,729 @@
+#!/usr/bin/env python3
+"""Fault tests of a swarm cluster against real processes: nats-servers and Lunatic nodes.
+
+Each test starts its own 3-server NATS JetStream cluster and 3 swarm nodes (the example
+`cluster_node`, see tests/support/cluster.py) in a fresh namespace, puts write load on `ledger`
+agents through the NATS front door `<ns>.ledger.<key>.<handler>`, injects one kind of fault,
+and checks every key at the end:
+
+  - every acknowledged append `(value, len)` is in the final state at its position,
+    `entries[len - 1] == value` (a lost acknowledged write fails this, and so do two owners
+    writing at once: they would hand out the same len twice);
+  - no two acknowledged appends got the same len; values in the state are unique and were
+    all sent for that key; no value whose append was refused outright (`applied: false`,
+    `moved`, `overloaded`, `no_owner`, `start_failed`, no responders) is in the state.
+
+A client treats any error or timeout as "not acknowledged" and retries with a new value (a value
+is never sent twice). Each key has one writer, one request at a time.
+
+Tests:
+  kill    SIGKILL a node that owns keys, under load; start a new process for it; 10 times.
+          Unavailability per moved key = kill -> first acknowledged write of that key (on
+          another node). Reported as p50/p99; the goal (issue 12) is p99 <= TTL + 1 s.
+  stop    SIGSTOP a node for 2 x TTL (TTL 3000 ms), then SIGCONT: it must fence itself
+          (`fenced` line) and acknowledge no write between its pause and its fencing; its
+          refused stale writes (`stale-write-refused` lines) are reported.
+  drain   drain a node under load (NATS request to `_SWARM.<ns>.control.<name>.drain`): it
+          answers, exits 0 after a `drained` line, and its keys are served elsewhere. Handover
+          = drain request -> first acknowledged write of each of its keys elsewhere (goal < 1 s).
+  nats    restart one nats-server mid-traffic, then SIGKILL the JetStream leader of the state
+          bucket's stream (`KV_SWARM_STATE_<ns>`) and start it again.
+  storm   1,000 concurrent first appends to one fresh key through the 3 servers: all
+          acknowledged, by one node, with lens 1..1000 once each.
+
+usage: cluster_faults.py [--quick] [--bench] [--wasm PATH] [--seed N] [TEST ...]
+
+Prints one line per test with its figures, then `test result: ok. N passed; 0 failed` (or
+FAILED) for scripts/test; exits 1 on any failure. `--quick` shortens the load phases (CI);
+`--bench` runs `kill` with 20 kills at TTL 3000 and at TTL 10000 and `drain`, for
+BENCHMARKS.md. Every wait is bounded; each test has a hard time limit.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402  (next to this file)
+
+KIND = "ledger"
+REQUEST_TIMEOUT = 2.0
+PACE = 0.03  # between a key's acknowledged append and its next one
+ERROR_PAUSE = 0.1  # after an error or timeout, before the retry
+READ_TIMEOUT = 30.0
+# Errors after which the append cannot have been applied: its value must never show up.
+REFUSALS = {"moved", "overloaded", "no_owner", "start_failed", "no_responders"}
+
+
+def percentile(values, q):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def seconds(values):
+    if not values:
+        return "n/a"
+    return (f"p50 {percentile(values, 0.5):.2f} s, p99 {percentile(values, 0.99):.2f} s, "
+            f"max {max(values):.2f} s over {len(values)}")
+
+
+class TestFailure(Exception):
+    pass
+
+
+# --- the client side: what was sent, what was acknowledged ------------------------------------
+
+class Ledger:
+    """Every append sent, per key, and what came back."""
+
+    def __init__(self):
+        self.values = itertools.count(1)
+        self.sent = {}  # value -> key
+        self.acks = defaultdict(list)  # key -> [(value, len, node, time)]
+        self.refused = {}  # value -> error kind, for appends that cannot have been applied
+        self.errors = Counter()  # error kind -> count
+        self.error_log = []  # (time, key, kind)
+        self.bad_replies = []
+
+    def new_value(self, key):
+        value = next(self.values)
+        self.sent[value] = key
+        return value
+
+    def ack(self, key, value, length, node, at):
+        self.acks[key].append((value, length, node, at))
+
+    def error(self, key, value, kind, applied, at):
+        self.errors[kind] += 1
+        self.error_log.append((at, key, kind))
+        if kind in REFUSALS or applied is False:
+            self.refused[value] = kind
+
+    def owner(self, key):
+        """The node that acknowledged the key's latest append."""
+        return self.acks[key][-1][2] if self.acks[key] else None
+
+    def first_ack_after(self, key, t, not_node=None):
+        for value, length, node, at in self.acks[key]:
+            if at > t and node != not_node:
+                return at, node
+        return None
+
+    def total_acks(self):
+        return sum(len(a) for a in self.acks.values())
+
+
+class Clients:
+    """One nats-py connection per server, so that requests enter the cluster everywhere."""
+
+    def __init__(self, urls, namespace, ledger):
+        self.urls = urls
+        self.namespace = namespace
+        self.ledger = ledger
+        self.conns = []
+
+    async def connect(self):
+        import nats
+
+        for i in range(len(self.urls)):
+            order = self.urls[i:] + self.urls[:i]
+            self.conns.append(await nats.connect(
+                servers=order, no_randomize=True, connect_timeout=2, allow_reconnect=True,
+                max_reconnect_attempts=-1, reconnect_time_wait=0.2, name=f"faults-client-{i}"))
+        return self
+
+    async def close(self):
+        for nc in self.conns:
+            try:
+                await nc.close()
+            except Exception:
+                pass
+
+    def subject(self, key, handler):
+        return f"{self.namespace}.{KIND}.{key}.{handler}"
+
+    async def request(self, conn, key, handler, body, timeout):
+        """The reply as (ok value, None) or (None, (error kind, applied))."""
+        import nats.errors
+
+        try:
+            msg = await self.conns[conn].request(self.subject(key, handler),
+                                                 json.dumps(body).encode(), timeout=timeout)
+        except nats.errors.NoRespondersError:
+            return None, ("no_responders", False)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            return None, ("client_timeout", None)
+        except nats.errors.Error as e:  # connection trouble while a server restarts
+            return None, (f"client_{type(e).__name__}", None)
+        try:
+            reply = json.loads(msg.data)
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and "ok" in reply:
+            return reply["ok"], None
+        if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+            err = reply["error"]
+            return None, (str(err.get("kind", "unknown")), err.get("applied"))
+        self.ledger.bad_replies.append((key, handler, msg.data[:200]))
+        return None, ("bad_reply", None)
+
+    async def append(self, conn, key, timeout=REQUEST_TIMEOUT):
+        """One append of a new value; True when acknowledged."""
+        value = self.ledger.new_value(key)
+        ok, err = await self.request(conn, key, "append", {"value": value}, timeout)
+        at = time.monotonic()
+        if err is None:
+            if (isinstance(ok, dict) and isinstance(ok.get("len"), int)
+                    and isinstance(ok.get("node"), str)):
+                self.ledger.ack(key, value, ok["len"], ok["node"], at)
+                return True
+            self.ledger.bad_replies.append((key, "append", repr(ok)[:200]))
+            err = ("bad_reply", None)
+        self.ledger.error(key, value, err[0], err[1], at)
+        return False
+
+    async def entries(self, key, deadline):
+        """The key's final entries; retried until `deadline` (monotonic)."""
+        last = None
+        for attempt in itertools.count():
+            ok, err = await self.request(attempt % len(self.conns), key, "entries", {},
+                                         REQUEST_TIMEOUT)
+            if err is None:
+                if isinstance(ok, list) and all(isinstance(v, int) for v in ok):
+                    return ok
+                err = ("bad_reply", repr(ok)[:200])
+            last = err
+            if time.monotonic() > deadline:
+                raise TestFailure(f"could not read the entries of {KIND}/{key}: last error {last}")
+            await asyncio.sleep(ERROR_PAUSE)
+
+
+class Writers:
+    """One writer per key, each appending one value at a time until stopped."""
+
+    def __init__(self, clients, keys):
+        self.clients = clients
+        self.keys = keys
+        self.stopping = asyncio.Event()
+        self.tasks = []
+
+    def start(self):
+        for i, key in enumerate(self.keys):
+            self.tasks.append(asyncio.create_task(self._write(i % len(self.clients.conns), key)))
+
+    async def _write(self, conn, key):
+        while not self.stopping.is_set():
+            acked = await self.clients.append(conn, key)
+            await asyncio.sleep(PACE if acked else ERROR_PAUSE)
+
+    async def stop(self):
+        self.stopping.set()
+        await asyncio.gather(*self.tasks)
+
+    async def wait_all_acked(self, timeout):
+        deadline = time.monotonic() + timeout
+        ledger = self.clients.ledger
+        while not all(ledger.acks[k] for k in self.keys):
+            if time.monotonic() > deadline:
+                missing = [k for k in self.keys if not ledger.acks[k]]
+                raise TestFailure(f"no append acknowledged within {timeout:.0f}s for keys "
+                                  f"{missing[:5]}{'...' if len(missing) > 5 else ''}; errors "
+                                  f"seen: {dict(ledger.errors)}")
+            await asyncio.sleep(0.05)
+
+
+# --- the checker -----------------------------------------------------------------------------
+
+async def check(clients, keys):
+    """Reads every key's final state and checks it against the acknowledgements; returns the
+    figures and the list of problems found."""
+    ledger = clients.ledger
+    deadline = time.monotonic() + READ_TIMEOUT
+    problems = []
+    figures = Counter()
+    for key in keys:
+        entries = await clients.entries(key, deadline)
+        acks = ledger.acks[key]
+        figures["acked"] += len(acks)
+        lost = [(v, n) for v, n, _, _ in acks if n < 1 or n > len(entries) or entries[n - 1] != v]
+        figures["lost"] += len(lost)
+        by_len = defaultdict(set)
+        for v, n, _, _ in acks:
+            by_len[n].add(v)
+        conflicting = {n: sorted(vs) for n, vs in by_len.items() if len(vs) > 1}
+        figures["conflicting"] += len(conflicting)
+        duplicates = [v for v, c in Counter(entries).items() if c > 1]
+        strangers = [v for v in entries if ledger.sent.get(v) != key]
+        refused = [(v, ledger.refused[v]) for v in entries if v in ledger.refused]
+        figures["duplicates"] += len(duplicates)
+        figures["strangers"] += len(strangers)
+        figures["refused_applied"] += len(refused)
+        figures["entries"] += len(entries)
+        where = f"{KIND}/{key}"
+        if lost:
+            problems.append(f"{where}: {len(lost)} acknowledged appends not at their position, "
+                            f"e.g. (value, len) {lost[:3]}; {len(entries)} entries")
+        if conflicting:
+            problems.append(f"{where}: one len acknowledged for different values (two owners "
+                            f"writing?): {dict(list(conflicting.items())[:3])}")
+        if duplicates:
+            problems.append(f"{where}: values twice in the state: {duplicates[:5]}")
+        if strangers:
+            problems.append(f"{where}: values never sent for this key in the state: "
+                            f"{strangers[:5]}")
+        if refused:
+            problems.append(f"{where}: appends refused outright are in the state: {refused[:5]}")
+    if ledger.bad_replies:
+        problems.append(f"{len(ledger.bad_replies)} replies not in the documented JSON form, "
+                        f"e.g. {ledger.bad_replies[:2]}")
+    return figures, problems
+
+
+# --- one cluster per test --------------------------------------------------------------------
+
+class Swarm:
+    """A fresh NATS cluster and `n` nodes in a fresh namespace, in a temporary directory."""
+
+    def __init__(self, wasm, test, ttl_ms, n=3, replicas=3):
+        self.wasm = wasm
+        self.ttl_ms = ttl_ms
+        self.namespace = f"{test}{random.randrange(16**6):06x}"
+        self.dir = tempfile.mkdtemp(prefix=f"swarm-faults-{test}-")
+        self.nats = cluster.NatsCluster(3, jetstream=True, base_dir=os.path.join(self.dir, "nats"))
+        self.nodes = []
+        for i in range(n):
+            name = f"node{i}"
+            # Node i lists server i first, so that (if it takes the first URL) the nodes sit on
+            # different servers and each client connection's requests enter a different node.
+            urls = self.nats.urls[i % 3:] + self.nats.urls[:i % 3]
+            env = cluster.node_env(urls, self.namespace, name, ttl_ms, replicas)
+            self.nodes.append(cluster.Node(name, wasm, env, cwd=self.dir,
+                                           log_path=os.path.join(self.dir, "logs", f"{name}.log")))
+        self.ledger = Ledger()
+        self.clients = Clients(self.nats.urls, self.namespace, self.ledger)
+
+    async def start(self):
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            await node.wait_ready_async()
+        await self.clients.connect()
+
+    def node(self, name):
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise TestFailure(f"an acknowledgement names node {name!r}, which this test did not "
+                          f"start ({[n.name for n in self.nodes]})")
+
+    async def restart_node(self, node):
+        node.spawn()
+        await node.wait_ready_async()
+
+    def keys_of(self, name, keys):
+        return [k for k in keys if self.ledger.owner(k) == name]
+
+    def node_lines(self, pattern):
+        return sum(node.count(pattern) for node in self.nodes)
+
+    def node_summary(self):
+        return (f"node lines: fenced {self.node_lines(r'^swarm-cluster-node fenced ')}, "
+                f"stale-write-refused {self.node_lines(r'^swarm-cluster-node stale-write-refused ')}, "
+                f"rejoined {self.node_lines(r'^swarm-cluster-node rejoined ')}")
+
+    async def close(self, keep):
+        await self.clients.close()
+        for node in self.nodes:
+            if node.running():
+                try:
+                    node.sigcont()
+                except RuntimeError:
+                    pass
+                node.stop(timeout=5)
+        await asyncio.to_thread(self.nats.close)
+        if keep:
+            print(f"  (logs kept in {self.dir})")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def errors_text(counter):
+    return ", ".join(f"{k} {v}" for k, v in counter.most_common()) or "none"
+
+
+def verdict(figures, problems):
+    return (f"{figures['acked']} appends acked, {figures['lost']} lost, "
+            f"{figures['conflicting']} conflicting lens")
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+async def test_kill(swarm, opts):
+    keys = [f"k{i:02d}" for i in range(opts.keys)]
+    writers = Writers(swarm.clients, keys)
+    writers.start()
+    problems = []
+    unavailability = []
+    try:
+        await writers.wait_all_acked(30)
+        for kill_no in range(opts.kills):
+            owned = {n.name: swarm.keys_of(n.name, keys) for n in swarm.nodes if n.running()}
+            candidates = [name for name, ks in owned.items() if ks]
+            if not candidates:
+                raise TestFailure(f"kill {kill_no + 1}: no running node owns a key; owners "
+                                  f"{ {k: swarm.ledger.owner(k) for k in keys} }")
+            victim = swarm.node(opts.rng.choice(candidates))
+            moved = owned[victim.name]
+            killed_at = time.monotonic()
+            victim.kill()
+            bound = 3 * swarm.ttl_ms / 1000 + 10
+            waiting = set(moved)
+            while waiting and time.monotonic() - killed_at < bound:
+                for key in list(waiting):
+                    found = swarm.ledger.first_ack_after(key, killed_at)
+                    if found:
+                        at, node = found
+                        waiting.discard(key)
+                        unavailability.append(at - killed_at)
+                        if node == victim.name and at - killed_at > 0.2:
+                            problems.append(f"kill {kill_no + 1}: {KIND}/{key} acknowledged by "
+                                            f"{node} {at - killed_at:.2f}s after it was killed")
+                await asyncio.sleep(0.01)
+            if waiting:
+                problems.append(f"kill {kill_no + 1}: keys of {victim.name} still unavailable "
+                                f"{bound:.0f}s after the kill: {sorted(waiting)}")
+            await swarm.restart_node(victim)
+            await asyncio.sleep(opts.settle)
+    finally:
+        await writers.stop()
+    await asyncio.sleep(1.0)
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    ttl = swarm.ttl_ms / 1000
+    line = (f"kill: {opts.kills} SIGKILLs at TTL {swarm.ttl_ms} ms, {len(unavailability)} keys "
+            f"moved; unavailability {seconds(unavailability)} (goal p99 <= {ttl + 1:.0f} s); "
+            f"{verdict(figures, problems)}; client errors: {errors_text(swarm.ledger.errors)}; "
+            f"{swarm.node_summary()}")
+    return line, problems, {"unavailability": unavailability}
+
+
+async def test_stop(swarm, opts):
+    keys = [f"k{i:02d}" for i in range(opts.keys)]
+    writers = Writers(swarm.clients, keys)
+    writers.start()
+    problems = []
+    ttl = swarm.ttl_ms / 1000
+    try:
+        await writers.wait_all_acked(30)
+        await asyncio.sleep(opts.settle)
+        owned = {n.name: swarm.keys_of(n.name, keys) for n in swarm.nodes}
+        victim = swarm.node(max(owned, key=lambda name: len(owned[name])))
+        moved = owned[victim.name]
+        if not moved:
+            raise TestFailure(f"no node owns a key: {owned}")
+        index = len(victim.lines)
+        stopped_at = time.monotonic()
+        victim.sigstop()
+        await asyncio.sleep(2 * ttl)
+        continued_at = time.monotonic()
+        victim.sigcont()
+        fenced = await victim.wait_line_async(r"^swarm-cluster-node fenced ", 2 * ttl + 10, index)
+        rejoined = await victim.wait_line_async(r"^swarm-cluster-node rejoined ", 2 * ttl + 10,
+                                                index)
+        await asyncio.sleep(opts.settle)
+    finally:
+        await writers.stop()
+    await asyncio.sleep(1.0)
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    refused = victim.count(r"^swarm-cluster-node stale-write-refused ", index)
+    takeover = []
+    for key in moved:
+        first = swarm.ledger.first_ack_after(key, stopped_at, not_node=victim.name)
+        if first:
+            takeover.append(first[0] - stopped_at)
+    if len(takeover) < len(moved):
+        problems.append(f"{len(moved) - len(takeover)} of the paused node's {len(moved)} keys "
+                        "were never served by another node")
+    fenced_at = fenced[0] if fenced else None
+    if not fenced:
+        problems.append(f"{victim.name} did not print a `fenced` line within {2 * ttl + 10:.0f}s "
+                        f"after SIGCONT; {victim.describe()}")
+    # Between its pause and its fencing, the paused node must not acknowledge any write: its
+    # lease deadline passed while it was stopped. (0.2 s: replies sent just before the stop.)
+    window_end = fenced_at if fenced_at else time.monotonic()
+    stale_acks = [(k, v, n) for k in keys for v, n, node, at in swarm.ledger.acks[k]
+                  if node == victim.name and stopped_at + 0.2 < at < window_end]
+    if stale_acks:
+        problems.append(f"{victim.name} acknowledged {len(stale_acks)} appends after its lease "
+                        f"deadline, before fencing: {stale_acks[:5]}")
+    reason = fenced[1].group(0) if fenced else "none"
+    line = (f"stop: {victim.name} SIGSTOPped {2 * ttl:.0f} s at TTL {swarm.ttl_ms} ms, owning "
+            f"{len(moved)} keys; takeover {seconds(takeover)}; its stale writes refused: "
+            f"{refused}; fenced: {reason!r} "
+            f"{f'{fenced_at - continued_at:.2f} s after SIGCONT' if fenced else ''}; rejoined: "
+            f"{f'{rejoined[0] - continued_at:.2f} s after SIGCONT' if rejoined else 'no'}; "
+            f"acks after its deadline: {len(stale_acks)}; {verdict(figures, problems)}; client "
+            f"errors: {errors_text(swarm.ledger.errors)}")
+    return line, problems, {"refused": refused}
+
+
+async def test_drain(swarm, opts):
+    keys = [f"k{i:02d}" for i in range(opts.keys)]
+    writers = Writers(swarm.clients, keys)
+    writers.start()
+    problems = []
+    try:
+        await writers.wait_all_acked(30)
+        await asyncio.sleep(opts.settle)
+        owned = {n.name: swarm.keys_of(n.name, keys) for n in swarm.nodes}
+        victim = swarm.node(max(owned, key=lambda name: len(owned[name])))
+        moved = owned[victim.name]
+        if not moved:
+            raise TestFailure(f"no node owns a key: {owned}")
+        errors_before = len(swarm.ledger.error_log)
+        sent = time.monotonic()
+        try:
+            reply, replied, exited = await victim.drain_async(nc=swarm.clients.conns[0])
+        except Exception as e:
+            raise TestFailure(f"drain of {victim.name}: {e}")
+        drained = victim.find(r"^swarm-cluster-node drained .*ms=(\d+)")
+        handover, waiting = [], set(moved)
+        while waiting and time.monotonic() - sent < 10:
+            for key in list(waiting):
+                found = swarm.ledger.first_ack_after(key, sent, not_node=victim.name)
+                if found:
+                    waiting.discard(key)
+                    handover.append(found[0] - sent)
+            await asyncio.sleep(0.01)
+        if waiting:
+            problems.append(f"keys of the drained node not served elsewhere within 10s: "
+                            f"{sorted(waiting)}")
+        done = time.monotonic()
+        await asyncio.sleep(opts.settle)
+    finally:
+        await writers.stop()
+    errors = Counter(kind for at, key, kind in swarm.ledger.error_log[errors_before:]
+                     if key in moved and at <= done)
+    await asyncio.sleep(1.0)
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    line = (f"drain: {victim.name} drained under load owning {len(moved)} keys; reply in "
+            f"{replied * 1000:.0f} ms ({reply[:80].decode(errors='replace')!r}), exit after "
+            f"{exited * 1000:.0f} ms, node says ms={drained[1].group(1) if drained else '?'}; "
+            f"handover {seconds(handover)} (goal < 1 s); client errors on its keys during the "
+            f"handover: {errors_text(errors)}; {verdict(figures, problems)}")
+    return line, problems, {"handover": handover}
+
+
+async def test_nats(swarm, opts):
+    keys = [f"k{i:02d}" for i in range(opts.keys)]
+    writers = Writers(swarm.clients, keys)
+    writers.start()
+    problems = []
+    stream = f"KV_SWARM_STATE_{swarm.namespace}"
+    resumed = {}
+    try:
+        await writers.wait_all_acked(30)
+        await asyncio.sleep(opts.settle)
+
+        async def resumed_after(what, t):
+            """Seconds from `t` until every key has an acknowledged append after it."""
+            while time.monotonic() - t < 3 * swarm.ttl_ms / 1000 + 20:
+                firsts = [swarm.ledger.first_ack_after(k, t) for k in keys]
+                if all(firsts):
+                    resumed[what] = max(at for at, _ in firsts) - t
+                    return
+                await asyncio.sleep(0.05)
+            problems.append(f"after {what}: keys without an acknowledged append for "
+                            f"{3 * swarm.ttl_ms / 1000 + 20:.0f}s")
+
+        victim = opts.rng.randrange(3)
+        t = time.monotonic()
+        await asyncio.to_thread(swarm.nats.stop, victim)
+        swarm.nats.start(victim, wait=False)  # spawned here: it dies with this program
+        await asyncio.to_thread(swarm.nats.wait_rejoined, victim)
+        restart_s = time.monotonic() - t
+        await resumed_after("the server restart", t)
+        await asyncio.sleep(opts.settle)
+
+        try:
+            leader = await swarm.nats.leader_of_stream_async(stream)
+        except Exception as e:
+            names = await streams(swarm)
+            raise TestFailure(f"no leader for {stream} ({e}); the streams are {names}")
+        t = time.monotonic()
+        swarm.nats.kill(leader)
+        await asyncio.sleep(2.0)
+        swarm.nats.start(leader, wait=False)
+        await asyncio.to_thread(swarm.nats.wait_rejoined, leader)
+        leader_s = time.monotonic() - t
+        await resumed_after("the leader kill", t)
+        await asyncio.sleep(opts.settle)
+    finally:
+        await writers.stop()
+    await asyncio.sleep(1.0)
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    line = (f"nats: restarted {swarm.nats.servers[victim].name} ({restart_s:.1f} s to rejoin), "
+            f"every key written again {resumed.get('the server restart', float('nan')):.2f} s "
+            f"after the stop; killed {stream}'s leader {swarm.nats.servers[leader].name}, back "
+            f"after {leader_s:.1f} s, every key written again "
+            f"{resumed.get('the leader kill', float('nan')):.2f} s after the kill (TTL "
+            f"{swarm.ttl_ms} ms); {verdict(figures, problems)}; client errors: "
+            f"{errors_text(swarm.ledger.errors)}; {swarm.node_summary()}")
+    return line, problems, {}
+
+
+async def streams(swarm):
+    try:
+        reply = await cluster.nats_request(swarm.nats.urls, "$JS.API.STREAM.NAMES", b"{}")
+        return json.loads(reply).get("streams")
+    except Exception as e:
+        return f"(could not list them: {e})"
+
+
+async def test_storm(swarm, opts):
+    key = f"storm{random.randrange(16**6):06x}"
+    ledger = swarm.ledger
+    clients = swarm.clients
+    deadline = time.monotonic() + 60
+    started = time.monotonic()
+    latencies = []
+
+    async def first_request(i):
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            if await clients.append(i % 3, key, timeout=20):
+                latencies.append(time.monotonic() - t)
+                return True
+            await asyncio.sleep(opts.rng.uniform(0.05, 0.2))
+        return False
+
+    results = await asyncio.gather(*(first_request(i) for i in range(opts.storm)))
+    took = time.monotonic() - started
+    problems = []
+    figures, found = await check(clients, [key])
+    problems += found
+    acks = ledger.acks[key]
+    nodes = Counter(node for _, _, node, _ in acks)
+    lens = sorted(n for _, n, _, _ in acks)
+    if not all(results):
+        problems.append(f"{results.count(False)} of {opts.storm} requests never acknowledged "
+                        f"within 60 s; errors {errors_text(ledger.errors)}")
+    if len(nodes) > 1:
+        problems.append(f"acknowledged by {len(nodes)} nodes (two activations?): {dict(nodes)}")
+    ambiguous = sum(c for k, c in ledger.errors.items() if k not in REFUSALS)
+    extra = figures["entries"] - len(acks)
+    if extra > ambiguous:
+        problems.append(f"{extra} unacknowledged values in the state, but only {ambiguous} "
+                        "appends failed without a refusal")
+    if extra == 0 and lens != list(range(1, opts.storm + 1)):
+        problems.append(f"lens are not 1..{opts.storm} once each: {len(set(lens))} distinct, "
+                        f"from {lens[:1]} to {lens[-1:]}")
+    line = (f"storm: {opts.storm} concurrent first appends to {KIND}/{key} over 3 servers: "
+            f"{len(acks)} acked in {took:.1f} s by {dict(nodes)}, lens {lens[0] if lens else '-'}"
+            f"..{lens[-1] if lens else '-'} ({len(set(lens))} distinct), latency "
+            f"{seconds(latencies)}; {verdict(figures, problems)}; client errors: "
+            f"{errors_text(ledger.errors)}")
+    return line, problems, {}
+
+
+TESTS = {
+    "kill": (test_kill, 3000, 240),
+    "stop": (test_stop, 3000, 90),
+    "drain": (test_drain, 10000, 90),
+    "nats": (test_nats, 10000, 150),
+    "storm": (test_storm, 10000, 120),
+}
+
+
+async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
+    fn, default_ttl, default_limit = TESTS[name]
+    limit = limit or default_limit
+    swarm = None
+    problems, line, extra = [], None, {}
+    try:
+        swarm = Swarm(wasm, name, ttl_ms or default_ttl)
+        await asyncio.wait_for(swarm.start(), 90)
+        line, found, extra = await asyncio.wait_for(fn(swarm, opts), limit)
+        problems += found
+    except asyncio.TimeoutError:
+        problems.append(f"over its time limit of {limit:.0f}s")
+    except Exception as e:  # a failed test; the next one still runs
+        problems.append(f"{type(e).__name__}: {e}")
+    if line is None:
+        line = f"{name}: stopped" + (f" ({swarm.node_summary()})" if swarm else "")
+    if swarm is not None:
+        await swarm.close(keep=bool(problems) and opts.keep_failed)
+    print(line + ("" if problems else "; ok"), flush=True)
+    for p in problems:
+        print(f"  FAILED {name}: {p}", flush=True)
+    return not problems, extra
+
+
+async def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tests", nargs="*", metavar="TEST",
+                        help=f"some of {', '.join(TESTS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="shorter load phases, for CI")
+    parser.add_argument("--bench", action="store_true",
+                        help="kill x20 at TTL 3000 and 10000 and drain, for BENCHMARKS.md")
+    parser.add_argument("--wasm", help="the cluster node (default: the built cluster_node example)")
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SWARM_FAULTS_SEED", "12")))
+    parser.add_argument("--keep-failed", action="store_true",
+                        help="keep the logs and stores of failed tests")
+    opts = parser.parse_args()
+    opts.rng = random.Random(opts.seed)
+    opts.keys = 12 if opts.quick else 24
+    opts.kills = 20 if opts.bench else 10
+    opts.settle = 0.5 if opts.quick else 1.5
+    opts.storm = 1000
+    names = opts.tests or list(TESTS)
+    unknown = [n for n in names if n not in TESTS]
+    if unknown:
+        parser.error(f"no test named {', '.join(unknown)}; the tests are {', '.join(TESTS)}")
+
+    wasm = opts.wasm or cluster.find_node_wasm()
+    if wasm is None or not os.path.isfile(wasm):
+        print(f"cluster faults: {cluster.NODE_EXAMPLE_MISSING if wasm is None else wasm + ' does not exist'}")
+        runs = ["kill", "kill", "drain"] if opts.bench else names
+        for name in runs:
+            print(f"  FAILED {name}: no cluster node to run")
+        print(f"test result: FAILED. 0 passed; {len(runs)} failed")
+        return 1
+    print(f"cluster faults: node {os.path.relpath(wasm, cluster.REPO)}, seed {opts.seed}"
+          f"{', quick' if opts.quick else ''}{', bench' if opts.bench else ''}", flush=True)
+
+    passed = failed = 0
+    if opts.bench:
+        figures = {}
+        for ttl in (3000, 10000):
+            ok, extra = await run_test("kill", wasm, opts, ttl_ms=ttl, limit=20 * (ttl / 1000 * 3 + 15))
+            figures[ttl] = extra.get("unavailability", [])
+            passed, failed = passed + ok, failed + (not ok)
+        ok, extra = await run_test("drain", wasm, opts)
+        passed, failed = passed + ok, failed + (not ok)
+        for ttl, values in figures.items():
+            print(f"bench: unavailability after SIGKILL at TTL {ttl} ms: {seconds(values)}")
+        print(f"bench: drain handover: {seconds(extra.get('handover', []))}")
+    else:
+        for name in names:
+            ok, _ = await run_test(name, wasm, opts)
+            passed, failed = passed + ok, failed + (not ok)
+    print(f"test result: {'ok' if not failed else 'FAILED'}. {passed} passed; {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
