@@ -199,12 +199,17 @@ def run_async(make_coro, timeout):
     return result[0]
 
 
+async def _quiet(_error):
+    """nats-py prints every connection error unless given a callback; callers see the errors
+    that matter as failed requests."""
+
+
 async def nats_request(urls, subject, payload, timeout=REQUEST_TIMEOUT):
     """One request on a fresh nats-py connection; returns the reply's payload."""
     import nats
 
     nc = await nats.connect(servers=list(urls), connect_timeout=2, max_reconnect_attempts=2,
-                            allow_reconnect=True)
+                            allow_reconnect=True, error_cb=_quiet)
     try:
         msg = await nc.request(subject, payload, timeout=timeout)
         return msg.data
@@ -386,7 +391,8 @@ class NatsCluster:
         import nats
 
         urls = [s.url for s in self.servers if s.running()]
-        nc = await nats.connect(servers=urls, connect_timeout=2, max_reconnect_attempts=2)
+        nc = await nats.connect(servers=urls, connect_timeout=2, max_reconnect_attempts=2,
+                                error_cb=_quiet)
         try:
             names, offset = [], 0
             while True:
