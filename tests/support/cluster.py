@@ -634,6 +634,12 @@ class Node:
         else:
             reply = (await nc.request(self.drain_subject(), b"{}", timeout=timeout)).data
         replied = time.monotonic()
+        try:
+            answer = json.loads(reply)
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and "error" in answer:
+            raise RuntimeError(f"node {self.name} refused the drain: {answer['error']}")
         while self.proc.poll() is None:
             if time.monotonic() - sent > timeout:
                 raise TimeoutError(f"node {self.name} answered the drain but did not exit within "
