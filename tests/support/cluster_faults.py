@@ -357,6 +357,7 @@ class Swarm:
             env = cluster.node_env(urls, self.namespace, name, ttl_ms, replicas)
             self.nodes.append(cluster.Node(name, wasm, env, cwd=self.dir,
                                            log_path=os.path.join(self.dir, "logs", f"{name}.log")))
+        self.down = set()  # nodes this test killed or drained
         self.ledger = Ledger()
         self.clients = Clients(self.nats.urls, self.namespace, self.ledger)
 
@@ -374,7 +375,17 @@ class Swarm:
         raise TestFailure(f"an acknowledgement names node {name!r}, which this test did not "
                           f"start ({[n.name for n in self.nodes]})")
 
+    def expect_down(self, node):
+        self.down.add(node.name)
+
+    def unexpected_exits(self):
+        """Nodes that ended although the test did not kill or drain them."""
+        return [f"node {n.name} exited with {n.proc.returncode} by itself; {n.describe()}"
+                for n in self.nodes
+                if n.name not in self.down and n.proc is not None and n.proc.poll() is not None]
+
     async def restart_node(self, node):
+        self.down.discard(node.name)
         node.spawn()
         await node.wait_ready_async()
 
@@ -433,6 +444,7 @@ async def test_kill(swarm, opts):
             victim = swarm.node(opts.rng.choice(candidates))
             moved = owned[victim.name]
             killed_at = time.monotonic()
+            swarm.expect_down(victim)
             victim.kill()
             bound = 3 * swarm.ttl_ms / 1000 + 10
             waiting = set(moved)
@@ -547,6 +559,7 @@ async def test_drain(swarm, opts):
         errors_before = len(swarm.ledger.error_log)
         sent = time.monotonic()
         try:
+            swarm.expect_down(victim)
             reply, replied, exited = await victim.drain_async(nc=swarm.clients.conns[0])
         except Exception as e:
             raise TestFailure(f"drain of {victim.name}: {e}")
@@ -706,17 +719,22 @@ async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
     limit = limit or default_limit
     swarm = None
     problems, line, extra = [], None, {}
+    began = time.monotonic()
     try:
         swarm = Swarm(wasm, name, ttl_ms or default_ttl)
         await asyncio.wait_for(swarm.start(), 90)
         line, found, extra = await asyncio.wait_for(fn(swarm, opts), limit)
         problems += found
+        problems += swarm.unexpected_exits()
     except asyncio.TimeoutError:
         problems.append(f"over its time limit of {limit:.0f}s")
     except Exception as e:  # a failed test; the next one still runs
         problems.append(f"{type(e).__name__}: {e}")
     if line is None:
         line = f"{name}: stopped" + (f" ({swarm.node_summary()})" if swarm else "")
+        if swarm is not None:
+            problems += swarm.unexpected_exits()
+    line += f"; {time.monotonic() - began:.0f} s"
     if swarm is not None:
         await swarm.close(keep=bool(problems) and opts.keep_failed)
     print(line + ("" if problems else "; ok"), flush=True)
