@@ -432,8 +432,8 @@ class NatsCluster:
             raise RuntimeError(f"stream info of {stream}: {reply['error']}")
         return reply
 
-    async def leader_of_stream_async(self, stream):
-        info = await self.stream_info(stream)
+    async def leader_of_stream_async(self, stream, timeout=REQUEST_TIMEOUT):
+        info = await self.stream_info(stream, timeout)
         leader = (info.get("cluster") or {}).get("leader")
         for s in self.servers:
             if s.name == leader:

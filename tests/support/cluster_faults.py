@@ -721,6 +721,99 @@ async def test_storm(swarm, opts):
     return line, problems, {}
 
 
+async def test_jetstream(opts):
+    """The NATS cluster alone (no node): what the other tests stand on. An R3 KV bucket is
+    created and written, a stale compare-and-set is refused, the stream leader is SIGKILLed,
+    writes go on under the new leader, and the restarted server catches up."""
+    import nats
+    from nats.js.errors import KeyWrongLastSequenceError
+
+    problems = []
+    base = tempfile.mkdtemp(prefix="swarm-faults-jetstream-")
+    nats_cluster = nc = None
+    try:
+        began = time.monotonic()
+        nats_cluster = cluster.NatsCluster(3, jetstream=True, base_dir=os.path.join(base, "nats"))
+        up = time.monotonic() - began
+        nc = await nats.connect(servers=nats_cluster.urls, connect_timeout=2,
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                error_cb=cluster._quiet)
+        js = nc.jetstream(timeout=5)
+        bucket, keys = "SWARM_STATE_jstest", [f"ledger.k{i:02d}" for i in range(50)]
+        stream = f"KV_{bucket}"
+        kv = await js.create_key_value(bucket=bucket, replicas=3, history=1)
+        revisions = {key: await kv.create(key, b"1") for key in keys}
+        fresh = await kv.update(keys[0], b"2", last=revisions[keys[0]])
+        try:
+            await kv.update(keys[0], b"stale", last=revisions[keys[0]])
+            problems.append(f"a compare-and-set at the old revision {revisions[keys[0]]} was "
+                            f"accepted after revision {fresh}")
+        except KeyWrongLastSequenceError:
+            pass
+        writes = len(keys) + 1
+
+        leader = await nats_cluster.leader_of_stream_async(stream)
+        killed_at = time.monotonic()
+        nats_cluster.kill(leader)
+        new_leader = None
+        while new_leader is None and time.monotonic() - killed_at < 30:
+            try:
+                found = await nats_cluster.leader_of_stream_async(stream, timeout=1.0)
+                new_leader = found if found != leader else None
+            except Exception:  # no leader yet: the request times out or names none
+                pass
+        election = time.monotonic() - killed_at
+        if new_leader is None:
+            raise TestFailure(f"{stream} had no new leader 30 s after its leader was killed")
+        for key in keys:
+            entry = await kv.get(key)
+            await kv.update(key, b"3", last=entry.revision)
+        writes += len(keys)
+
+        restarted_at = time.monotonic()
+        nats_cluster.start(leader, wait=False)  # spawned here: it dies with this program
+        await asyncio.to_thread(nats_cluster.wait_rejoined, leader)
+        rejoin = time.monotonic() - restarted_at
+        info = await nats_cluster.stream_info(stream)
+        state = info.get("state", {})
+        if state.get("last_seq") != writes or state.get("messages") != len(keys):
+            problems.append(f"{stream} holds {state.get('messages')} messages up to sequence "
+                            f"{state.get('last_seq')}, not {len(keys)} up to {writes}")
+        values = {key: (await kv.get(key)).value for key in keys}
+        wrong = {k: v for k, v in values.items() if v != b"3"}
+        if wrong:
+            problems.append(f"keys without their last write after the leader kill: {wrong}")
+        names = [s.name for s in nats_cluster.servers]
+        line = (f"jetstream: 3 servers up in {up:.1f} s; R3 bucket written ({writes} writes, a "
+                f"stale compare-and-set refused); leader {names[leader]} SIGKILLed, "
+                f"{names[new_leader]} led after {election:.1f} s and took {len(keys)} "
+                f"compare-and-sets; {names[leader]} restarted and caught up in {rejoin:.1f} s; "
+                f"{len(wrong)} writes lost")
+    finally:
+        if nc is not None:
+            await nc.close()
+        if nats_cluster is not None:
+            await asyncio.to_thread(nats_cluster.close)
+        shutil.rmtree(base, ignore_errors=True)
+    return line, problems
+
+
+async def run_jetstream(opts):
+    began = time.monotonic()
+    line, problems = "jetstream: stopped", []
+    try:
+        line, problems = await asyncio.wait_for(test_jetstream(opts), 120)
+    except asyncio.TimeoutError:
+        problems.append("over its time limit of 120s")
+    except Exception as e:
+        problems.append(f"{type(e).__name__}: {e}")
+    print(f"{line}; {time.monotonic() - began:.0f} s" + ("" if problems else "; ok"), flush=True)
+    for p in problems:
+        print(f"  FAILED jetstream: {p}", flush=True)
+    return not problems
+
+
+# Tests with nodes: (test, lease TTL in ms, time limit in s).
 TESTS = {
     "kill": (test_kill, 3000, 240),
     "stop": (test_stop, 3000, 90),
@@ -762,7 +855,7 @@ async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tests", nargs="*", metavar="TEST",
-                        help=f"some of {', '.join(TESTS)} (default: all)")
+                        help=f"some of jetstream, {', '.join(TESTS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="shorter load phases, for CI")
     parser.add_argument("--bench", action="store_true",
                         help="kill x20 at TTL 3000 and 10000 and drain, for BENCHMARKS.md")
@@ -776,45 +869,52 @@ async def main():
     opts.kills = 20 if opts.bench else 10
     opts.settle = 0.5 if opts.quick else 1.5
     opts.storm = 1000
-    names = opts.tests or list(TESTS)
-    unknown = [n for n in names if n not in TESTS]
+    names = opts.tests or ["jetstream", *TESTS]
+    unknown = [n for n in names if n != "jetstream" and n not in TESTS]
     if unknown:
-        parser.error(f"no test named {', '.join(unknown)}; the tests are {', '.join(TESTS)}")
+        parser.error(f"no test named {', '.join(unknown)}; the tests are jetstream, "
+                     f"{', '.join(TESTS)}")
+    passed = failed = 0
 
-    wasm = opts.wasm or cluster.find_node_wasm()
-    if wasm is None or not os.path.isfile(wasm):
-        print(f"cluster faults: {cluster.NODE_EXAMPLE_MISSING if wasm is None else wasm + ' does not exist'}")
-        runs = ["kill", "kill", "drain"] if opts.bench else names
-        for name in runs:
-            print(f"  FAILED {name}: no cluster node to run")
-        print(f"test result: FAILED. 0 passed; {len(runs)} failed")
-        return 1
-    print(f"cluster faults: node {wasm}, seed {opts.seed}"
-          f"{', quick' if opts.quick else ''}{', bench' if opts.bench else ''}", flush=True)
+    def count(ok):
+        nonlocal passed, failed
+        passed, failed = passed + ok, failed + (not ok)
 
     broken = checker_self_test()
-    if broken:
-        for p in broken:
-            print(f"  FAILED {p}")
-        print("test result: FAILED. 0 passed; 1 failed")
-        return 1
+    print("checker: histories with a lost append, two owners, a duplicate, a stranger and a "
+          "refused append applied are each caught" + ("" if broken else "; ok"))
+    for p in broken:
+        print(f"  FAILED {p}")
+    count(not broken)
+    if "jetstream" in names and not opts.bench:
+        count(await run_jetstream(opts))
+    runs = [("kill", 3000), ("kill", 10000), ("drain", None)] if opts.bench else \
+        [(name, None) for name in names if name != "jetstream"]
 
-    passed = failed = 0
-    if opts.bench:
-        figures = {}
+    wasm = opts.wasm or cluster.find_node_wasm()
+    if runs and (wasm is None or not os.path.isfile(wasm)):
+        print(f"cluster faults: "
+              f"{cluster.NODE_EXAMPLE_MISSING if wasm is None else wasm + ' does not exist'}")
+        for name, _ in runs:
+            print(f"  FAILED {name}: no cluster node to run")
+            count(False)
+        runs = []
+    elif runs:
+        print(f"cluster faults: node {wasm}, seed {opts.seed}"
+              f"{', quick' if opts.quick else ''}{', bench' if opts.bench else ''}", flush=True)
+
+    results = {}
+    for name, ttl in runs:
+        limit = 20 * (ttl / 1000 * 3 + 15) if opts.bench and name == "kill" else None
+        ok, extra = await run_test(name, wasm, opts, ttl_ms=ttl, limit=limit)
+        results[(name, ttl)] = extra
+        count(ok)
+    if opts.bench and results:
         for ttl in (3000, 10000):
-            ok, extra = await run_test("kill", wasm, opts, ttl_ms=ttl, limit=20 * (ttl / 1000 * 3 + 15))
-            figures[ttl] = extra.get("unavailability", [])
-            passed, failed = passed + ok, failed + (not ok)
-        ok, extra = await run_test("drain", wasm, opts)
-        passed, failed = passed + ok, failed + (not ok)
-        for ttl, values in figures.items():
+            values = results[("kill", ttl)].get("unavailability", [])
             print(f"bench: unavailability after SIGKILL at TTL {ttl} ms: {seconds(values)}")
-        print(f"bench: drain handover: {seconds(extra.get('handover', []))}")
-    else:
-        for name in names:
-            ok, _ = await run_test(name, wasm, opts)
-            passed, failed = passed + ok, failed + (not ok)
+        print(f"bench: drain handover: "
+              f"{seconds(results[('drain', None)].get('handover', []))}")
     print(f"test result: {'ok' if not failed else 'FAILED'}. {passed} passed; {failed} failed")
     return 1 if failed else 0
 
