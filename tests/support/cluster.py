@@ -535,7 +535,8 @@ class Node:
         if stderr is not subprocess.DEVNULL:
             stderr.close()
         self.starts += 1
-        self._start_index = len(self.lines)
+        self.spawned_at = time.monotonic()
+        self.start_index = len(self.lines)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
 
     def _read(self, proc):
@@ -555,8 +556,9 @@ class Node:
     def _ready_from(self, index):
         match = self.find(READY, index)
         if match:
-            _, m = match
+            t, m = match
             self.node_id, self.incarnation = m.group(2), int(m.group(3))
+            self.ready_after = t - self.spawned_at
         return match
 
     def start(self, timeout=NODE_READY_TIMEOUT):
@@ -567,7 +569,7 @@ class Node:
 
     def wait_ready(self, timeout=NODE_READY_TIMEOUT):
         deadline = time.monotonic() + timeout
-        while not self._ready_from(self._start_index):
+        while not self._ready_from(self.start_index):
             self._check_alive("before it was ready")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node {self.name} was not ready within {timeout}s; "
@@ -576,7 +578,7 @@ class Node:
 
     async def wait_ready_async(self, timeout=NODE_READY_TIMEOUT):
         deadline = time.monotonic() + timeout
-        while not self._ready_from(self._start_index):
+        while not self._ready_from(self.start_index):
             self._check_alive("before it was ready")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node {self.name} was not ready within {timeout}s; "
