@@ -510,7 +510,8 @@ class Node:
         self.log_path = log_path
         self.cwd = cwd or REPO
         self.proc = None
-        self.lines = []  # (monotonic time, line) over every process this node ran
+        self.lines = []  # stdout: (monotonic time, line) over every process this node ran
+        self.err_lines = []  # stderr, likewise (diagnostics; the protocol lines are on stdout)
         self.node_id = None
         self.incarnation = None
         self.starts = 0
@@ -526,26 +527,25 @@ class Node:
                                        os.path.join(REPO, ".tools", "venv", "bin"),
                                        env.get("PATH", "")])
         env.update(self.env)
-        stderr = subprocess.DEVNULL
         if self.log_path:
             os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-            stderr = open(self.log_path + ".stderr", "ab")
         self.proc = _spawn([RUNNER, self.wasm], cwd=self.cwd, env=env, stdout=subprocess.PIPE,
-                           stderr=stderr)
-        if stderr is not subprocess.DEVNULL:
-            stderr.close()
+                           stderr=subprocess.PIPE)
         self.starts += 1
         self.spawned_at = time.monotonic()
         self.start_index = len(self.lines)
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        for stream, lines, suffix in ((self.proc.stdout, self.lines, ""),
+                                      (self.proc.stderr, self.err_lines, ".stderr")):
+            log = self.log_path + suffix if self.log_path else None
+            threading.Thread(target=self._read, args=(stream, lines, log), daemon=True).start()
 
-    def _read(self, proc):
-        log = open(self.log_path, "a") if self.log_path else None
+    def _read(self, stream, lines, log_path):
+        log = open(log_path, "a") if log_path else None
         try:
-            for raw in proc.stdout:
+            for raw in stream:
                 line = raw.decode(errors="replace").rstrip("\n")
                 with self._lock:
-                    self.lines.append((time.monotonic(), line))
+                    lines.append((time.monotonic(), line))
                 if log:
                     log.write(line + "\n")
                     log.flush()
@@ -592,10 +592,7 @@ class Node:
 
     def describe(self):
         out = "\n".join(line for _, line in self.lines[-10:])
-        err = ""
-        if self.log_path and os.path.exists(self.log_path + ".stderr"):
-            with open(self.log_path + ".stderr", errors="replace") as f:
-                err = f.read()[-1500:]
+        err = "\n".join(line for _, line in self.err_lines[-10:])[-1500:]
         return f"last stdout lines:\n{out or '(none)'}\nstderr tail:\n{err or '(none)'}"
 
     def running(self):
@@ -675,10 +672,12 @@ class Node:
                 return t, m
         return None
 
-    def count(self, pattern, since=0):
+    def count(self, pattern, since=0, stderr=False):
+        """Lines of stdout (or stderr) from index `since` that match `pattern`."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         with self._lock:
-            return sum(1 for _, line in self.lines[since:] if rx.search(line))
+            lines = (self.err_lines if stderr else self.lines)[since:]
+        return sum(1 for _, line in lines if rx.search(line))
 
     def wait_line(self, pattern, timeout, since=0):
         deadline = time.monotonic() + timeout

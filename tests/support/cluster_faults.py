@@ -92,7 +92,7 @@ class Ledger:
         self.acks = defaultdict(list)  # key -> [(value, len, node, time)]
         self.refused = {}  # value -> error kind, for appends that cannot have been applied
         self.errors = Counter()  # error kind -> count
-        self.error_log = []  # (time, key, kind)
+        self.error_log = []  # (time of the answer, key, kind, time the request was sent)
         self.bad_replies = []
         self.examples = {}  # error kind -> one reply of that kind
 
@@ -104,9 +104,9 @@ class Ledger:
     def ack(self, key, value, length, node, at):
         self.acks[key].append((value, length, node, at))
 
-    def error(self, key, value, kind, applied, at):
+    def error(self, key, value, kind, applied, at, sent):
         self.errors[kind] += 1
-        self.error_log.append((at, key, kind))
+        self.error_log.append((at, key, kind, sent))
         if kind in REFUSALS or applied is False:
             self.refused[value] = kind
 
@@ -207,6 +207,7 @@ class Clients:
     async def append(self, conn, key, timeout=REQUEST_TIMEOUT):
         """One append of a new value; True when acknowledged."""
         value = self.ledger.new_value(key)
+        sent = time.monotonic()
         ok, err = await self.request(conn, key, "append", {"value": value}, timeout)
         at = time.monotonic()
         if err is None:
@@ -216,7 +217,7 @@ class Clients:
                 return True
             self.ledger.bad_replies.append((key, "append", repr(ok)[:200]))
             err = ("bad_reply", None)
-        self.ledger.error(key, value, err[0], err[1], at)
+        self.ledger.error(key, value, err[0], err[1], at, sent)
         return False
 
     async def entries(self, key, deadline):
@@ -334,7 +335,7 @@ def checker_self_test():
         for value, length in acks:
             ledger.ack("k", value, length, "node0", 0.0)
         for value in refused:
-            ledger.error("k", value, "moved", False, 0.0)
+            ledger.error("k", value, "moved", False, 0.0, 0.0)
         return judge(ledger, {"k": entries})[0]
 
     cases = {
@@ -520,7 +521,7 @@ async def test_stop(swarm, opts):
         moved = owned[victim.name]
         if not moved:
             raise TestFailure(f"no node owns a key: {owned}")
-        index = len(victim.lines)
+        index, err_index = len(victim.lines), len(victim.err_lines)
         stopped_at = time.monotonic()
         victim.sigstop()
         await asyncio.sleep(2 * ttl)
@@ -537,6 +538,9 @@ async def test_stop(swarm, opts):
     figures, found = await check(swarm.clients, keys)
     problems += found
     refused = victim.count(r"^swarm-cluster-node stale-write-refused ", index)
+    # The runtime's own diagnostic for the same event, on stderr (counted apart: the test's
+    # protocol is the stdout line).
+    refused_stderr = victim.count(r"stale-write-refused", err_index, stderr=True)
     # Takeover: the pause -> the key's first acknowledged append by anyone (the paused node
     # itself only counts once it came back as a new incarnation, checked below).
     takeover, elsewhere = [], 0
@@ -563,8 +567,8 @@ async def test_stop(swarm, opts):
     reason = fenced[1].group(0).partition("reason=")[2] if fenced else "none"
     line = (f"stop: {victim.name} SIGSTOPped {2 * ttl:.0f} s at TTL {swarm.ttl_ms} ms, owning "
             f"{len(moved)} keys; takeover ({elsewhere} by other nodes) {seconds(takeover)}; its "
-            f"stale writes refused: "
-            f"{refused}; fenced ({reason}) "
+            f"stale writes refused: {refused} (stderr lines saying so: {refused_stderr}); "
+            f"fenced ({reason}) "
             f"{f'{fenced_at - continued_at:.2f} s after SIGCONT' if fenced else ''}; rejoined: "
             f"{f'{rejoined[0] - continued_at:.2f} s after SIGCONT' if rejoined else 'no'}; "
             f"acks after its deadline: {len(stale_acks)}; {verdict(figures)}; client "
@@ -586,7 +590,7 @@ async def test_drain(swarm, opts):
         if not moved:
             raise TestFailure(f"no node owns a key: {owned}")
         errors_before = len(swarm.ledger.error_log)
-        sent = time.monotonic()
+        drain_sent = time.monotonic()
         try:
             swarm.expect_down(victim)
             reply, replied, exited = await victim.drain_async(nc=swarm.clients.conns[0])
@@ -594,12 +598,12 @@ async def test_drain(swarm, opts):
             raise TestFailure(f"drain of {victim.name}: {e}")
         drained = victim.find(r"^swarm-cluster-node drained .*ms=(\d+)")
         handover, waiting = [], set(moved)
-        while waiting and time.monotonic() - sent < 10:
+        while waiting and time.monotonic() - drain_sent < 10:
             for key in list(waiting):
-                found = swarm.ledger.first_ack_after(key, sent, not_node=victim.name)
+                found = swarm.ledger.first_ack_after(key, drain_sent, not_node=victim.name)
                 if found:
                     waiting.discard(key)
-                    handover.append(found[0] - sent)
+                    handover.append(found[0] - drain_sent)
             await asyncio.sleep(0.02)
         if waiting:
             problems.append(f"keys of the drained node not served elsewhere within 10s: "
@@ -608,8 +612,12 @@ async def test_drain(swarm, opts):
         await asyncio.sleep(opts.settle)
     finally:
         await writers.stop()
-    errors = Counter(kind for at, key, kind in swarm.ledger.error_log[errors_before:]
-                     if key in moved and at <= done)
+    failed = [(kind, sent - drain_sent) for at, key, kind, sent in
+              swarm.ledger.error_log[errors_before:] if key in moved and at <= done]
+    errors = Counter(kind for kind, _ in failed)
+    # When the failed requests were sent, relative to the drain request: evidence of which
+    # moment of the drain loses them.
+    when = ", ".join(f"{kind} {offset * 1000:+.0f} ms" for kind, offset in failed[:8])
     await asyncio.sleep(1.0)
     figures, found = await check(swarm.clients, keys)
     problems += found
@@ -617,7 +625,8 @@ async def test_drain(swarm, opts):
             f"{replied * 1000:.0f} ms ({reply[:80].decode(errors='replace')!r}), exit after "
             f"{exited * 1000:.0f} ms, node says ms={drained[1].group(1) if drained else '?'}; "
             f"handover {seconds(handover)} (goal < 1 s); client errors on its keys during the "
-            f"handover: {errors_text(errors)}; {verdict(figures)}")
+            f"handover: {errors_text(errors)}{f' (sent at {when})' if when else ''}; "
+            f"{verdict(figures)}")
     return line, problems, {"handover": handover}
 
 
@@ -858,6 +867,9 @@ async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
     if swarm is not None:
         await swarm.close(keep=bool(problems) and opts.keep_failed)
     print(line + ("" if problems else "; ok"), flush=True)
+    if swarm is not None and swarm.ledger.examples:
+        print(f"  {name}: one reply of each error kind: "
+              f"{' '.join(swarm.ledger.examples.values())}", flush=True)
     for p in problems:
         print(f"  FAILED {name}: {p}", flush=True)
     return not problems, extra
