@@ -16,15 +16,19 @@ and checks every key at the end:
 A client treats any error or timeout as "not acknowledged" and retries with a new value (a value
 is never sent twice). Each key has one writer, one request at a time.
 
-Tests:
-  kill    SIGKILL a node that owns keys, under load; start a new process for it; 10 times.
-          Unavailability per moved key = kill -> first acknowledged write of that key (on
-          another node). Reported as p50/p99; the goal (issue 12) is p99 <= TTL + 1 s.
+Tests (before them, the checker is run on histories with known faults, which it must catch):
+  jetstream  the NATS cluster alone, no node: an R3 KV bucket written, a stale compare-and-set
+          refused, the stream leader SIGKILLed (election time reported), writes under the new
+          leader, the old one restarted and caught up. Runs even when no node is built.
+  kill    SIGKILL a node that owns keys, under load, and start a new process for it at once
+          (as a supervisor would); 10 times. Unavailability per moved key = kill -> first
+          acknowledged write of that key. Reported as p50/p99; the goal (issue 12) is
+          p99 <= TTL + 1 s.
   stop    SIGSTOP a node for 2 x TTL (TTL 3000 ms), then SIGCONT: it must fence itself
           (`fenced` line) and acknowledge no write between its pause and its fencing; its
           refused stale writes (`stale-write-refused` lines) are reported.
   drain   drain a node under load (NATS request to `_SWARM.<ns>.control.<name>.drain`): it
-          answers, exits 0 after a `drained` line, and its keys are served elsewhere. Handover
+          answers, exits after a `drained` line, and its keys are served elsewhere. Handover
           = drain request -> first acknowledged write of each of its keys elsewhere (goal < 1 s).
   nats    restart one nats-server mid-traffic, then SIGKILL the JetStream leader of the state
           bucket's stream (`KV_SWARM_STATE_<ns>`) and start it again.
