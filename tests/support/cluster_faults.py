@@ -918,7 +918,8 @@ async def main():
     runs = [("kill", 3000), ("kill", 10000), ("drain", None)] if opts.bench else \
         [(name, None) for name in names if name != "jetstream"]
 
-    wasm = opts.wasm or cluster.find_node_wasm()
+    # Absolute: the nodes run in their own working directories.
+    wasm = os.path.abspath(opts.wasm) if opts.wasm else cluster.find_node_wasm()
     if runs and (wasm is None or not os.path.isfile(wasm)):
         print(f"cluster faults: "
               f"{cluster.NODE_EXAMPLE_MISSING if wasm is None else wasm + ' does not exist'}")
