@@ -34,6 +34,9 @@ Tests (before them, the checker is run on histories with known faults, which it 
           bucket's stream (`KV_SWARM_STATE_<ns>`) and start it again.
   storm   1,000 concurrent first appends to one fresh key through the 3 servers: all
           acknowledged, by one node, with lens 1..1000 once each.
+  placement  node0 holds at most 2 agents: first requests for 8 new keys through node0's
+          server are acknowledged, node0 holds at most 2 of them, the others are placed on the
+          nodes with room.
 
 usage: cluster_faults.py [--quick] [--bench] [--wasm PATH] [--seed N] [TEST ...]
 
@@ -367,7 +370,7 @@ def checker_self_test():
 class Swarm:
     """A fresh NATS cluster and `n` nodes in a fresh namespace, in a temporary directory."""
 
-    def __init__(self, wasm, test, ttl_ms, n=3, replicas=3):
+    def __init__(self, wasm, test, ttl_ms, n=3, replicas=3, node_env=None):
         self.wasm = wasm
         self.ttl_ms = ttl_ms
         self.namespace = f"{test}{random.randrange(16**6):06x}"
@@ -380,6 +383,7 @@ class Swarm:
             # different servers and each client connection's requests enter a different node.
             urls = self.nats.urls[i % 3:] + self.nats.urls[:i % 3]
             env = cluster.node_env(urls, self.namespace, name, ttl_ms, replicas)
+            env.update((node_env or {}).get(name, {}))
             self.nodes.append(cluster.Node(name, wasm, env, cwd=self.dir,
                                            log_path=os.path.join(self.dir, "logs", f"{name}.log")))
         self.down = set()  # nodes this test killed or drained
@@ -745,6 +749,35 @@ async def test_storm(swarm, opts):
     return line, problems, {}
 
 
+async def test_placement(swarm, opts):
+    """node0 holds at most 2 agents (SWARM_MAX_AGENTS=2): first requests for 8 new keys that
+    enter through node0's server are placed on the other nodes once node0 is full."""
+    keys = [f"p{i}" for i in range(8)]
+    problems = []
+    for key in keys:
+        acked = False
+        for _ in range(20):
+            if await swarm.clients.append(0, key, timeout=5):
+                acked = True
+                break
+            await asyncio.sleep(0.1)
+        if not acked:
+            problems.append(f"{key} was never acknowledged: {errors_text(swarm.ledger.errors)}")
+    owners = {key: {node for _, _, node, _ in swarm.ledger.acks[key]} for key in keys}
+    per_node = Counter(node for nodes in owners.values() for node in nodes)
+    if any(len(nodes) != 1 for nodes in owners.values()):
+        problems.append(f"a key acknowledged by several nodes: {owners}")
+    if per_node.get("node0", 0) > 2:
+        problems.append(f"node0 holds {per_node['node0']} agents, over its limit of 2: {owners}")
+    if per_node.get("node0", 0) == 0:
+        problems.append(f"node0 got none of the first requests (did they enter elsewhere?): {owners}")
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    line = (f"placement: 8 new keys through node0 (max 2 agents): held by {dict(per_node)}; "
+            f"{verdict(figures)}; client errors: {errors_text(swarm.ledger.errors)}")
+    return line, problems, {}
+
+
 async def test_jetstream(opts):
     """The NATS cluster alone (no node): what the other tests stand on. An R3 KV bucket is
     created and written, a stale compare-and-set is refused, the stream leader is SIGKILLed,
@@ -844,7 +877,10 @@ TESTS = {
     "drain": (test_drain, 10000, 90),
     "nats": (test_nats, 10000, 150),
     "storm": (test_storm, 10000, 120),
+    "placement": (test_placement, 10000, 60),
 }
+# Environment per node for the tests that need it.
+NODE_ENV = {"placement": {"node0": {"SWARM_MAX_AGENTS": "2"}}}
 
 
 async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
@@ -854,7 +890,7 @@ async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
     problems, line, extra = [], None, {}
     began = time.monotonic()
     try:
-        swarm = Swarm(wasm, name, ttl_ms or default_ttl)
+        swarm = Swarm(wasm, name, ttl_ms or default_ttl, node_env=NODE_ENV.get(name))
         await asyncio.wait_for(swarm.start(), 90)
         line, found, extra = await asyncio.wait_for(fn(swarm, opts), limit)
         problems += found
