@@ -112,6 +112,16 @@ impl NatsKvStore {
                      its write was refused ({err})"
                 ),
             },
+            // After the bucket was opened: no stream took the write. JetStream between leaders
+            // (a server of the cluster died) looks like this for a few seconds.
+            JsError::NoSuchBucket { .. } | JsError::NoStream { .. } => StoreError::backend(
+                NAME,
+                format!(
+                    "bucket {:?}: no stream took the write for {key:?} (the bucket was removed, \
+                     or JetStream is electing a leader); it is not known to be stored",
+                    self.bucket.name()
+                ),
+            ),
             other => js_error(self.bucket.name(), other),
         }
     }
