@@ -166,6 +166,14 @@ fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     let stats = cluster.stats().unwrap();
     assert_eq!(stats["activations"], 2, "{stats}");
     assert_eq!(stats["node_name"], "solo", "{stats}");
+    // The same figures in the services API's STATS, for stock NATS tooling.
+    let reply = client
+        .request(&format!("$SRV.STATS.swarm-{ns}"), b"", TIMEOUT)
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let data = &stats["endpoints"][0]["data"];
+    assert_eq!(data["cluster"]["activations"], 2, "{stats}");
+    assert_eq!(data["cluster"]["node_id"], cluster.node_id(), "{stats}");
 
     // The directory names this node's id; the state is in the namespace's bucket.
     let js = JetStream::new(client.clone());
@@ -330,4 +338,41 @@ fn a_handle_on_a_cluster_node_reaches_the_cluster_s_agent() {
     assert!(err.contains("elsewhere-1"), "{err}");
     assert!(err.contains("does not answer"), "{err}");
     assert!(Register::launcher().lookup("r2").is_none());
+}
+
+#[lunatic::test]
+fn a_user_without_jetstream_permission_cannot_join_and_is_told_why() {
+    let Some(url) = server("JS_NOPERM_URL") else {
+        return;
+    };
+    let ns = namespace("noperm");
+    let config = ClusterConfig::new(options(&url), &ns, "n1").unwrap();
+    let err = join(config).unwrap_err().to_string();
+    assert!(err.contains(&format!("SWARM_NODES_{ns}")), "{err}");
+    assert!(err.to_lowercase().contains("permission"), "{err}");
+}
+
+#[lunatic::test]
+fn a_missing_directory_bucket_is_named_in_the_error() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("nobucket");
+    let cluster = join_node(&url, &ns, "m1");
+    let _served = cluster.serve::<Ledger>(1).unwrap();
+    let client = connect(&url);
+    JetStream::new(client.clone())
+        .delete_kv(&format!("SWARM_DIR_{ns}"))
+        .unwrap();
+    let reply = ask(
+        &client,
+        &format!("{ns}.ledger.nobucket-a.append"),
+        r#"{"value": 1}"#,
+    );
+    assert_eq!(reply["error"]["kind"], "unavailable", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("SWARM_DIR_{ns}")), "{message}");
+    assert!(message.contains("ledger/nobucket-a"), "{message}");
+    assert!(
+        Ledger::launcher().lookup("nobucket-a").is_none(),
+        "nothing started"
+    );
 }

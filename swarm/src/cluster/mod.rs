@@ -108,7 +108,6 @@ mod node {
             .clone()
             .name(format!("swarm-{}-{}", config.namespace, config.node_name));
         let client = NatsClient::connect(connect)?;
-        crate::runtime::node::set_node_nats(client.clone()).map_err(ClusterError::Node)?;
         let js = JetStream::new(client.clone());
         let bucket = |name: String, max_age: Option<Duration>| {
             let mut kv = KvConfig::new(name.clone());
@@ -120,6 +119,8 @@ mod node {
         let nodes = bucket(names.nodes_bucket(), Some(config.lease_ttl))?;
         let directory = bucket(names.directory_bucket(), None)?;
         let _state = bucket(names.state_bucket(), None)?;
+        // Only now that the buckets are there: the NATS KV store of agents uses this connection.
+        crate::runtime::node::set_node_nats(client.clone()).map_err(ClusterError::Node)?;
         let node_id = format!("{}-{}", config.node_name, unique_suffix());
         let capacity = crate::runtime::node::limits().max_agents as u64;
         let sent = Instant::now();
