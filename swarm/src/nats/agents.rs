@@ -37,8 +37,10 @@
 //! processing time (see `discovery.rs`). The namespace must therefore be a valid service name
 //! once each `.` is written `_` (`A-Z a-z 0-9 _ -`); another character is refused here.
 //!
-//! Each node keeps its own registry: with several nodes serving one kind, a key is unique per
-//! node, not across the cluster (a shared registry is future work).
+//! `serve_agents` uses the node's own registry: with several nodes serving one kind, a key is
+//! unique per node. For one agent per key across nodes, serve the kind through a cluster
+//! (`crate::cluster::Cluster::serve`): the same workers, which then find owners in the cluster's
+//! directory and forward requests for agents that live elsewhere (`Role`).
 
 use lunatic::Tag;
 use serde::{Deserialize, Serialize};
