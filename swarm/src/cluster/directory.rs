@@ -256,7 +256,7 @@ impl Directory {
                 continue;
             }
             let load = node.agents as f64 / node.capacity.max(1) as f64;
-            if best.as_ref().is_none_or(|(least, _)| load < *least) {
+            if best.as_ref().map_or(true, |(least, _)| load < *least) {
                 best = Some((load, id));
             }
         }
