@@ -189,28 +189,27 @@ mod wasm {
         /// stops answers everything it was given (NATS calls this draining).
         pub fn drain(mut self) -> Vec<Msg> {
             let mut rest = Vec::new();
-            if !self.active {
-                return rest;
+            if self.end() {
+                while let Ok(msg) = self.take(None, true) {
+                    rest.push(msg);
+                }
+                self.order.borrow_mut().clear();
             }
-            self.active = false;
-            let ack = Addr::fresh();
-            let command = Command::Unsubscribe {
-                sid: self.sid,
-                ack: Some(ack),
-            };
-            if self.client.command(command).is_ok() {
-                let _ = wait_tagged::<()>(ack.tag, self.client.conn, Some(self.client.op_timeout));
-            }
-            while let Ok(msg) = self.take(None, true) {
-                rest.push(msg);
-            }
-            self.order.borrow_mut().clear();
             rest
         }
 
         fn stop(&mut self) {
+            if self.end() {
+                drain_tag(self.tag);
+                self.order.borrow_mut().clear();
+            }
+        }
+
+        /// Unsubscribes and waits until the connection confirms that nothing more can be
+        /// delivered; `false` if the subscription had ended already.
+        fn end(&mut self) -> bool {
             if !self.active {
-                return;
+                return false;
             }
             self.active = false;
             let ack = Addr::fresh();
@@ -221,8 +220,7 @@ mod wasm {
             if self.client.command(command).is_ok() {
                 let _ = wait_tagged::<()>(ack.tag, self.client.conn, Some(self.client.op_timeout));
             }
-            drain_tag(self.tag);
-            self.order.borrow_mut().clear();
+            true
         }
     }
 
