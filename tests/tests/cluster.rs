@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use swarm::cluster::{join, Cluster, ClusterConfig};
+use swarm::cluster::{join, Cluster, ClusterConfig, ServeOptions};
 use swarm::nats::{JetStream, NatsClient};
 use swarm::prelude::*;
 use swarm::StoreError;
@@ -62,6 +62,36 @@ impl Register {
     #[handler]
     pub fn set(&mut self, value: u64) -> u64 {
         std::mem::replace(&mut self.value, value)
+    }
+}
+
+/// Lines, and how many orderly stops it has seen (its passivations).
+#[agent(kind = "memo")]
+pub struct Memo {
+    #[key]
+    id: String,
+    #[persist]
+    lines: Vec<String>,
+    #[persist]
+    stops: u32,
+}
+
+#[agent]
+impl Memo {
+    #[handler]
+    pub fn add(&mut self, line: String) -> usize {
+        self.lines.push(line);
+        self.lines.len()
+    }
+
+    #[handler]
+    pub fn stops(&self) -> u32 {
+        self.stops
+    }
+
+    #[on_stop]
+    fn stopped(&mut self) {
+        self.stops += 1;
     }
 }
 
@@ -375,4 +405,52 @@ fn a_missing_directory_bucket_is_named_in_the_error() {
         Ledger::launcher().lookup("nobucket-a").is_none(),
         "nothing started"
     );
+}
+
+#[lunatic::test]
+fn an_idle_agent_passivates_releases_its_entry_and_comes_back_on_its_next_call() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("idle");
+    let cluster = join_node(&url, &ns, "p1");
+    let _served = cluster
+        .serve_with::<Memo>(ServeOptions {
+            workers: 1,
+            idle: Some(Duration::from_millis(300)),
+            ..ServeOptions::default()
+        })
+        .unwrap();
+    let client = connect(&url);
+    let add = format!("{ns}.memo.m1.add");
+    assert_eq!(
+        ask(&client, &add, r#"{"line": "a"}"#),
+        serde_json::json!({"ok": 1})
+    );
+    let directory = JetStream::new(client.clone())
+        .kv(&format!("SWARM_DIR_{ns}"))
+        .unwrap();
+    assert!(directory.get_from_leader("memo/m1").unwrap().is_some());
+
+    // Idle for 300 ms: it stops (saving what #[on_stop] changed), and the lease's next renewal
+    // (every TTL/3 = 1 s) releases its directory entry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Memo::launcher().lookup("m1").is_some()
+        || directory.get_from_leader("memo/m1").unwrap().is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle agent did not passivate and release its entry within 5 s"
+        );
+        lunatic::sleep(Duration::from_millis(50));
+    }
+
+    // The next call activates it again, with its state: the line, and the stop it saved.
+    assert_eq!(
+        ask(&client, &add, r#"{"line": "b"}"#),
+        serde_json::json!({"ok": 2})
+    );
+    assert_eq!(
+        ask(&client, &format!("{ns}.memo.m1.stops"), "{}"),
+        serde_json::json!({"ok": 1})
+    );
+    assert_eq!(cluster.stats().unwrap()["activations"], 2);
 }

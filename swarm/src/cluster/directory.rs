@@ -70,6 +70,8 @@ struct Known {
 /// One worker's view of the directory.
 pub(crate) struct Directory {
     route: ClusterRoute,
+    /// Agents this worker starts stop after this long idle (passivation).
+    idle: Option<Duration>,
     owners: HashMap<String, Known>,
     counters: Counters,
     last_flush: Instant,
@@ -79,10 +81,17 @@ impl Directory {
     pub fn new(route: ClusterRoute) -> Directory {
         Directory {
             route,
+            idle: None,
             owners: HashMap::new(),
             counters: Counters::default(),
             last_flush: Instant::now(),
         }
+    }
+
+    /// Agents started from here stop after `idle` without a message, and release their entry.
+    pub fn passivate_after(mut self, idle: Option<Duration>) -> Directory {
+        self.idle = idle;
+        self
     }
 
     /// Finds (or claims and starts) the owner of `A`'s `key` for a request; `forwarded` is true
@@ -161,14 +170,26 @@ impl Directory {
                         }
                     };
                     if entry.node == self.route.node_id && entry.incarnation == incarnation {
-                        // Ours already (the agent stopped or crashed here since): start it again.
-                        return self.activate::<A>(
-                            key,
-                            key_text,
-                            &dir_key,
-                            found.revision,
-                            forwarded,
-                        );
+                        // Ours already (the agent passivated, stopped or crashed here since):
+                        // claim it again on its revision, so that the lease's release of the
+                        // ended agent's entry (a delete on that same revision) and this start
+                        // cannot both happen; then start it again.
+                        match self
+                            .route
+                            .directory
+                            .update(&dir_key, &found.value, found.revision)
+                        {
+                            Ok(revision) => {
+                                return self
+                                    .activate::<A>(key, key_text, &dir_key, revision, forwarded)
+                            }
+                            Err(JsError::WrongLastSequence { .. }) => continue,
+                            Err(err) => {
+                                return unavailable(format!(
+                                    "claiming {bucket}/{dir_key} again: {err}"
+                                ))
+                            }
+                        }
                     }
                     match lease::owner_is_live(&self.route.nodes, &entry) {
                         Ok(true) => {
@@ -273,6 +294,7 @@ impl Directory {
     ) -> Located<A> {
         let started = Launcher::<A>::default()
             .claimed()
+            .idle_timeout(self.idle)
             .store(self.route.state.clone())
             .get_or_start(key);
         match started {

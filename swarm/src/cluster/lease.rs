@@ -274,9 +274,30 @@ impl Lease {
         })
     }
 
-    /// Forgets agents whose process has ended.
+    /// Forgets agents whose process has ended, and releases their directory entries (an agent
+    /// that passivated, stopped or crashed here is claimed afresh by whichever node gets its next
+    /// call). The release is a delete on the revision the agent was started at: a start here since
+    /// (which claims again on that revision first) makes it fail, and the entry stays.
     fn prune(&mut self) {
+        let ended: Vec<Activation> = self
+            .activations
+            .values()
+            .filter(|activation| !host::exists(activation.pid))
+            .cloned()
+            .collect();
         self.activations.retain(|&pid, _| host::exists(pid));
+        let Some(route) = &self.route else { return };
+        for activation in ended {
+            let live_again = self
+                .activations
+                .values()
+                .any(|live| live.dir_key == activation.dir_key);
+            if !live_again {
+                let _claimed_again_meanwhile = route
+                    .directory
+                    .delete(&activation.dir_key, Some(activation.revision));
+            }
+        }
     }
 
     fn entry(&self) -> Vec<u8> {

@@ -40,7 +40,7 @@ pub use config::{ClusterConfig, ConfigError, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use node::{get_or_start, serves};
 #[cfg(target_arch = "wasm32")]
-pub use node::{join, Cluster, ClusterError};
+pub use node::{join, Cluster, ClusterError, ServeOptions};
 
 #[cfg(target_arch = "wasm32")]
 mod node {
@@ -86,6 +86,29 @@ mod node {
     fn js_error(what: impl Into<String>) -> impl FnOnce(JsError) -> ClusterError {
         let what = what.into();
         move |source| ClusterError::JetStream { what, source }
+    }
+
+    /// How [`Cluster::serve_with`] serves a kind.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ServeOptions {
+        /// Worker processes on the front door, and as many on the node's own subject. Default 2.
+        pub workers: usize,
+        /// Whether this node takes callers' requests for the kind (the front door). Default true.
+        pub front_door: bool,
+        /// Passivation: an agent without a message for this long runs `#[on_stop]`, saves, stops
+        /// and releases its directory entry (within a third of the lease TTL); its next call
+        /// activates it again, here or on another node, with its state. Default: never.
+        pub idle: Option<Duration>,
+    }
+
+    impl Default for ServeOptions {
+        fn default() -> Self {
+            ServeOptions {
+                workers: 2,
+                front_door: true,
+                idle: None,
+            }
+        }
     }
 
     /// A node that joined a cluster: serve agent kinds on it with [`Cluster::serve`].
@@ -283,7 +306,10 @@ mod node {
         /// on this node's own subject, where other nodes forward the requests for agents it
         /// owns. Agents are started with their state in the cluster's KV bucket.
         pub fn serve<A: Agent>(&self, workers: usize) -> Result<Vec<AgentService>, ClusterError> {
-            self.serve_kind::<A>(workers, true)
+            self.serve_with::<A>(ServeOptions {
+                workers,
+                ..ServeOptions::default()
+            })
         }
 
         /// As [`Cluster::serve`], but without the front door: this node holds and serves agents
@@ -293,14 +319,23 @@ mod node {
             &self,
             workers: usize,
         ) -> Result<Vec<AgentService>, ClusterError> {
-            self.serve_kind::<A>(workers, false)
+            self.serve_with::<A>(ServeOptions {
+                workers,
+                front_door: false,
+                ..ServeOptions::default()
+            })
         }
 
-        fn serve_kind<A: Agent>(
+        /// Serves agents of kind `A` across the cluster as `options` say (see [`ServeOptions`]).
+        pub fn serve_with<A: Agent>(
             &self,
-            workers: usize,
-            front_door: bool,
+            options: ServeOptions,
         ) -> Result<Vec<AgentService>, ClusterError> {
+            let ServeOptions {
+                workers,
+                front_door,
+                idle,
+            } = options;
             let kind = A::KIND;
             let front = if !front_door {
                 None
@@ -314,6 +349,7 @@ mod node {
                     Some(Role {
                         route: self.route.clone(),
                         owner: false,
+                        idle,
                     }),
                     Some(&self.names.namespace),
                 )?)
@@ -329,6 +365,7 @@ mod node {
                 Some(Role {
                     route: self.route.clone(),
                     owner: true,
+                    idle,
                 }),
                 // Counted where they came in, at the front door.
                 None,

@@ -200,6 +200,8 @@ pub(crate) struct Role {
     pub route: crate::cluster::directory::ClusterRoute,
     /// The worker takes requests forwarded to this node as the owner: it forwards none again.
     pub owner: bool,
+    /// Agents it starts stop after this long idle.
+    pub idle: Option<std::time::Duration>,
 }
 
 /// A worker: takes requests from its subscription, validates them, and hands each to its agent
@@ -224,7 +226,7 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
     ready.send::<Result<u64, String>>(Ok(responder));
     let mut replier = Replier::new(client.clone(), subject.clone(), A::HANDLERS);
     let owner = role.as_ref().is_some_and(|role| role.owner);
-    let mut directory = role.map(|role| Directory::new(role.route));
+    let mut directory = role.map(|role| Directory::new(role.route).passivate_after(role.idle));
     let mut subscription = Some(subscription);
     let mut drained = std::collections::VecDeque::new();
     let mut stop_checked = std::time::Instant::now();

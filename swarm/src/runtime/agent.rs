@@ -116,6 +116,12 @@ pub struct AgentArg {
     pub key: String,
     /// The store for `#[persist]` fields; `None` for agents that persist nothing.
     pub store: Option<StoreConfig>,
+    /// Stop after this long without a message (passivation): run `#[on_stop]`, save, end; the
+    /// next call through the cluster's front door starts the agent again. Set by the cluster
+    /// only: its store fences, so a new activation that overlaps this one's last save cannot
+    /// lose a write (with the local stores it could).
+    #[serde(default)]
+    pub idle: Option<std::time::Duration>,
 }
 
 /// The state of an agent's process: the user's struct plus what persistence needs.
@@ -378,50 +384,83 @@ pub(crate) fn link_starts_to_this_process() {
 /// own shutdown still work; but a message that does not decode is reported and dropped instead of
 /// killing the agent, and the start is [`start`]'s, which cannot panic the caller.
 fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
+    let idle = arg.idle;
+    let name = A::KEYED.then(|| super::handle::registry_name::<A>(&arg.key));
     let mut cell = match init::<A>(arg) {
         Ok(cell) => cell,
         Err(err) => return ready.send::<Result<(), StartError>>(Err(err)),
     };
     ready.send::<Result<(), StartError>>(Ok(()));
     loop {
-        if host::receive(&[], None) != Received::Data {
+        match host::receive(&[], idle) {
+            Received::Data => {}
+            Received::TimedOut => return passivate(cell, name.as_deref()),
             // Link or monitor notices: an agent makes neither, so there is nothing to do.
-            continue;
+            _ => continue,
         }
-        let tag = host::tag();
-        match tag >> 56 {
-            ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
-                Ok(envelope) => {
-                    serve_one(&mut cell, envelope);
-                    if cell.stale {
-                        // Taken over elsewhere: end without `terminate`, whose save would fail too.
-                        return;
-                    }
-                }
-                Err(err) => eprintln!(
-                    "swarm: agent `{}` dropped a message that does not decode: {err}",
-                    A::KIND
-                ),
-            },
-            SHUTDOWN_HANDLER_ID => {
-                // Read before `terminate`, which may receive messages of its own.
-                let confirm = host::decode::<ShutdownRequest>();
-                terminate::<A>(cell);
-                if let Ok(confirm) = confirm {
-                    confirm.confirm(tag & !(0xFF << 56));
-                }
-                return;
-            }
-            other => eprintln!(
-                "swarm: agent `{}` dropped a message for handler {other}",
-                A::KIND
-            ),
+        if !serve_received(&mut cell) {
+            return;
         }
     }
 }
 
+/// Serves the message just received; `false` when the agent is to end (it was shut down, or its
+/// record was taken over by another holder).
+fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
+    let tag = host::tag();
+    match tag >> 56 {
+        ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
+            Ok(envelope) => {
+                serve_one(cell, envelope);
+                // Taken over elsewhere: end without `terminate`, whose save would fail too.
+                return !cell.stale;
+            }
+            Err(err) => eprintln!(
+                "swarm: agent `{}` dropped a message that does not decode: {err}",
+                A::KIND
+            ),
+        },
+        SHUTDOWN_HANDLER_ID => {
+            // Read before `terminate`, which may receive messages of its own.
+            let confirm = host::decode::<ShutdownRequest>();
+            stop_in_order(cell);
+            if let Ok(confirm) = confirm {
+                confirm.confirm(tag & !(0xFF << 56));
+            }
+            return false;
+        }
+        other => eprintln!(
+            "swarm: agent `{}` dropped a message for handler {other}",
+            A::KIND
+        ),
+    }
+    true
+}
+
+/// An idle agent stops (passivation): it leaves the registry first, so that the next call starts
+/// a new agent instead of finding this one, serves what reached it meanwhile, then saves and runs
+/// `#[on_stop]` as an orderly stop does.
+fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
+    if let Some(name) = name {
+        if host::registry_get(name).map(|pid| pid.id) == Some(host::this().id) {
+            host::registry_remove(name);
+        }
+    }
+    // Whatever was sent before the name went (a shortest receive: Lunatic waits about 1 ms).
+    while host::receive(&[], Some(std::time::Duration::from_millis(1))) == Received::Data {
+        if !serve_received(&mut cell) {
+            return;
+        }
+    }
+    terminate::<A>(cell);
+}
+
 /// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
+    stop_in_order(&mut cell);
+}
+
+fn stop_in_order<A: Agent>(cell: &mut AgentCell<A>) {
     cell.agent.on_stop();
     if let Err(reason) = cell.save_if_changed() {
         eprintln!(

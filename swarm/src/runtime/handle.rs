@@ -242,6 +242,8 @@ fn wait_until_gone(id: u64) {
 /// `Agent::launcher().get_or_start(key)`.
 pub struct Launcher<A> {
     store: Option<StoreConfig>,
+    /// Passivation after this long idle (set by the cluster only, see `AgentArg::idle`).
+    idle: Option<Duration>,
     /// Set by the cluster once it has claimed the key for this node: start it here.
     claimed: bool,
     kind: PhantomData<fn() -> A>,
@@ -251,6 +253,7 @@ impl<A> Default for Launcher<A> {
     fn default() -> Self {
         Launcher {
             store: None,
+            idle: None,
             claimed: false,
             kind: PhantomData,
         }
@@ -261,6 +264,13 @@ impl<A: Agent> Launcher<A> {
     /// Keeps this agent's `#[persist]` fields in `store` instead of the node's default store.
     pub fn store(mut self, store: StoreConfig) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Stops the agent after `idle` without a message (see `AgentArg::idle`).
+    #[cfg(feature = "nats")]
+    pub(crate) fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle = idle;
         self
     }
 
@@ -299,6 +309,7 @@ impl<A: Agent> Launcher<A> {
                 let arg = AgentArg {
                     store: self.resolve_store(),
                     key: key.clone(),
+                    idle: self.idle,
                 };
                 registry::get_or_start(registry::StartJob::new(
                     name,
@@ -333,6 +344,7 @@ impl<A: Agent> Launcher<A> {
         let arg = AgentArg {
             store: self.resolve_store(),
             key: String::new(),
+            idle: None,
         };
         let process = super::agent::start::<A>(arg)?;
         Ok(A::Handle::from_raw(AgentRef::new(process, String::new())))

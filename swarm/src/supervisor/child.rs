@@ -116,7 +116,11 @@ impl ChildSpec {
 /// `get_or_start` does: a supervisor restarts its children with the store they started with.
 fn agent_arg<A: Agent>(key: String) -> AgentArg {
     let store: Option<StoreConfig> = A::PERSISTS.then(crate::runtime::node::default_store);
-    AgentArg { key, store }
+    AgentArg {
+        key,
+        store,
+        idle: None,
+    }
 }
 
 /// A type the `supervisor!` macro can use as a child without arguments: an agent without a
