@@ -24,7 +24,7 @@
 //!   its state from KV.
 //! - **Placement**: the node that got the request claims the agent; a node at its
 //!   `NodeLimits::max_agents` forwards the request to the node with the most room, which claims it.
-//! - **Passivation** ([`ServeOptions::idle`]): an idle agent stops in order and the lease releases
+//! - **Passivation** (`ServeOptions::idle`): an idle agent stops in order and the lease releases
 //!   its directory entry; its next call activates it again wherever it lands.
 //! - **Drain** (`_SWARM.<ns>.control.<node name>.drain`, or [`Cluster::drain`]): the node stops
 //!   claiming, stops each of its agents in order (queued calls finish, state saved), releases each
