@@ -123,6 +123,8 @@ struct Lease {
     trusted_until: Instant,
     /// `false` while draining or left: claims are refused.
     claiming: bool,
+    /// Fenced, and not yet rejoined as the next incarnation: claims are refused.
+    rejoining: bool,
     left: bool,
     activations: HashMap<u64, Activation>,
     route: Option<Box<super::directory::ClusterRoute>>,
@@ -143,6 +145,7 @@ pub(crate) fn run_lease(args: LeaseArgs) {
         trusted_until: sent + ttl.mul_f64(TRUSTED_SHARE),
         args,
         claiming: true,
+        rejoining: false,
         left: false,
         activations: HashMap::new(),
         route: None,
@@ -161,16 +164,28 @@ pub(crate) fn run_lease(args: LeaseArgs) {
         }
         // Checked first on every wake-up: after a pause, the node must not act on a lease it no
         // longer holds, not even to answer one question.
-        if Instant::now() >= lease.trusted_until {
+        if !lease.rejoining && Instant::now() >= lease.trusted_until {
             lease.fence("the lease could not be renewed within its TTL");
+            next_renewal = Instant::now();
         }
         let now = Instant::now();
         if now >= next_renewal {
-            next_renewal = match lease.renew() {
+            let was_rejoining = lease.rejoining;
+            let done = if was_rejoining {
+                lease.rejoin()
+            } else {
+                lease.renew()
+            };
+            next_renewal = match done {
                 Ok(()) => Instant::now() + every,
-                // A failed renewal (server restarting, timeout): try again soon, inside the TTL.
+                // A failed renewal or rejoin (server restarting, timeout): try again soon, and
+                // answer questions meanwhile (a fenced node claims nothing).
                 Err(()) => Instant::now() + Duration::from_millis(250).min(every),
             };
+            if lease.rejoining && !was_rejoining {
+                // Fenced by this renewal's answer: rejoin at once.
+                next_renewal = Instant::now();
+            }
             continue;
         }
         match host::receive(&[], Some(next_renewal - now)) {
@@ -190,8 +205,9 @@ impl Lease {
         let reply_to = envelope.reply_to;
         match envelope.message {
             LeaseOp::Incarnation => {
-                let incarnation = (self.claiming && Instant::now() < self.trusted_until)
-                    .then_some(self.incarnation);
+                let incarnation =
+                    (self.claiming && !self.rejoining && Instant::now() < self.trusted_until)
+                        .then_some(self.incarnation);
                 if let Some(reply_to) = reply_to {
                     reply_to.send(incarnation);
                 }
@@ -346,7 +362,7 @@ impl Lease {
         }
     }
 
-    /// Stops acting as an owner, then rejoins as the next incarnation.
+    /// Stops acting as an owner; the loop then rejoins as the next incarnation (`rejoin`).
     fn fence(&mut self, reason: &str) {
         self.fenced += 1;
         let killed = self.activations.len();
@@ -358,29 +374,31 @@ impl Lease {
             "swarm-cluster-node fenced name={} reason={reason:?} agents_stopped={killed}",
             self.args.node_name
         );
-        // Rejoin: a new incarnation, so that directory entries of the old one read as dead.
+        // A new incarnation, so that directory entries of the old one read as dead.
         self.incarnation += 1;
-        loop {
-            let sent = Instant::now();
-            let entry = self.entry();
-            let written = self.args.nodes.put(&self.args.node_id, &entry);
-            match written {
-                Ok(revision) => {
-                    self.revision = revision;
-                    self.trusted_until = sent + self.args.ttl.mul_f64(TRUSTED_SHARE);
-                    println!(
-                        "swarm-cluster-node rejoined name={} incarnation={}",
-                        self.args.node_name, self.incarnation
-                    );
-                    return;
-                }
-                Err(err) => {
-                    eprintln!(
-                        "swarm: cluster node={} cannot rejoin yet: {err}",
-                        self.args.node_name
-                    );
-                    host::sleep(Duration::from_millis(250));
-                }
+        self.rejoining = true;
+    }
+
+    /// Writes the lease of the next incarnation; `Err` to try again a little later.
+    fn rejoin(&mut self) -> Result<(), ()> {
+        let sent = Instant::now();
+        match self.args.nodes.put(&self.args.node_id, &self.entry()) {
+            Ok(revision) => {
+                self.revision = revision;
+                self.trusted_until = sent + self.args.ttl.mul_f64(TRUSTED_SHARE);
+                self.rejoining = false;
+                println!(
+                    "swarm-cluster-node rejoined name={} incarnation={}",
+                    self.args.node_name, self.incarnation
+                );
+                Ok(())
+            }
+            Err(err) => {
+                eprintln!(
+                    "swarm: cluster node={} cannot rejoin yet: {err}",
+                    self.args.node_name
+                );
+                Err(())
             }
         }
     }
