@@ -569,21 +569,23 @@ class Node:
 
     def wait_ready(self, timeout=NODE_READY_TIMEOUT):
         deadline = time.monotonic() + timeout
-        while not self._ready_from(self.start_index):
-            self._check_alive("before it was ready")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node {self.name} was not ready within {timeout}s; "
-                                   f"{self.describe()}")
+        while not self._ready_by(deadline, timeout):
             time.sleep(0.02)
 
     async def wait_ready_async(self, timeout=NODE_READY_TIMEOUT):
         deadline = time.monotonic() + timeout
-        while not self._ready_from(self.start_index):
-            self._check_alive("before it was ready")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node {self.name} was not ready within {timeout}s; "
-                                   f"{self.describe()}")
+        while not self._ready_by(deadline, timeout):
             await asyncio.sleep(0.02)
+
+    def _ready_by(self, deadline, timeout):
+        """Whether the node said `ready`; raises if it died or `deadline` passed first."""
+        if self._ready_from(self.start_index):
+            return True
+        self._check_alive("before it was ready")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"node {self.name} was not ready within {timeout}s; "
+                               f"{self.describe()}")
+        return False
 
     def _check_alive(self, when):
         if self.proc is not None and self.proc.poll() is not None:

@@ -9,26 +9,25 @@ use futures::StreamExt;
 #[tokio::main]
 async fn main() {
     let url = std::env::var("SWARM_NATS_URL").expect("SWARM_NATS_URL names the server");
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let responder = async_nats::connect(&url).await.expect("connects");
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let client = async_nats::connect(&url).await.expect("connects");
-    let mut sub = responder.subscribe("bench.native.echo").await.expect("subscribes");
-    let answering = responder.clone();
-    tokio::spawn(async move {
-        while let Some(message) = sub.next().await {
-            if let Some(reply) = message.reply {
-                let _ = answering.publish(reply, message.payload).await;
-            }
-        }
-    });
-    responder.flush().await.expect("flushes");
+    swarm_bench_nats_native::serve_echo(&url, "bench.native.echo").await;
     for _ in 0..200 {
-        client.request("bench.native.echo", "x".into()).await.expect("warm-up request");
+        client
+            .request("bench.native.echo", "x".into())
+            .await
+            .expect("warm-up request");
     }
 
     let started = Instant::now();
     for _ in 0..n {
-        client.request("bench.native.echo", "0123456789abcdef".into()).await.expect("request");
+        client
+            .request("bench.native.echo", "0123456789abcdef".into())
+            .await
+            .expect("request");
     }
     let sequential = started.elapsed();
     println!(
@@ -43,7 +42,10 @@ async fn main() {
             let client = client.clone();
             tokio::spawn(async move {
                 for _ in 0..per {
-                    client.request("bench.native.echo", "0123456789abcdef".into()).await.expect("request");
+                    client
+                        .request("bench.native.echo", "0123456789abcdef".into())
+                        .await
+                        .expect("request");
                 }
             })
         })
@@ -63,11 +65,17 @@ async fn main() {
     if std::env::var("SWARM_AGENT_NODE").is_ok() {
         let body = bytes::Bytes::from_static(br#"{"text":"0123456789abcdef"}"#);
         for _ in 0..200 {
-            client.request("bench.bench-echo.k0.echo", body.clone()).await.expect("warm-up request to an agent");
+            client
+                .request("bench.bench-echo.k0.echo", body.clone())
+                .await
+                .expect("warm-up request to an agent");
         }
         let started = Instant::now();
         for _ in 0..n {
-            let reply = client.request("bench.bench-echo.k0.echo", body.clone()).await.expect("request to an agent");
+            let reply = client
+                .request("bench.bench-echo.k0.echo", body.clone())
+                .await
+                .expect("request to an agent");
             assert_eq!(&reply.payload[..], br#"{"ok":"0123456789abcdef"}"#);
         }
         println!(
@@ -82,7 +90,10 @@ async fn main() {
                 let subject = format!("bench.bench-echo.k{}.echo", task % 16);
                 tokio::spawn(async move {
                     for _ in 0..per {
-                        client.request(subject.clone(), body.clone()).await.expect("request to an agent");
+                        client
+                            .request(subject.clone(), body.clone())
+                            .await
+                            .expect("request to an agent");
                     }
                 })
             })
@@ -99,7 +110,10 @@ async fn main() {
 
     let m = n * 40;
     let sink = async_nats::connect(&url).await.expect("connects");
-    let mut counted = sink.subscribe("bench.native.pub").await.expect("subscribes");
+    let mut counted = sink
+        .subscribe("bench.native.pub")
+        .await
+        .expect("subscribes");
     sink.flush().await.expect("flushes");
     // Counts until every message came or none came for 10 s (async-nats drops messages when a
     // subscriber falls behind: a slow consumer); the rate is up to the last message, so the
@@ -121,7 +135,10 @@ async fn main() {
     let started = Instant::now();
     for _ in 0..m {
         client
-            .publish("bench.native.pub", bytes::Bytes::from_static(b"0123456789abcdef"))
+            .publish(
+                "bench.native.pub",
+                bytes::Bytes::from_static(b"0123456789abcdef"),
+            )
             .await
             .expect("publish");
     }

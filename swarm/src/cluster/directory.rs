@@ -39,14 +39,13 @@ const PING_TIMEOUT: Duration = Duration::from_millis(250);
 /// What a worker needs to find owners and claim keys (plain data: it travels to the workers).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ClusterRoute {
+    pub names: super::config::Names,
     pub node_id: String,
     pub node_name: String,
     pub directory: KvBucket,
     pub nodes: KvBucket,
     pub lease: u64,
     pub state: StoreConfig,
-    /// `_SWARM.<ns>.node.` — a node's subject prefix is this plus its id.
-    pub node_prefix_base: String,
 }
 
 /// Where one request goes.
@@ -136,6 +135,44 @@ impl Directory {
                     ))
                 }
             };
+            let found = match current {
+                None => None,
+                Some(found) => match entries::decode::<DirEntry>(
+                    "directory entry",
+                    &bucket,
+                    &dir_key,
+                    found.revision,
+                    &found.value,
+                ) {
+                    Ok(entry) => Some((entry, found)),
+                    Err(corrupt) => {
+                        return Located::Refused("corrupt_directory", corrupt.to_string())
+                    }
+                },
+            };
+            // Another node's entry: go there if it is alive (a draining or rejoining node still
+            // forwards; only claiming needs this node's lease).
+            if let Some((entry, _)) = found.as_ref().filter(|(e, _)| e.node != self.route.node_id) {
+                match lease::owner_is_live(&self.route.nodes, entry) {
+                    Ok(true) => {
+                        let unreachable = !forwarded && !self.answers::<A>(&entry.node);
+                        self.owners.insert(
+                            dir_key.clone(),
+                            Known {
+                                node: entry.node.clone(),
+                                checked: Instant::now(),
+                                unreachable,
+                            },
+                        );
+                        if unreachable {
+                            return self::unreachable(&dir_key, &entry.node);
+                        }
+                        return self.elsewhere(&dir_key, &entry.node, forwarded);
+                    }
+                    Ok(false) => {}
+                    Err(err) => return unavailable(err),
+                }
+            }
             let Some(incarnation) = self.incarnation() else {
                 return Located::Refused(
                     "unavailable",
@@ -145,7 +182,7 @@ impl Directory {
                     ),
                 );
             };
-            let claimed = match current {
+            let claimed = match found {
                 None => {
                     let entry = DirEntry {
                         node: self.route.node_id.clone(),
@@ -156,19 +193,7 @@ impl Directory {
                         .directory
                         .create(&dir_key, &entries::encode(&entry))
                 }
-                Some(found) => {
-                    let entry: DirEntry = match entries::decode(
-                        "directory entry",
-                        &bucket,
-                        &dir_key,
-                        found.revision,
-                        &found.value,
-                    ) {
-                        Ok(entry) => entry,
-                        Err(corrupt) => {
-                            return Located::Refused("corrupt_directory", corrupt.to_string())
-                        }
-                    };
+                Some((entry, found)) => {
                     if entry.node == self.route.node_id && entry.incarnation == incarnation {
                         // Ours already (the agent passivated, stopped or crashed here since):
                         // claim it again on its revision, so that the lease's release of the
@@ -191,25 +216,7 @@ impl Directory {
                             }
                         }
                     }
-                    match lease::owner_is_live(&self.route.nodes, &entry) {
-                        Ok(true) => {
-                            let unreachable = !forwarded && !self.answers::<A>(&entry.node);
-                            self.owners.insert(
-                                dir_key.clone(),
-                                Known {
-                                    node: entry.node.clone(),
-                                    checked: Instant::now(),
-                                    unreachable,
-                                },
-                            );
-                            if unreachable {
-                                return self::unreachable(&dir_key, &entry.node);
-                            }
-                            return self.elsewhere(&dir_key, &entry.node, forwarded);
-                        }
-                        Ok(false) => {}
-                        Err(err) => return unavailable(err),
-                    }
+                    // A dead owner (its lease gone, or an earlier incarnation of this node).
                     let claim = DirEntry {
                         node: self.route.node_id.clone(),
                         incarnation,
@@ -248,7 +255,7 @@ impl Directory {
                 ),
             );
         }
-        Located::Forward(format!("{}{node}", self.route.node_prefix_base))
+        Located::Forward(self.route.names.node_prefix(node))
     }
 
     /// The live node other than this one with the most room (fewest agents for its capacity, as
@@ -319,9 +326,7 @@ impl Directory {
                     // Full: place it on the node with the most room instead, unless the request
                     // was sent here to be placed already (one hop).
                     StartError::Overloaded { .. } if !forwarded => match self.least_loaded() {
-                        Some(node) => {
-                            Located::Forward(format!("{}{node}", self.route.node_prefix_base))
-                        }
+                        Some(node) => Located::Forward(self.route.names.node_prefix(&node)),
                         None => Located::Refused(
                             "overloaded",
                             format!("{refused}; no other node of the cluster has room"),
@@ -343,8 +348,8 @@ impl Directory {
     fn answers<A: Agent>(&self, node: &str) -> bool {
         // `!` is no key character: the owner answers `invalid_key` at once, starting nothing.
         let subject = format!(
-            "{}{node}.{}.!ping.ping",
-            self.route.node_prefix_base,
+            "{}.{}.!ping.ping",
+            self.route.names.node_prefix(node),
             A::KIND
         );
         self.route

@@ -175,13 +175,13 @@ mod node {
             host::Pid::local(relay),
         );
         let route = ClusterRoute {
+            names: names.clone(),
             node_id: node_id.clone(),
             node_name: config.node_name.clone(),
             directory,
             nodes,
             lease,
             state: StoreConfig::nats_kv_replicated(names.state_bucket(), config.replicas),
-            node_prefix_base: format!("_SWARM.{}.node.", names.namespace),
         };
         crate::runtime::mailbox::cast(lease, LeaseOp::SetRoute(Box::new(route.clone())));
         Ok(Cluster {
@@ -221,11 +221,7 @@ mod node {
         let route: Option<Box<ClusterRoute>> =
             lease::ask(lease.id, LeaseOp::Route).map_err(refuse)?;
         let route = route.ok_or_else(|| refuse("the node is still joining its cluster".into()))?;
-        let namespace = route
-            .node_prefix_base
-            .trim_start_matches("_SWARM.")
-            .trim_end_matches(".node.")
-            .to_owned();
+        let namespace = route.names.namespace.clone();
         match Directory::new(*route).locate::<A>(key, key_text, false) {
             Located::Here(agent) => Ok(agent),
             Located::Forward(node) => Err(refuse(format!(

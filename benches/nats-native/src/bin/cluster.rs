@@ -13,8 +13,6 @@
 
 use std::time::Instant;
 
-use futures::StreamExt;
-
 const IN_FLIGHT: usize = 64;
 
 #[tokio::main]
@@ -22,23 +20,16 @@ async fn main() {
     let url = std::env::var("SWARM_NATS_URL").expect("SWARM_NATS_URL names the server");
     let ns = std::env::var("SWARM_NAMESPACE").expect("SWARM_NAMESPACE");
     let owner = std::env::var("SWARM_OWNER_ID").expect("SWARM_OWNER_ID");
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let client = async_nats::connect(&url).await.expect("connects");
 
-    // The echo service.
-    let responder = async_nats::connect(&url).await.expect("connects");
-    let mut sub = responder.subscribe("bench.cluster.echo").await.expect("subscribes");
-    let answering = responder.clone();
-    tokio::spawn(async move {
-        while let Some(message) = sub.next().await {
-            if let Some(reply) = message.reply {
-                let _ = answering.publish(reply, message.payload).await;
-            }
-        }
-    });
-    responder.flush().await.expect("flushes");
+    swarm_bench_nats_native::serve_echo(&url, "bench.cluster.echo").await;
 
-    let direct = |key: &str, handler: &str| format!("_SWARM.{ns}.node.{owner}.ledger.{key}.{handler}");
+    let direct =
+        |key: &str, handler: &str| format!("_SWARM.{ns}.node.{owner}.ledger.{key}.{handler}");
     let front = |key: &str, handler: &str| format!("{ns}.ledger.{key}.{handler}");
 
     // Place the agents on the owner (a request at its node subject claims them there), and warm up.
@@ -47,10 +38,17 @@ async fn main() {
             .request(direct(&format!("w{i}"), "append"), r#"{"value": 0}"#.into())
             .await
             .expect("placing an agent");
-        assert!(reply.payload.starts_with(br#"{"ok""#), "{:?}", reply.payload);
+        assert!(
+            reply.payload.starts_with(br#"{"ok""#),
+            "{:?}",
+            reply.payload
+        );
     }
     for _ in 0..200 {
-        client.request("bench.cluster.echo", "{}".into()).await.expect("warm-up");
+        client
+            .request("bench.cluster.echo", "{}".into())
+            .await
+            .expect("warm-up");
         expect_ok(&client, direct("w0", "entries")).await;
         expect_ok(&client, front("w0", "entries")).await;
     }
@@ -60,7 +58,10 @@ async fn main() {
     let at_owner = sequential(n, || client.request(direct("w0", "entries"), "{}".into())).await;
     println!("cluster agent read at its owner: {:.1} us/req", at_owner);
     let forwarded = sequential(n, || client.request(front("w0", "entries"), "{}".into())).await;
-    println!("cluster agent read through another node's front door: {:.1} us/req", forwarded);
+    println!(
+        "cluster agent read through another node's front door: {:.1} us/req",
+        forwarded
+    );
 
     // Writes: the agent's write-through save against a raw KV put.
     let js = async_nats::jetstream::new(client.clone());
@@ -74,8 +75,14 @@ async fn main() {
         .await
         .expect("creates the raw bucket");
     let writes = n / 2;
-    let save = sequential(writes, || client.request(direct("w1", "append"), r#"{"value": 1}"#.into())).await;
-    println!("cluster write-through save (append at owner): {:.1} us/req", save);
+    let save = sequential(writes, || {
+        client.request(direct("w1", "append"), r#"{"value": 1}"#.into())
+    })
+    .await;
+    println!(
+        "cluster write-through save (append at owner): {:.1} us/req",
+        save
+    );
     let value = vec![b'x'; 64];
     let started = Instant::now();
     for _ in 0..writes {
@@ -91,46 +98,71 @@ async fn main() {
         let subject = direct(&format!("w{i}"), "entries");
         async move {
             for _ in 0..per * 4 {
-                client.request(subject.clone(), "{}".into()).await.expect("read");
+                client
+                    .request(subject.clone(), "{}".into())
+                    .await
+                    .expect("read");
             }
         }
     }))
     .await;
     let reads = (per * 4 * IN_FLIGHT) as f64 / started.elapsed().as_secs_f64();
-    println!("cluster agent reads at the owner, {IN_FLIGHT} agents in flight: {:.0} req/s", reads);
+    println!(
+        "cluster agent reads at the owner, {IN_FLIGHT} agents in flight: {:.0} req/s",
+        reads
+    );
     let started = Instant::now();
     futures::future::join_all((0..IN_FLIGHT).map(|i| {
         let client = client.clone();
         let subject = direct(&format!("w{i}"), "append");
         async move {
             for _ in 0..per {
-                let reply = client.request(subject.clone(), r#"{"value": 2}"#.into()).await.expect("append");
-                assert!(reply.payload.starts_with(br#"{"ok""#), "{:?}", reply.payload);
+                let reply = client
+                    .request(subject.clone(), r#"{"value": 2}"#.into())
+                    .await
+                    .expect("append");
+                assert!(
+                    reply.payload.starts_with(br#"{"ok""#),
+                    "{:?}",
+                    reply.payload
+                );
             }
         }
     }))
     .await;
     let saves = (per * IN_FLIGHT) as f64 / started.elapsed().as_secs_f64();
-    println!("cluster write-through saves, {IN_FLIGHT} agents in flight: {:.0} saves/s", saves);
+    println!(
+        "cluster write-through saves, {IN_FLIGHT} agents in flight: {:.0} saves/s",
+        saves
+    );
     let started = Instant::now();
     futures::future::join_all((0..IN_FLIGHT).map(|i| {
         let kv = kv.clone();
         let value = value.clone();
         async move {
             for _ in 0..per {
-                kv.put(format!("k{i}"), value.clone().into()).await.expect("raw put");
+                kv.put(format!("k{i}"), value.clone().into())
+                    .await
+                    .expect("raw put");
             }
         }
     }))
     .await;
     let puts = (per * IN_FLIGHT) as f64 / started.elapsed().as_secs_f64();
-    println!("cluster raw KV puts, {IN_FLIGHT} keys in flight: {:.0} puts/s", puts);
+    println!(
+        "cluster raw KV puts, {IN_FLIGHT} keys in flight: {:.0} puts/s",
+        puts
+    );
     let _ = js.delete_key_value(&bucket).await;
 }
 
 async fn expect_ok(client: &async_nats::Client, subject: String) {
     let reply = client.request(subject, "{}".into()).await.expect("request");
-    assert!(reply.payload.starts_with(br#"{"ok""#), "{:?}", reply.payload);
+    assert!(
+        reply.payload.starts_with(br#"{"ok""#),
+        "{:?}",
+        reply.payload
+    );
 }
 
 /// Microseconds per call of `n` calls one after the other.
