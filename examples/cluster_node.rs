@@ -1,5 +1,7 @@
 //! A node of a swarm cluster: joins the cluster named by the environment, serves the `ledger` and
-//! `chat-room` kinds through the cluster's front door, and runs until it is drained.
+//! `chat-room` kinds through the cluster's front door, and runs until it is drained. Its `teller`
+//! agents, served on this node only (`<ns>.via.<node name>.teller.<key>.<handler>`), call ledgers
+//! through handles, wherever in the cluster those live.
 //!
 //! `scripts/cluster up` starts three of these next to a three-server NATS cluster; the fault tests
 //! (`tests/support/cluster_faults.py`) start, kill, pause and drain them. Environment:
@@ -11,7 +13,8 @@
 //! - `SWARM_MAX_AGENTS`: the node's `NodeLimits::max_agents` (a full node places new agents on
 //!   the node with the most room);
 //! - `SWARM_FRONT_DOOR=0`: hold agents but take no front-door requests (`scripts/bench-cluster`
-//!   uses it to measure a call forwarded from another node).
+//!   uses it to measure a call forwarded from another node);
+//! - `SWARM_STAY_UP=1`: keep every ledger up across node losses (`ServeOptions::stay_up`).
 //!
 //! It prints `swarm-cluster-node ready name=.. id=.. incarnation=1` once it serves, and
 //! `swarm-cluster-node drained name=.. ms=..` before it ends after a drain
@@ -20,8 +23,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use swarm::cluster::{join, ClusterConfig};
-use swarm::nats::ConnectOptions;
+use swarm::cluster::{join, Cluster, ClusterConfig, ServeOptions};
+use swarm::nats::{serve_agents, ConnectOptions};
 use swarm::prelude::*;
 
 /// An append-only list of numbers: what the fault tests write to, because every acknowledged
@@ -58,6 +61,89 @@ impl Ledger {
     #[handler]
     pub fn entries(&self) -> Vec<u64> {
         self.entries.clone()
+    }
+}
+
+/// Calls ledgers through handles from this node: the fault tests use it to check that a handle
+/// reaches its agent wherever it lives, and follows it when it moves. It keeps each ledger's
+/// handle between calls, as a program would.
+#[agent(kind = "teller")]
+pub struct Teller {
+    #[key]
+    id: String,
+    ledgers: std::collections::HashMap<String, LedgerRef>,
+}
+
+/// Why a teller's call failed: the `CallError`'s kind on the wire, whether it was applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failed {
+    pub kind: String,
+    pub applied: Option<bool>,
+    pub message: String,
+}
+
+impl Failed {
+    fn of(err: &CallError) -> Failed {
+        Failed {
+            kind: err.reason.wire_name().into(),
+            applied: err.reason.applied(),
+            message: err.to_string(),
+        }
+    }
+
+    fn start(err: &StartError) -> Failed {
+        Failed {
+            kind: "start_failed".into(),
+            applied: Some(false),
+            message: err.to_string(),
+        }
+    }
+}
+
+#[agent]
+impl Teller {
+    /// Appends `value` to ledger `ledger` through its handle.
+    #[handler]
+    pub fn append(&mut self, ledger: String, value: u64) -> Result<Appended, Failed> {
+        self.ledger(&ledger)?
+            .append(value)
+            .map_err(|err| Failed::of(&err))
+    }
+
+    /// Acts on ledger `ledger` through its handle: `alive`, `shutdown` or `kill`; answers
+    /// whether it is alive (`alive`), and where the handle found it (a process id here, or
+    /// `null` for another node).
+    #[handler]
+    pub fn control(&mut self, ledger: String, op: String) -> Result<(bool, Option<u64>), Failed> {
+        let handle = self.ledger(&ledger)?;
+        let alive = match op.as_str() {
+            "alive" => handle.is_alive(),
+            "shutdown" => handle.shutdown().map_err(|err| Failed::of(&err)).map(|()| true)?,
+            "kill" => {
+                handle.kill();
+                true
+            }
+            other => {
+                return Err(Failed {
+                    kind: "bad_arguments".into(),
+                    applied: Some(false),
+                    message: format!("no op {other:?}: alive, shutdown or kill"),
+                })
+            }
+        };
+        Ok((alive, handle.process_id()))
+    }
+}
+
+impl Teller {
+    /// The handle kept for `ledger` (it follows its agent when that moves), made on first use.
+    fn ledger(&mut self, ledger: &str) -> Result<&LedgerRef, Failed> {
+        if !self.ledgers.contains_key(ledger) {
+            let handle =
+                Ledger::get_or_start(ledger.to_owned()).map_err(|err| Failed::start(&err))?;
+            self.ledgers.insert(ledger.to_owned(), handle);
+        }
+        Ok(&self.ledgers[ledger])
     }
 }
 
@@ -129,13 +215,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let cluster = join(config)?;
     let workers = setting("SWARM_WORKERS", 2);
-    if setting("SWARM_FRONT_DOOR", 1) == 0 {
-        cluster.serve_owned_only::<Ledger>(workers)?;
-        cluster.serve_owned_only::<ChatRoom>(workers)?;
-    } else {
-        cluster.serve::<Ledger>(workers)?;
-        cluster.serve::<ChatRoom>(workers)?;
+    let front_door = setting("SWARM_FRONT_DOOR", 1) != 0;
+    for serve in [
+        Cluster::serve_with::<Ledger>,
+        Cluster::serve_with::<ChatRoom>,
+    ] {
+        serve(
+            &cluster,
+            ServeOptions {
+                workers,
+                front_door,
+                stay_up: setting("SWARM_STAY_UP", 0) != 0,
+                ..ServeOptions::default()
+            },
+        )?;
     }
+    // Tellers are this node's own: reached on a subject that names it.
+    serve_agents::<Teller>(
+        cluster.client(),
+        &format!("{}.via.{name}", cluster.namespace()),
+        1,
+    )?;
     println!(
         "swarm-cluster-node ready name={name} id={} incarnation=1",
         cluster.node_id()

@@ -82,6 +82,117 @@ pub enum CallFailure {
     /// `Serialize` fails, or that bincode cannot write); nothing was sent.
     #[error("the request could not be encoded, nothing was sent: {0}")]
     Unsendable(String),
+    /// Cluster only: nobody answered at the agent's node (it ended), and the cluster named no
+    /// other owner in time. Nothing was delivered; call again once the agent has moved.
+    #[error("no node answered for the agent; nothing was delivered: {0}")]
+    NoResponders(String),
+    /// Cluster only: the agent's node left the cluster (its lease ended), or the connection to
+    /// it was lost, while the call waited. Whether the call was applied is not known.
+    #[error("the agent's node was lost while the call waited; it may or may not have been applied: {0}")]
+    NodeLost(String),
+    /// Cluster only: the cluster cannot place or reach the agent now (a node draining or
+    /// rejoining, every node full, the owner not answering until its lease runs out, NATS
+    /// unreachable). Nothing was applied; call again later.
+    #[error("the cluster cannot serve the agent now; nothing was applied: {0}")]
+    Unavailable(String),
+    /// Cluster only: the agent's node refused the request itself (`kind` is the front door's
+    /// error kind, such as `bad_arguments` or `start_failed`: nodes running different versions of
+    /// the agent, or an agent whose state does not load). Nothing was applied.
+    #[error("the agent's node refused the request ({kind}); nothing was applied: {message}")]
+    Refused {
+        /// The front door's error kind.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl CallFailure {
+    /// Whether the call took effect: `Some(true)` if the handler ran and its state change (if
+    /// any) is saved, `Some(false)` if it certainly did not (so it is safe to call again), `None`
+    /// when it cannot be known.
+    pub fn applied(&self) -> Option<bool> {
+        match self {
+            CallFailure::NotRunning
+            | CallFailure::Panicked(_)
+            | CallFailure::Unsendable(_)
+            | CallFailure::Moved(_)
+            | CallFailure::Expired
+            | CallFailure::NoResponders(_)
+            | CallFailure::Unavailable(_)
+            | CallFailure::Refused { .. } => Some(false),
+            CallFailure::Unencodable(_) => Some(true),
+            // A store can take a write and still fail (a directory sync after the rename, a
+            // commit that outlives the store's timeout): not known.
+            CallFailure::TimedOut(_)
+            | CallFailure::Stopped
+            | CallFailure::PersistFailed(_)
+            | CallFailure::NodeLost(_) => None,
+        }
+    }
+
+    /// The failure's name on the wire (the `reason` of a front-door `call_failed` error), from
+    /// which a remote caller rebuilds it (see [`CallFailure::from_wire`]).
+    pub fn wire_name(&self) -> &'static str {
+        match self {
+            CallFailure::NotRunning => "not_running",
+            CallFailure::TimedOut(_) => "timed_out",
+            CallFailure::Panicked(_) => "panicked",
+            CallFailure::Stopped => "stopped",
+            CallFailure::PersistFailed(_) => "persist_failed",
+            CallFailure::Unencodable(_) => "unencodable",
+            CallFailure::Moved(_) => "moved",
+            CallFailure::Expired => "expired",
+            CallFailure::Unsendable(_) => "unsendable",
+            CallFailure::NoResponders(_) => "no_responders",
+            CallFailure::NodeLost(_) => "node_lost",
+            CallFailure::Unavailable(_) => "unavailable",
+            CallFailure::Refused { .. } => "refused",
+        }
+    }
+
+    /// The text a failure carries (a panic message, a store's error), if it carries one.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            CallFailure::Panicked(detail)
+            | CallFailure::PersistFailed(detail)
+            | CallFailure::Unencodable(detail)
+            | CallFailure::Moved(detail)
+            | CallFailure::Unsendable(detail)
+            | CallFailure::NoResponders(detail)
+            | CallFailure::NodeLost(detail)
+            | CallFailure::Unavailable(detail) => Some(detail),
+            CallFailure::Refused { message, .. } => Some(message),
+            CallFailure::NotRunning
+            | CallFailure::TimedOut(_)
+            | CallFailure::Stopped
+            | CallFailure::Expired => None,
+        }
+    }
+
+    /// The failure a node reported as `reason` with `detail` (see [`CallFailure::detail`]);
+    /// `timeout` is the caller's own.
+    pub(crate) fn from_wire(reason: &str, detail: String, timeout: Duration) -> CallFailure {
+        let message = detail;
+        match reason {
+            "not_running" => CallFailure::NotRunning,
+            "timed_out" => CallFailure::TimedOut(timeout),
+            "panicked" => CallFailure::Panicked(message),
+            "stopped" => CallFailure::Stopped,
+            "persist_failed" => CallFailure::PersistFailed(message),
+            "unencodable" => CallFailure::Unencodable(message),
+            "moved" => CallFailure::Moved(message),
+            "expired" => CallFailure::Expired,
+            "unsendable" => CallFailure::Unsendable(message),
+            "no_responders" => CallFailure::NoResponders(message),
+            "node_lost" => CallFailure::NodeLost(message),
+            "unavailable" => CallFailure::Unavailable(message),
+            other => CallFailure::Refused {
+                kind: other.to_owned(),
+                message,
+            },
+        }
+    }
 }
 
 /// What an agent sends back instead of a handler's answer when the call failed inside it.

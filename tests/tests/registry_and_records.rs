@@ -59,7 +59,7 @@ fn concurrent_get_or_start_yields_one_agent(mailbox: lunatic::Mailbox<u64>) {
                 .get_or_start("contended")
                 .unwrap();
             counter.add(1).unwrap().unwrap();
-            parent.send(counter.process_id());
+            parent.send(counter.process_id().expect("a local agent"));
         });
     }
     let ids: Vec<u64> = (0..racers).map(|_| mailbox.receive()).collect();

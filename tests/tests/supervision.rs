@@ -75,7 +75,7 @@ fn one_for_all_stops_the_others_in_reverse_then_starts_all_in_order() {
     let journal = journal("o4a");
     let sup = OneForAll::start().unwrap();
     assert_eq!(events(&journal, 3), ["start a", "start b", "start c"]);
-    let before: Vec<u64> = [sup.a(), sup.b(), sup.c()]
+    let before: Vec<Option<u64>> = [sup.a(), sup.b(), sup.c()]
         .map(|h| h.unwrap().process_id())
         .to_vec();
     sup.b().unwrap().crash().unwrap();
@@ -83,7 +83,7 @@ fn one_for_all_stops_the_others_in_reverse_then_starts_all_in_order() {
         events(&journal, 5),
         ["stop c", "stop a", "start a", "start b", "start c"]
     );
-    let after: Vec<u64> = [sup.a(), sup.b(), sup.c()]
+    let after: Vec<Option<u64>> = [sup.a(), sup.b(), sup.c()]
         .map(|h| h.unwrap().process_id())
         .to_vec();
     assert!(

@@ -15,7 +15,7 @@
 //! A request that reached this node as the owner (on its node subject) is never forwarded again:
 //! if the directory names another node, the caller gets `moved` and asks again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,34 @@ pub(crate) struct ClusterRoute {
     pub nodes: KvBucket,
     pub lease: u64,
     pub state: StoreConfig,
+    /// How this node serves each kind (as `Cluster::serve_with` was told).
+    pub kinds: BTreeMap<String, KindOptions>,
+}
+
+/// How agents of one kind are kept (see `ServeOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KindOptions {
+    /// Passivation after this long without a message.
+    pub idle: Option<Duration>,
+    /// Kept up across node losses: each activation is recorded under this node
+    /// ([`stay_up_key`]), and another node activates it at once when this one is gone (see
+    /// `keeper`).
+    pub stay_up: bool,
+}
+
+/// The record `up.<kind>.<node id>.<incarnation>.<key>` in the directory bucket: agent `key` of
+/// `kind` is kept up, and runs on that incarnation of that node. Its value is empty: the key says
+/// it all, so that finding the records of a dead node reads no value.
+pub(crate) fn stay_up_key(kind: &str, node_id: &str, incarnation: u64, key: &str) -> String {
+    format!("up.{kind}.{node_id}.{incarnation}.{key}")
+}
+
+/// The node id, incarnation and key of a [`stay_up_key`] of `kind`.
+pub(crate) fn parse_stay_up_key<'a>(kind: &str, record: &'a str) -> Option<(&'a str, u64, &'a str)> {
+    let rest = record.strip_prefix("up.")?.strip_prefix(kind)?.strip_prefix('.')?;
+    let (node, rest) = rest.split_once('.')?;
+    let (incarnation, key) = rest.split_once('.')?;
+    Some((node, incarnation.parse().ok()?, key))
 }
 
 /// Where one request goes.
@@ -69,8 +97,6 @@ struct Known {
 /// One worker's view of the directory.
 pub(crate) struct Directory {
     route: ClusterRoute,
-    /// Agents this worker starts stop after this long idle (passivation).
-    idle: Option<Duration>,
     owners: HashMap<String, Known>,
     counters: Counters,
     last_flush: Instant,
@@ -80,17 +106,10 @@ impl Directory {
     pub fn new(route: ClusterRoute) -> Directory {
         Directory {
             route,
-            idle: None,
             owners: HashMap::new(),
             counters: Counters::default(),
             last_flush: Instant::now(),
         }
-    }
-
-    /// Agents started from here stop after `idle` without a message, and release their entry.
-    pub fn passivate_after(mut self, idle: Option<Duration>) -> Directory {
-        self.idle = idle;
-        self
     }
 
     /// Finds (or claims and starts) the owner of `A`'s `key` for a request; `forwarded` is true
@@ -205,8 +224,13 @@ impl Directory {
                             .update(&dir_key, &found.value, found.revision)
                         {
                             Ok(revision) => {
-                                return self
-                                    .activate::<A>(key, key_text, &dir_key, revision, forwarded)
+                                return self.activate::<A>(
+                                    key,
+                                    key_text,
+                                    &dir_key,
+                                    (revision, incarnation),
+                                    forwarded,
+                                )
                             }
                             Err(JsError::WrongLastSequence { .. }) => continue,
                             Err(err) => {
@@ -229,7 +253,13 @@ impl Directory {
             };
             match claimed {
                 Ok(revision) => {
-                    return self.activate::<A>(key, key_text, &dir_key, revision, forwarded)
+                    return self.activate::<A>(
+                        key,
+                        key_text,
+                        &dir_key,
+                        (revision, incarnation),
+                        forwarded,
+                    )
                 }
                 // Another node claimed it first: read who, and go there.
                 Err(JsError::WrongLastSequence { .. } | JsError::KeyExists { .. }) => {
@@ -291,28 +321,44 @@ impl Directory {
         best.map(|(_, id)| id)
     }
 
+    /// Starts `A`'s agent `key` here, its entry `dir_key` claimed at `revision` by this node's
+    /// `incarnation`.
     fn activate<A: Agent>(
         &mut self,
         key: A::Key,
         key_text: &str,
         dir_key: &str,
-        revision: u64,
+        (revision, incarnation): (u64, u64),
         forwarded: bool,
     ) -> Located<A> {
+        let options = self.route.kinds.get(A::KIND).copied().unwrap_or_default();
         let started = Launcher::<A>::default()
             .claimed()
-            .idle_timeout(self.idle)
+            .idle_timeout(options.idle)
             .store(self.route.state.clone())
             .get_or_start(key);
         match started {
             Ok(agent) => {
                 self.owners.remove(dir_key);
+                if options.stay_up {
+                    let record =
+                        stay_up_key(A::KIND, &self.route.node_id, incarnation, key_text);
+                    if let Err(err) = self.route.directory.put(&record, b"") {
+                        // It runs; only a loss of this node before its next activation would
+                        // leave it down until its next call.
+                        eprintln!(
+                            "swarm: cluster: {}/{key_text} is not recorded as kept up: {err}",
+                            A::KIND
+                        );
+                    }
+                }
                 crate::runtime::mailbox::cast(
                     self.route.lease,
                     LeaseOp::Activated {
-                        pid: agent.process_id(),
+                        pid: agent.process_id().unwrap_or_default(),
                         dir_key: dir_key.to_owned(),
                         revision,
+                        stay_up: options.stay_up.then_some(incarnation),
                     },
                 );
                 Located::Here(agent)

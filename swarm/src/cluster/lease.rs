@@ -39,12 +39,16 @@ const TRUSTED_SHARE: f64 = 0.8;
 pub(crate) enum LeaseOp {
     /// The incarnation to claim with; `None` while fenced or draining (claim nothing).
     Incarnation,
-    /// A worker activated an agent here after claiming its directory entry at `revision`.
+    /// A worker activated an agent here after claiming its directory entry at `revision`;
+    /// `stay_up` is the incarnation of its stay-up record, for a kind kept up.
     Activated {
         pid: u64,
         dir_key: String,
         revision: u64,
+        stay_up: Option<u64>,
     },
+    /// The node serves `kind` so (handles and keepers read it from the route).
+    ServeKind(String, super::directory::KindOptions),
     /// Counters to add (from workers: forwards, conflicts).
     Count(Counters),
     /// The figures for STATS, as a JSON object.
@@ -75,6 +79,8 @@ pub(crate) struct Activation {
     pub pid: u64,
     pub dir_key: String,
     pub revision: u64,
+    /// The incarnation of its stay-up record, for a kind kept up.
+    pub stay_up: Option<u64>,
 }
 
 /// Everything the lease process starts with.
@@ -216,6 +222,7 @@ impl Lease {
                 pid,
                 dir_key,
                 revision,
+                stay_up,
             } => {
                 self.counters.activations += 1;
                 self.activations.insert(
@@ -224,8 +231,14 @@ impl Lease {
                         pid,
                         dir_key,
                         revision,
+                        stay_up,
                     },
                 );
+            }
+            LeaseOp::ServeKind(kind, options) => {
+                if let Some(route) = &mut self.route {
+                    route.kinds.insert(kind, options);
+                }
             }
             LeaseOp::Count(more) => {
                 self.counters.activations += more.activations;
@@ -294,6 +307,11 @@ impl Lease {
     /// that passivated, stopped or crashed here is claimed afresh by whichever node gets its next
     /// call). The release is a delete on the revision the agent was started at: a start here since
     /// (which claims again on that revision first) makes it fail, and the entry stays.
+    ///
+    /// An agent kept up that ended here while the node serves is no longer kept up (its own end:
+    /// a crash or a stop comes back on its next call, as any agent's does); its stay-up record
+    /// goes. While the node drains, the records stay: they are how the other nodes know to
+    /// activate those agents at once when this node has left.
     fn prune(&mut self) {
         let ended: Vec<Activation> = self
             .activations
@@ -312,6 +330,19 @@ impl Lease {
                 let _claimed_again_meanwhile = route
                     .directory
                     .delete(&activation.dir_key, Some(activation.revision));
+            }
+            if let (Some(incarnation), true) =
+                (activation.stay_up, self.claiming && !live_again)
+            {
+                if let Some((kind, key)) = activation.dir_key.split_once('/') {
+                    let record = super::directory::stay_up_key(
+                        kind,
+                        &self.args.node_id,
+                        incarnation,
+                        key,
+                    );
+                    let _gone_already = route.directory.delete(&record, None);
+                }
             }
         }
     }

@@ -37,12 +37,16 @@ pub mod config;
 pub(crate) mod directory;
 pub mod entries;
 #[cfg(target_arch = "wasm32")]
+mod keeper;
+#[cfg(target_arch = "wasm32")]
 mod lease;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod remote;
 
 pub use config::{ClusterConfig, ConfigError, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use node::{get_or_start, serves};
+pub(crate) use node::{get_or_start, locate, route_for, serves};
 #[cfg(target_arch = "wasm32")]
 pub use node::{join, Cluster, ClusterError, ServeOptions};
 
@@ -53,13 +57,14 @@ mod node {
     use serde::{Deserialize, Serialize};
 
     use super::config::{ClusterConfig, Names};
-    use super::directory::{ClusterRoute, Directory, Located};
+    use super::directory::{ClusterRoute, Directory, KindOptions, Located};
     use super::lease::{self, Activation, LeaseArgs, LeaseOp};
-    use crate::error::StartError;
+    use crate::error::{CallFailure, StartError};
     use crate::nats::agents::{start_workers, Role};
     use crate::nats::ClusterStatsQuery;
     use crate::nats::{AgentService, JetStream, JsError, KvConfig, NatsClient, NatsError};
     use crate::runtime::agent::Agent;
+    use crate::runtime::handle::{AgentHandle, AgentRef};
     use crate::runtime::host;
     use crate::runtime::host::Received;
     use crate::runtime::mailbox::{
@@ -103,6 +108,12 @@ mod node {
         /// and releases its directory entry (within a third of the lease TTL); its next call
         /// activates it again, here or on another node, with its state. Default: never.
         pub idle: Option<Duration>,
+        /// Keep every agent of the kind up across node losses (Akka's "remember entities"):
+        /// when the node holding one dies (its lease runs out), is fenced, or drains, another
+        /// node activates it at once, with its state, instead of on its next call. The agent's
+        /// own end (a crash, a stop) on a live node is not a node loss: it comes back on its
+        /// next call, as any agent does. Not passivated (`idle` is ignored). Default false.
+        pub stay_up: bool,
     }
 
     impl Default for ServeOptions {
@@ -111,6 +122,7 @@ mod node {
                 workers: 2,
                 front_door: true,
                 idle: None,
+                stay_up: false,
             }
         }
     }
@@ -182,6 +194,7 @@ mod node {
             nodes,
             lease,
             state: StoreConfig::nats_kv_replicated(names.state_bucket(), config.replicas),
+            kinds: Default::default(),
         };
         crate::runtime::mailbox::cast(lease, LeaseOp::SetRoute(Box::new(route.clone())));
         Ok(Cluster {
@@ -206,7 +219,7 @@ mod node {
     }
 
     /// `A::get_or_start(key)` on a node that serves `A` in a cluster: the agent of the whole
-    /// cluster, found or claimed here; an agent owned elsewhere is an error naming its owner.
+    /// cluster, found or claimed here, or a handle that reaches it on the node that owns it.
     pub(crate) fn get_or_start<A: Agent>(
         key: A::Key,
         key_text: &str,
@@ -216,22 +229,59 @@ mod node {
             key: key_text.into(),
             reason,
         };
-        let lease = host::registry_get(&served_kind_name(A::KIND))
-            .ok_or_else(|| refuse("the cluster stopped serving this kind".into()))?;
-        let route: Option<Box<ClusterRoute>> =
-            lease::ask(lease.id, LeaseOp::Route).map_err(refuse)?;
-        let route = route.ok_or_else(|| refuse("the node is still joining its cluster".into()))?;
-        let namespace = route.names.namespace.clone();
-        match Directory::new(*route).locate::<A>(key, key_text, false) {
+        match find::<A>(key, key_text).map_err(&refuse)? {
             Located::Here(agent) => Ok(agent),
-            Located::Forward(node) => Err(refuse(format!(
-                "another node of the cluster owns it ({}); handles that reach other nodes are \
-                 not there yet: call it through the front door {namespace}.{}.{key_text}.<handler>",
-                node.rsplit('.').next().unwrap_or(&node),
-                A::KIND
+            Located::Forward(node) => Ok(A::Handle::from_raw(AgentRef::remote(
+                node,
+                key_text.to_owned(),
             ))),
+            Located::Refused("overloaded", message) => Err(StartError::Overloaded {
+                kind: A::KIND.into(),
+                key: key_text.into(),
+                limit: message,
+            }),
             Located::Refused(kind, message) => Err(refuse(format!("{kind}: {message}"))),
         }
+    }
+
+    /// Where a handle's agent is now (see `AgentRef`): found here, or on the node that owns it,
+    /// or claimed and started here if nobody holds it.
+    pub(crate) fn locate<A: Agent>(key_text: &str) -> Result<A::Handle, CallFailure> {
+        let key = crate::key::parse_key_text::<A::Key>(A::KIND, key_text).map_err(|err| {
+            CallFailure::Refused {
+                kind: "invalid_key".into(),
+                message: err.to_string(),
+            }
+        })?;
+        match find::<A>(key, key_text).map_err(CallFailure::Unavailable)? {
+            Located::Here(agent) => Ok(agent),
+            Located::Forward(node) => Ok(A::Handle::from_raw(AgentRef::remote(
+                node,
+                key_text.to_owned(),
+            ))),
+            Located::Refused(kind @ ("unavailable" | "overloaded"), message) => Err(
+                CallFailure::Unavailable(format!("{kind}: {message}")),
+            ),
+            Located::Refused("moved", message) => Err(CallFailure::Moved(message)),
+            Located::Refused(kind, message) => Err(CallFailure::Refused {
+                kind: kind.into(),
+                message,
+            }),
+        }
+    }
+
+    /// Looks `A`'s `key` up in the cluster's directory, as a front door worker of this node
+    /// would (claiming it for this node if nobody holds it).
+    fn find<A: Agent>(key: A::Key, key_text: &str) -> Result<Located<A>, String> {
+        Ok(Directory::new(*route_for::<A>()?).locate::<A>(key, key_text, false))
+    }
+
+    /// The route of this node's cluster, which serves `A`.
+    pub(crate) fn route_for<A: Agent>() -> Result<Box<ClusterRoute>, String> {
+        let lease = host::registry_get(&served_kind_name(A::KIND))
+            .ok_or_else(|| "the cluster stopped serving this kind".to_owned())?;
+        let route: Option<Box<ClusterRoute>> = lease::ask(lease.id, LeaseOp::Route)?;
+        route.ok_or_else(|| "the node is still joining its cluster".to_owned())
     }
 
     /// Answers the discovery's [`ClusterStatsQuery`] with the lease process' figures; ends
@@ -335,8 +385,19 @@ mod node {
                 workers,
                 front_door,
                 idle,
+                stay_up,
             } = options;
             let kind = A::KIND;
+            let options = KindOptions {
+                idle: idle.filter(|_| !stay_up),
+                stay_up,
+            };
+            let mut route = self.route.clone();
+            route.kinds.insert(kind.to_owned(), options);
+            crate::runtime::mailbox::cast(
+                self.route.lease,
+                LeaseOp::ServeKind(kind.to_owned(), options),
+            );
             let front = if !front_door {
                 None
             } else {
@@ -347,9 +408,8 @@ mod node {
                     format!("{}.{kind}.", self.names.namespace),
                     workers,
                     Some(Role {
-                        route: self.route.clone(),
+                        route: route.clone(),
                         owner: false,
-                        idle,
                     }),
                     Some(&self.names.namespace),
                 )?)
@@ -363,9 +423,8 @@ mod node {
                 format!("{own}.{kind}."),
                 workers,
                 Some(Role {
-                    route: self.route.clone(),
+                    route: route.clone(),
                     owner: true,
-                    idle,
                 }),
                 // Counted where they came in, at the front door.
                 None,
@@ -373,6 +432,14 @@ mod node {
             match owner {
                 Ok(owner) => {
                     let services: Vec<AgentService> = front.into_iter().chain([owner]).collect();
+                    if stay_up {
+                        if let Err(err) = spawn(route, super::keeper::keep_up::<A>) {
+                            services.iter().for_each(AgentService::stop);
+                            return Err(ClusterError::Node(format!(
+                                "starting the keeper of {kind}: {err}"
+                            )));
+                        }
+                    }
                     crate::runtime::mailbox::cast(
                         self.route.lease,
                         LeaseOp::Served(services.clone()),

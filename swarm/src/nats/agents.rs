@@ -54,7 +54,7 @@ use crate::cluster::directory::{Directory, Located};
 use crate::error::StartError;
 use crate::key::parse_key_text;
 use crate::runtime::agent::{Agent, AgentBehavior, HandlerInfo};
-use crate::runtime::handle::{AgentHandle, Launcher, DEFAULT_TIMEOUT};
+use crate::runtime::handle::{AgentHandle, Control, Launcher, DEFAULT_TIMEOUT};
 use crate::runtime::host;
 use crate::runtime::mailbox::{cast, reply_slot, take_queued, wait_for, ReplyTo};
 use crate::runtime::process::{spawn, spawn_linked};
@@ -200,8 +200,6 @@ pub(crate) struct Role {
     pub route: crate::cluster::directory::ClusterRoute,
     /// The worker takes requests forwarded to this node as the owner: it forwards none again.
     pub owner: bool,
-    /// Agents it starts stop after this long idle.
-    pub idle: Option<std::time::Duration>,
 }
 
 /// A worker: takes requests from its subscription, validates them, and hands each to its agent
@@ -226,7 +224,7 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
     ready.send::<Result<u64, String>>(Ok(responder));
     let mut replier = Replier::new(client.clone(), subject.clone(), A::HANDLERS);
     let owner = role.as_ref().is_some_and(|role| role.owner);
-    let mut directory = role.map(|role| Directory::new(role.route).passivate_after(role.idle));
+    let mut directory = role.map(|role| Directory::new(role.route));
     let mut subscription = Some(subscription);
     let mut drained = std::collections::VecDeque::new();
     let mut stop_checked = std::time::Instant::now();
@@ -312,7 +310,7 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                         Expect {
                             tag: tag.id(),
                             reply_subject: reply_subject.to_owned(),
-                            agent: agent.raw().pid().id,
+                            agent: agent.raw().pid().map_or(0, |pid| pid.id),
                             key: agent.key().to_owned(),
                             handler,
                             timeout: DEFAULT_TIMEOUT + RUNNING_GRACE,
@@ -392,6 +390,10 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8], place: Place)
         Ok(key) => key,
         Err(err) => return answered(Reply::error("invalid_key", err.to_string())),
     };
+    if let (Some(control), Place::Cluster { owner: true, .. }) = (Control::from_token(handler), &place)
+    {
+        return answered(control_here::<A>(key, control));
+    }
     let Some(index) = A::HANDLERS.iter().position(|info| info.name == handler) else {
         let known: Vec<&str> = A::HANDLERS.iter().map(|info| info.name).collect();
         return answered(Reply::error(
@@ -440,6 +442,25 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8], place: Place)
         Ok(()) => Reply::ok(b"null"),
         Err(err) => Reply::call_failed(&err),
     })
+}
+
+/// What a handle on another node asked of `A`'s agent `key` here (see `cluster::remote`):
+/// `true` if done, `false` if the agent does not run here.
+fn control_here<A: Agent>(key: A::Key, control: Control) -> Reply {
+    let Some(agent) = Launcher::<A>::default().lookup(key) else {
+        return Reply::ok(b"false");
+    };
+    match control {
+        Control::Alive => Reply::ok(b"true"),
+        Control::Shutdown => match agent.shutdown() {
+            Ok(()) => Reply::ok(b"true"),
+            Err(err) => Reply::call_failed(&err),
+        },
+        Control::Kill => {
+            agent.kill();
+            Reply::ok(b"true")
+        }
+    }
 }
 
 /// The message for `info` from a JSON object of its arguments: `{"<Variant>": <arguments>}`,

@@ -58,18 +58,10 @@ impl Applied {
     }
 
     fn after(failure: &CallFailure) -> Self {
-        match failure {
-            CallFailure::NotRunning
-            | CallFailure::Panicked(_)
-            | CallFailure::Unsendable(_)
-            | CallFailure::Moved(_)
-            | CallFailure::Expired => Applied::No,
-            CallFailure::Unencodable(_) => Applied::Yes,
-            // A store can take a write and still fail (a directory sync after the rename, a
-            // commit that outlives the store's timeout): not known.
-            CallFailure::TimedOut(_) | CallFailure::Stopped | CallFailure::PersistFailed(_) => {
-                Applied::Unknown
-            }
+        match failure.applied() {
+            Some(true) => Applied::Yes,
+            Some(false) => Applied::No,
+            None => Applied::Unknown,
         }
     }
 }
@@ -106,23 +98,20 @@ impl Reply {
             CallFailure::Moved(_) => "moved",
             _ => "call_failed",
         };
-        Self::error_with(kind, err.to_string(), Some(applied), timed_out)
+        let mut reply = Self::error_with(kind, err.to_string(), Some(applied), timed_out);
+        // What failed, as a Rust caller in another node rebuilds it (`CallFailure::from_wire`).
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.json) {
+            value["error"]["reason"] = err.reason.wire_name().into();
+            if let Some(detail) = err.reason.detail() {
+                value["error"]["detail"] = cut_to_fit(detail.to_owned()).into();
+            }
+            reply.json = serde_json::to_vec(&value).unwrap_or(reply.json);
+        }
+        reply
     }
 
-    fn error_with(
-        kind: &str,
-        mut message: String,
-        applied: Option<Applied>,
-        timed_out: bool,
-    ) -> Self {
-        if message.len() > MAX_ERROR_MESSAGE {
-            let mut cut = MAX_ERROR_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("...");
-        }
+    fn error_with(kind: &str, message: String, applied: Option<Applied>, timed_out: bool) -> Self {
+        let message = cut_to_fit(message);
         let service_error = ServiceError::for_reply(kind, &message, timed_out);
         let mut error = serde_json::json!({ "kind": kind, "message": message });
         if let Some(applied) = applied {
@@ -161,6 +150,19 @@ impl Reply {
         value["error"]["max_payload"] = max_payload.into();
         (serde_json::to_vec(&value).unwrap_or_default(), error.error)
     }
+}
+
+/// `message`, cut to [`MAX_ERROR_MESSAGE`] bytes.
+fn cut_to_fit(mut message: String) -> String {
+    if message.len() > MAX_ERROR_MESSAGE {
+        let mut cut = MAX_ERROR_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("...");
+    }
+    message
 }
 
 /// A request as a worker took it: the handler it is counted under (`None` for a subject that

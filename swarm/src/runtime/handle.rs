@@ -1,8 +1,9 @@
 //! Handles: how callers reach an agent, and how agents are found and started.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -21,20 +22,56 @@ use crate::store::StoreConfig;
 /// How long a request waits for its answer unless told otherwise (as Erlang's `gen_server:call`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An untyped-by-handler reference to one running agent; the generated `<Agent>Ref` wraps it and
-/// adds one method per handler.
+/// An untyped-by-handler reference to one agent; the generated `<Agent>Ref` wraps it and adds
+/// one method per handler.
+///
+/// It names the agent by kind and key, and knows where it was last found: a process on this node,
+/// or (for a kind this node serves in a cluster) another node of the cluster, reached through
+/// NATS. In a cluster, a call that finds the agent gone from there (passivated, moved, its node
+/// dead) without having applied anything looks the agent up again and is sent there, until the
+/// handle's timeout: a handle names a key, not a process.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct AgentRef<A: Agent> {
-    process: ProcessRef<A>,
+    at: RefCell<Location<A>>,
     key: String,
     timeout: Option<Duration>,
+}
+
+/// Where an agent was last found.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+enum Location<A: Agent> {
+    /// A process on this node.
+    Local(ProcessRef<A>),
+    /// Another node of the cluster: the agent is reached on that node's subject prefix
+    /// (`_SWARM.<ns>.node.<id>`), the way other nodes forward requests to it.
+    Remote(String),
+}
+
+impl<A: Agent> Clone for Location<A> {
+    fn clone(&self) -> Self {
+        match self {
+            Location::Local(process) => Location::Local(*process),
+            Location::Remote(node) => Location::Remote(node.clone()),
+        }
+    }
+}
+
+impl<A: Agent> PartialEq for Location<A> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Location::Local(one), Location::Local(other)) => one == other,
+            (Location::Remote(one), Location::Remote(other)) => one == other,
+            _ => false,
+        }
+    }
 }
 
 impl<A: Agent> Clone for AgentRef<A> {
     fn clone(&self) -> Self {
         AgentRef {
-            process: self.process,
+            at: RefCell::new(self.at.borrow().clone()),
             key: self.key.clone(),
             timeout: self.timeout,
         }
@@ -43,24 +80,43 @@ impl<A: Agent> Clone for AgentRef<A> {
 
 impl<A: Agent> PartialEq for AgentRef<A> {
     fn eq(&self, other: &Self) -> bool {
-        self.process == other.process
+        self.key == other.key && *self.at.borrow() == *other.at.borrow()
     }
 }
 
 impl<A: Agent> fmt::Debug for AgentRef<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentRef")
-            .field("kind", &A::KIND)
-            .field("key", &self.key)
-            .field("process", &self.process.id())
-            .finish()
+        let mut debug = f.debug_struct("AgentRef");
+        debug.field("kind", &A::KIND).field("key", &self.key);
+        match &*self.at.borrow() {
+            Location::Local(process) => debug.field("process", &process.id()),
+            Location::Remote(node) => debug.field("node", node),
+        };
+        debug.finish()
     }
+}
+
+/// The outcome of one attempt at a call, and whether it may be tried again elsewhere.
+enum Attempt<T> {
+    Done(Result<T, CallFailure>),
+    /// Nothing was applied, and the agent is not where the handle last found it.
+    Relocate(CallFailure),
 }
 
 impl<A: Agent> AgentRef<A> {
     pub(crate) fn new(process: ProcessRef<A>, key: String) -> Self {
+        Self::at(Location::Local(process), key)
+    }
+
+    /// A reference to an agent of the cluster that lives on the node with subject prefix `node`.
+    #[cfg(feature = "nats")]
+    pub(crate) fn remote(node: String, key: String) -> Self {
+        Self::at(Location::Remote(node), key)
+    }
+
+    fn at(location: Location<A>, key: String) -> Self {
         AgentRef {
-            process,
+            at: RefCell::new(location),
             key,
             timeout: Some(DEFAULT_TIMEOUT),
         }
@@ -72,11 +128,18 @@ impl<A: Agent> AgentRef<A> {
         handler: &'static str,
         message: A::Msg,
     ) -> Result<R, CallError> {
-        if !process_exists(self.process.id()) {
-            return Err(self.error(handler, CallFailure::NotRunning));
-        }
-        call::<A::Msg, R>(self.process.id(), message, self.timeout)
-            .map_err(|err| self.wait_error(handler, err))
+        self.call(handler, |at| match at {
+            Location::Local(process) => {
+                if !process_exists(process.id()) {
+                    return Attempt::Relocate(CallFailure::NotRunning);
+                }
+                local_outcome(
+                    process.id(),
+                    call::<&A::Msg, R>(process.id(), &message, self.timeout),
+                )
+            }
+            Location::Remote(node) => self.call_remote::<R>(node, handler, &message),
+        })
     }
 
     /// Sends a request and waits for the handler's answer encoded as JSON (for callers outside
@@ -86,69 +149,167 @@ impl<A: Agent> AgentRef<A> {
         handler: &'static str,
         message: A::Msg,
     ) -> Result<Vec<u8>, CallError> {
-        if !process_exists(self.process.id()) {
-            return Err(self.error(handler, CallFailure::NotRunning));
-        }
-        call_json::<A::Msg>(self.process.id(), message, self.timeout)
-            .map_err(|err| self.wait_error(handler, err))
+        self.call(handler, |at| match at {
+            Location::Local(process) => {
+                if !process_exists(process.id()) {
+                    return Attempt::Relocate(CallFailure::NotRunning);
+                }
+                local_outcome(
+                    process.id(),
+                    call_json::<&A::Msg>(process.id(), &message, self.timeout),
+                )
+            }
+            Location::Remote(node) => match self.call_remote::<serde_json::Value>(node, handler, &message)
+            {
+                Attempt::Done(Ok(value)) => Attempt::Done(
+                    serde_json::to_vec(&value)
+                        .map_err(|err| CallFailure::Unencodable(err.to_string())),
+                ),
+                Attempt::Done(Err(failure)) => Attempt::Done(Err(failure)),
+                Attempt::Relocate(failure) => Attempt::Relocate(failure),
+            },
+        })
     }
 
     /// Sends a request whose answer goes to `reply_to` (another process, which waits for it
-    /// itself). `Ok` means it was delivered to a running agent's mailbox.
+    /// itself). `Ok` means it was delivered to a running agent's mailbox on this node (the NATS
+    /// workers only hand requests to agents that run here).
     pub(crate) fn send_request(
         &self,
         handler: &'static str,
         message: A::Msg,
         reply_to: ReplyTo,
     ) -> Result<(), CallError> {
-        if !process_exists(self.process.id()) {
+        let Some(process) = self.local_process() else {
+            return Err(self.error(
+                handler,
+                CallFailure::Unavailable("the agent runs on another node".into()),
+            ));
+        };
+        if !process_exists(process) {
             return Err(self.error(handler, CallFailure::NotRunning));
         }
         let envelope = Envelope {
             message,
             reply_to: Some(reply_to),
         };
-        super::host::send(self.process.id(), envelope_tag(), &envelope)
+        super::host::send(process, envelope_tag(), &envelope)
             .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
     }
 
-    /// The agent's process.
-    pub fn pid(&self) -> Pid {
-        Pid {
-            node: self.process.node_id(),
-            id: self.process.id(),
+    /// The agent's process, if the handle last found it on this node.
+    pub fn pid(&self) -> Option<Pid> {
+        match &*self.at.borrow() {
+            Location::Local(process) => Some(Pid {
+                node: process.node_id(),
+                id: process.id(),
+            }),
+            Location::Remote(_) => None,
         }
     }
 
-    fn wait_error(&self, handler: &'static str, err: WaitError) -> CallError {
-        if let WaitError::Failed(
-            RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_) | RemoteFailure::Moved(_),
-        ) = &err
-        {
-            // The agent answers before its process ends: wait for the end, so that once the
-            // caller has this error, `get_or_start` starts a new agent instead of finding the one
-            // that is going away.
-            wait_until_gone(self.process.id());
-        }
-        let reason = match err {
-            WaitError::TimedOut(after) => CallFailure::TimedOut(after),
-            WaitError::ServerGone => CallFailure::Stopped,
-            WaitError::Failed(failure) => failure.into(),
-            WaitError::Undecodable(detail) => {
-                CallFailure::Unencodable(format!("undecodable reply: {detail}"))
-            }
-            WaitError::Unsendable(detail) => CallFailure::Unsendable(detail),
-        };
-        self.error(handler, reason)
+    fn local_process(&self) -> Option<u64> {
+        self.pid().map(|pid| pid.id)
     }
 
-    /// Sends a fire-and-forget message. `Ok` means it was delivered to a running agent's mailbox.
+    /// Sends a fire-and-forget message. `Ok` means it was delivered to a running agent's mailbox
+    /// (for an agent on another node: that node confirmed the delivery).
     pub fn send(&self, handler: &'static str, message: A::Msg) -> Result<(), CallError> {
-        if !process_exists(self.process.id()) {
-            return Err(self.error(handler, CallFailure::NotRunning));
+        self.call(handler, |at| match at {
+            Location::Local(process) => {
+                if !process_exists(process.id()) {
+                    return Attempt::Relocate(CallFailure::NotRunning);
+                }
+                Attempt::Done(
+                    send_envelope(process.id(), &message)
+                        .map_err(|err| CallFailure::Unsendable(err.to_string())),
+                )
+            }
+            Location::Remote(node) => match self.call_remote::<()>(node, handler, &message) {
+                Attempt::Done(done) => Attempt::Done(done),
+                Attempt::Relocate(failure) => Attempt::Relocate(failure),
+            },
+        })
+    }
+
+    /// Runs `attempt` where the agent was last found; in a cluster, while it fails without
+    /// having applied anything because the agent is not there, finds the agent again and retries
+    /// (until the handle's timeout, pausing a little longer each time: an owner that died holds
+    /// its agents until its lease runs out).
+    fn call<T>(
+        &self,
+        handler: &'static str,
+        mut attempt: impl FnMut(&Location<A>) -> Attempt<T>,
+    ) -> Result<T, CallError> {
+        let deadline = Instant::now() + self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let at = self.at.borrow().clone();
+            let failure = match attempt(&at) {
+                Attempt::Done(done) => return done.map_err(|reason| self.error(handler, reason)),
+                Attempt::Relocate(failure) => failure,
+            };
+            if !self.relocatable() || Instant::now() + pause >= deadline {
+                return Err(self.error(handler, failure));
+            }
+            match self.relocate() {
+                Ok(found) if found != at => *self.at.borrow_mut() = found,
+                // Still there (a node that has not noticed yet, an owner whose lease has not run
+                // out): wait a little, then ask again.
+                Ok(_) | Err(_) => {
+                    super::host::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
         }
-        send_envelope(self.process.id(), message)
-            .map_err(|err| self.error(handler, CallFailure::Unsendable(err.to_string())))
+    }
+
+    /// Whether the agent belongs to this node's cluster (then it can be found again elsewhere).
+    fn relocatable(&self) -> bool {
+        #[cfg(feature = "nats")]
+        return A::KEYED && crate::cluster::serves::<A>();
+        #[cfg(not(feature = "nats"))]
+        return false;
+    }
+
+    /// Where the cluster says the agent is now (claiming and starting it if nobody has it).
+    fn relocate(&self) -> Result<Location<A>, CallFailure> {
+        #[cfg(feature = "nats")]
+        return crate::cluster::locate::<A>(&self.key).map(|found| found.raw().at.borrow().clone());
+        #[cfg(not(feature = "nats"))]
+        return Err(CallFailure::NotRunning);
+    }
+
+    /// One call through NATS to the node `node` that holds the agent.
+    fn call_remote<R: DeserializeOwned>(
+        &self,
+        node: &str,
+        handler: &'static str,
+        message: &A::Msg,
+    ) -> Attempt<R> {
+        #[cfg(feature = "nats")]
+        {
+            let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+            match crate::cluster::remote::call::<A>(node, &self.key, handler, message, timeout) {
+                Ok(answer) => Attempt::Done(serde_json::from_value(answer).map_err(|err| {
+                    CallFailure::Unencodable(format!("undecodable reply: {err}"))
+                })),
+                Err(
+                    failure @ (CallFailure::Moved(_)
+                    | CallFailure::NoResponders(_)
+                    | CallFailure::Unavailable(_)
+                    | CallFailure::NotRunning),
+                ) => Attempt::Relocate(failure),
+                Err(failure) => Attempt::Done(Err(failure)),
+            }
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            let _ = (node, handler, message);
+            Attempt::Done(Err(CallFailure::Unavailable(
+                "remote agents need swarm's `nats` feature".into(),
+            )))
+        }
     }
 
     fn error(&self, handler: &'static str, reason: CallFailure) -> CallError {
@@ -160,6 +321,36 @@ impl<A: Agent> AgentRef<A> {
             },
             reason,
         }
+    }
+}
+
+/// What a call to a process on this node came to.
+fn local_outcome<R>(process: u64, outcome: Result<R, WaitError>) -> Attempt<R> {
+    let err = match outcome {
+        Ok(answer) => return Attempt::Done(Ok(answer)),
+        Err(err) => err,
+    };
+    if let WaitError::Failed(
+        RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_) | RemoteFailure::Moved(_),
+    ) = &err
+    {
+        // The agent answers before its process ends: wait for the end, so that once the
+        // caller has this error, `get_or_start` starts a new agent instead of finding the one
+        // that is going away.
+        wait_until_gone(process);
+    }
+    match err {
+        // A stale copy of a cluster's agent: nothing applied, the new owner is elsewhere.
+        WaitError::Failed(RemoteFailure::Moved(detail)) => {
+            Attempt::Relocate(CallFailure::Moved(detail))
+        }
+        WaitError::TimedOut(after) => Attempt::Done(Err(CallFailure::TimedOut(after))),
+        WaitError::ServerGone => Attempt::Done(Err(CallFailure::Stopped)),
+        WaitError::Failed(failure) => Attempt::Done(Err(failure.into())),
+        WaitError::Undecodable(detail) => Attempt::Done(Err(CallFailure::Unencodable(format!(
+            "undecodable reply: {detail}"
+        )))),
+        WaitError::Unsendable(detail) => Attempt::Done(Err(CallFailure::Unsendable(detail))),
     }
 }
 
@@ -178,14 +369,16 @@ pub trait AgentHandle: Sized + Clone {
         &self.raw().key
     }
 
-    /// The Lunatic process id of the agent.
-    fn process_id(&self) -> u64 {
-        self.raw().process.id()
+    /// The Lunatic process id of the agent, if the handle last found it on this node (`None`
+    /// for an agent of the cluster that lives on another node).
+    fn process_id(&self) -> Option<u64> {
+        self.raw().local_process()
     }
 
-    /// Whether the agent's process is running.
+    /// Whether the agent is running where the handle last found it (asking its node, for an
+    /// agent on another node of the cluster).
     fn is_alive(&self) -> bool {
-        process_exists(self.raw().process.id())
+        self.raw().is_alive()
     }
 
     /// The same handle, with requests waiting at most `timeout` for an answer.
@@ -195,7 +388,9 @@ pub trait AgentHandle: Sized + Clone {
         Self::from_raw(raw)
     }
 
-    /// The same handle, with requests waiting for an answer as long as the agent is alive.
+    /// The same handle, with requests waiting for an answer as long as the agent is alive (for
+    /// an agent on another node of the cluster: as long as that node's front door waits, see
+    /// `swarm::nats`).
     fn without_timeout(&self) -> Self {
         let mut raw = self.raw().clone();
         raw.timeout = None;
@@ -205,28 +400,106 @@ pub trait AgentHandle: Sized + Clone {
     /// Stops the agent in order: it finishes the message it is on, runs its `#[on_stop]` hook,
     /// saves its state, and ends. Waits for that, at most the handle's timeout.
     fn shutdown(&self) -> Result<(), CallError> {
-        let raw = self.raw();
-        if !self.is_alive() {
-            return Err(raw.error("shutdown", CallFailure::NotRunning));
-        }
-        let timeout = raw.timeout.unwrap_or(Duration::from_secs(u64::MAX >> 2));
-        // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
-        // noticed, not waited for until the timeout.
-        shutdown_abstract_process(raw.process.id(), timeout)
-            .map_err(|_| raw.error("shutdown", CallFailure::TimedOut(timeout)))?;
-        // The agent confirms just before its process ends: once this returns, `get_or_start`
-        // starts a new agent instead of finding this one.
-        wait_until_gone(raw.process.id());
-        Ok(())
+        self.raw().shutdown()
     }
 
     /// Kills the agent's process at once, as a crash would: no hook runs, nothing more is saved.
     /// Returns once the process is gone (the kill is a signal the runtime delivers on its own
     /// time), so that a `get_or_start` right after starts a new agent instead of finding this one.
     fn kill(&self) {
-        let id = self.raw().process.id();
-        super::host::kill(id);
+        self.raw().kill();
+    }
+}
+
+impl<A: Agent> AgentRef<A> {
+    fn is_alive(&self) -> bool {
+        match &*self.at.borrow() {
+            Location::Local(process) => process_exists(process.id()),
+            Location::Remote(node) => self.control(node, Control::Alive) == Ok(true),
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), CallError> {
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(u64::MAX >> 2));
+        let id = match &*self.at.borrow() {
+            Location::Local(process) => process.id(),
+            Location::Remote(node) => {
+                return match self.control(node, Control::Shutdown) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(self.error("shutdown", CallFailure::NotRunning)),
+                    Err(failure) => Err(self.error("shutdown", failure)),
+                }
+            }
+        };
+        if !process_exists(id) {
+            return Err(self.error("shutdown", CallFailure::NotRunning));
+        }
+        // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
+        // noticed, not waited for until the timeout.
+        shutdown_abstract_process(id, timeout)
+            .map_err(|_| self.error("shutdown", CallFailure::TimedOut(timeout)))?;
+        // The agent confirms just before its process ends: once this returns, `get_or_start`
+        // starts a new agent instead of finding this one.
         wait_until_gone(id);
+        Ok(())
+    }
+
+    fn kill(&self) {
+        match &*self.at.borrow() {
+            Location::Local(process) => {
+                super::host::kill(process.id());
+                wait_until_gone(process.id());
+            }
+            Location::Remote(node) => {
+                let _not_there_is_killed_too = self.control(node, Control::Kill);
+            }
+        }
+    }
+
+    /// Asks the node `node` to act on the agent there; `Ok(false)` if it does not run there.
+    fn control(&self, node: &str, control: Control) -> Result<bool, CallFailure> {
+        #[cfg(feature = "nats")]
+        return crate::cluster::remote::control::<A>(
+            node,
+            &self.key,
+            control,
+            self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        );
+        #[cfg(not(feature = "nats"))]
+        {
+            let _ = (node, control);
+            Err(CallFailure::Unavailable(
+                "remote agents need swarm's `nats` feature".into(),
+            ))
+        }
+    }
+}
+
+/// What a handle can ask of an agent's node besides calling a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Whether it runs there.
+    Alive,
+    /// Stop it in order.
+    Shutdown,
+    /// Kill it.
+    Kill,
+}
+
+impl Control {
+    /// The "handler" token of its subject (`!` is no handler character: no handler has it).
+    pub(crate) fn token(self) -> &'static str {
+        match self {
+            Control::Alive => "!alive",
+            Control::Shutdown => "!shutdown",
+            Control::Kill => "!kill",
+        }
+    }
+
+    pub(crate) fn from_token(token: &str) -> Option<Control> {
+        [Control::Alive, Control::Shutdown, Control::Kill]
+            .into_iter()
+            .find(|control| control.token() == token)
     }
 }
 

@@ -167,7 +167,7 @@ pub fn decode<T: Serialize + DeserializeOwned>() -> Result<T, DecodeError> {
 
 /// Sends `value` to the process `to` of this node with `tag`. If `to` has ended, the runtime
 /// drops the message. Nothing is sent if `value` does not encode.
-pub fn send<T: Serialize + DeserializeOwned>(
+pub fn send<T: Serialize>(
     to: u64,
     tag: i64,
     value: &T,
@@ -175,7 +175,7 @@ pub fn send<T: Serialize + DeserializeOwned>(
     // SAFETY: the outgoing message is created, filled and sent here, in this order.
     unsafe {
         message::create_data(tag, 0);
-        <Wire as CanSerialize<T>>::encode(value)?;
+        super::wire::encode(value)?;
         message::send(to);
     }
     Ok(())
@@ -213,7 +213,7 @@ pub fn read_into(out: &mut Vec<u8>) {
 
 /// Sends `value` as [`send`] does, but `delay` from now (a host timer); returns the timer, for
 /// [`cancel_timer`].
-pub fn send_after<T: Serialize + DeserializeOwned>(
+pub fn send_after<T: Serialize>(
     to: u64,
     tag: i64,
     value: &T,
@@ -223,7 +223,7 @@ pub fn send_after<T: Serialize + DeserializeOwned>(
     // SAFETY: as in `send`; the timer takes the message created here.
     unsafe {
         message::create_data(tag, 0);
-        <Wire as CanSerialize<T>>::encode(value)?;
+        super::wire::encode(value)?;
         Ok(lunatic::host::api::timer::send_after(to, millis))
     }
 }
@@ -238,7 +238,7 @@ pub fn cancel_timer(timer: u64) {
 
 /// Sends `value` as [`send`] does and waits for a message tagged `wait_tag`, in one host call
 /// (so the answer cannot slip past between the two).
-pub fn send_receive<T: Serialize + DeserializeOwned>(
+pub fn send_receive<T: Serialize>(
     to: u64,
     tag: i64,
     value: &T,
@@ -248,7 +248,7 @@ pub fn send_receive<T: Serialize + DeserializeOwned>(
     // SAFETY: as in `send`.
     let code = unsafe {
         message::create_data(tag, 0);
-        <Wire as CanSerialize<T>>::encode(value)?;
+        super::wire::encode(value)?;
         message::send_receive_skip_search(to, wait_tag, millis(timeout))
     };
     Ok(Received::from_code(code))

@@ -206,7 +206,7 @@ pub enum WaitError {
 /// only a slow or dead server costs more.
 pub fn call<M, R>(server: u64, message: M, timeout: Option<Duration>) -> Result<R, WaitError>
 where
-    M: Serialize + DeserializeOwned,
+    M: Serialize,
     R: Serialize + DeserializeOwned,
 {
     call_as(server, message, timeout, false)
@@ -219,7 +219,7 @@ pub fn call_json<M>(
     timeout: Option<Duration>,
 ) -> Result<Vec<u8>, WaitError>
 where
-    M: Serialize + DeserializeOwned,
+    M: Serialize,
 {
     call_as(server, message, timeout, true)
 }
@@ -231,7 +231,7 @@ fn call_as<M, R>(
     json: bool,
 ) -> Result<R, WaitError>
 where
-    M: Serialize + DeserializeOwned,
+    M: Serialize,
     R: Serialize + DeserializeOwned,
 {
     let started = Instant::now();
@@ -281,7 +281,7 @@ where
 /// [`INLINE`]). Servers read it with [`decode_envelope`].
 pub(crate) fn send_envelope<M>(server: u64, message: M) -> Result<(), EncodeError>
 where
-    M: Serialize + DeserializeOwned,
+    M: Serialize,
 {
     let envelope = Envelope {
         message,

@@ -24,15 +24,21 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Writes `message` into the outgoing message buffer. Only encoding needs `Serialize`: a sender
+/// may write a borrowed message (`&M` encodes as `M` does), which a retry can send again.
+pub(crate) fn encode<M: Serialize + ?Sized>(message: &M) -> Result<(), EncodeError> {
+    SCRATCH.with(|scratch| {
+        let mut buffer = scratch.borrow_mut();
+        buffer.clear();
+        bincode::serialize_into(&mut *buffer, message)?;
+        super::host::write_data(&buffer);
+        Ok(())
+    })
+}
+
 impl<M: Serialize + DeserializeOwned> CanSerialize<M> for Wire {
     fn encode(message: &M) -> Result<(), EncodeError> {
-        SCRATCH.with(|scratch| {
-            let mut buffer = scratch.borrow_mut();
-            buffer.clear();
-            bincode::serialize_into(&mut *buffer, message)?;
-            super::host::write_data(&buffer);
-            Ok(())
-        })
+        encode(message)
     }
 
     fn decode() -> Result<M, DecodeError> {

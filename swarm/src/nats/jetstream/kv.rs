@@ -220,9 +220,14 @@ impl KvBucket {
     /// The keys that have a value (not deleted or purged), sorted. Read through a watch of the
     /// last message of every key, headers only; bounded by three times the handle's timeout.
     pub fn keys(&self) -> Result<Vec<String>, JsError> {
+        self.keys_matching(">")
+    }
+
+    /// The keys that hold a value now and match `filter` (as in [`KvBucket::watch`]).
+    pub fn keys_matching(&self, filter: &str) -> Result<Vec<String>, JsError> {
         let limit = self.js.timeout().saturating_mul(3);
         let deadline = Instant::now() + limit;
-        let mut watch = KvWatch::start(self, ">", true)?;
+        let mut watch = KvWatch::start(self, filter, true)?;
         let mut keys = BTreeSet::new();
         while !watch.caught_up() {
             let left = deadline.saturating_duration_since(Instant::now());
