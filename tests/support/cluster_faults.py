@@ -37,6 +37,13 @@ Tests (before them, the checker is run on histories with known faults, which it 
   placement  node0 holds at most 2 agents: first requests for 8 new keys through node0's
           server are acknowledged, node0 holds at most 2 of them, the others are placed on the
           nodes with room.
+  handles  appends through `teller` agents that call ledgers through handles, from every node
+          in turn (most calls cross nodes); the node holding most ledgers SIGKILLed under that
+          load: the same handles reach the ledgers on their new owners; then a handle stops,
+          checks and kills a ledger on another node.
+  stayup  ledgers kept up (`ServeOptions::stay_up`): their node SIGKILLed with no request
+          following; each is activated on a survivor by itself (read from the DIR bucket);
+          the time from the kill is reported.
 
 usage: cluster_faults.py [--quick] [--bench] [--wasm PATH] [--seed N] [TEST ...]
 
@@ -183,12 +190,12 @@ class Clients:
     def subject(self, key, handler):
         return f"{self.namespace}.{KIND}.{key}.{handler}"
 
-    async def request(self, conn, key, handler, body, timeout):
+    async def request(self, conn, key, handler, body, timeout, subject=None):
         """The reply as (ok value, None) or (None, (error kind, applied))."""
         import nats.errors
 
         try:
-            msg = await self.conns[conn].request(self.subject(key, handler),
+            msg = await self.conns[conn].request(subject or self.subject(key, handler),
                                                  json.dumps(body).encode(), timeout=timeout)
         except nats.errors.NoRespondersError:
             return None, ("no_responders", False)
@@ -241,6 +248,53 @@ class Clients:
             if time.monotonic() > deadline:
                 raise TestFailure(f"could not read the entries of {KIND}/{key}: last error {last}")
             await asyncio.sleep(ERROR_PAUSE)
+
+
+class TellerClients(Clients):
+    """Appends through the `teller` agents of the nodes, which call the ledger through a handle
+    (`Ledger::get_or_start(key).append(value)`) wherever it lives: each append of a key goes
+    through the next node's teller in turn, so most are calls from one node to another."""
+
+    HANDLE_TIMEOUT = 8.0  # a handle retries until its own timeout (5 s) while its agent moves
+
+    def __init__(self, swarm):
+        super().__init__(swarm.nats.urls, swarm.namespace, swarm.ledger)
+        self.conns = swarm.clients.conns
+        self.names = [n.name for n in swarm.nodes]
+        self.turn = Counter()
+        self.remote = 0  # acknowledged by another node than the teller's
+
+    async def append(self, conn, key, timeout=HANDLE_TIMEOUT):
+        via = self.names[self.turn[key] % len(self.names)]
+        self.turn[key] += 1
+        value = self.ledger.new_value(key)
+        sent = time.monotonic()
+        subject = f"{self.namespace}.via.{via}.teller.{key}.append"
+        ok, err = await self.request(conn, key, "append", {"ledger": key, "value": value},
+                                     timeout, subject=subject)
+        at = time.monotonic()
+        if err is None:
+            if isinstance(ok, dict) and isinstance(ok.get("Ok"), dict):
+                done = ok["Ok"]
+                if isinstance(done.get("len"), int) and isinstance(done.get("node"), str):
+                    self.ledger.ack(key, value, done["len"], done["node"], at)
+                    self.remote += done["node"] != via
+                    return True
+            if isinstance(ok, dict) and isinstance(ok.get("Err"), dict):
+                failed = ok["Err"]
+                kind = f"handle_{failed.get('kind')}"
+                self.ledger.examples.setdefault(kind, json.dumps(failed)[:300])
+                err = (kind, failed.get("applied"))
+            else:
+                self.ledger.bad_replies.append((key, "teller.append", repr(ok)[:200]))
+                err = ("bad_reply", None)
+        self.ledger.error(key, value, err[0], err[1], at, sent)
+        return False
+
+    async def control(self, via, key, op):
+        subject = f"{self.namespace}.via.{via}.teller.{key}.control"
+        return await self.request(0, key, "control", {"ledger": key, "op": op}, 8.0,
+                                  subject=subject)
 
 
 class Writers:
@@ -778,6 +832,140 @@ async def test_placement(swarm, opts):
     return line, problems, {}
 
 
+async def test_handles(swarm, opts):
+    """Handles across nodes: the ledgers are placed through the front door, then every append
+    goes through a teller agent on one node after the other, which calls the ledger through the
+    handle it keeps (`Ledger::get_or_start`), wherever the ledger lives. Then the node holding
+    most ledgers is SIGKILLed (not restarted) under that load: the tellers' handles must follow
+    their ledgers to the new owners, losing nothing. Last, a teller stops and kills a ledger on
+    another node through its handle (`shutdown`, `kill`, `is_alive`)."""
+    keys = [f"h{i:02d}" for i in range(opts.keys)]
+    problems = []
+    for i, key in enumerate(keys):
+        for _ in range(20):
+            if await swarm.clients.append(i % 3, key, timeout=5):
+                break
+            await asyncio.sleep(0.1)
+    tellers = TellerClients(swarm)
+    writers = Writers(tellers, keys)
+    writers.start()
+    unavailability, moved = [], []
+    try:
+        await writers.wait_all_acked(30)
+        before = swarm.ledger.total_acks()
+        while swarm.ledger.total_acks() < before + 3 * len(keys):
+            await asyncio.sleep(0.05)
+        owned = {n.name: swarm.keys_of(n.name, keys) for n in swarm.nodes}
+        victim = swarm.node(max(owned, key=lambda name: len(owned[name])))
+        moved = owned[victim.name]
+        killed_at = time.monotonic()
+        swarm.expect_down(victim)
+        victim.kill()
+        bound = 3 * swarm.ttl_ms / 1000 + 10
+        waiting = set(moved)
+        while waiting and time.monotonic() - killed_at < bound:
+            for key in list(waiting):
+                found = swarm.ledger.first_ack_after(key, killed_at + 0.2, not_node=victim.name)
+                if found:
+                    waiting.discard(key)
+                    unavailability.append(found[0] - killed_at)
+            await asyncio.sleep(0.02)
+        if waiting:
+            problems.append(f"keys of {victim.name} not reached through handles "
+                            f"{bound:.0f}s after the kill: {sorted(waiting)}")
+        await asyncio.sleep(opts.settle)
+    finally:
+        await writers.stop()
+    if tellers.remote == 0:
+        problems.append("no append was served by another node than its teller's: the handles "
+                        "never crossed nodes")
+    # Control through a handle, from one surviving node to a ledger on the other.
+    alive_nodes = [n.name for n in swarm.nodes if n.name != victim.name]
+    control = "no key on a surviving node"
+    for key in keys:
+        owner = swarm.ledger.owner(key)
+        if owner in alive_nodes:
+            via = next(name for name in alive_nodes if name != owner)
+            steps = [await tellers.control(via, key, op)
+                     for op in ("alive", "shutdown", "alive")]
+            appended = await tellers.append(0, key)
+            steps.append(await tellers.control(via, key, "kill"))
+            expected = [([True, None], None), ([True, None], None), ([False, None], None)]
+            got = [(step[0].get("Ok") if isinstance(step[0], dict) else step[0], step[1])
+                   for step in steps]
+            if got[:3] != expected or not appended or got[3] != ([True, None], None):
+                problems.append(f"control of {KIND}/{key} on {owner} from {via}'s teller: "
+                                f"alive, shutdown, alive, append, kill gave {got} "
+                                f"(append acknowledged: {appended})")
+            control = f"{key} on {owner} from {via}: alive, shutdown, alive, kill as expected"
+            break
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    line = (f"handles: {len(keys)} ledgers called through tellers' handles on every node, "
+            f"{tellers.remote} acks from another node than the caller's; {victim.name} SIGKILLed "
+            f"with {len(moved)} ledgers, reached again through the same handles after "
+            f"{seconds(unavailability)}; control: {control}; {verdict(figures)}; client errors: "
+            f"{errors_text(swarm.ledger.errors)}")
+    return line, problems, {"unavailability": unavailability}
+
+
+async def test_stayup(swarm, opts):
+    """Agents kept up (SWARM_STAY_UP=1, `ServeOptions::stay_up`): one append to each of 12
+    ledgers, then the node holding most of them is SIGKILLed and nothing more is sent. Each of
+    its ledgers must be activated on a surviving node by itself: its directory entry (read from
+    the DIR bucket with nats-py) names a survivor, and a `kept-up` line says which. Then every
+    acknowledged append is checked."""
+    import nats.js.errors
+
+    keys = [f"u{i:02d}" for i in range(opts.keys)]
+    problems = []
+    for i, key in enumerate(keys):
+        for _ in range(20):
+            if await swarm.clients.append(i % 3, key, timeout=5):
+                break
+            await asyncio.sleep(0.1)
+    owned = {n.name: swarm.keys_of(n.name, keys) for n in swarm.nodes}
+    victim = swarm.node(max(owned, key=lambda name: len(owned[name])))
+    moved = owned[victim.name]
+    if not moved:
+        raise TestFailure(f"no node owns a key: {owned}")
+    kv = await swarm.clients.conns[1].jetstream().key_value(f"SWARM_DIR_{swarm.namespace}")
+    lines_before = {n.name: len(n.lines) for n in swarm.nodes}
+    killed_at = time.monotonic()
+    swarm.expect_down(victim)
+    victim.kill()
+    back, where = {}, Counter()
+    bound = 3 * swarm.ttl_ms / 1000 + 10
+    while len(back) < len(moved) and time.monotonic() - killed_at < bound:
+        for key in moved:
+            if key in back:
+                continue
+            try:
+                entry = json.loads((await kv.get(f"{KIND}/{key}")).value)
+            except (nats.js.errors.KeyNotFoundError, ValueError):
+                continue
+            node = str(entry.get("node", "")).rsplit("-", 1)[0]
+            if node and node != victim.name:
+                back[key] = time.monotonic() - killed_at
+                where[node] += 1
+        await asyncio.sleep(0.05)
+    if len(back) < len(moved):
+        problems.append(f"ledgers of {victim.name} not activated elsewhere {bound:.0f}s after "
+                        f"the kill, with no request: {sorted(set(moved) - set(back))}")
+    kept_up = sum(n.count(r"^swarm-cluster-node kept-up ", lines_before[n.name])
+                  for n in swarm.nodes if n is not victim)
+    if kept_up < len(back):
+        problems.append(f"{len(back)} ledgers moved but the survivors printed {kept_up} "
+                        "kept-up lines")
+    figures, found = await check(swarm.clients, keys)
+    problems += found
+    ttl = swarm.ttl_ms / 1000
+    line = (f"stayup: {victim.name} SIGKILLed with {len(moved)} kept-up ledgers; active again "
+            f"without a request on {dict(where)} after {seconds(list(back.values()))} "
+            f"(lease TTL {ttl:.0f} s); {verdict(figures)}")
+    return line, problems, {"takeover": list(back.values())}
+
+
 async def test_jetstream(opts):
     """The NATS cluster alone (no node): what the other tests stand on. An R3 KV bucket is
     created and written, a stale compare-and-set is refused, the stream leader is SIGKILLed,
@@ -878,9 +1066,14 @@ TESTS = {
     "nats": (test_nats, 10000, 150),
     "storm": (test_storm, 10000, 120),
     "placement": (test_placement, 10000, 60),
+    "handles": (test_handles, 3000, 120),
+    "stayup": (test_stayup, 3000, 90),
 }
 # Environment per node for the tests that need it.
-NODE_ENV = {"placement": {"node0": {"SWARM_MAX_AGENTS": "2"}}}
+NODE_ENV = {
+    "placement": {"node0": {"SWARM_MAX_AGENTS": "2"}},
+    "stayup": {f"node{i}": {"SWARM_STAY_UP": "1"} for i in range(3)},
+}
 
 
 async def run_test(name, wasm, opts, ttl_ms=None, limit=None):
