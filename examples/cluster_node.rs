@@ -133,6 +133,18 @@ impl Teller {
         };
         Ok((alive, handle.process_id()))
     }
+
+    /// Reads ledger `ledger` `calls` times through its handle; answers the microseconds per read
+    /// (`scripts/bench-cluster`: a handle's call to an agent here, and to one on another node).
+    #[handler]
+    pub fn time_reads(&mut self, ledger: String, calls: u32) -> Result<f64, Failed> {
+        let handle = self.ledger(&ledger)?;
+        let started = std::time::Instant::now();
+        for _ in 0..calls {
+            handle.entries().map_err(|err| Failed::of(&err))?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(calls.max(1)))
+    }
 }
 
 impl Teller {

@@ -63,6 +63,28 @@ async fn main() {
         forwarded
     );
 
+    // A handle's call inside Lunatic (the node's `teller` agents time their own reads): to the
+    // agent on the same node (a mailbox call), and from the other node (through NATS).
+    for (node, row) in [
+        ("owner", "handle call to an agent on its own node (in Lunatic)"),
+        ("front", "handle call to an agent on another node (in Lunatic)"),
+    ] {
+        let subject = format!("{ns}.via.{node}.teller.bench.time_reads");
+        let ask = |calls: usize| {
+            let body = format!(r#"{{"ledger": "w0", "calls": {calls}}}"#);
+            client.request(subject.clone(), body.into())
+        };
+        ask(200).await.expect("warm-up");
+        let reply = ask(n).await.expect("timing reads through a handle");
+        let answer = String::from_utf8_lossy(&reply.payload);
+        let micros: f64 = answer
+            .strip_prefix(r#"{"ok":{"Ok":"#)
+            .and_then(|rest| rest.strip_suffix("}}"))
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("{row}: unexpected answer {answer}"));
+        println!("cluster {row}: {micros:.1} us/req");
+    }
+
     // Writes: the agent's write-through save against a raw KV put.
     let js = async_nats::jetstream::new(client.clone());
     let bucket = format!("BENCH_RAW_{}", std::process::id());
