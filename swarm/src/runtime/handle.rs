@@ -241,7 +241,9 @@ impl<A: Agent> AgentRef<A> {
         handler: &'static str,
         mut attempt: impl FnMut(&Location<A>) -> Attempt<T>,
     ) -> Result<T, CallError> {
-        let deadline = Instant::now() + self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Read only once an attempt failed: the clock is a host call, and the local path's
+        // smallest messages cost a few hundred nanoseconds.
+        let mut deadline = None;
         let mut pause = Duration::from_millis(20);
         loop {
             let at = self.at.borrow().clone();
@@ -249,6 +251,8 @@ impl<A: Agent> AgentRef<A> {
                 Attempt::Done(done) => return done.map_err(|reason| self.error(handler, reason)),
                 Attempt::Relocate(failure) => failure,
             };
+            let deadline = *deadline
+                .get_or_insert_with(|| Instant::now() + self.timeout.unwrap_or(DEFAULT_TIMEOUT));
             if !self.relocatable() || Instant::now() + pause >= deadline {
                 return Err(self.error(handler, failure));
             }
