@@ -348,8 +348,9 @@ fn a_handle_on_a_cluster_node_reaches_the_cluster_s_agent() {
     let owner: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
     assert_eq!(owner["node"], cluster.node_id(), "{owner}");
 
-    // A key another node owns is not started here: the error names the owner (here a node whose
-    // lease is live but which does not answer: the caller is told to call again).
+    // A key another node owns is not started here. That node's lease is live but it does not
+    // answer: the error names it, and tells the caller to call again (an owner that answers gives
+    // a handle that reaches it there: tests/support/cluster_faults.py, `handles`).
     let directory = js.kv(&format!("SWARM_DIR_{ns}")).unwrap();
     let nodes = js.kv(&format!("SWARM_NODES_{ns}")).unwrap();
     nodes
@@ -453,4 +454,48 @@ fn an_idle_agent_passivates_releases_its_entry_and_comes_back_on_its_next_call()
         serde_json::json!({"ok": 1})
     );
     assert_eq!(cluster.stats().unwrap()["activations"], 2);
+}
+
+#[lunatic::test]
+fn a_handle_names_a_key_and_follows_its_agent_when_it_ends() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("follow");
+    let cluster = join_node(&url, &ns, "f1");
+    let _served = cluster
+        .serve_with::<Memo>(ServeOptions {
+            workers: 1,
+            idle: Some(Duration::from_millis(300)),
+            ..ServeOptions::default()
+        })
+        .unwrap();
+    let memo = Memo::get_or_start("m1").unwrap();
+    assert_eq!(memo.add("a".into()).unwrap(), 1);
+    let first = memo.process_id().expect("activated on this node");
+
+    // Killed: the same handle's next call finds it gone, looks it up in the cluster (nobody holds
+    // it) and activates it again, with its state.
+    memo.kill();
+    assert_eq!(memo.add("b".into()).unwrap(), 2);
+    let second = memo.process_id().expect("activated on this node again");
+    assert_ne!(first, second);
+
+    // Passivated after 300 ms without a message (agents a handle activates are passivated as
+    // the kind is served): the handle's next call activates it again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Memo::launcher().lookup("m1").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle agent did not passivate within 5 s"
+        );
+        lunatic::sleep(Duration::from_millis(50));
+    }
+    assert!(!memo.is_alive());
+    assert_eq!(memo.add("c".into()).unwrap(), 3);
+    assert_eq!(memo.stops().unwrap(), 1, "the passivation ran #[on_stop], and saved it");
+    assert_eq!(cluster.stats().unwrap()["activations"], 3);
+
+    // Stopped through the handle: not running until the next call.
+    memo.shutdown().unwrap();
+    assert!(!memo.is_alive());
+    assert_eq!(memo.add("d".into()).unwrap(), 4);
 }
