@@ -43,7 +43,8 @@ Tests (before them, the checker is run on histories with known faults, which it 
           checks and kills a ledger on another node.
   stayup  ledgers kept up (`ServeOptions::stay_up`): their node SIGKILLed with no request
           following; each is activated on a survivor by itself (read from the DIR bucket);
-          the time from the kill is reported.
+          then a survivor drained: its ledgers active on the last node, again by themselves.
+          The times from the kill and from the drain request are reported.
 
 usage: cluster_faults.py [--quick] [--bench] [--wasm PATH] [--seed N] [TEST ...]
 
@@ -909,14 +910,35 @@ async def test_handles(swarm, opts):
     return line, problems, {"unavailability": unavailability}
 
 
+async def wait_activated_elsewhere(kv, keys, away_from, since, bound):
+    """Polls the DIR bucket until each key's directory entry names another node than
+    `away_from`: {key: seconds from `since`}, and how many landed on each node."""
+    import nats.js.errors
+
+    back, where = {}, Counter()
+    while len(back) < len(keys) and time.monotonic() - since < bound:
+        for key in keys:
+            if key in back:
+                continue
+            try:
+                entry = json.loads((await kv.get(f"{KIND}/{key}")).value)
+            except (nats.js.errors.KeyNotFoundError, ValueError):
+                continue
+            node = str(entry.get("node", "")).rsplit("-", 1)[0]
+            if node and node != away_from:
+                back[key] = time.monotonic() - since
+                where[node] += 1
+        await asyncio.sleep(0.05)
+    return back, where
+
+
 async def test_stayup(swarm, opts):
     """Agents kept up (SWARM_STAY_UP=1, `ServeOptions::stay_up`): one append to each of 12
     ledgers, then the node holding most of them is SIGKILLed and nothing more is sent. Each of
     its ledgers must be activated on a surviving node by itself: its directory entry (read from
-    the DIR bucket with nats-py) names a survivor, and a `kept-up` line says which. Then every
-    acknowledged append is checked."""
-    import nats.js.errors
-
+    the DIR bucket with nats-py) names a survivor, and a `kept-up` line says which. Then the
+    survivor holding most ledgers is drained: its ledgers must be active on the last node, again
+    with no request. Last, every acknowledged append is checked."""
     keys = [f"u{i:02d}" for i in range(opts.keys)]
     problems = []
     for i, key in enumerate(keys):
@@ -934,21 +956,8 @@ async def test_stayup(swarm, opts):
     killed_at = time.monotonic()
     swarm.expect_down(victim)
     victim.kill()
-    back, where = {}, Counter()
     bound = 3 * swarm.ttl_ms / 1000 + 10
-    while len(back) < len(moved) and time.monotonic() - killed_at < bound:
-        for key in moved:
-            if key in back:
-                continue
-            try:
-                entry = json.loads((await kv.get(f"{KIND}/{key}")).value)
-            except (nats.js.errors.KeyNotFoundError, ValueError):
-                continue
-            node = str(entry.get("node", "")).rsplit("-", 1)[0]
-            if node and node != victim.name:
-                back[key] = time.monotonic() - killed_at
-                where[node] += 1
-        await asyncio.sleep(0.05)
+    back, where = await wait_activated_elsewhere(kv, moved, victim.name, killed_at, bound)
     if len(back) < len(moved):
         problems.append(f"ledgers of {victim.name} not activated elsewhere {bound:.0f}s after "
                         f"the kill, with no request: {sorted(set(moved) - set(back))}")
@@ -957,13 +966,40 @@ async def test_stayup(swarm, opts):
     if kept_up < len(back):
         problems.append(f"{len(back)} ledgers moved but the survivors printed {kept_up} "
                         "kept-up lines")
+
+    # A drain: the drained node's ledgers go to the last node at once, with no request.
+    survivors = [n for n in swarm.nodes if n is not victim]
+    entries = {}
+    for key in keys:
+        try:
+            entries[key] = json.loads((await kv.get(f"{KIND}/{key}")).value)
+        except Exception:
+            pass
+    held = {n.name: [k for k, e in entries.items()
+                     if str(e.get("node", "")).rsplit("-", 1)[0] == n.name] for n in survivors}
+    drained = swarm.node(max(held, key=lambda name: len(held[name])))
+    drain_sent = time.monotonic()
+    swarm.expect_down(drained)
+    # Watched while the drain runs (`drain_async` returns once the node has exited).
+    drain = asyncio.create_task(drained.drain_async(nc=swarm.clients.conns[0]))
+    handed, _ = await wait_activated_elsewhere(kv, held[drained.name], drained.name, drain_sent,
+                                               10)
+    try:
+        _, replied, _ = await drain
+    except Exception as e:
+        raise TestFailure(f"drain of {drained.name}: {e}")
+    if len(handed) < len(held[drained.name]):
+        problems.append(f"ledgers of the drained {drained.name} not active elsewhere 10 s after "
+                        f"the drain request: {sorted(set(held[drained.name]) - set(handed))}")
     figures, found = await check(swarm.clients, keys)
     problems += found
     ttl = swarm.ttl_ms / 1000
     line = (f"stayup: {victim.name} SIGKILLed with {len(moved)} kept-up ledgers; active again "
             f"without a request on {dict(where)} after {seconds(list(back.values()))} "
-            f"(lease TTL {ttl:.0f} s); {verdict(figures)}")
-    return line, problems, {"takeover": list(back.values())}
+            f"(lease TTL {ttl:.0f} s); {drained.name} drained with {len(held[drained.name])}: "
+            f"active on the last node after {seconds(list(handed.values()))} from the drain "
+            f"request (the drain's reply after {replied:.2f} s); {verdict(figures)}")
+    return line, problems, {"takeover": list(back.values()), "handover": list(handed.values())}
 
 
 async def test_jetstream(opts):

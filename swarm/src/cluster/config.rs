@@ -167,6 +167,11 @@ impl Names {
         format!("_SWARM.{}.node.{node_id}", self.namespace)
     }
 
+    /// Where a draining node tells the keepers of `kind` (see `keeper`) to look now.
+    pub fn keeper_nudge(&self, kind: &str) -> String {
+        format!("_SWARM.{}.keep.{kind}", self.namespace)
+    }
+
     /// The control subject of a node by name (`drain`).
     pub fn control(&self, node_name: &str, command: &str) -> String {
         format!("_SWARM.{}.control.{node_name}.{command}", self.namespace)

@@ -310,7 +310,7 @@ impl Directory {
             ) else {
                 continue;
             };
-            if node.agents >= node.capacity {
+            if node.agents >= node.capacity || node.draining {
                 continue;
             }
             let load = node.agents as f64 / node.capacity.max(1) as f64;

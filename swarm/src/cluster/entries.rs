@@ -19,6 +19,10 @@ pub struct NodeEntry {
     pub agents: u64,
     /// Agents the node accepts at most.
     pub capacity: u64,
+    /// The node is draining: it claims nothing, and its agents kept up are to be activated
+    /// elsewhere as soon as each has stopped here (see `keeper`).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// The owner of one agent, at `SWARM_DIR_<ns>/<kind>/<key>`. Claimed by compare-and-set on the

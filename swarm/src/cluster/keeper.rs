@@ -4,9 +4,11 @@
 //! `up.<kind>.<node id>.<incarnation>.<key>` (see `directory::stay_up_key`) by the node that
 //! activated it. One keeper process per kept-up kind and node reads the nodes' leases every
 //! [`CHECK_EVERY`]; when the set of live node incarnations changes (a node's lease ran out, a
-//! node was fenced and rejoined as a new incarnation, a drained node left), or at its start, it
-//! lists the kind's records and activates, through the directory as a request would, each agent
-//! whose record names a node incarnation that is not live. The directory's compare-and-set makes
+//! node was fenced and rejoined as a new incarnation, a node started draining or left), or at its
+//! start, it lists the kind's records and activates, through the directory as a request would,
+//! each agent whose record names a node incarnation that is not live, or one that drains (as
+//! soon as the draining node has stopped it and released its entry; until then the directory
+//! names the draining node, and the keeper looks again at its next look). The directory's compare-and-set makes
 //! one node win each agent however many keepers try. To spread a dead node's agents over the
 //! survivors, a keeper takes first the agents that rendezvous hashing gives to it, and the others
 //! only once they were still down at its previous look (their preferred node did not take them).
@@ -30,25 +32,50 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs until the node's lease process ends (the node left or stopped).
 pub(crate) fn keep_up<A: Agent>(route: ClusterRoute) {
-    let mut live: Option<BTreeMap<String, u64>> = None;
+    // A draining node publishes here once it has stopped its agents: look at once, rather than
+    // at the next tick (it is how a drain hands agents kept up over within a second).
+    let client = route.directory.jetstream().client().clone();
+    let nudges = client.subscribe(&route.names.keeper_nudge(A::KIND)).ok();
+    let mut live: Option<BTreeMap<String, Lease>> = None;
     // Records seen down at the previous look: taken now whatever the hashing says.
     let mut down_before: BTreeSet<String> = BTreeSet::new();
     while host::exists(route.lease) {
-        host::sleep(CHECK_EVERY);
+        let nudged = match &nudges {
+            Some(nudges) => {
+                let nudged = nudges.next_timeout(CHECK_EVERY).is_ok();
+                while nudges.try_next().is_some() {}
+                nudged
+            }
+            None => {
+                host::sleep(CHECK_EVERY);
+                false
+            }
+        };
         let Some(now) = live_nodes(&route) else {
             continue;
         };
-        if live.as_ref() == Some(&now) && down_before.is_empty() {
+        if !nudged && live.as_ref() == Some(&now) && down_before.is_empty() {
             continue;
         }
-        down_before = take_over::<A>(&route, &now, &down_before);
+        // A draining node claims nothing: its own keeper leaves the work to the others.
+        down_before = match now.get(&route.node_id) {
+            Some(this) if this.draining => BTreeSet::new(),
+            _ => take_over::<A>(&route, &now, &down_before),
+        };
         live = Some(now);
     }
 }
 
-/// Node id → incarnation of every node whose lease is live now; `None` if the bucket cannot be
-/// read (tried again at the next look).
-fn live_nodes(route: &ClusterRoute) -> Option<BTreeMap<String, u64>> {
+/// A live node's lease, as a keeper needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    incarnation: u64,
+    draining: bool,
+}
+
+/// Node id → lease of every node whose lease is live now; `None` if the bucket cannot be read
+/// (tried again at the next look).
+fn live_nodes(route: &ClusterRoute) -> Option<BTreeMap<String, Lease>> {
     let bucket = route.nodes.name().to_owned();
     let mut live = BTreeMap::new();
     for id in route.nodes.keys().ok()? {
@@ -63,7 +90,13 @@ fn live_nodes(route: &ClusterRoute) -> Option<BTreeMap<String, u64>> {
             found.revision,
             &found.value,
         ) {
-            live.insert(id, node.incarnation);
+            live.insert(
+                id,
+                Lease {
+                    incarnation: node.incarnation,
+                    draining: node.draining,
+                },
+            );
         }
     }
     Some(live)
@@ -73,7 +106,7 @@ fn live_nodes(route: &ClusterRoute) -> Option<BTreeMap<String, u64>> {
 /// still down after this look.
 fn take_over<A: Agent>(
     route: &ClusterRoute,
-    live: &BTreeMap<String, u64>,
+    live: &BTreeMap<String, Lease>,
     down_before: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let mut still_down = BTreeSet::new();
@@ -89,9 +122,11 @@ fn take_over<A: Agent>(
         let Some((node, incarnation, key_text)) = parse_stay_up_key(A::KIND, &record) else {
             continue;
         };
-        if live.get(node) == Some(&incarnation) {
-            continue;
-        }
+        let draining = match live.get(node) {
+            Some(lease) if lease.incarnation == incarnation && !lease.draining => continue,
+            Some(lease) => lease.incarnation == incarnation,
+            None => false,
+        };
         if preferred_node(live, key_text) != Some(route.node_id.as_str())
             && !down_before.contains(&record)
         {
@@ -103,6 +138,10 @@ fn take_over<A: Agent>(
             continue;
         };
         match directory.locate::<A>(key, key_text, false) {
+            // Still running on the draining node: look again next time.
+            Located::Forward(owner) if draining && owner == route.names.node_prefix(node) => {
+                still_down.insert(record);
+            }
             located @ (Located::Here(_) | Located::Forward(_)) => {
                 let _deleted_by_another_taker_already = route.directory.delete(&record, None);
                 if let Located::Here(_) = located {
@@ -126,9 +165,11 @@ fn take_over<A: Agent>(
     still_down
 }
 
-/// The live node that rendezvous hashing gives `key` to.
-fn preferred_node<'a>(live: &'a BTreeMap<String, u64>, key: &str) -> Option<&'a str> {
-    live.keys()
+/// The live node, not draining, that rendezvous hashing gives `key` to.
+fn preferred_node<'a>(live: &'a BTreeMap<String, Lease>, key: &str) -> Option<&'a str> {
+    live.iter()
+        .filter(|(_, lease)| !lease.draining)
+        .map(|(node, _)| node)
         .max_by_key(|node| fnv1a(key.bytes().chain([0]).chain(node.bytes())))
         .map(String::as_str)
 }

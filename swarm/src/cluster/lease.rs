@@ -117,6 +117,7 @@ pub(crate) fn join(
         incarnation: 1,
         agents: 0,
         capacity,
+        draining: false,
     };
     nodes.create(node_id, &entries::encode(&entry))
 }
@@ -260,6 +261,11 @@ impl Lease {
             LeaseOp::Served(services) => self.served.extend(services),
             LeaseOp::StartDrain => {
                 self.claiming = false;
+                // Said in the lease at once: other nodes' keepers take the agents kept up here
+                // as soon as each has stopped, not only once the node has left.
+                if !self.rejoining {
+                    let _renewed_again_on_schedule = self.renew();
+                }
                 self.prune();
                 if let Some(reply_to) = reply_to {
                     reply_to.send((
@@ -353,6 +359,7 @@ impl Lease {
             incarnation: self.incarnation,
             agents: self.activations.len() as u64,
             capacity: self.args.capacity,
+            draining: !self.claiming,
         })
     }
 

@@ -472,7 +472,7 @@ mod node {
             let started = Instant::now();
             let (activations, services): (Vec<Activation>, Vec<AgentService>) =
                 lease::ask(self.route.lease, LeaseOp::StartDrain).map_err(ClusterError::Node)?;
-            for activation in activations {
+            for activation in &activations {
                 let _gone_or_stopped =
                     shutdown_abstract_process(activation.pid, Duration::from_secs(5));
                 if host::exists(activation.pid) {
@@ -482,6 +482,19 @@ mod node {
                     .route
                     .directory
                     .delete(&activation.dir_key, Some(activation.revision));
+            }
+            // Agents kept up are activated elsewhere now that they stopped here: tell the other
+            // nodes' keepers to look (they would at their next tick anyway).
+            let kept_up: std::collections::BTreeSet<&str> = activations
+                .iter()
+                .filter(|activation| activation.stay_up.is_some())
+                .filter_map(|activation| activation.dir_key.split_once('/'))
+                .map(|(kind, _)| kind)
+                .collect();
+            for kind in kept_up {
+                let _they_look_at_their_next_tick = self
+                    .client
+                    .publish(&self.names.keeper_nudge(kind), b"");
             }
             // Then stop taking requests: every worker unsubscribes and answers what it was already
             // given (forwarded, or `unavailable` for the agents that just moved).
