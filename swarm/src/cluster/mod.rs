@@ -21,7 +21,12 @@
 //!   caller directly.
 //! - **Failover**: a dead node's lease expires after at most the TTL; the next request for one of
 //!   its agents finds the directory naming a dead owner, claims it, and the agent starts here with
-//!   its state from KV.
+//!   its state from KV. Agents of a kind served with `ServeOptions::stay_up` do not wait for a
+//!   request: each node's `keeper` activates them on a survivor once their node's lease is gone, or
+//!   as soon as a draining node has stopped them.
+//! - **Handles** (`remote`): `A::get_or_start(key)` on a node serving `A` returns a handle that
+//!   reaches the agent here (mailbox) or on its owner (NATS, the owner's node subject), and finds it
+//!   again when a call shows it gone without having applied anything (see `AgentRef`).
 //! - **Placement**: the node that got the request claims the agent; a node at its
 //!   `NodeLimits::max_agents` forwards the request to the node with the most room, which claims it.
 //! - **Passivation** (`ServeOptions::idle`): an idle agent stops in order and the lease releases

@@ -17,7 +17,11 @@
 //!   `reply_too_large`;
 //! - `call_failed` and `reply_too_large` also say whether the call was applied: `"applied"` is
 //!   `true` (the handler ran and its state change is saved), `false` (it was not), or `null` (it
-//!   cannot be known: the agent did not answer in time, or stopped before answering);
+//!   cannot be known: the agent did not answer in time, or stopped before answering); a
+//!   `call_failed` (or `moved`) from the agent also names the failure, `"reason"` (`panicked`,
+//!   `timed_out`, `stopped`, `persist_failed`, `unencodable`, `expired`, ... as
+//!   `CallFailure::wire_name`) with its text in `"detail"`, from which a handle on another node of
+//!   a cluster rebuilds the same `CallFailure`;
 //! - an answer larger than the server's `max_payload` is replaced by a `reply_too_large` error
 //!   that gives both sizes (`"size"`, `"max_payload"`), so a caller never waits out its timeout
 //!   for an answer that cannot be sent.
