@@ -118,7 +118,10 @@ impl Teller {
         let handle = self.ledger(&ledger)?;
         let alive = match op.as_str() {
             "alive" => handle.is_alive(),
-            "shutdown" => handle.shutdown().map_err(|err| Failed::of(&err)).map(|()| true)?,
+            "shutdown" => handle
+                .shutdown()
+                .map_err(|err| Failed::of(&err))
+                .map(|()| true)?,
             "kill" => {
                 handle.kill();
                 true

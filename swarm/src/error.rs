@@ -88,7 +88,9 @@ pub enum CallFailure {
     NoResponders(String),
     /// Cluster only: the agent's node left the cluster (its lease ended), or the connection to
     /// it was lost, while the call waited. Whether the call was applied is not known.
-    #[error("the agent's node was lost while the call waited; it may or may not have been applied: {0}")]
+    #[error(
+        "the agent's node was lost while the call waited; it may or may not have been applied: {0}"
+    )]
     NodeLost(String),
     /// Cluster only: the cluster cannot place or reach the agent now (a node draining or
     /// rejoining, every node full, the owner not answering until its lease runs out, NATS
@@ -172,6 +174,8 @@ impl CallFailure {
 
     /// The failure a node reported as `reason` with `detail` (see [`CallFailure::detail`]);
     /// `timeout` is the caller's own.
+    // Read by the cluster's handles, which exist on Lunatic (wasm32) only.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn from_wire(reason: &str, detail: String, timeout: Duration) -> CallFailure {
         let message = detail;
         match reason {
@@ -301,4 +305,70 @@ pub enum StartError {
         /// What went wrong.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every failure a node reports comes back as itself on the calling node.
+    #[test]
+    fn failures_survive_the_wire() {
+        let timeout = Duration::from_secs(3);
+        let text = || "why".to_owned();
+        let all = [
+            CallFailure::NotRunning,
+            CallFailure::TimedOut(timeout),
+            CallFailure::Panicked(text()),
+            CallFailure::Stopped,
+            CallFailure::PersistFailed(text()),
+            CallFailure::Unencodable(text()),
+            CallFailure::Moved(text()),
+            CallFailure::Expired,
+            CallFailure::Unsendable(text()),
+            CallFailure::NoResponders(text()),
+            CallFailure::NodeLost(text()),
+            CallFailure::Unavailable(text()),
+            CallFailure::Refused {
+                kind: "bad_arguments".into(),
+                message: text(),
+            },
+        ];
+        for failure in all {
+            let detail = failure.detail().unwrap_or_default().to_owned();
+            let back = match CallFailure::from_wire(failure.wire_name(), detail, timeout) {
+                // A refusal names the front door's own kind, which it keeps.
+                CallFailure::Refused { message, .. } if failure.wire_name() == "refused" => {
+                    CallFailure::Refused {
+                        kind: "bad_arguments".into(),
+                        message,
+                    }
+                }
+                back => back,
+            };
+            assert_eq!(back, failure);
+        }
+        assert_eq!(
+            CallFailure::from_wire("start_failed", text(), timeout),
+            CallFailure::Refused {
+                kind: "start_failed".into(),
+                message: text()
+            }
+        );
+    }
+
+    #[test]
+    fn applied_is_known_only_where_it_can_be() {
+        assert_eq!(CallFailure::Moved(String::new()).applied(), Some(false));
+        assert_eq!(
+            CallFailure::NoResponders(String::new()).applied(),
+            Some(false)
+        );
+        assert_eq!(CallFailure::NodeLost(String::new()).applied(), None);
+        assert_eq!(CallFailure::TimedOut(Duration::ZERO).applied(), None);
+        assert_eq!(
+            CallFailure::Unencodable(String::new()).applied(),
+            Some(true)
+        );
+    }
 }

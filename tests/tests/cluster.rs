@@ -491,7 +491,11 @@ fn a_handle_names_a_key_and_follows_its_agent_when_it_ends() {
     }
     assert!(!memo.is_alive());
     assert_eq!(memo.add("c".into()).unwrap(), 3);
-    assert_eq!(memo.stops().unwrap(), 1, "the passivation ran #[on_stop], and saved it");
+    assert_eq!(
+        memo.stops().unwrap(),
+        1,
+        "the passivation ran #[on_stop], and saved it"
+    );
     assert_eq!(cluster.stats().unwrap()["activations"], 3);
 
     // Stopped through the handle: not running until the next call.

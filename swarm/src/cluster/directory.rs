@@ -69,8 +69,14 @@ pub(crate) fn stay_up_key(kind: &str, node_id: &str, incarnation: u64, key: &str
 }
 
 /// The node id, incarnation and key of a [`stay_up_key`] of `kind`.
-pub(crate) fn parse_stay_up_key<'a>(kind: &str, record: &'a str) -> Option<(&'a str, u64, &'a str)> {
-    let rest = record.strip_prefix("up.")?.strip_prefix(kind)?.strip_prefix('.')?;
+pub(crate) fn parse_stay_up_key<'a>(
+    kind: &str,
+    record: &'a str,
+) -> Option<(&'a str, u64, &'a str)> {
+    let rest = record
+        .strip_prefix("up.")?
+        .strip_prefix(kind)?
+        .strip_prefix('.')?;
     let (node, rest) = rest.split_once('.')?;
     let (incarnation, key) = rest.split_once('.')?;
     Some((node, incarnation.parse().ok()?, key))
@@ -341,8 +347,7 @@ impl Directory {
             Ok(agent) => {
                 self.owners.remove(dir_key);
                 if options.stay_up {
-                    let record =
-                        stay_up_key(A::KIND, &self.route.node_id, incarnation, key_text);
+                    let record = stay_up_key(A::KIND, &self.route.node_id, incarnation, key_text);
                     if let Err(err) = self.route.directory.put(&record, b"") {
                         // It runs; only a loss of this node before its next activation would
                         // leave it down until its next call.

@@ -83,13 +83,9 @@ fn live_nodes(route: &ClusterRoute) -> Option<BTreeMap<String, Lease>> {
         let Some(found) = route.nodes.get(&id).ok()? else {
             continue;
         };
-        if let Ok(node) = entries::decode::<NodeEntry>(
-            "node entry",
-            &bucket,
-            &id,
-            found.revision,
-            &found.value,
-        ) {
+        if let Ok(node) =
+            entries::decode::<NodeEntry>("node entry", &bucket, &id, found.revision, &found.value)
+        {
             live.insert(
                 id,
                 Lease {
@@ -110,10 +106,7 @@ fn take_over<A: Agent>(
     down_before: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let mut still_down = BTreeSet::new();
-    let Ok(records) = route
-        .directory
-        .keys_matching(&format!("up.{}.>", A::KIND))
-    else {
+    let Ok(records) = route.directory.keys_matching(&format!("up.{}.>", A::KIND)) else {
         // Not readable now: look again next time, as if all were down.
         return down_before.clone();
     };

@@ -337,16 +337,10 @@ impl Lease {
                     .directory
                     .delete(&activation.dir_key, Some(activation.revision));
             }
-            if let (Some(incarnation), true) =
-                (activation.stay_up, self.claiming && !live_again)
-            {
+            if let (Some(incarnation), true) = (activation.stay_up, self.claiming && !live_again) {
                 if let Some((kind, key)) = activation.dir_key.split_once('/') {
-                    let record = super::directory::stay_up_key(
-                        kind,
-                        &self.args.node_id,
-                        incarnation,
-                        key,
-                    );
+                    let record =
+                        super::directory::stay_up_key(kind, &self.args.node_id, incarnation, key);
                     let _gone_already = route.directory.delete(&record, None);
                 }
             }

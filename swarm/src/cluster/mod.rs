@@ -264,9 +264,9 @@ mod node {
                 node,
                 key_text.to_owned(),
             ))),
-            Located::Refused(kind @ ("unavailable" | "overloaded"), message) => Err(
-                CallFailure::Unavailable(format!("{kind}: {message}")),
-            ),
+            Located::Refused(kind @ ("unavailable" | "overloaded"), message) => {
+                Err(CallFailure::Unavailable(format!("{kind}: {message}")))
+            }
             Located::Refused("moved", message) => Err(CallFailure::Moved(message)),
             Located::Refused(kind, message) => Err(CallFailure::Refused {
                 kind: kind.into(),
@@ -497,9 +497,8 @@ mod node {
                 .map(|(kind, _)| kind)
                 .collect();
             for kind in kept_up {
-                let _they_look_at_their_next_tick = self
-                    .client
-                    .publish(&self.names.keeper_nudge(kind), b"");
+                let _they_look_at_their_next_tick =
+                    self.client.publish(&self.names.keeper_nudge(kind), b"");
             }
             // Then stop taking requests: every worker unsubscribes and answers what it was already
             // given (forwarded, or `unavailable` for the agents that just moved).

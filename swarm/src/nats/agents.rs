@@ -394,7 +394,8 @@ fn dispatch<A: Agent>(prefix: &str, subject: &str, payload: &[u8], place: Place)
         Ok(key) => key,
         Err(err) => return answered(Reply::error("invalid_key", err.to_string())),
     };
-    if let (Some(control), Place::Cluster { owner: true, .. }) = (Control::from_token(handler), &place)
+    if let (Some(control), Place::Cluster { owner: true, .. }) =
+        (Control::from_token(handler), &place)
     {
         return answered(control_here::<A>(key, control));
     }

@@ -159,15 +159,16 @@ impl<A: Agent> AgentRef<A> {
                     call_json::<&A::Msg>(process.id(), &message, self.timeout),
                 )
             }
-            Location::Remote(node) => match self.call_remote::<serde_json::Value>(node, handler, &message)
-            {
-                Attempt::Done(Ok(value)) => Attempt::Done(
-                    serde_json::to_vec(&value)
-                        .map_err(|err| CallFailure::Unencodable(err.to_string())),
-                ),
-                Attempt::Done(Err(failure)) => Attempt::Done(Err(failure)),
-                Attempt::Relocate(failure) => Attempt::Relocate(failure),
-            },
+            Location::Remote(node) => {
+                match self.call_remote::<serde_json::Value>(node, handler, &message) {
+                    Attempt::Done(Ok(value)) => Attempt::Done(
+                        serde_json::to_vec(&value)
+                            .map_err(|err| CallFailure::Unencodable(err.to_string())),
+                    ),
+                    Attempt::Done(Err(failure)) => Attempt::Done(Err(failure)),
+                    Attempt::Relocate(failure) => Attempt::Relocate(failure),
+                }
+            }
         })
     }
 
@@ -295,9 +296,11 @@ impl<A: Agent> AgentRef<A> {
         {
             let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
             match crate::cluster::remote::call::<A>(node, &self.key, handler, message, timeout) {
-                Ok(answer) => Attempt::Done(serde_json::from_value(answer).map_err(|err| {
-                    CallFailure::Unencodable(format!("undecodable reply: {err}"))
-                })),
+                Ok(answer) => {
+                    Attempt::Done(serde_json::from_value(answer).map_err(|err| {
+                        CallFailure::Unencodable(format!("undecodable reply: {err}"))
+                    }))
+                }
                 Err(
                     failure @ (CallFailure::Moved(_)
                     | CallFailure::NoResponders(_)

@@ -167,11 +167,7 @@ pub fn decode<T: Serialize + DeserializeOwned>() -> Result<T, DecodeError> {
 
 /// Sends `value` to the process `to` of this node with `tag`. If `to` has ended, the runtime
 /// drops the message. Nothing is sent if `value` does not encode.
-pub fn send<T: Serialize>(
-    to: u64,
-    tag: i64,
-    value: &T,
-) -> Result<(), EncodeError> {
+pub fn send<T: Serialize>(to: u64, tag: i64, value: &T) -> Result<(), EncodeError> {
     // SAFETY: the outgoing message is created, filled and sent here, in this order.
     unsafe {
         message::create_data(tag, 0);
