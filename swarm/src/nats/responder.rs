@@ -32,6 +32,9 @@ const SWEEP: Duration = Duration::from_millis(100);
 /// Error messages carry text from outside (keys, subjects) and from handlers (panic messages):
 /// cut them to this many bytes so an error reply always fits.
 const MAX_ERROR_MESSAGE: usize = 1024;
+/// A `call_failed`'s `"detail"` repeats the failure's own text (which the message holds too): cut
+/// shorter, so that an error reply stays under 2 KB.
+const MAX_ERROR_DETAIL: usize = 512;
 
 /// How often a worker looks for the discovery process' requests for its counts (a worker waits
 /// on its subscription, so it looks between requests and when none came for this long).
@@ -103,7 +106,7 @@ impl Reply {
         if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.json) {
             value["error"]["reason"] = err.reason.wire_name().into();
             if let Some(detail) = err.reason.detail() {
-                value["error"]["detail"] = cut_to_fit(detail.to_owned()).into();
+                value["error"]["detail"] = cut_to(detail.to_owned(), MAX_ERROR_DETAIL).into();
             }
             reply.json = serde_json::to_vec(&value).unwrap_or(reply.json);
         }
@@ -111,7 +114,7 @@ impl Reply {
     }
 
     fn error_with(kind: &str, message: String, applied: Option<Applied>, timed_out: bool) -> Self {
-        let message = cut_to_fit(message);
+        let message = cut_to(message, MAX_ERROR_MESSAGE);
         let service_error = ServiceError::for_reply(kind, &message, timed_out);
         let mut error = serde_json::json!({ "kind": kind, "message": message });
         if let Some(applied) = applied {
@@ -152,10 +155,10 @@ impl Reply {
     }
 }
 
-/// `message`, cut to [`MAX_ERROR_MESSAGE`] bytes.
-fn cut_to_fit(mut message: String) -> String {
-    if message.len() > MAX_ERROR_MESSAGE {
-        let mut cut = MAX_ERROR_MESSAGE;
+/// `message`, cut to `max` bytes.
+fn cut_to(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut cut = max;
         while !message.is_char_boundary(cut) {
             cut -= 1;
         }
