@@ -111,7 +111,8 @@ mod node {
         pub front_door: bool,
         /// Passivation: an agent without a message for this long runs `#[on_stop]`, saves, stops
         /// and releases its directory entry (within a third of the lease TTL); its next call
-        /// activates it again, here or on another node, with its state. Default: never.
+        /// activates it again, here or on another node, with its state. Default: the kind's
+        /// `PASSIVATE_AFTER` (`#[agent(passivate_after = ..)]`), else never.
         pub idle: Option<Duration>,
         /// Keep every agent of the kind up across node losses (Akka's "remember entities"):
         /// when the node holding one dies (its lease runs out), is fenced, or drains, another
@@ -394,7 +395,7 @@ mod node {
             } = options;
             let kind = A::KIND;
             let options = KindOptions {
-                idle: idle.filter(|_| !stay_up),
+                idle: idle.or(A::PASSIVATE_AFTER).filter(|_| !stay_up),
                 stay_up,
             };
             let mut route = self.route.clone();

@@ -38,6 +38,11 @@ pub trait AgentState: Sized + 'static {
     const KEYED: bool;
     /// Whether the struct has `#[persist]` fields.
     const PERSISTS: bool;
+    /// Passivation: an agent of this kind (with a `#[key]`) that gets no message for this long
+    /// runs `#[on_stop]`, saves and stops; the next call through a handle or the NATS front door
+    /// starts it again with its state. `None` (the default): it runs until stopped. Agents started
+    /// as a supervisor's children are never passivated.
+    const PASSIVATE_AFTER: Option<std::time::Duration> = None;
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -116,10 +121,11 @@ pub struct AgentArg {
     pub key: String,
     /// The store for `#[persist]` fields; `None` for agents that persist nothing.
     pub store: Option<StoreConfig>,
-    /// Stop after this long without a message (passivation): run `#[on_stop]`, save, end; the
-    /// next call through the cluster's front door starts the agent again. Set by the cluster
-    /// only: its store fences, so a new activation that overlaps this one's last save cannot
-    /// lose a write (with the local stores it could).
+    /// Stop after this long without a message (passivation): leave the registry, serve what
+    /// reached it meanwhile, run `#[on_stop]`, save, end; the next call through a handle or the
+    /// front door starts the agent again. The new activation cannot overlap this one's last save:
+    /// the node's registrar starts no agent under a name whose previous process is still alive,
+    /// and in a cluster the store fences the record as well.
     #[serde(default)]
     pub idle: Option<std::time::Duration>,
 }
@@ -438,8 +444,10 @@ fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
 }
 
 /// An idle agent stops (passivation): it leaves the registry first, so that the next call starts
-/// a new agent instead of finding this one, serves what reached it meanwhile, then saves and runs
-/// `#[on_stop]` as an orderly stop does.
+/// a new agent instead of finding this one (the registrar starts that one once this process has
+/// ended), serves what reached it meanwhile, then saves and runs `#[on_stop]` as an orderly stop
+/// does. Then it still serves, for [`LINGER`], what callers that found it just before it left
+/// sent late (each saved as any call is): a message that reaches an ended process is lost.
 fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
     if let Some(name) = name {
         if host::registry_get(name).map(|pid| pid.id) == Some(host::this().id) {
@@ -452,8 +460,18 @@ fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
             return;
         }
     }
-    terminate::<A>(cell);
+    stop_in_order(&mut cell);
+    let until = std::time::Instant::now() + LINGER;
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if host::receive(&[], Some(left)) != Received::Data || !serve_received(&mut cell) {
+            return;
+        }
+    }
 }
+
+/// How long a passivated agent still serves late messages after its last save (see
+/// [`passivate`]).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {

@@ -36,6 +36,15 @@ pub struct AgentRef<A: Agent> {
     at: RefCell<Location<A>>,
     key: String,
     timeout: Option<Duration>,
+    /// For an agent of a kind that passivates, on a node on its own: how to start it again.
+    relaunch: Option<Box<Relaunch>>,
+}
+
+/// How a handle starts its passivated agent again: as the launcher that made it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Relaunch {
+    store: Option<StoreConfig>,
+    idle: Duration,
 }
 
 /// Where an agent was last found.
@@ -74,6 +83,7 @@ impl<A: Agent> Clone for AgentRef<A> {
             at: RefCell::new(self.at.borrow().clone()),
             key: self.key.clone(),
             timeout: self.timeout,
+            relaunch: self.relaunch.clone(),
         }
     }
 }
@@ -119,7 +129,14 @@ impl<A: Agent> AgentRef<A> {
             at: RefCell::new(location),
             key,
             timeout: Some(DEFAULT_TIMEOUT),
+            relaunch: None,
         }
+    }
+
+    /// The same reference, able to start its agent again after it passivated.
+    fn relaunched_by(mut self, relaunch: Option<Relaunch>) -> Self {
+        self.relaunch = relaunch.map(Box::new);
+        self
     }
 
     /// Sends a request and waits for the handler's answer.
@@ -130,7 +147,7 @@ impl<A: Agent> AgentRef<A> {
     ) -> Result<R, CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !process_exists(process.id()) {
+                if !self.reachable(process.id()) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 local_outcome(
@@ -151,7 +168,7 @@ impl<A: Agent> AgentRef<A> {
     ) -> Result<Vec<u8>, CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !process_exists(process.id()) {
+                if !self.reachable(process.id()) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 local_outcome(
@@ -218,7 +235,7 @@ impl<A: Agent> AgentRef<A> {
     pub fn send(&self, handler: &'static str, message: A::Msg) -> Result<(), CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !process_exists(process.id()) {
+                if !self.reachable(process.id()) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 Attempt::Done(
@@ -269,20 +286,59 @@ impl<A: Agent> AgentRef<A> {
         }
     }
 
-    /// Whether the agent belongs to this node's cluster (then it can be found again elsewhere).
+    /// Whether the agent's process takes messages: it runs and, for an agent that passivates,
+    /// it has not left the registry to passivate (a call then goes to its next activation, which
+    /// starts once this one has saved and ended).
+    fn reachable(&self, process: u64) -> bool {
+        if !process_exists(process) {
+            return false;
+        }
+        self.relaunch.is_none()
+            || super::host::registry_get(&registry_name::<A>(&self.key)).map(|pid| pid.id)
+                == Some(process)
+    }
+
+    /// Whether the agent can be found again once gone: it belongs to this node's cluster, or its
+    /// kind passivates (its next call starts it again).
     fn relocatable(&self) -> bool {
+        A::KEYED && (self.relaunch.is_some() || self.in_cluster())
+    }
+
+    fn in_cluster(&self) -> bool {
         #[cfg(feature = "nats")]
-        return A::KEYED && crate::cluster::serves::<A>();
+        return crate::cluster::serves::<A>();
         #[cfg(not(feature = "nats"))]
         return false;
     }
 
-    /// Where the cluster says the agent is now (claiming and starting it if nobody has it).
+    /// Where the agent is now: as the cluster says (claiming and starting it if nobody has it),
+    /// or on this node, started again as the launcher that made this handle would.
     fn relocate(&self) -> Result<Location<A>, CallFailure> {
         #[cfg(feature = "nats")]
-        return crate::cluster::locate::<A>(&self.key).map(|found| found.raw().at.borrow().clone());
-        #[cfg(not(feature = "nats"))]
-        return Err(CallFailure::NotRunning);
+        if self.in_cluster() {
+            return crate::cluster::locate::<A>(&self.key)
+                .map(|found| found.raw().at.borrow().clone());
+        }
+        let Some(relaunch) = &self.relaunch else {
+            return Err(CallFailure::NotRunning);
+        };
+        let key = crate::key::parse_key_text::<A::Key>(A::KIND, &self.key)
+            .map_err(|err| CallFailure::Unsendable(err.to_string()))?;
+        let launcher = Launcher::<A> {
+            store: relaunch.store.clone(),
+            idle: Some(Some(relaunch.idle)),
+            ..Launcher::default()
+        };
+        match launcher.get_or_start(key) {
+            Ok(found) => Ok(found.raw().at.borrow().clone()),
+            Err(err @ StartError::Overloaded { .. }) => {
+                Err(CallFailure::Unavailable(err.to_string()))
+            }
+            Err(err) => Err(CallFailure::Refused {
+                kind: "start_failed".into(),
+                message: err.to_string(),
+            }),
+        }
     }
 
     /// One call through NATS to the node `node` that holds the agent.
@@ -382,8 +438,9 @@ pub trait AgentHandle: Sized + Clone {
         self.raw().local_process()
     }
 
-    /// Whether the agent is running where the handle last found it (asking its node, for an
-    /// agent on another node of the cluster).
+    /// Whether the agent is running where the handle last found it and takes calls there (an
+    /// agent that is passivating takes none); for an agent on another node of the cluster, its
+    /// node is asked.
     fn is_alive(&self) -> bool {
         self.raw().is_alive()
     }
@@ -421,7 +478,7 @@ pub trait AgentHandle: Sized + Clone {
 impl<A: Agent> AgentRef<A> {
     fn is_alive(&self) -> bool {
         match &*self.at.borrow() {
-            Location::Local(process) => process_exists(process.id()),
+            Location::Local(process) => self.reachable(process.id()),
             Location::Remote(node) => self.control(node, Control::Alive) == Ok(true),
         }
     }
@@ -522,8 +579,9 @@ fn wait_until_gone(id: u64) {
 /// `Agent::launcher().get_or_start(key)`.
 pub struct Launcher<A> {
     store: Option<StoreConfig>,
-    /// Passivation after this long idle (set by the cluster only, see `AgentArg::idle`).
-    idle: Option<Duration>,
+    /// Passivation after this long idle (see `AgentArg::idle`): `None` until set, then the kind's
+    /// `PASSIVATE_AFTER` applies.
+    idle: Option<Option<Duration>>,
     /// Set by the cluster once it has claimed the key for this node: start it here.
     claimed: bool,
     kind: PhantomData<fn() -> A>,
@@ -547,11 +605,36 @@ impl<A: Agent> Launcher<A> {
         self
     }
 
-    /// Stops the agent after `idle` without a message (see `AgentArg::idle`).
+    /// Passivation: the agent stops (after `#[on_stop]` and a save) once it has had no message
+    /// for `idle`; the next call through its handle, any other handle or the NATS front door
+    /// starts it again with its state. Overrides the kind's `PASSIVATE_AFTER`. Only agents with a
+    /// `#[key]` passivate (one without cannot be found again).
+    pub fn passivate_after(mut self, idle: Duration) -> Self {
+        self.idle = Some(Some(idle));
+        self
+    }
+
+    /// Passivation as the cluster serves the kind (`None`: never, whatever the kind says).
     #[cfg(feature = "nats")]
     pub(crate) fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.idle = idle;
+        self.idle = Some(idle);
         self
+    }
+
+    /// How long the agent may idle before it passivates, if it does.
+    fn resolve_idle(&self) -> Option<Duration> {
+        if !A::KEYED {
+            return None;
+        }
+        self.idle.unwrap_or(A::PASSIVATE_AFTER)
+    }
+
+    /// How a handle starts the agent again once it passivated (on a node on its own).
+    fn relaunch(&self) -> Option<Relaunch> {
+        Some(Relaunch {
+            store: self.store.clone(),
+            idle: self.resolve_idle()?,
+        })
     }
 
     /// Starts the agent on this node without asking the cluster: the cluster has claimed its key
@@ -564,9 +647,8 @@ impl<A: Agent> Launcher<A> {
 
     /// The single live agent with this key: found in the registry, or started (loading its
     /// persisted state) if none is running. On a node that serves `A` in a cluster, the agent
-    /// is the cluster's: found here, or claimed for this node and started with its state from the
-    /// cluster's KV bucket; an agent that another node owns is an error saying so (handles that
-    /// reach other nodes are not there yet).
+    /// is the cluster's: found here, claimed for this node and started with its state from the
+    /// cluster's KV bucket, or reached on the node that owns it.
     pub fn get_or_start(self, key: impl Into<A::Key>) -> Result<A::Handle, StartError> {
         let key_value = key.into();
         let key = key_text(A::KIND, &key_value)?;
@@ -589,7 +671,7 @@ impl<A: Agent> Launcher<A> {
                 let arg = AgentArg {
                     store: self.resolve_store(),
                     key: key.clone(),
-                    idle: self.idle,
+                    idle: self.resolve_idle(),
                 };
                 registry::get_or_start(registry::StartJob::new(
                     name,
@@ -600,20 +682,20 @@ impl<A: Agent> Launcher<A> {
                 ))?
             }
         };
-        Ok(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(registered.pid()),
-            key,
-        )))
+        // Started here for the cluster: the cluster finds it again, not this launcher.
+        let relaunch = self.relaunch().filter(|_| !self.claimed);
+        Ok(A::Handle::from_raw(
+            AgentRef::new(registry::process_ref(registered.pid()), key).relaunched_by(relaunch),
+        ))
     }
 
     /// The live agent with this key, if one is running.
     pub fn lookup(self, key: impl Into<A::Key>) -> Option<A::Handle> {
         let key = key_text(A::KIND, &key.into()).ok()?;
         let pid = registry::lookup(&registry_name::<A>(&key))?;
-        Some(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(pid),
-            key,
-        )))
+        Some(A::Handle::from_raw(
+            AgentRef::new(registry::process_ref(pid), key).relaunched_by(self.relaunch()),
+        ))
     }
 
     /// Starts a new agent of a kind without a `#[key]` (not registered: every call starts one).

@@ -271,6 +271,11 @@ struct Registrar {
     starting: HashMap<String, i64>,
     /// Live agents it started, with their names.
     live: HashMap<u64, String>,
+    /// The other way round: the process it last started under each name, while it lives.
+    by_name: HashMap<String, u64>,
+    /// Starts of a name whose previous process left the registry but still runs (a passivating
+    /// agent saving its state): held until that process has ended, by its id.
+    after_end: HashMap<u64, Vec<(StartJob, ReplyTo)>>,
     stats: NodeStats,
 }
 
@@ -282,6 +287,8 @@ fn run_registrar((): ()) {
         starts: HashMap::new(),
         starting: HashMap::new(),
         live: HashMap::new(),
+        by_name: HashMap::new(),
+        after_end: HashMap::new(),
         stats: NodeStats::default(),
     };
     loop {
@@ -304,14 +311,7 @@ fn run_registrar((): ()) {
                     registrar.finish(start, Err(crashed));
                 }
             }
-            Received::ProcessDied => {
-                let id = host::sender();
-                if let Some(name) = registrar.live.remove(&id) {
-                    if host::registry_get(&name).map(|pid| pid.id) == Some(id) {
-                        host::registry_remove(&name);
-                    }
-                }
-            }
+            Received::ProcessDied => registrar.ended(host::sender()),
             Received::TimedOut => {}
         }
     }
@@ -357,10 +357,24 @@ impl Registrar {
         }
     }
 
+    /// An agent it started has ended: forget it, and run the starts that waited for its end.
+    fn ended(&mut self, id: u64) {
+        if let Some(name) = self.live.remove(&id) {
+            if host::registry_get(&name).map(|pid| pid.id) == Some(id) {
+                host::registry_remove(&name);
+            }
+            if self.by_name.get(&name) == Some(&id) {
+                self.by_name.remove(&name);
+            }
+        }
+        for (job, reply_to) in self.after_end.remove(&id).unwrap_or_default() {
+            self.get_or_start(job, reply_to);
+        }
+    }
+
     fn get_or_start(&mut self, job: StartJob, reply_to: ReplyTo) {
-        let answer = |outcome: Result<Registered, StartError>| reply_to.send(outcome);
         if let Some(pid) = lookup(&job.name) {
-            return answer(Ok(Registered::Found(pid)));
+            return reply_to.send::<Result<Registered, StartError>>(Ok(Registered::Found(pid)));
         }
         if let Some(start) = self.starting.get(&job.name) {
             if let Some(start) = self.starts.get_mut(start) {
@@ -368,6 +382,20 @@ impl Registrar {
                 return;
             }
         }
+        // Its previous process has left the registry but still runs (it passivates, or stops in
+        // order): it may be writing its last state. A new one started now could load the state
+        // before that write and then be overwritten by it; so the start waits for the end.
+        if let Some(&previous) = self.by_name.get(&job.name) {
+            if host::exists(previous) {
+                self.after_end
+                    .entry(previous)
+                    .or_default()
+                    .push((job, reply_to));
+                return;
+            }
+            self.by_name.remove(&job.name);
+        }
+        let answer = |outcome: Result<Registered, StartError>| reply_to.send(outcome);
         if let Some(limit) = self.refusal() {
             self.stats.refused_starts += 1;
             return answer(Err(StartError::Overloaded {
@@ -465,6 +493,7 @@ impl Registrar {
                 host::monitor(pid.id);
                 // An agent that ended before the monitor was set is never reported: not live.
                 if pid.exists() {
+                    self.by_name.insert(job.name.clone(), pid.id);
                     self.live.insert(pid.id, job.name);
                 }
             }
