@@ -65,22 +65,24 @@ impl Output {
                 .iter()
                 .map(|title| Cell::new(title).add_attribute(Attribute::Bold)),
         );
+        // Columns start at the left margin and are two spaces apart, as other tools' are.
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
         table
     }
 
-    /// Writes a table; its columns start at the left margin, as other tools' do.
-    pub fn table_out(&self, table: &Table) -> Result<(), Failure> {
-        let text: String = table
+    /// The lines of a table, without the padding at their ends.
+    pub fn table_text(&self, table: &Table) -> String {
+        table
             .lines()
-            .map(|line| {
-                line.strip_prefix(' ')
-                    .unwrap_or(&line)
-                    .trim_end()
-                    .to_owned()
-                    + "\n"
-            })
-            .collect();
-        self.write(&text)
+            .map(|line| line.trim_end().to_owned() + "\n")
+            .collect()
+    }
+
+    /// Writes a table.
+    pub fn table_out(&self, table: &Table) -> Result<(), Failure> {
+        self.write(&self.table_text(table))
     }
 }
 

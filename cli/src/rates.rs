@@ -104,15 +104,24 @@ pub fn rates(before: &Reading, after: &Reading, elapsed: Duration) -> Rates {
             .sum();
         grown as f64 / seconds
     });
+    for kind in kinds.values_mut() {
+        kind.calls_per_s = rounded(kind.calls_per_s);
+        kind.errors_per_s = rounded(kind.errors_per_s);
+    }
     Rates {
-        interval_s: seconds,
+        interval_s: rounded(seconds),
         nodes: after.nodes,
         agents_live: after.agents_live,
-        calls_per_s: calls as f64 / seconds,
-        errors_per_s: errors as f64 / seconds,
+        calls_per_s: rounded(calls as f64 / seconds),
+        errors_per_s: rounded(errors as f64 / seconds),
         kinds,
-        activations_per_s,
+        activations_per_s: activations_per_s.map(rounded),
     }
+}
+
+/// Three decimals: a rate is an estimate, and JSON lines stay short.
+fn rounded(rate: f64) -> f64 {
+    (rate * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

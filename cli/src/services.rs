@@ -155,6 +155,13 @@ pub async fn gather<T: DeserializeOwned + Named>(
         let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await else {
             break;
         };
+        // The server says at once when nothing subscribes to the subject: no node runs.
+        if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            break;
+        }
+        if message.status.is_some() {
+            continue;
+        }
         match serde_json::from_slice::<T>(&message.payload) {
             Ok(answer) if answer.service_name() == service => found.push(answer),
             Ok(_) => {}

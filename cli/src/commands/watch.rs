@@ -110,13 +110,14 @@ fn redraw(
         error_rate(rated.errors_per_s, output.color),
     ]);
     let mut text = format!(
-        "namespace `{}`: {} nodes, {} agents live, every {:?} (Ctrl-C stops)\n",
-        context.namespace, rated.nodes, rated.agents_live, interval
+        "namespace `{}`: {} node{}, {} agents live, every {:?} (Ctrl-C stops)\n",
+        context.namespace,
+        rated.nodes,
+        if rated.nodes == 1 { "" } else { "s" },
+        rated.agents_live,
+        interval
     );
-    for line in table.lines() {
-        text += line.strip_prefix(' ').unwrap_or(&line).trim_end();
-        text.push('\n');
-    }
+    text += &output.table_text(&table);
     if let Some(activations) = rated.activations_per_s {
         text += &format!("cluster activations/s: {activations:.1}\n");
     }
