@@ -118,7 +118,10 @@ mod tests {
     use super::*;
     use crate::services::EndpointInfo;
 
-    pub(crate) fn info(id: &str, endpoints: &[(&str, &str, &[(&str, &str)])]) -> Info {
+    /// An endpoint as (kind, handler, metadata).
+    type Served<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+    fn info(id: &str, endpoints: &[Served]) -> Info {
         Info {
             name: "swarm-swarm".into(),
             id: id.into(),
