@@ -17,8 +17,8 @@ Exit codes:
 
 /// Lists, calls and watches the agents of a swarm through NATS.
 ///
-/// Nodes, kinds and handlers come from the NATS services API ($SRV.PING/INFO/STATS of service
-/// `swarm-<namespace>`); calls go through the front door `<namespace>.<kind>.<key>.<handler>`.
+/// Nodes, kinds, handlers and counts come from the NATS services API ($SRV.INFO and $SRV.STATS of
+/// service `swarm-<namespace>`); calls go through the front door `<namespace>.<kind>.<key>.<handler>`.
 #[derive(Debug, Parser)]
 #[command(name = "swarm", version, after_help = EXIT_CODES)]
 pub struct Cli {
