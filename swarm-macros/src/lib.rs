@@ -13,7 +13,9 @@ mod attr;
 mod case;
 mod ctxt;
 mod expand;
+mod fallback;
 mod supervisor_def;
+mod valid;
 
 use proc_macro::TokenStream;
 
@@ -83,8 +85,5 @@ pub fn handler(_attr: TokenStream, item: TokenStream) -> TokenStream {
 /// one method per child.
 #[proc_macro]
 pub fn supervisor(input: TokenStream) -> TokenStream {
-    match supervisor_def::parse(input.into()) {
-        Ok(def) => expand::supervisor::expand(&def).into(),
-        Err(err) => err.to_compile_error().into(),
-    }
+    expand::supervisor(input.into()).into()
 }

@@ -75,8 +75,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{CallError, StartError};
-    pub use crate::key::AgentKey;
-    pub use crate::key::AgentKey as Key;
     pub use crate::record;
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
@@ -86,16 +84,28 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::handle_serde::{deserialize_handle, serialize_handle};
+    #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::wire::Wire;
-    pub use crate::store::StoreConfig;
     #[cfg(target_arch = "wasm32")]
     pub use crate::supervisor;
+    // `core`/`std` items too, so that a user's own `Option`, `String` or `Result` in scope can
+    // never change what generated code means.
+    pub use ::core::clone::Clone;
+    pub use ::core::cmp::{Eq, PartialEq};
     pub use ::core::convert::Into;
     pub use ::core::default::Default;
+    pub use ::core::fmt::{self, Debug};
+    pub use ::core::marker::Copy;
+    pub use ::core::marker::PhantomData;
     pub use ::core::option::Option;
     pub use ::core::result::Result;
+    pub use ::core::time::Duration;
+    pub use ::core::unreachable;
+    pub use ::std::string::String;
+    pub use ::std::vec::Vec;
     #[cfg(target_arch = "wasm32")]
     pub use lunatic;
     pub use serde;

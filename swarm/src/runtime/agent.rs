@@ -86,7 +86,16 @@ pub struct HandlerInfo {
 
 /// An agent as Lunatic runs it: the process' state is an [`AgentCell`], its argument an
 /// [`AgentArg`], and its one mailbox handler takes [`Envelope`]s of the message enum.
-/// Implemented for every type the macros turn into an agent.
+///
+/// Implemented by `#[agent]` on the impl block, next to the `AbstractProcess` impl it vouches
+/// for, rather than for every type that happens to qualify: then a struct whose impl block is
+/// missing fails one bound with one message (where its handle is declared), instead of one
+/// error per supertrait at every place that names the handle.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[agent]` impl block",
+    label = "this agent has no handlers yet",
+    note = "add `#[agent] impl {Self} {{ .. }}` with its `#[handler]` methods (one such block per agent)"
+)]
 pub trait Agent:
     AgentBehavior
     + AbstractProcess<
@@ -95,17 +104,6 @@ pub trait Agent:
         Arg = AgentArg,
         StartupError = StartError,
     > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
-{
-}
-
-impl<A> Agent for A where
-    A: AgentBehavior
-        + AbstractProcess<
-            State = AgentCell<Self>,
-            Serializer = Wire,
-            Arg = AgentArg,
-            StartupError = StartError,
-        > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
 {
 }
 

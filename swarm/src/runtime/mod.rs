@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod handle;
+pub(crate) mod handle_serde;
 pub mod host;
 pub mod mailbox;
 pub mod node;
