@@ -109,6 +109,7 @@ pub trait Agent:
 
 /// What a new agent process receives from whoever starts it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub struct AgentArg {
     /// The key, in its validated text form (empty for agents without a key).
     pub key: String,
@@ -123,6 +124,7 @@ pub struct AgentArg {
 }
 
 /// The state of an agent's process: the user's struct plus what persistence needs.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub struct AgentCell<A> {
     agent: A,
     store: Option<Box<dyn Store>>,
@@ -231,6 +233,7 @@ thread_local! {
 
 /// Runs inside the new process before anything else: loads the persisted state, runs the
 /// `#[on_start]` hook, and installs the hook that answers a caller whose handler panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     install_panic_reply();
     if A::KEYED {
@@ -314,6 +317,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
 
 /// Runs one envelope: the generated `handle`, with the caller remembered in case the handler
 /// panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
     serve_one(&mut state, envelope);
 }
@@ -334,6 +338,7 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
 ///
 /// A spawn the node cannot make, an `init` that fails or panics: each is a [`StartError`] for
 /// this caller alone; nothing here panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
     let kind = A::KIND;
     let key = arg.key.clone();
@@ -454,6 +459,7 @@ fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
 }
 
 /// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
     stop_in_order(&mut cell);
 }
@@ -500,6 +506,7 @@ fn install_panic_reply() {
     message = "an #[on_start] hook returns `()` or `Result<(), E>` with `E: Display`, not `{Self}`",
     label = "this hook's return type"
 )]
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub trait IntoHookResult {
     /// The hook's outcome, its error as text.
     fn into_hook_result(self) -> Result<(), String>;
