@@ -5,11 +5,16 @@
 //! `#[persist]`, and each instance runs as an isolated Lunatic process with a typed handle, state
 //! that is saved before a request is acknowledged, and reloaded when the agent starts again.
 //!
-//! ```ignore
+//! ```no_run
+//! # // Agents exist only inside Lunatic: this example is compiled for wasm32-wasip1
+//! # // (`cargo test -p swarm --doc --target wasm32-wasip1`) and is an empty program natively.
+//! # // `no_run`: `lunatic run` exits 0 even when main panics, so running it would prove
+//! # // nothing; tests/tests/requests.rs checks the same calls under Lunatic's test harness.
+//! # #[cfg(target_arch = "wasm32")]
+//! # mod example {
 //! use swarm::prelude::*;
 //!
 //! #[agent(kind = "counter")]
-//! #[derive(Default)]
 //! pub struct Counter {
 //!     #[key] name: String,
 //!     #[persist] total: u64,
@@ -24,9 +29,22 @@
 //!     }
 //! }
 //!
-//! let counter = Counter::get_or_start("visits")?;
+//! # pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # swarm::set_default_store(StoreConfig::memory("docs"))?;
+//! let counter = Counter::get_or_start("visits")?;   // in a Lunatic process
 //! assert_eq!(counter.add(2)?, 2);
+//! assert_eq!(counter.add(3)?, 5);
+//! # Ok(())
+//! # }
+//! # }
+//! # fn main() {
+//! # #[cfg(target_arch = "wasm32")]
+//! # example::run().unwrap();
+//! # }
 //! ```
+//!
+//! What the macros generate is shown, example and expansion, in the docs of [`agent`] and
+//! [`supervisor!`].
 //!
 //! The agent runtime (everything under `runtime`, the memory and SQLite stores) exists only when
 //! building for `wasm32` (Lunatic); on the host the pure parts build and are tested natively.

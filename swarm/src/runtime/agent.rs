@@ -124,7 +124,6 @@ pub struct AgentArg {
 }
 
 /// The state of an agent's process: the user's struct plus what persistence needs.
-#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub struct AgentCell<A> {
     agent: A,
     store: Option<Box<dyn Store>>,
@@ -506,7 +505,6 @@ fn install_panic_reply() {
     message = "an #[on_start] hook returns `()` or `Result<(), E>` with `E: Display`, not `{Self}`",
     label = "this hook's return type"
 )]
-#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub trait IntoHookResult {
     /// The hook's outcome, its error as text.
     fn into_hook_result(self) -> Result<(), String>;
