@@ -6,7 +6,8 @@
 //!
 //! Generated code names everything through `::swarm::__private` ([`private`]): the user's
 //! crate needs no dependency on lunatic or serde, and no name in it can shadow ours. No
-//! exceptions: even `Option`, `String` and `PhantomData` go through it.
+//! exceptions: even `Option`, `String`, `PhantomData` and the derives (`Clone`, `Debug`, ..) go
+//! through it; only primitive types (`u8`, `bool`, `str`) are written bare, as they are not paths.
 
 mod handle;
 mod message;

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::private;
+use super::{private, private_at};
 use crate::supervisor_def::{ChildDef, ChildDefKind, Restart, Strategy, SupervisorDef};
 
 /// A validated declaration: every item, with the spec built from its strategy and children.
@@ -35,6 +35,11 @@ fn spec_body(def: &SupervisorDef) -> TokenStream {
             Some(Restart::Temporary) => quote!(#sv::Restart::Temporary),
             // Reported while parsing, as for the strategy.
             None => quote!(#p::unreachable!()),
+        };
+        let span = child_ty(child).span();
+        let sv = {
+            let p = private_at(span);
+            quote_spanned!(span=> #p::supervisor)
         };
         let spec = match &child.kind {
             ChildDefKind::Keyed { ty, key } => {
@@ -73,6 +78,11 @@ pub(crate) fn items(
     let accessors = children.iter().map(|child| {
         let method = &child.name;
         let child_name = child.name.to_string();
+        // Paths spanned at the child's type too, so that a type that cannot be this child is
+        // reported there (once), not at the whole `supervisor!`.
+        let span = child_ty(child).span();
+        let p = private_at(span);
+        let sv = quote_spanned!(span=> #p::supervisor);
         match &child.kind {
             ChildDefKind::Keyed { ty, .. } => {
                 let doc = format!("The agent child `{child_name}` as it runs now (ask again after a restart).");
@@ -154,5 +164,13 @@ pub(crate) fn items(
                 &self.0
             }
         }
+    }
+}
+
+fn child_ty(child: &ChildDef) -> &syn::Path {
+    match &child.kind {
+        ChildDefKind::Keyed { ty, .. }
+        | ChildDefKind::Bare { ty }
+        | ChildDefKind::Pool { ty, .. } => ty,
     }
 }
