@@ -284,3 +284,31 @@ fn rejected_supervisor_expands_to_a_stand_in() {
     assert_eq!(text.matches("pub fn lobby").count(), 1, "{text}");
     assert!(text.contains("unreachable"), "{text}");
 }
+
+/// A struct that is not `pub`: its handle takes the struct's visibility (a `pub` handle of a
+/// private agent would be a private type in a public interface).
+#[test]
+fn private_agent_struct_expansion() {
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote! {
+            pub(crate) struct Tally {
+                seen: u64,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+/// What a rejected supervisor stands in with: the type, the handle, one accessor per child name,
+/// and a `spec()` that is never built; then its errors.
+#[test]
+fn rejected_supervisor_stand_in_expansion() {
+    let expanded = super::supervisor(quote! {
+        pub Rooms: one_for_eventually {
+            lobby: Room("lobby"),
+            lobby: Room("annex"),
+        }
+    });
+    insta::assert_snapshot!(pretty(expanded));
+}
