@@ -3,7 +3,6 @@
 
 use std::fmt::Display;
 
-use proc_macro2::TokenStream;
 use quote::ToTokens;
 
 #[derive(Default)]
@@ -34,21 +33,4 @@ impl Ctxt {
         }
         Err(first)
     }
-}
-
-/// The item as the user wrote it plus the errors, so that a mistake in one part does not also
-/// make every use of the item fail to resolve.
-pub(crate) fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {
-    let errors = error.to_compile_error();
-    quote::quote!(#item #errors)
-}
-
-/// An item that failed validation: the errors, the item as written (swarm's attributes removed),
-/// and, when its shape allows, a stand-in model to generate from. Generating the stand-in keeps
-/// the rest of the user's code resolving (`Agent::get_or_start`, the other half of the agent), so
-/// one mistake shows one error instead of a cascade from the code that uses the item.
-pub(crate) struct Rejected<I, M> {
-    pub(crate) error: syn::Error,
-    pub(crate) item: I,
-    pub(crate) stand_in: Option<M>,
 }

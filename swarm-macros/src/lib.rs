@@ -1,11 +1,21 @@
-//! The macros of [swarm](https://docs.rs/swarm): `#[agent]` on a struct and on its impl block,
-//! with `#[key]`, `#[persist]`, `#[handler]`, `#[on_start]` and `#[on_stop]` inside.
+//! The macros of [swarm](https://docs.rs/swarm): `#[agent]` on a struct and on its impl block
+//! (with `#[key]`, `#[persist]`, `#[handler]`, `#[on_start]` and `#[on_stop]` inside), and
+//! `supervisor!`. Use them through `swarm` (`use swarm::prelude::*;`): the code they generate names
+//! only `::swarm::__private` paths, so the user's crate needs no other dependency.
 //!
 //! Each macro runs in three steps, one module each: parse the user's item into a model
-//! ([`agent_struct`], [`agent_impl`], with attribute parsing in [`attr`]), validate it (every
-//! mistake reported at the user's own token, all of them in one compile, through [`ctxt`]), then
-//! generate code from the validated model only ([`expand`]). Generated code names only
-//! `::swarm::__private` paths.
+//! (`agent_struct`, `agent_impl`, `supervisor_def`, with attribute parsing in `attr`), validate
+//! the model (`valid`: every mistake reported at the user's own token, all of them in one
+//! compile, collected by `ctxt`), then generate code from the validated model only (`expand`),
+//! or, for a rejected item, a stand-in that keeps the rest of the user's code resolving
+//! (`fallback`: one mistake, one error).
+//!
+//! The examples below are not compiled here: agents exist only inside Lunatic (wasm32-wasip1),
+//! and a proc-macro crate's doc tests run natively. `swarm`'s crate docs compile and run the same
+//! example for wasm32-wasip1, the ui tests (`ui-tests/`) build agents for it, and the exact
+//! expansions are snapshot-tested (`src/expand/snapshots/`).
+
+#![warn(missing_docs)]
 
 mod agent_impl;
 mod agent_struct;
@@ -13,7 +23,9 @@ mod attr;
 mod case;
 mod ctxt;
 mod expand;
+mod fallback;
 mod supervisor_def;
+mod valid;
 
 use proc_macro::TokenStream;
 
@@ -47,15 +59,151 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// This generates `ChatRoomMsg` (the message enum, one variant per handler), `ChatRoomRef` (the
-/// typed handle: `room.post(author, text)?`), the Lunatic `AbstractProcess` impl, and
-/// `ChatRoom::get_or_start(key)`, `ChatRoom::lookup(key)` and `ChatRoom::launcher()`.
+/// typed handle: `room.post(author, text)?`, with the struct's visibility), the Lunatic
+/// `AbstractProcess` impl, and `ChatRoom::get_or_start(key)`, `ChatRoom::lookup(key)` and
+/// `ChatRoom::launcher()` (or `start()` for an agent without a `#[key]`).
+///
+/// A smaller agent, and what it expands to:
+///
+/// ```ignore
+/// #[agent(kind = "counter")]
+/// pub struct Counter {
+///     #[key] name: String,
+///     #[persist] total: u64,
+/// }
+///
+/// #[agent]
+/// impl Counter {
+///     #[handler]
+///     pub fn add(&mut self, n: u64) -> u64 {
+///         self.total += n;
+///         self.total
+///     }
+/// }
+/// ```
+///
+/// <details><summary>The expansion (condensed: <code>::swarm::__private::</code> written
+/// <code>__private::</code>, serde plumbing and doc comments left out)</summary>
+///
+/// ```ignore
+/// // From the struct: the struct as written (markers removed), the handle, the state side.
+/// pub struct Counter { name: String, total: u64 }
+///
+/// /// A handle to a running [`Counter`]: one method per `#[handler]`.
+/// pub struct CounterRef { __swarm_raw: __private::AgentRef<Counter> }   // the struct's visibility
+///
+/// #[automatically_derived]
+/// impl __private::supervisor::SupervisableKeyed for Counter {}         // `visits: Counter("visits")`
+///
+/// const _: () = {
+///     // The #[persist] fields as a record: written by reference, read field by field
+///     // (a field missing from an older record keeps its `Default`).
+///     struct __SwarmCounterPersistedRef<'a> { total: &'a u64, .. }
+///     struct __SwarmCounterPersisted { #[serde(default)] total: __private::Option<u64> }
+///
+///     #[automatically_derived]
+///     impl __private::AgentState for Counter {
+///         const KIND: &'static str = "counter";
+///         const KEYED: bool = true;
+///         const PERSISTS: bool = true;
+///         type Key = String;
+///         fn from_key(key: String) -> Self {
+///             Self { name: key, total: <u64 as __private::Default>::default() }
+///         }
+///         fn key(&self) -> &String { &self.name }
+///         fn encode_persisted(&self) -> __private::Result<__private::Vec<u8>, __private::String> {
+///             __private::record::encode(&__SwarmCounterPersistedRef { total: &self.total, .. })
+///         }
+///         fn restore_persisted(&mut self, record: &[u8]) -> __private::Result<(), __private::record::RecordError> {
+///             let fields: __SwarmCounterPersisted = __private::record::decode(record)?;
+///             if let __private::Option::Some(value) = fields.total { self.total = value; }
+///             __private::Result::Ok(())
+///         }
+///     }
+/// };
+///
+/// impl Counter {
+///     pub fn get_or_start(key: impl __private::Into<String>) -> __private::Result<CounterRef, __private::StartError> {
+///         __private::Launcher::<Self>::default().get_or_start(key)
+///     }
+///     pub fn lookup(key: impl __private::Into<String>) -> __private::Option<CounterRef> { .. }
+///     pub fn launcher() -> __private::Launcher<Self> { __private::Launcher::default() }
+/// }
+///
+/// // From the impl block: the block as written, the message enum, the process, the handle's
+/// // methods and impls.
+/// impl Counter {
+///     pub fn add(&mut self, n: u64) -> u64 { self.total += n; self.total }
+/// }
+///
+/// #[derive(__private::serde::Serialize, __private::serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// pub enum CounterMsg {
+///     Add { n: u64 },
+/// }
+///
+/// const _: () = {
+///     type __SwarmHandle = CounterRef;
+///
+///     #[automatically_derived]
+///     impl __private::AgentBehavior for Counter {
+///         type Msg = CounterMsg;
+///         type Handle = __SwarmHandle;
+///         const HANDLERS: &'static [__private::HandlerInfo] =
+///             &[__private::HandlerInfo { name: "add", variant: "Add", request: true }];
+///         fn handle(cell: &mut __private::AgentCell<Self>, message: CounterMsg, reply_to: __private::Option<__private::ReplyTo>) {
+///             match message {
+///                 CounterMsg::Add { n } => {
+///                     let answer = cell.agent_mut().add(n);       // `&mut self`: may need a save
+///                     cell.finish(true, reply_to, answer);        // save if changed, then reply
+///                 }
+///             }
+///         }
+///     }
+///
+///     #[automatically_derived]
+///     impl __private::Agent for Counter {}
+///     #[automatically_derived]
+///     impl __private::lunatic::ap::AbstractProcess for Counter { /* init/terminate call __private::init/terminate */ }
+///     #[automatically_derived]
+///     impl __private::lunatic::ap::MessageHandler<__private::Envelope<CounterMsg>> for Counter { /* __private::serve */ }
+///
+///     impl __SwarmHandle {
+///         /// Calls [`Counter::add`] and waits for its answer (at most the handle's timeout).
+///         pub fn add(&self, n: u64) -> __private::Result<u64, __private::CallError> {
+///             self.__swarm_raw.request("add", CounterMsg::Add { n })
+///         }
+///     }
+///
+///     // AgentHandle (raw/from_raw), Clone, Debug, PartialEq, Serialize and Deserialize for the
+///     // handle, #[automatically_derived], as a derive on a newtype would write them.
+/// };
+/// ```
+/// </details>
+///
+/// Misuse is a compile error at the user's own token that says how to fix it: a handler taking
+/// `self` by value or a reference argument, a `#[persist]` field without a `#[key]`, two handlers
+/// with one name, a kind that is not a NATS subject token, and more (`ui-tests/ui/fail/` has one
+/// case per mistake).
 #[proc_macro_attribute]
 pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent(attr.into(), item.into()).into()
 }
 
-/// Marks a method of an `#[agent]` impl block as a handler. Used anywhere else, it is an error:
-/// only `#[agent]` on the impl block can turn methods into handlers.
+/// Marks a method of an `#[agent]` impl block as a handler: it becomes a message variant and a
+/// method of the agent's handle.
+///
+/// ```ignore
+/// #[agent]
+/// impl Counter {
+///     #[handler]                                     // -> CounterMsg::Add { n }, CounterRef::add(n)
+///     pub fn add(&mut self, n: u64) -> u64 { .. }
+/// }
+/// ```
+///
+/// `#[agent]` on the impl block reads and removes these markers; this macro only runs when one is
+/// left over, that is outside an `#[agent]` impl block, and expands to the method as written plus
+/// an error saying so.
 #[proc_macro_attribute]
 pub fn handler(_attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::stray_handler(item.into()).into()
@@ -79,12 +227,77 @@ pub fn handler(_attr: TokenStream, item: TokenStream) -> TokenStream {
 /// service.lobby()?.post("ada".into(), "hi".into())?;
 /// ```
 ///
-/// Generates `ChatService` (with `spec()`, `start()`, `start_link()`) and `ChatServiceRef` with
-/// one method per child.
+/// The strategy is `one_for_one`, `one_for_all` or `rest_for_one`; `max_restarts` and
+/// `within_secs` default to OTP's 1 in 5 s. This generates `ChatService` (with `spec()`,
+/// `start()`, `start_link()`, and usable as another supervisor's child) and `ChatServiceRef`
+/// with one method per child.
+///
+/// A smaller one, and what it expands to:
+///
+/// ```ignore
+/// supervisor! {
+///     pub Counters: one_for_one(max_restarts = 3, within_secs = 10) {
+///         visits: Counter("visits"),
+///     }
+/// }
+/// ```
+///
+/// <details><summary>The expansion (condensed: <code>::swarm::__private::</code> written
+/// <code>__private::</code>, and <code>__private::supervisor::</code> written <code>sv::</code>)</summary>
+///
+/// ```ignore
+/// #[derive(__private::Debug, __private::Clone, __private::Copy, __private::PartialEq, __private::Eq)]
+/// pub struct Counters;
+///
+/// impl Counters {
+///     pub fn spec() -> sv::SupervisorSpec {
+///         sv::SupervisorSpec {
+///             name: __private::String::from("Counters"),
+///             strategy: sv::Strategy::OneForOne,
+///             max_restarts: 3u32,
+///             within: __private::Duration::from_secs(10u64),
+///             children: __private::Vec::from([
+///                 <Counter as sv::SupervisableKeyed>::child_spec("visits", "visits")
+///                     .restart(sv::Restart::Permanent),
+///             ]),
+///         }
+///     }
+///     pub fn start() -> __private::Result<CountersRef, sv::SupervisorError> {
+///         sv::start(Self::spec()).map(CountersRef)
+///     }
+///     pub fn start_link() -> __private::Result<CountersRef, sv::SupervisorError> {
+///         sv::start_link(Self::spec()).map(CountersRef)
+///     }
+/// }
+///
+/// #[automatically_derived]
+/// impl sv::Supervisable for Counters {                 // so it can be a child itself
+///     type Handle = CountersRef;
+///     fn child_spec(name: &str) -> sv::ChildSpec { sv::ChildSpec::supervisor(name, Self::spec()) }
+///     fn child_handle(parent: &sv::SupervisorRef, name: &str) -> __private::Result<CountersRef, sv::SupervisorError> {
+///         parent.supervisor(name).map(CountersRef)
+///     }
+/// }
+///
+/// #[derive(__private::Debug, __private::Clone, __private::PartialEq, __private::Eq,
+///          __private::serde::Serialize, __private::serde::Deserialize)]
+/// pub struct CountersRef(pub sv::SupervisorRef);
+///
+/// impl CountersRef {
+///     /// The agent child `visits` as it runs now (ask again after a restart).
+///     pub fn visits(&self) -> __private::Result<CounterRef, sv::SupervisorError> {
+///         self.0.agent::<Counter>("visits")
+///     }
+///     /// The underlying supervisor handle: stats, shutdown, liveness.
+///     pub fn supervisor(&self) -> &sv::SupervisorRef { &self.0 }
+/// }
+/// ```
+/// </details>
+///
+/// A rejected declaration (a misspelt strategy, two children with one name, ..) still expands to
+/// the type, its handle and one accessor per child name, with a `spec()` that is never built, so
+/// the rest of a supervision tree resolves and one mistake shows one error.
 #[proc_macro]
 pub fn supervisor(input: TokenStream) -> TokenStream {
-    match supervisor_def::parse(input.into()) {
-        Ok(def) => expand::supervisor::expand(&def).into(),
-        Err(err) => err.to_compile_error().into(),
-    }
+    expand::supervisor(input.into()).into()
 }

@@ -1,4 +1,6 @@
-//! `supervisor! { .. }`: the model of a supervisor declaration, parsed and validated.
+//! `supervisor! { .. }`: the model of a supervisor declaration, as the user wrote it. Parsing
+//! only (words become enums and numbers here, once); whether the tree makes sense is
+//! [`crate::valid::supervisor`]'s question.
 //!
 //! ```text
 //! supervisor! {
@@ -12,8 +14,6 @@
 //! }
 //! ```
 
-use std::collections::{HashMap, HashSet};
-
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -25,20 +25,77 @@ use crate::ctxt::Ctxt;
 const DEFAULT_MAX_RESTARTS: u32 = 1;
 const DEFAULT_WITHIN_SECS: u64 = 5;
 
+/// Which children a supervisor restarts when one of them fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// Only the failed child.
+    OneForOne,
+    /// Every child.
+    OneForAll,
+    /// The failed child and those started after it.
+    RestForOne,
+}
+
+impl Strategy {
+    const ALL: [(&'static str, Strategy); 3] = [
+        ("one_for_one", Strategy::OneForOne),
+        ("one_for_all", Strategy::OneForAll),
+        ("rest_for_one", Strategy::RestForOne),
+    ];
+
+    fn from_word(word: &Ident) -> Option<Strategy> {
+        Self::ALL
+            .into_iter()
+            .find(|(name, _)| word == name)
+            .map(|(_, strategy)| strategy)
+    }
+}
+
+/// Whether a child is restarted after it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// Always (the default).
+    Permanent,
+    /// Only after a failure, not after a normal exit.
+    Transient,
+    /// Never.
+    Temporary,
+}
+
+impl Restart {
+    const ALL: [(&'static str, Restart); 3] = [
+        ("permanent", Restart::Permanent),
+        ("transient", Restart::Transient),
+        ("temporary", Restart::Temporary),
+    ];
+
+    fn from_word(word: &Ident) -> Option<Restart> {
+        Self::ALL
+            .into_iter()
+            .find(|(name, _)| word == name)
+            .map(|(_, restart)| restart)
+    }
+}
+
+/// The model of a `supervisor!` declaration.
 pub(crate) struct SupervisorDef {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) name: Ident,
-    pub(crate) strategy: Ident,
+    /// `None` when the word was not a strategy (reported while parsing): such a declaration only
+    /// reaches the fallback, never the expansion.
+    pub(crate) strategy: Option<Strategy>,
     pub(crate) max_restarts: u32,
-    pub(crate) within_secs: u64,
+    /// With the span of its literal (or of the strategy when not given), for errors.
+    pub(crate) within_secs: (u64, Span),
     pub(crate) children: Vec<ChildDef>,
 }
 
 pub(crate) struct ChildDef {
     pub(crate) name: Ident,
-    /// `permanent`, `transient` or `temporary`.
-    pub(crate) restart: Ident,
+    /// `None` when the word was not a restart policy (reported while parsing), as for
+    /// [`SupervisorDef::strategy`].
+    pub(crate) restart: Option<Restart>,
     pub(crate) kind: ChildDefKind,
 }
 
@@ -47,40 +104,51 @@ pub(crate) enum ChildDefKind {
     Keyed { ty: Path, key: Expr },
     /// `Agent` or `Supervisor`.
     Bare { ty: Path },
-    /// `pool(Agent, n)`.
-    Pool { ty: Path, size: usize },
+    /// `pool(Agent, n)`, with the literal for errors.
+    Pool {
+        ty: Path,
+        size: usize,
+        literal: LitInt,
+    },
 }
 
-/// Parses and validates a whole `supervisor!` input, reporting every mistake at its token.
-pub(crate) fn parse(input: TokenStream) -> syn::Result<SupervisorDef> {
+/// Parses a whole `supervisor!` input. A syntax error fails the whole declaration (there is no
+/// model to stand in for it); an unknown word or a number out of range is pushed to `cx` and
+/// the rest is still modelled.
+pub(crate) fn parse(cx: &mut Ctxt, input: TokenStream) -> syn::Result<SupervisorDef> {
     let raw: RawSupervisor = syn::parse2(input)?;
-    let mut cx = Ctxt::default();
 
-    let strategy = raw.strategy.clone();
-    if !["one_for_one", "one_for_all", "rest_for_one"].contains(&strategy.to_string().as_str()) {
+    let strategy = Strategy::from_word(&raw.strategy);
+    if strategy.is_none() {
         cx.error_at(
-            &strategy,
-            format!("unknown strategy `{strategy}`; a supervisor is `one_for_one`, `one_for_all` or `rest_for_one`"),
+            &raw.strategy,
+            format!(
+                "unknown strategy `{}`; a supervisor is `one_for_one`, `one_for_all` or `rest_for_one`",
+                raw.strategy
+            ),
         );
     }
-    let (mut max_restarts, mut within_secs) = (DEFAULT_MAX_RESTARTS, DEFAULT_WITHIN_SECS);
-    let mut seen_options: HashMap<String, Span> = HashMap::new();
+
+    let mut max_restarts: Option<u32> = None;
+    let mut within_secs: Option<(u64, Span)> = None;
     for option in &raw.options {
         let key = option.key.to_string();
-        if seen_options
-            .insert(key.clone(), option.key.span())
-            .is_some()
-        {
+        let given_twice = match key.as_str() {
+            "max_restarts" => max_restarts.is_some(),
+            "within_secs" => within_secs.is_some(),
+            _ => false,
+        };
+        if given_twice {
             cx.error_at(&option.key, format!("`{key}` is given twice"));
+            continue;
         }
         match key.as_str() {
             "max_restarts" => match option.value.base10_parse::<u32>() {
-                Ok(value) => max_restarts = value,
+                Ok(value) => max_restarts = Some(value),
                 Err(_) => cx.error_at(&option.value, "`max_restarts` is a whole number of restarts"),
             },
             "within_secs" => match option.value.base10_parse::<u64>() {
-                Ok(0) => cx.error_at(&option.value, "`within_secs` must be at least 1"),
-                Ok(value) => within_secs = value,
+                Ok(value) => within_secs = Some((value, option.value.span())),
                 Err(_) => cx.error_at(&option.value, "`within_secs` is a whole number of seconds"),
             },
             _ => cx.error_at(
@@ -90,38 +158,35 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<SupervisorDef> {
         }
     }
 
-    let mut names: HashSet<String> = HashSet::new();
     let mut children = Vec::new();
     for child in raw.children {
-        let name = child.name.to_string();
-        if !names.insert(name.clone()) {
-            cx.error_at(
-                &child.name,
-                format!("two children are named `{name}`; each child needs its own name (its handle method is named after it)"),
-            );
-        }
-        let restart = child
-            .restart
-            .unwrap_or_else(|| Ident::new("permanent", child.name.span()));
-        if !["permanent", "transient", "temporary"].contains(&restart.to_string().as_str()) {
-            cx.error_at(
-                &restart,
-                format!("unknown restart policy `{restart}`; use `permanent` (the default), `transient` or `temporary`"),
-            );
-        }
+        let restart = match &child.restart {
+            None => Some(Restart::Permanent),
+            Some(word) => {
+                let restart = Restart::from_word(word);
+                if restart.is_none() {
+                    cx.error_at(
+                        word,
+                        format!("unknown restart policy `{word}`; use `permanent` (the default), `transient` or `temporary`"),
+                    );
+                }
+                restart
+            }
+        };
         let kind = match child.kind {
             RawKind::Pool { ty, size } => match size.base10_parse::<usize>() {
-                Ok(0) => {
-                    cx.error_at(
-                        &size,
-                        "a pool needs at least one member; `pool(Agent, 0)` would serve nobody",
-                    );
-                    ChildDefKind::Pool { ty, size: 1 }
-                }
-                Ok(size) => ChildDefKind::Pool { ty, size },
+                Ok(count) => ChildDefKind::Pool {
+                    ty,
+                    size: count,
+                    literal: size,
+                },
                 Err(_) => {
                     cx.error_at(&size, "a pool's size is a whole number of members");
-                    ChildDefKind::Pool { ty, size: 1 }
+                    ChildDefKind::Pool {
+                        ty,
+                        size: 1,
+                        literal: size,
+                    }
                 }
             },
             RawKind::Keyed { ty, key } => ChildDefKind::Keyed { ty, key },
@@ -134,14 +199,13 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<SupervisorDef> {
         });
     }
 
-    cx.check()?;
     Ok(SupervisorDef {
         attrs: raw.attrs,
         vis: raw.vis,
-        name: raw.name,
         strategy,
-        max_restarts,
-        within_secs,
+        max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+        within_secs: within_secs.unwrap_or((DEFAULT_WITHIN_SECS, raw.strategy.span())),
+        name: raw.name,
         children,
     })
 }

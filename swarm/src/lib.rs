@@ -5,11 +5,16 @@
 //! `#[persist]`, and each instance runs as an isolated Lunatic process with a typed handle, state
 //! that is saved before a request is acknowledged, and reloaded when the agent starts again.
 //!
-//! ```ignore
+//! ```no_run
+//! # // Agents exist only inside Lunatic: this example is compiled for wasm32-wasip1
+//! # // (`cargo test -p swarm --doc --target wasm32-wasip1`) and is an empty program natively.
+//! # // `no_run`: `lunatic run` exits 0 even when main panics, so running it would prove
+//! # // nothing; tests/tests/requests.rs checks the same calls under Lunatic's test harness.
+//! # #[cfg(target_arch = "wasm32")]
+//! # mod example {
 //! use swarm::prelude::*;
 //!
 //! #[agent(kind = "counter")]
-//! #[derive(Default)]
 //! pub struct Counter {
 //!     #[key] name: String,
 //!     #[persist] total: u64,
@@ -24,12 +29,31 @@
 //!     }
 //! }
 //!
-//! let counter = Counter::get_or_start("visits")?;
+//! # pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # swarm::set_default_store(StoreConfig::memory("docs"))?;
+//! let counter = Counter::get_or_start("visits")?;   // in a Lunatic process
 //! assert_eq!(counter.add(2)?, 2);
+//! assert_eq!(counter.add(3)?, 5);
+//! # Ok(())
+//! # }
+//! # }
+//! # fn main() {
+//! # #[cfg(target_arch = "wasm32")]
+//! # example::run().unwrap();
+//! # }
 //! ```
+//!
+//! What the macros generate is shown, example and expansion, in the docs of [`agent`] and
+//! [`supervisor!`].
 //!
 //! The agent runtime (everything under `runtime`, the memory and SQLite stores) exists only when
 //! building for `wasm32` (Lunatic); on the host the pure parts build and are tested natively.
+
+#![warn(missing_docs)]
+// The API's documentation is built for wasm32-wasip1 (see `[package.metadata.docs.rs]`), where
+// every item exists. A native doc build lacks the Lunatic-only items (the NATS client, the
+// runtime) that the NATS and cluster docs link to, so only there are those links left dangling.
+#![cfg_attr(not(target_arch = "wasm32"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(feature = "nats")]
 pub mod cluster;
@@ -75,8 +99,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{CallError, StartError};
-    pub use crate::key::AgentKey;
-    pub use crate::key::AgentKey as Key;
     pub use crate::record;
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
@@ -86,16 +108,28 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]
+    pub use crate::runtime::handle_serde::{deserialize_handle, serialize_handle};
+    #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::wire::Wire;
-    pub use crate::store::StoreConfig;
     #[cfg(target_arch = "wasm32")]
     pub use crate::supervisor;
+    // `core`/`std` items too, so that a user's own `Option`, `String` or `Result` in scope can
+    // never change what generated code means.
+    pub use ::core::clone::Clone;
+    pub use ::core::cmp::{Eq, PartialEq};
     pub use ::core::convert::Into;
     pub use ::core::default::Default;
+    pub use ::core::fmt::{self, Debug};
+    pub use ::core::marker::Copy;
+    pub use ::core::marker::PhantomData;
     pub use ::core::option::Option;
     pub use ::core::result::Result;
+    pub use ::core::time::Duration;
+    pub use ::core::unreachable;
+    pub use ::std::string::String;
+    pub use ::std::vec::Vec;
     #[cfg(target_arch = "wasm32")]
     pub use lunatic;
     pub use serde;

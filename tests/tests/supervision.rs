@@ -416,3 +416,37 @@ fn an_invalid_child_key_fails_the_start_with_the_reason() {
         "the child started before was stopped"
     );
 }
+
+supervisor! {
+    pub Adopting: one_for_one(max_restarts = 3, within_secs = 10) {
+        a: Member("adopt-a"),
+    }
+}
+
+/// A keyed child that already runs (someone's `get_or_start` came first) is adopted, not
+/// started a second time: the key still has one live agent, and the supervisor restarts it.
+#[lunatic::test]
+fn a_keyed_child_already_running_is_adopted_and_supervised() {
+    let journal = journal("adopt");
+    let early = Member::get_or_start("adopt-a".to_owned()).unwrap();
+    assert_eq!(events(&journal, 1), ["start a"]);
+    early.incr().unwrap();
+    let sup = Adopting::start().unwrap();
+    assert_eq!(
+        sup.a().unwrap().process_id(),
+        early.process_id(),
+        "the same process"
+    );
+    assert!(early.crash().is_ok(), "a message: delivered");
+    assert_eq!(
+        events(&journal, 1),
+        ["start a"],
+        "restarted once, by the supervisor"
+    );
+    assert!(eventually(WAIT, || sup
+        .a()
+        .is_ok_and(|a| a.process_id() != early.process_id())));
+    assert_eq!(sup.a().unwrap().incr().unwrap(), 2, "with its saved state");
+    sup.supervisor().shutdown().unwrap();
+    assert_eq!(events(&journal, 1), ["stop a"]);
+}

@@ -1,4 +1,4 @@
-//! async-nats on the same rows as the Lunatic client's benchmark (`tests/tests/nats_bench.rs`):
+//! async-nats on the same rows as the Lunatic client's benchmark (`benches/nats_client.rs`):
 //! sequential request/reply, 256 requests in flight on one connection, 16-byte publish
 //! throughput. Prints one line per row in the same words, so `scripts/bench-nats` can pair them.
 

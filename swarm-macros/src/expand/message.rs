@@ -1,5 +1,6 @@
 //! The message enum: one variant per handler, its fields the handler's arguments. It is what
-//! travels in the agent's mailbox (bincode) and will be the NATS wire schema (JSON).
+//! travels in the agent's mailbox (bincode), and its fields are the JSON object a NATS request
+//! carries (see `swarm::nats`).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -14,8 +15,8 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
     let serde_path = quote!(#p::serde).to_string();
     let variants = model.handlers.iter().map(|handler| {
         let variant = &handler.variant;
-        let names = handler.args.iter().map(|(name, _)| name);
-        let tys = handler.args.iter().map(|(_, ty)| ty);
+        let names = handler.args.iter().map(|arg| &arg.name);
+        let tys = handler.args.iter().map(|arg| &arg.ty);
         let doc = format!("The message for [`{agent}::{}`].", handler.method);
         quote! {
             #[doc = #doc]
@@ -32,6 +33,8 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         // Callers outside Rust name arguments in JSON: a name the handler does not have is a
         // mistake to report, not a value to drop.
         #[serde(deny_unknown_fields)]
+        // `pub` whatever the agent's visibility: the impl block cannot see the struct's. A
+        // private agent's handlers may take private types, which only the lint would mind.
         #[allow(private_interfaces)]
         pub enum #message {
             #(#variants)*

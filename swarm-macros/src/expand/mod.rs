@@ -1,41 +1,56 @@
-//! Code generation from the validated models. One module per generated piece:
-//! [`state`] (the struct's `AgentState` impl and start/find functions), [`message`] (the message
-//! enum), [`process`] (the Lunatic process and dispatch), [`handle`] (the typed handle).
+//! Code generation from the validated models, and the three steps put together for each macro
+//! (parse, [`valid`](crate::valid), expand or [`fallback`](crate::fallback)). One module per
+//! generated piece: [`state`] (from the struct: the `AgentState` impl, the typed handle, the
+//! start/find functions), [`message`] (the message enum), [`process`] (the Lunatic process and
+//! dispatch), [`handle`] (the handle's methods, one per handler), [`supervisor`].
+//!
+//! Generated code names everything through `::swarm::__private` ([`private`]): the user's
+//! crate needs no dependency on lunatic or serde, and no name in it can shadow ours. No
+//! exceptions: even `Option`, `String`, `PhantomData` and the derives (`Clone`, `Debug`, ..) go
+//! through it; only primitive types (`u8`, `bool`, `str`) are written bare, as they are not paths.
 
 mod handle;
 mod message;
 mod process;
-mod state;
+pub(crate) mod state;
 pub(crate) mod supervisor;
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, ToTokens};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Ident, Item};
 
-use crate::ctxt::{with_errors, Rejected};
-use crate::{agent_impl, agent_struct};
+use crate::ctxt::Ctxt;
+use crate::fallback::{self, with_errors};
+use crate::{agent_impl, agent_struct, supervisor_def, valid};
 
-/// `#[agent]`: dispatches on the item it is on.
+/// `#[agent]`: parses the item it is on, validates the model, then expands it (or, if anything
+/// was wrong, its fallback).
 pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
     match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Struct(item)) => match agent_struct::parse(args, item) {
-            Ok(model) => state::expand(&model),
-            Err(rejected) => {
-                let Rejected { error, item, stand_in } = *rejected;
-                let tokens = stand_in.map_or_else(|| item.into_token_stream(), |model| state::expand(&model));
-                with_errors(tokens, error)
+        Ok(Item::Struct(item)) => {
+            let model = agent_struct::parse(&mut cx, args, item);
+            if let Ok(model) = &model {
+                valid::agent_struct::check(&mut cx, model);
             }
-        },
-        Ok(Item::Impl(item)) => match agent_impl::parse(args, item) {
-            Ok(model) => expand_impl(&model),
-            Err(rejected) => {
-                let Rejected { error, item, stand_in } = *rejected;
-                let tokens = stand_in.map_or_else(|| item.into_token_stream(), |model| expand_impl(&model));
-                with_errors(tokens, error)
+            match (cx.check(), model) {
+                (Ok(()), Ok(model)) => state::expand(&model),
+                (result, model) => fallback::agent_struct(model, error_of(result)),
             }
-        },
+        }
+        Ok(Item::Impl(item)) => {
+            let model = agent_impl::parse(&mut cx, args, item);
+            if let Ok(model) = &model {
+                valid::agent_impl::check(&mut cx, model);
+            }
+            match (cx.check(), model) {
+                (Ok(()), Ok(model)) => agent_impl(&model),
+                (result, model) => fallback::agent_impl(model, error_of(result)),
+            }
+        }
         Ok(other) => with_errors(
-            other.to_token_stream(),
+            &other,
             syn::Error::new_spanned(
                 &other,
                 "#[agent] goes on a struct (the agent's state) and on its impl block (its handlers)",
@@ -45,12 +60,53 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand_impl(model: &agent_impl::AgentImpl) -> TokenStream {
-    let mut out = model.item.to_token_stream();
-    out.extend(message::expand(model));
-    out.extend(process::expand(model));
-    out.extend(handle::expand(model));
-    out
+/// `supervisor!`: parses the declaration, validates it, then expands it or its fallback.
+pub(crate) fn supervisor(input: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let def = match supervisor_def::parse(&mut cx, input) {
+        Ok(def) => def,
+        // A syntax error: there is no declaration to stand in for.
+        Err(err) => return err.to_compile_error(),
+    };
+    valid::supervisor::check(&mut cx, &def);
+    match cx.check() {
+        Ok(()) => supervisor::expand(&def),
+        Err(error) => fallback::supervisor(&def, error),
+    }
+}
+
+/// A parser returns no model only after reporting why, so a failed model always comes with an
+/// error; this keeps that promise visible instead of unwrapping it.
+fn error_of(result: Result<(), syn::Error>) -> syn::Error {
+    result.err().unwrap_or_else(|| {
+        syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "swarm-macros could not model this item; please report it with the item",
+        )
+    })
+}
+
+/// The impl block's expansion: the block itself, the message enum, the process, the handle's
+/// methods.
+pub(crate) fn agent_impl(model: &agent_impl::AgentImpl) -> TokenStream {
+    let item = &model.item;
+    let message = message::expand(model);
+    let process = process::expand(model);
+    let handle_impls = handle::expand(model);
+    // Pointed at the user's `impl Agent`: without `#[agent]` on the struct there is no handle,
+    // and this alias is the one place that says so.
+    let handle = handle_ident(&model.agent);
+    let alias = quote_spanned!(model.item.self_ty.span()=> type __SwarmHandle = #handle;);
+    quote! {
+        #item
+        #message
+        // Every impl that names the handle, in one scope that names it once.
+        const _: () = {
+            #alias
+            #process
+            #handle_impls
+        };
+    }
 }
 
 /// `#[handler]` reached on its own: it was not inside an `#[agent]` impl block.
@@ -75,9 +131,15 @@ pub(crate) fn handle_ident(agent: &Ident) -> Ident {
     format_ident!("{}Ref", agent)
 }
 
-/// The path every generated item names the runtime through.
+/// The path every generated item names the runtime (and `core`/`std`) through.
 pub(crate) fn private() -> TokenStream {
     quote!(::swarm::__private)
+}
+
+/// [`private`] with the span of a user's token, for a path whose type errors should point at
+/// that token (a field's `Option<T>` where `T` is not serde).
+pub(crate) fn private_at(span: proc_macro2::Span) -> TokenStream {
+    quote_spanned!(span=> ::swarm::__private)
 }
 
 #[cfg(test)]

@@ -8,21 +8,20 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{handle_ident, message_ident, private};
+use super::{message_ident, private, private_at};
 use crate::agent_impl::AgentImpl;
 
 pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
     let p = private();
     let agent = &model.agent;
     let message = message_ident(agent);
-    let handle = handle_ident(agent);
     let lunatic = quote!(#p::lunatic);
 
     let arms = model.handlers.iter().map(|handler| {
         let variant = &handler.variant;
         let method = &handler.method;
-        let names: Vec<_> = handler.args.iter().map(|(name, _)| name).collect();
-        let (access, mutates) = if handler.mutates {
+        let names: Vec<_> = handler.args.iter().map(|arg| &arg.name).collect();
+        let (access, mutates) = if handler.mutates() {
             (quote!(__swarm_cell.agent_mut()), quote!(true))
         } else {
             (quote!(__swarm_cell.agent()), quote!(false))
@@ -40,18 +39,25 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         }
     });
 
-    let on_start = model.on_start.as_ref().map(|hook| {
+    let on_start = model.on_start.first().map(|hook| {
         let method = &hook.method;
         quote_spanned! {method.span()=>
-            fn on_start(&mut self) -> #p::Result<(), ::std::string::String> {
+            fn on_start(&mut self) -> #p::Result<(), #p::String> {
                 #p::IntoHookResult::into_hook_result(self.#method())
             }
         }
     });
-    let on_stop = model.on_stop.as_ref().map(|hook| {
+    let on_stop = model.on_stop.first().map(|hook| {
         let method = &hook.method;
         quote!(fn on_stop(&mut self) { self.#method() })
     });
+
+    // At the user's `impl Agent`, where a missing `#[agent]` on the struct is reported.
+    let agent_impl = {
+        let span = model.item.self_ty.span();
+        let p = private_at(span);
+        quote_spanned!(span=> impl #p::Agent for #agent {})
+    };
 
     let infos = model.handlers.iter().map(|handler| {
         let name = handler.method.to_string();
@@ -61,9 +67,10 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
     });
 
     quote! {
+        #[automatically_derived]
         impl #p::AgentBehavior for #agent {
             type Msg = #message;
-            type Handle = #handle;
+            type Handle = __SwarmHandle;
             const HANDLERS: &'static [#p::HandlerInfo] = &[#(#infos),*];
 
             #[allow(unused_variables)]
@@ -81,6 +88,10 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
             #on_stop
         }
 
+        #[automatically_derived]
+        #agent_impl
+
+        #[automatically_derived]
         impl #lunatic::ap::AbstractProcess for #agent {
             type State = #p::AgentCell<Self>;
             type Serializer = #p::Wire;
@@ -100,6 +111,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
             }
         }
 
+        #[automatically_derived]
         impl #lunatic::ap::MessageHandler<#p::Envelope<#message>> for #agent {
             fn handle(__swarm_state: #lunatic::ap::State<Self>, __swarm_envelope: #p::Envelope<#message>) {
                 #p::serve::<Self>(__swarm_state, __swarm_envelope)

@@ -1,38 +1,47 @@
-//! From the struct: the `AgentState` impl (key, persisted fields, fresh instances) and the
-//! associated functions that start and find agents.
+//! From the struct: the `AgentState` impl (key, persisted fields, fresh instances), the typed
+//! handle `<Agent>Ref` (declared here, where the struct's visibility is known: the handle takes
+//! it, so a private agent has a private handle; its methods come from the impl block, see
+//! [`super::handle`]), and the associated functions that start and find agents.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::private;
+use super::{handle_ident, private, private_at};
 use crate::agent_struct::AgentStruct;
 
 pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let p = private();
     let item = &model.item;
     let agent = &item.ident;
-    let kind = &model.kind;
-    let keyed = model.key.is_some();
-    let persists = !model.persisted.is_empty();
+    let vis = &item.vis;
+    let kind = model.kind.as_str();
+    let key = model.key();
+    let persisted: Vec<_> = model.persisted().collect();
+    let keyed = key.is_some();
+    let persists = !persisted.is_empty();
 
-    let key_ty = match &model.key {
+    let key_ty = match key {
         Some(key) => {
             let ty = &key.ty;
             quote!(#ty)
         }
         None => quote!(()),
     };
-    let key_init = model.key.as_ref().map(|key| {
+    let key_init = key.map(|key| {
         let ident = &key.ident;
         quote!(#ident: __swarm_key,)
     });
-    let default_inits = model.persisted.iter().chain(&model.ephemeral).map(|field| {
-        let ident = &field.ident;
-        let ty = &field.ty;
-        quote_spanned!(ty.span()=> #ident: <#ty as #p::Default>::default(),)
-    });
-    let key_ref = match &model.key {
+    let default_inits = persisted
+        .iter()
+        .copied()
+        .chain(model.ephemeral())
+        .map(|field| {
+            let ident = &field.ident;
+            let ty = &field.ty;
+            quote_spanned!(ty.span()=> #ident: <#ty as #p::Default>::default(),)
+        });
+    let key_ref = match key {
         Some(key) => {
             let ident = &key.ident;
             quote!(&self.#ident)
@@ -41,24 +50,25 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     };
     let unused_key = (!keyed).then(|| quote!(let () = __swarm_key;));
 
-    let persisted_idents: Vec<_> = model.persisted.iter().map(|f| &f.ident).collect();
+    let persisted_idents: Vec<_> = persisted.iter().map(|f| &f.ident).collect();
     // Field types keep the user's spans, so "not Serialize" errors point at the field's type.
-    let ref_fields = model.persisted.iter().map(|f| {
+    let ref_fields = persisted.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
         quote_spanned!(ty.span()=> #ident: &'__swarm #ty,)
     });
     let by_ref_name = format!("{agent}Persisted");
-    let field_count = model.persisted.len();
-    let serialize_fields = model.persisted.iter().map(|f| {
+    let field_count = persisted.len();
+    let serialize_fields = persisted.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
         let name = ident.to_string();
         quote_spanned!(ty.span()=> __swarm_struct.serialize_field(#name, self.#ident)?;)
     });
     // Missing members (fields added after the record was written) stay as `from_key` made them,
     // that is `Default`; `Option` keeps serde from asking for `Default` a second time.
-    let owned_fields = model.persisted.iter().map(|f| {
+    let owned_fields = persisted.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
-        quote_spanned!(ty.span()=> #[serde(default)] #ident: ::core::option::Option<#ty>,)
+        let p = private_at(ty.span());
+        quote_spanned!(ty.span()=> #[serde(default)] #ident: #p::Option<#ty>,)
     });
     let by_ref = format_ident!("__Swarm{}PersistedRef", agent);
     let owned = format_ident!("__Swarm{}Persisted", agent);
@@ -95,11 +105,16 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
 
     // How the agent can be a child of a `supervisor!`.
     let supervisable = if keyed {
-        quote!(impl #p::supervisor::SupervisableKeyed for #agent {})
+        quote! {
+            #[automatically_derived]
+            impl #p::supervisor::SupervisableKeyed for #agent {}
+        }
     } else {
         quote! {
+            #[automatically_derived]
             impl #p::supervisor::Poolable for #agent {}
 
+            #[automatically_derived]
             impl #p::supervisor::Supervisable for #agent {
                 type Handle = <Self as #p::AgentBehavior>::Handle;
 
@@ -117,18 +132,32 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         }
     };
 
+    let handle = handle_ident(agent);
+    let handle_doc = format!("A handle to a running [`{agent}`]: one method per `#[handler]`.");
+    // Spanned at the struct's name: without an `#[agent]` impl block this is where it is missed.
+    let handle_field = {
+        let p = private_at(agent.span());
+        quote_spanned!(agent.span()=> #p::AgentRef<#agent>)
+    };
+
     quote! {
         #item
         #supervisable
 
+        #[doc = #handle_doc]
+        #vis struct #handle {
+            __swarm_raw: #handle_field,
+        }
+
         const _: () = {
             struct #by_ref<'__swarm> {
                 #(#ref_fields)*
-                __swarm_lifetime: ::core::marker::PhantomData<&'__swarm ()>,
+                __swarm_lifetime: #p::PhantomData<&'__swarm ()>,
             }
 
             // Written out rather than derived, so that a field type that is not `Serialize` is
             // reported at that type, not at `#[agent]`.
+            #[automatically_derived]
             impl #p::serde::Serialize for #by_ref<'_> {
                 fn serialize<__S: #p::serde::Serializer>(&self, __swarm_serializer: __S) -> #p::Result<__S::Ok, __S::Error> {
                     use #p::serde::ser::SerializeStruct as _;
@@ -145,6 +174,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 #(#owned_fields)*
             }
 
+            #[automatically_derived]
             impl #p::AgentState for #agent {
                 const KIND: &'static str = #kind;
                 const KEYED: bool = #keyed;
@@ -160,17 +190,17 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                     #key_ref
                 }
 
-                fn encode_persisted(&self) -> #p::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                fn encode_persisted(&self) -> #p::Result<#p::Vec<u8>, #p::String> {
                     #p::record::encode(&#by_ref {
                         #(#persisted_idents: &self.#persisted_idents,)*
-                        __swarm_lifetime: ::core::marker::PhantomData,
+                        __swarm_lifetime: #p::PhantomData,
                     })
                 }
 
                 fn restore_persisted(&mut self, __swarm_record: &[u8]) -> #p::Result<(), #p::record::RecordError> {
                     let __swarm_fields: #owned = #p::record::decode(__swarm_record)?;
                     #(
-                        if let ::core::option::Option::Some(__swarm_value) = __swarm_fields.#persisted_idents {
+                        if let #p::Option::Some(__swarm_value) = __swarm_fields.#persisted_idents {
                             self.#persisted_idents = __swarm_value;
                         }
                     )*

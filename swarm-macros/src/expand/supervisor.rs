@@ -5,49 +5,84 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::private;
-use crate::supervisor_def::{ChildDefKind, SupervisorDef};
+use super::{private, private_at};
+use crate::supervisor_def::{ChildDef, ChildDefKind, Restart, Strategy, SupervisorDef};
 
+/// A validated declaration: every item, with the spec built from its strategy and children.
 pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
+    items(def, def.children.iter().collect(), spec_body(def))
+}
+
+/// The body of `spec()`: strategy, restart intensity and children, in start order.
+fn spec_body(def: &SupervisorDef) -> TokenStream {
     let p = private();
     let sv = quote!(#p::supervisor);
-    let SupervisorDef {
-        attrs,
-        vis,
-        name,
-        strategy,
-        max_restarts,
-        within_secs,
-        children,
-    } = def;
-    let handle = format_ident!("{}Ref", name);
-    let name_text = name.to_string();
-    let strategy = match strategy.to_string().as_str() {
-        "one_for_all" => quote!(#sv::Strategy::OneForAll),
-        "rest_for_one" => quote!(#sv::Strategy::RestForOne),
-        _ => quote!(#sv::Strategy::OneForOne),
+    let name_text = def.name.to_string();
+    let strategy = match def.strategy {
+        Some(Strategy::OneForOne) => quote!(#sv::Strategy::OneForOne),
+        Some(Strategy::OneForAll) => quote!(#sv::Strategy::OneForAll),
+        Some(Strategy::RestForOne) => quote!(#sv::Strategy::RestForOne),
+        // Reported while parsing: such a declaration goes to the fallback, not here.
+        None => return quote!(#p::unreachable!()),
     };
-
-    let specs = children.iter().map(|child| {
+    let max_restarts = def.max_restarts;
+    let (within_secs, _) = def.within_secs;
+    let specs = def.children.iter().map(|child| {
         let child_name = child.name.to_string();
-        let restart = match child.restart.to_string().as_str() {
-            "transient" => quote!(#sv::Restart::Transient),
-            "temporary" => quote!(#sv::Restart::Temporary),
-            _ => quote!(#sv::Restart::Permanent),
+        let restart = match child.restart {
+            Some(Restart::Permanent) => quote!(#sv::Restart::Permanent),
+            Some(Restart::Transient) => quote!(#sv::Restart::Transient),
+            Some(Restart::Temporary) => quote!(#sv::Restart::Temporary),
+            // Reported while parsing, as for the strategy.
+            None => quote!(#p::unreachable!()),
+        };
+        let span = child_ty(child).span();
+        let sv = {
+            let p = private_at(span);
+            quote_spanned!(span=> #p::supervisor)
         };
         let spec = match &child.kind {
             ChildDefKind::Keyed { ty, key } => {
                 quote_spanned!(ty.span()=> <#ty as #sv::SupervisableKeyed>::child_spec(#child_name, #key))
             }
             ChildDefKind::Bare { ty } => quote_spanned!(ty.span()=> <#ty as #sv::Supervisable>::child_spec(#child_name)),
-            ChildDefKind::Pool { ty, size } => quote_spanned!(ty.span()=> #sv::ChildSpec::pool::<#ty>(#child_name, #size)),
+            ChildDefKind::Pool { ty, size, .. } => quote_spanned!(ty.span()=> #sv::ChildSpec::pool::<#ty>(#child_name, #size)),
         };
         quote!(#spec.restart(#restart))
     });
+    quote! {
+        #sv::SupervisorSpec {
+            name: #p::String::from(#name_text),
+            strategy: #strategy,
+            max_restarts: #max_restarts,
+            within: #p::Duration::from_secs(#within_secs),
+            children: #p::Vec::from([#(#specs),*]),
+        }
+    }
+}
+
+/// The supervisor type, its `Supervisable` impl and its handle with one method per child of
+/// `children`; `spec()` returns `spec`. Shared with the fallback, whose `spec` is a stand-in.
+pub(crate) fn items(
+    def: &SupervisorDef,
+    children: Vec<&ChildDef>,
+    spec: TokenStream,
+) -> TokenStream {
+    let p = private();
+    let sv = quote!(#p::supervisor);
+    let SupervisorDef {
+        attrs, vis, name, ..
+    } = def;
+    let handle = format_ident!("{}Ref", name);
 
     let accessors = children.iter().map(|child| {
         let method = &child.name;
         let child_name = child.name.to_string();
+        // Paths spanned at the child's type too, so that a type that cannot be this child is
+        // reported there (once), not at the whole `supervisor!`.
+        let span = child_ty(child).span();
+        let p = private_at(span);
+        let sv = quote_spanned!(span=> #p::supervisor);
         match &child.kind {
             ChildDefKind::Keyed { ty, .. } => {
                 let doc = format!("The agent child `{child_name}` as it runs now (ask again after a restart).");
@@ -83,19 +118,13 @@ pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
     let handle_doc = format!("A handle to a running [`{name}`]: one method per child.");
     quote! {
         #(#attrs)*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(#p::Debug, #p::Clone, #p::Copy, #p::PartialEq, #p::Eq)]
         #vis struct #name;
 
         impl #name {
             /// The supervisor's specification: strategy, restart intensity and children, in start order.
             pub fn spec() -> #sv::SupervisorSpec {
-                #sv::SupervisorSpec {
-                    name: ::std::string::String::from(#name_text),
-                    strategy: #strategy,
-                    max_restarts: #max_restarts,
-                    within: ::std::time::Duration::from_secs(#within_secs),
-                    children: ::std::vec::Vec::from([#(#specs),*]),
-                }
+                #spec
             }
 
             /// Starts the supervisor and, in order, its children; returns once all have started.
@@ -109,6 +138,7 @@ pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
             }
         }
 
+        #[automatically_derived]
         impl #sv::Supervisable for #name {
             type Handle = #handle;
 
@@ -122,7 +152,7 @@ pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
         }
 
         #[doc = #handle_doc]
-        #[derive(Debug, Clone, PartialEq, Eq, #p::serde::Serialize, #p::serde::Deserialize)]
+        #[derive(#p::Debug, #p::Clone, #p::PartialEq, #p::Eq, #p::serde::Serialize, #p::serde::Deserialize)]
         #[serde(crate = #serde_path)]
         #vis struct #handle(pub #sv::SupervisorRef);
 
@@ -134,5 +164,13 @@ pub(crate) fn expand(def: &SupervisorDef) -> TokenStream {
                 &self.0
             }
         }
+    }
+}
+
+fn child_ty(child: &ChildDef) -> &syn::Path {
+    match &child.kind {
+        ChildDefKind::Keyed { ty, .. }
+        | ChildDefKind::Bare { ty }
+        | ChildDefKind::Pool { ty, .. } => ty,
     }
 }

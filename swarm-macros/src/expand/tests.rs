@@ -177,7 +177,7 @@ fn handler_signature_mistakes() {
 
 #[test]
 fn supervisor_expansion() {
-    let def = crate::supervisor_def::parse(quote! {
+    let expanded = super::supervisor(quote! {
         /// Restarts a crashed room alone, at most 5 times in 10 s.
         pub ChatService: one_for_one(max_restarts = 5, within_secs = 10) {
             lobby: ChatRoom("lobby"),
@@ -185,23 +185,29 @@ fn supervisor_expansion() {
             rooms: RoomSupervisor,
             audit: transient AuditLog("main"),
         }
-    })
-    .expect("a valid declaration");
-    insta::assert_snapshot!(pretty(super::supervisor::expand(&def)));
+    });
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+fn supervisor_errors(input: TokenStream) -> Vec<String> {
+    let mut cx = crate::ctxt::Ctxt::default();
+    let def = crate::supervisor_def::parse(&mut cx, input).expect("it parses");
+    crate::valid::supervisor::check(&mut cx, &def);
+    match cx.check() {
+        Ok(()) => Vec::new(),
+        Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+    }
 }
 
 #[test]
 fn supervisor_mistakes_are_reported_together() {
-    let err = crate::supervisor_def::parse(quote! {
+    let found = supervisor_errors(quote! {
         pub S: one_for_some(max_restarts = 2, within_hours = 1) {
             a: A("x"),
             a: sometimes A("y"),
             p: pool(B, 0),
         }
-    })
-    .err()
-    .expect("mistakes");
-    let found: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+    });
     assert_eq!(found.len(), 5, "{found:#?}");
     for expected in [
         "unknown strategy `one_for_some`",
@@ -215,4 +221,94 @@ fn supervisor_mistakes_are_reported_together() {
             "missing {expected:?} in {found:#?}"
         );
     }
+}
+
+#[test]
+fn supervisor_words_become_enums_once() {
+    use crate::supervisor_def::{Restart, Strategy};
+    let mut cx = crate::ctxt::Ctxt::default();
+    let def = crate::supervisor_def::parse(
+        &mut cx,
+        quote! {
+            S: rest_for_one(within_secs = 3) {
+                a: A("x"),
+                b: temporary B,
+                c: transient pool(C, 2),
+            }
+        },
+    )
+    .expect("it parses");
+    assert!(cx.check().is_ok());
+    assert_eq!(def.strategy, Some(Strategy::RestForOne));
+    assert_eq!(def.max_restarts, 1, "OTP's default intensity");
+    assert_eq!(def.within_secs.0, 3);
+    let restarts: Vec<_> = def.children.iter().map(|c| c.restart).collect();
+    assert_eq!(
+        restarts,
+        [
+            Some(Restart::Permanent),
+            Some(Restart::Temporary),
+            Some(Restart::Transient)
+        ]
+    );
+}
+
+#[test]
+fn supervisor_option_given_twice_and_zero_period() {
+    let found = supervisor_errors(quote! {
+        S: one_for_all(within_secs = 0, max_restarts = 1, max_restarts = 2) { a: A }
+    });
+    assert_eq!(
+        found,
+        [
+            "`max_restarts` is given twice",
+            "`within_secs` must be at least 1",
+        ]
+    );
+}
+
+/// A rejected supervisor still defines its type, its handle and one accessor per child name, so
+/// a parent supervisor and the code starting the tree resolve: one mistake, one error.
+#[test]
+fn rejected_supervisor_expands_to_a_stand_in() {
+    let expanded = super::supervisor(quote! {
+        pub Rooms: one_for_some {
+            lobby: Room("lobby"),
+            lobby: Room("again"),
+        }
+    });
+    let text = expanded.to_string();
+    assert_eq!(text.matches("compile_error").count(), 2, "{text}");
+    assert!(text.contains("pub struct Rooms ;"), "{text}");
+    assert!(text.contains("pub struct RoomsRef"), "{text}");
+    assert_eq!(text.matches("pub fn lobby").count(), 1, "{text}");
+    assert!(text.contains("unreachable"), "{text}");
+}
+
+/// A struct that is not `pub`: its handle takes the struct's visibility (a `pub` handle of a
+/// private agent would be a private type in a public interface).
+#[test]
+fn private_agent_struct_expansion() {
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote! {
+            pub(crate) struct Tally {
+                seen: u64,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+/// What a rejected supervisor stands in with: the type, the handle, one accessor per child name,
+/// and a `spec()` that is never built; then its errors.
+#[test]
+fn rejected_supervisor_stand_in_expansion() {
+    let expanded = super::supervisor(quote! {
+        pub Rooms: one_for_eventually {
+            lobby: Room("lobby"),
+            lobby: Room("annex"),
+        }
+    });
+    insta::assert_snapshot!(pretty(expanded));
 }

@@ -1,8 +1,9 @@
 //! NATS support: how agents talk to each other across nodes.
 //!
-//! - [`codec`] is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
-//!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1.
-//! - [`ws`] is the pure WebSocket framing used for `ws://` servers.
+//! - `codec` is the pure wire layer (bytes in, ops out; ops in, bytes out). It does no I/O, so
+//!   the same code runs in native tests and inside Lunatic processes on wasm32-wasip1. Hidden
+//!   from the docs (machinery, not an API); its user-facing types are re-exported here.
+//! - `ws` (hidden too) is the pure WebSocket framing used for `ws://` servers.
 //! - `tls` (private): `tls://` servers; what Lunatic's TLS client can do, and explaining what
 //!   went wrong when its handshake fails (the runtime does not say).
 //! - [`ConnectOptions`], [`ServerAddr`], [`NatsError`]: options and errors (pure).
@@ -27,9 +28,14 @@
 //!   ordered consumer's bookkeeping are pure and tested natively.
 
 mod auth;
+// The wire codec (bytes in, frames out) and the WebSocket framing: machinery under the client,
+// tested natively and fuzzed. Hidden, not an API: what a user handles of them (`Headers`, `Msg`,
+// `StatusCode`, the header errors) is re-exported below.
+#[doc(hidden)]
 pub mod codec;
 mod options;
 mod tls;
+#[doc(hidden)]
 pub mod ws;
 
 #[cfg(target_arch = "wasm32")]
@@ -49,7 +55,7 @@ pub use agents::{serve_agents, AgentService};
 pub use auth::{AuthError, Credentials};
 #[cfg(target_arch = "wasm32")]
 pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
-pub use codec::{Headers, Msg, PermissionAction, StatusCode};
+pub use codec::{HeaderError, HeaderParseError, Headers, Msg, PermissionAction, StatusCode};
 #[cfg(target_arch = "wasm32")]
 pub use discovery::{
     cluster_stats_name, serve_discovery, ClusterStatsQuery, ServiceInstance, CLUSTER_STATS_WAIT,

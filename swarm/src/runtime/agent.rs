@@ -91,7 +91,16 @@ pub struct HandlerInfo {
 
 /// An agent as Lunatic runs it: the process' state is an [`AgentCell`], its argument an
 /// [`AgentArg`], and its one mailbox handler takes [`Envelope`]s of the message enum.
-/// Implemented for every type the macros turn into an agent.
+///
+/// Implemented by `#[agent]` on the impl block, next to the `AbstractProcess` impl it vouches
+/// for, rather than for every type that happens to qualify: then a struct whose impl block is
+/// missing fails one bound with one message (where its handle is declared), instead of one
+/// error per supertrait at every place that names the handle.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[agent]` impl block",
+    label = "this agent has no handlers yet",
+    note = "add `#[agent] impl {Self} {{ .. }}` with its `#[handler]` methods (one such block per agent)"
+)]
 pub trait Agent:
     AgentBehavior
     + AbstractProcess<
@@ -103,19 +112,9 @@ pub trait Agent:
 {
 }
 
-impl<A> Agent for A where
-    A: AgentBehavior
-        + AbstractProcess<
-            State = AgentCell<Self>,
-            Serializer = Wire,
-            Arg = AgentArg,
-            StartupError = StartError,
-        > + MessageHandler<Envelope<<Self as AgentBehavior>::Msg>>
-{
-}
-
 /// What a new agent process receives from whoever starts it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub struct AgentArg {
     /// The key, in its validated text form (empty for agents without a key).
     pub key: String,
@@ -239,6 +238,7 @@ thread_local! {
 
 /// Runs inside the new process before anything else: loads the persisted state, runs the
 /// `#[on_start]` hook, and installs the hook that answers a caller whose handler panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     install_panic_reply();
     if A::KEYED {
@@ -322,6 +322,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
 
 /// Runs one envelope: the generated `handle`, with the caller remembered in case the handler
 /// panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
     serve_one(&mut state, envelope);
 }
@@ -342,6 +343,7 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
 ///
 /// A spawn the node cannot make, an `init` that fails or panics: each is a [`StartError`] for
 /// this caller alone; nothing here panics.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn start<A: Agent>(arg: AgentArg) -> Result<ProcessRef<A>, StartError> {
     let kind = A::KIND;
     let key = arg.key.clone();
@@ -474,6 +476,7 @@ fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
 const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Runs on an orderly stop: the `#[on_stop]` hook, then a last save of what it changed.
+#[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
     stop_in_order(&mut cell);
 }

@@ -325,7 +325,7 @@ pub(crate) fn spawn(link: i64, function: &str, params: &[u8]) -> Result<u64, Str
     }
 }
 
-/// What [`spawn_named`] did.
+/// What `spawn_named` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Named {
     /// A process was spawned and registered under the name.

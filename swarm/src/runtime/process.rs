@@ -8,7 +8,7 @@
 //!
 //! How a process starts (the same protocol as the `lunatic` crate, which the host expects): the
 //! host calls the module's exported `_lunatic_spawn_by_index_<version>(function, arg)`, which
-//! calls `function(arg)`. Here `function` is [`trampoline::<C>`] and `arg` the entry point; the
+//! calls `function(arg)`. Here `function` is `trampoline::<C>` and `arg` the entry point; the
 //! trampoline takes the captured value from the first message of its mailbox (sent by [`spawn`]
 //! before it returns) and calls the entry point with it. Every process of a node runs the same
 //! module, so a function pointer means the same function in every process.

@@ -72,7 +72,8 @@ impl StarterRef {
     }
 }
 
-/// A process registered under a name, found or started.
+/// A process registered under a name, found or started. The difference matters to a supervisor:
+/// a keyed child that was already running is adopted, not started (see `supervisor::process`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Registered {
     /// It was already running.

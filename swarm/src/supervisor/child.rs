@@ -8,7 +8,7 @@ use super::{Restart, SupervisorSpec};
 use crate::runtime::agent::{Agent, AgentArg, AgentState};
 use crate::runtime::handle::{registry_name, start_agent};
 use crate::runtime::mailbox::{process_exists, shutdown_abstract_process};
-use crate::runtime::registry;
+use crate::runtime::registry::{self, Registered};
 use crate::store::StoreConfig;
 
 /// How long a child gets to stop in order before it is killed (OTP's default shutdown is 5 s).
@@ -175,8 +175,10 @@ pub trait SupervisableKeyed: AgentState {
 /// A running child process, as the supervisor tracks it.
 pub(crate) type Running = crate::runtime::host::Pid;
 
-/// Starts one process of a child (an agent, a pool member or a nested supervisor).
-pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
+/// Starts one process of a child (an agent, a pool member or a nested supervisor), or, for a
+/// keyed agent that already runs (started by a `get_or_start` elsewhere), finds it:
+/// [`Registered::Found`] tells the supervisor it adopted a process it did not start.
+pub(crate) fn start_one(kind: &ChildKind) -> Result<Registered, String> {
     match kind {
         ChildKind::Agent {
             agent_kind,
@@ -193,10 +195,7 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
                 starter: *starter,
                 arg: arg.clone(),
             };
-            match registry::get_or_start(job) {
-                Ok(registered) => Ok(registered.pid()),
-                Err(err) => Err(err.to_string()),
-            }
+            registry::get_or_start(job).map_err(|err| err.to_string())
         }
         ChildKind::Agent {
             registry_name: None,
@@ -204,14 +203,17 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Running, String> {
             arg,
             ..
         }
-        | ChildKind::Pool { starter, arg, .. } => {
-            starter.start(arg.clone()).map_err(|err| err.to_string())
-        }
+        | ChildKind::Pool { starter, arg, .. } => starter
+            .start(arg.clone())
+            .map(Registered::Started)
+            .map_err(|err| err.to_string()),
         ChildKind::Invalid(reason) => Err(reason.clone()),
         ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
-            .map(|sup| Running {
-                node: sup.node_id(),
-                id: sup.process_id(),
+            .map(|sup| {
+                Registered::Started(Running {
+                    node: sup.node_id(),
+                    id: sup.process_id(),
+                })
             })
             .map_err(|err| err.to_string()),
     }

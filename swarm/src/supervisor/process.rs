@@ -14,6 +14,7 @@ use crate::runtime::host::{self, Pid, Received};
 use crate::runtime::mailbox::{
     decode_envelope, reply_slot, this_node, wait_for, ReplyTo, WaitError,
 };
+use crate::runtime::registry::Registered;
 
 /// How long a supervisor may take to start its children before its starter gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -196,8 +197,9 @@ impl Supervisor {
             if member.running.is_some() {
                 continue;
             }
-            let running =
+            let registered =
                 start_one(&child.spec.kind).map_err(|reason| (member.name.clone(), reason))?;
+            let running = registered.pid();
             let tag = Tag::new().id();
             host::link(tag, running.id);
             host::monitor(running.id);
@@ -209,11 +211,16 @@ impl Supervisor {
             if restart {
                 member.stats.restarts += 1;
             }
+            let how = match (registered, restart) {
+                // Someone's `get_or_start` started it first: it keeps the store and settings
+                // it was started with, not this child spec's, which is worth a word in the log.
+                (Registered::Found(_), _) => "adopted the already running",
+                (Registered::Started(_), true) => "restarted",
+                (Registered::Started(_), false) => "started",
+            };
             eprintln!(
-                "swarm: supervisor `{spec_name}`: {} `{}` (process {})",
-                if restart { "restarted" } else { "started" },
-                member.name,
-                running.id
+                "swarm: supervisor `{spec_name}`: {how} `{}` (process {})",
+                member.name, running.id
             );
             // It may have died between its start and our link and monitor: then no signal
             // will come, so look now.
@@ -310,7 +317,11 @@ impl Supervisor {
             self.restarts.pop_front();
         }
         if self.restarts.len() as u32 > self.max_restarts {
-            self.give_up();
+            let why = format!(
+                "more than {} restarts within {:?}",
+                self.max_restarts, self.within
+            );
+            self.give_up(&why);
         }
 
         let affected: Vec<usize> = match self.strategy {
@@ -327,24 +338,21 @@ impl Supervisor {
         }
         for &other in &affected {
             if let Err((child, reason)) = self.start_child(other, true) {
-                self.log(&format!("`{child}` failed to restart: {reason}"));
-                self.give_up();
+                self.give_up(&format!("`{child}` failed to restart: {reason}"));
             }
         }
     }
 
-    /// Past the restart intensity (or a child that cannot restart): stop every child in reverse
-    /// start order and exit abnormally, so the supervisor's own supervisor sees it fail.
-    fn give_up(&mut self) -> ! {
+    /// Past the restart intensity, or a child that cannot restart (`why` says which): stop every
+    /// child in reverse start order and exit abnormally, so the supervisor's own supervisor sees
+    /// it fail. The log line and the panic name the actual reason: a child that cannot start is
+    /// not a restart storm, and reading it as one sends the reader after the wrong problem.
+    fn give_up(&mut self, why: &str) -> ! {
         self.log(&format!(
-            "giving up: more than {} restarts within {:?}; stopping its children and exiting",
-            self.max_restarts, self.within
+            "giving up ({why}); stopping its children and exiting"
         ));
         self.stop_all();
-        panic!(
-            "supervisor `{}` gave up: restart intensity exceeded",
-            self.spec_name
-        );
+        panic!("supervisor `{}` gave up: {why}", self.spec_name);
     }
 
     fn answer(&mut self, op: Op) -> Answer {

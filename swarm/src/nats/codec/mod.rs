@@ -12,7 +12,8 @@
 //! # Why our own codec rather than `watermelon-proto`
 //!
 //! `watermelon-proto` 0.1.8 is the only maintained sans-IO NATS protocol crate, and was weighed
-//! in the research notes (`research/nats.md` §2). We write our own because:
+//! before writing this one (the project's research notes, which are not part of the repository).
+//! We write our own because:
 //! - it needs Rust 1.89 (edition 2024) while this workspace promises 1.80;
 //! - it is 0.x with breaking changes pending on its master branch, from a single small vendor;
 //! - it would add `bytes`, `bytestring`, `url`, `percent-encoding`, `unicase` and `itoa` to the

@@ -1,5 +1,7 @@
-//! Parser tests: every op, every error, the research/nats.md §1.10 checklist (numbered `c01_`..
-//! `c14_`), the bytes observed from nats-server 2.9.10, and split invariance.
+//! Parser tests: every op, every error, a checklist of the protocol's traps (numbered `c01_`..
+//! `c14_`; the list came from research notes kept outside the repository, and each test's name
+//! and comment say which trap it covers), the bytes observed from nats-server 2.9.10, and split
+//! invariance.
 
 use super::*;
 

@@ -25,11 +25,18 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// messages, and KV buckets. Cheap to clone and serializable, like the [`NatsClient`] inside:
 /// send it to any process of the node.
 ///
-/// ```ignore
+/// ```no_run
+/// # // Compiled for wasm32-wasip1 only (the client exists inside Lunatic), and not run: it
+/// # // needs a server; tests/tests/nats_jetstream.rs does this against a real one.
+/// # #[cfg(target_arch = "wasm32")]
+/// # fn example(client: swarm::nats::NatsClient) -> Result<(), Box<dyn std::error::Error>> {
+/// # use swarm::nats::{JetStream, KvConfig};
 /// let js = JetStream::new(client);
 /// let bucket = js.create_kv(&KvConfig::new("profiles"))?;
 /// let revision = bucket.put("alice", b"{...}")?;
 /// bucket.update("alice", b"{...}", revision)?;      // only if nobody wrote since
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JetStream {

@@ -1,38 +1,41 @@
-//! A benchmark of the Lunatic NATS client, not a timed test: it is `#[ignore]`d, so the suite
-//! never runs it. Run it against the harness's server (see `swarm/src/nats/README.md`) in release
-//! mode and read the printed numbers:
+//! The Lunatic NATS client's rows of `scripts/bench-nats` (the native side is
+//! `benches/nats-native`, on the same rows): sequential request/reply with a responder on
+//! another connection, 256 requests in flight (256 Lunatic processes sharing one connection),
+//! and 16-byte publish throughput. Prints one line per row; `scripts/bench-nats` starts the
+//! server, runs this in release mode and tabulates the medians:
 //!
 //! ```sh
-//! SWARM_NATS_BENCH=1 cargo test --release -p swarm-tests --target wasm32-wasip1 \
-//!     --test nats_bench -- --ignored --nocapture
+//! SWARM_NATS_URL=nats://127.0.0.1:4222 N=5000 \
+//!     cargo run --release -p swarm-benches --bin nats_client --target wasm32-wasip1
 //! ```
 //!
-//! Rows (the same as the async-nats comparison in the report of issue 7): sequential
-//! request/reply with a responder on another connection, 256 requests in flight (256 Lunatic
-//! processes sharing one connection), and 16-byte publish throughput.
+//! It lived among the tests as an `#[ignore]`d test until it moved here: it measures, it asserts
+//! nothing, and the suite never ran it.
 
 use std::time::{Duration, Instant};
 
 use lunatic::{Mailbox, Process, Tag};
-use swarm::nats::NatsClient;
-use swarm_tests::nats::{connect, server};
+use swarm::nats::{ConnectOptions, NatsClient};
 
 const DONE: i64 = 65;
 
-#[lunatic::test]
-#[ignore]
-fn nats_client_benchmark() {
-    if std::env::var("SWARM_NATS_BENCH").is_err() {
-        return;
-    }
-    let Some(url) = server("URL") else { return };
+fn connect(url: &str) -> NatsClient {
+    let options = ConnectOptions::new([url])
+        .unwrap_or_else(|e| panic!("{url} is not a NATS URL: {e}"))
+        .connect_timeout(Duration::from_secs(2))
+        .op_timeout(Duration::from_secs(5));
+    NatsClient::connect(options).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+#[lunatic::main]
+fn main(mailbox: Mailbox<u64>) {
+    let url = std::env::var("SWARM_NATS_URL").expect("SWARM_NATS_URL names the server");
     let n: usize = std::env::var("N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
     let responder = connect(&url);
     let client = connect(&url);
-    let mailbox = unsafe { Mailbox::<u64>::new() };
     let done = Tag::special(DONE).unwrap();
     Process::spawn(
         (responder.clone(), mailbox.this()),

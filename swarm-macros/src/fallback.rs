@@ -1,0 +1,70 @@
+//! What a rejected item expands to: its errors, the item as the user wrote it (swarm's
+//! attributes removed), and, where its shape allows, a stand-in for the generated code.
+//!
+//! The stand-in keeps the rest of the user's code resolving (`Agent::get_or_start`, the other
+//! half of an agent, a supervisor used as another supervisor's child), so one mistake shows one
+//! error instead of a cascade from every place that uses the item. Its bodies never run: the
+//! crate does not compile while the errors stand.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::{ItemImpl, ItemStruct};
+
+use crate::agent_impl::AgentImpl;
+use crate::agent_struct::AgentStruct;
+use crate::expand;
+use crate::supervisor_def::SupervisorDef;
+
+/// The item as the user wrote it, followed by the errors.
+pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream {
+    let errors = error.to_compile_error();
+    quote!(#item #errors)
+}
+
+/// A rejected `#[agent]` struct: generated as it stands when it has a model and is not generic
+/// (a generic struct cannot implement the agent traits for one concrete type).
+pub(crate) fn agent_struct(
+    model: Result<AgentStruct, Box<ItemStruct>>,
+    error: syn::Error,
+) -> TokenStream {
+    match model {
+        Ok(model) if model.item.generics.params.is_empty() => {
+            with_errors(expand::state::expand(&model), error)
+        }
+        Ok(model) => with_errors(model.item, error),
+        Err(item) => with_errors(item, error),
+    }
+}
+
+/// A rejected `#[agent]` impl block: the block as written plus an agent without handlers or
+/// hooks (a rejected handler's signature cannot be dispatched). The stand-in's impls name no
+/// generics, so it also stands in for a generic impl block or a trait impl.
+pub(crate) fn agent_impl(
+    model: Result<AgentImpl, Box<ItemImpl>>,
+    error: syn::Error,
+) -> TokenStream {
+    match model {
+        Ok(mut model) => {
+            model.handlers.clear();
+            model.on_start.clear();
+            model.on_stop.clear();
+            with_errors(expand::agent_impl(&model), error)
+        }
+        Err(item) => with_errors(item, error),
+    }
+}
+
+/// A rejected `supervisor!`: the supervisor type and its handle with one method per child (the
+/// first of each name), so that a parent supervisor and the code that starts the tree still
+/// resolve; its `spec()` is never built.
+pub(crate) fn supervisor(def: &SupervisorDef, error: syn::Error) -> TokenStream {
+    let mut seen = std::collections::HashSet::new();
+    let children = def
+        .children
+        .iter()
+        .filter(|child| seen.insert(child.name.to_string()))
+        .collect();
+    let p = expand::private();
+    let spec = quote!(#p::unreachable!("a rejected supervisor! is never compiled"));
+    with_errors(expand::supervisor::items(def, children, spec), error)
+}

@@ -1,0 +1,80 @@
+//! The checks of an `#[agent]` struct: what parses but cannot be an agent's state.
+
+use crate::agent_struct::{AgentStruct, Kind};
+use crate::attr::Marker;
+use crate::ctxt::Ctxt;
+
+/// Reports every mistake of `model` to `cx`, each at the user's own token.
+pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
+    let generics = &model.item.generics;
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        cx.error_at(
+            generics,
+            "an #[agent] struct cannot be generic: each agent kind is one concrete type (its processes, \
+             messages and records are typed by it)",
+        );
+    }
+
+    if let Kind::Given(kind, span) = &model.kind {
+        if let Some(problem) = kind_problem(kind) {
+            cx.push(syn::Error::new(*span, problem));
+        }
+    }
+
+    let mut key_seen = false;
+    for field in &model.fields {
+        for (marker, attr) in &field.markers {
+            if matches!(marker, Marker::Handler | Marker::OnStart | Marker::OnStop) {
+                cx.error_at(
+                    attr,
+                    format!(
+                        "#[{}] goes on a method of the #[agent] impl block, not on a field",
+                        marker.name()
+                    ),
+                );
+            }
+        }
+        if let (Some(_), Some(persist)) = (field.marker(Marker::Key), field.marker(Marker::Persist))
+        {
+            cx.error_at(
+                persist,
+                "a #[key] field is not #[persist]: the key names the record, it is not stored in it",
+            );
+        }
+        if let Some(key) = field.marker(Marker::Key) {
+            if key_seen {
+                cx.error_at(key, "an agent has one #[key] field; this is a second one");
+            }
+            key_seen = true;
+        }
+    }
+
+    if !key_seen {
+        let first_persist = model
+            .fields
+            .iter()
+            .find_map(|field| field.marker(Marker::Persist));
+        if let Some(persist) = first_persist {
+            cx.error_at(
+                persist,
+                "#[persist] needs a #[key] field: the key names this agent's record in the store. \
+                 Add one, such as `#[key] id: String`",
+            );
+        }
+    }
+}
+
+/// Why `kind` cannot be an agent kind, if it cannot.
+fn kind_problem(kind: &str) -> Option<String> {
+    if kind.is_empty() {
+        return Some("an agent kind cannot be empty".into());
+    }
+    kind.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        .map(|c| {
+            format!(
+                "agent kind {kind:?}: character {c:?} is not allowed; kinds use A-Z a-z 0-9 _ - \
+                 (they are NATS subject tokens and storage key segments)"
+            )
+        })
+}
