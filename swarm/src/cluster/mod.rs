@@ -1,8 +1,8 @@
 //! One swarm across many nodes: a key names one agent in the whole cluster, wherever it runs, and
 //! when its node dies it comes back on another with every acknowledged write.
 //!
-//! Built on NATS JetStream only (no control plane of our own), after the design in
-//! `shared/research/cluster.md` §8:
+//! Built on NATS JetStream only (no control plane of our own), after a study of how Orleans, Akka
+//! sharding, Dapr and NATS KV keep one activation per key and where each lets a stale owner write:
 //!
 //! - **Membership** (`lease`): each node holds a lease `SWARM_NODES_<ns>/<node id>`, renewed
 //!   every TTL/3 and trusted for 80% of the TTL from the send of its last acknowledged renewal,
@@ -31,11 +31,11 @@
 //!   `NodeLimits::max_agents` forwards the request to the node with the most room, which claims it.
 //! - **Passivation** (`ServeOptions::idle`): an idle agent stops in order and the lease releases
 //!   its directory entry; its next call activates it again wherever it lands.
-//! - **Drain** (`_SWARM.<ns>.control.<node name>.drain`, or [`Cluster::drain`]): the node stops
+//! - **Drain** (`_SWARM.<ns>.control.<node name>.drain`, or `Cluster::drain`): the node stops
 //!   claiming, stops each of its agents in order (queued calls finish, state saved), releases each
 //!   directory entry as soon as its agent stopped, and leaves.
 //!
-//! A node without a cluster is untouched by all this: nothing here runs unless [`join`] is called.
+//! A node without a cluster is untouched by all this: nothing here runs unless `join` is called.
 
 pub mod config;
 #[cfg(target_arch = "wasm32")]

@@ -5,7 +5,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use lunatic::ap::ProcessRef;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::agent::{Agent, AgentArg, AgentState};
@@ -30,14 +29,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// NATS. In a cluster, a call that finds the agent gone from there (passivated, moved, its node
 /// dead) without having applied anything looks the agent up again and is sent there, until the
 /// handle's timeout: a handle names a key, not a process.
+///
+/// The generated handles wrap it; it is their machinery, not an API of its own (its calls take
+/// any message under any handler name).
+#[doc(hidden)]
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
-pub struct AgentRef<A: Agent> {
-    at: RefCell<Location<A>>,
+pub struct AgentRef<A> {
+    at: RefCell<Location>,
     key: String,
     timeout: Option<Duration>,
     /// For an agent of a kind that passivates, on a node on its own: how to start it again.
     relaunch: Option<Box<Relaunch>>,
+    kind: PhantomData<fn() -> A>,
 }
 
 /// How a handle starts its passivated agent again: as the launcher that made it did.
@@ -48,33 +52,13 @@ struct Relaunch {
 }
 
 /// Where an agent was last found.
-#[derive(Serialize, Deserialize)]
-#[serde(bound = "")]
-enum Location<A: Agent> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Location {
     /// A process on this node.
-    Local(ProcessRef<A>),
+    Local(Pid),
     /// Another node of the cluster: the agent is reached on that node's subject prefix
     /// (`_SWARM.<ns>.node.<id>`), the way other nodes forward requests to it.
     Remote(String),
-}
-
-impl<A: Agent> Clone for Location<A> {
-    fn clone(&self) -> Self {
-        match self {
-            Location::Local(process) => Location::Local(*process),
-            Location::Remote(node) => Location::Remote(node.clone()),
-        }
-    }
-}
-
-impl<A: Agent> PartialEq for Location<A> {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Location::Local(one), Location::Local(other)) => one == other,
-            (Location::Remote(one), Location::Remote(other)) => one == other,
-            _ => false,
-        }
-    }
 }
 
 impl<A: Agent> Clone for AgentRef<A> {
@@ -84,6 +68,7 @@ impl<A: Agent> Clone for AgentRef<A> {
             key: self.key.clone(),
             timeout: self.timeout,
             relaunch: self.relaunch.clone(),
+            kind: PhantomData,
         }
     }
 }
@@ -99,7 +84,7 @@ impl<A: Agent> fmt::Debug for AgentRef<A> {
         let mut debug = f.debug_struct("AgentRef");
         debug.field("kind", &A::KIND).field("key", &self.key);
         match &*self.at.borrow() {
-            Location::Local(process) => debug.field("process", &process.id()),
+            Location::Local(process) => debug.field("process", &process.id),
             Location::Remote(node) => debug.field("node", node),
         };
         debug.finish()
@@ -114,7 +99,7 @@ enum Attempt<T> {
 }
 
 impl<A: Agent> AgentRef<A> {
-    pub(crate) fn new(process: ProcessRef<A>, key: String) -> Self {
+    pub(crate) fn new(process: Pid, key: String) -> Self {
         Self::at(Location::Local(process), key)
     }
 
@@ -124,12 +109,13 @@ impl<A: Agent> AgentRef<A> {
         Self::at(Location::Remote(node), key)
     }
 
-    fn at(location: Location<A>, key: String) -> Self {
+    fn at(location: Location, key: String) -> Self {
         AgentRef {
             at: RefCell::new(location),
             key,
             timeout: Some(DEFAULT_TIMEOUT),
             relaunch: None,
+            kind: PhantomData,
         }
     }
 
@@ -140,6 +126,7 @@ impl<A: Agent> AgentRef<A> {
     }
 
     /// Sends a request and waits for the handler's answer.
+    #[doc(hidden)]
     pub fn request<R: Serialize + DeserializeOwned>(
         &self,
         handler: &'static str,
@@ -147,12 +134,12 @@ impl<A: Agent> AgentRef<A> {
     ) -> Result<R, CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !self.reachable(process.id()) {
+                if !self.reachable(process.id) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 local_outcome(
-                    process.id(),
-                    call::<&A::Msg, R>(process.id(), &message, self.timeout),
+                    process.id,
+                    call::<&A::Msg, R>(process.id, &message, self.timeout),
                 )
             }
             Location::Remote(node) => self.call_remote::<R>(node, handler, &message),
@@ -161,6 +148,7 @@ impl<A: Agent> AgentRef<A> {
 
     /// Sends a request and waits for the handler's answer encoded as JSON (for callers outside
     /// Rust, through NATS).
+    #[doc(hidden)]
     pub fn request_json(
         &self,
         handler: &'static str,
@@ -168,12 +156,12 @@ impl<A: Agent> AgentRef<A> {
     ) -> Result<Vec<u8>, CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !self.reachable(process.id()) {
+                if !self.reachable(process.id) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 local_outcome(
-                    process.id(),
-                    call_json::<&A::Msg>(process.id(), &message, self.timeout),
+                    process.id,
+                    call_json::<&A::Msg>(process.id, &message, self.timeout),
                 )
             }
             Location::Remote(node) => {
@@ -218,10 +206,7 @@ impl<A: Agent> AgentRef<A> {
     /// The agent's process, if the handle last found it on this node.
     pub fn pid(&self) -> Option<Pid> {
         match &*self.at.borrow() {
-            Location::Local(process) => Some(Pid {
-                node: process.node_id(),
-                id: process.id(),
-            }),
+            Location::Local(process) => Some(*process),
             Location::Remote(_) => None,
         }
     }
@@ -232,14 +217,15 @@ impl<A: Agent> AgentRef<A> {
 
     /// Sends a fire-and-forget message. `Ok` means it was delivered to a running agent's mailbox
     /// (for an agent on another node: that node confirmed the delivery).
+    #[doc(hidden)]
     pub fn send(&self, handler: &'static str, message: A::Msg) -> Result<(), CallError> {
         self.call(handler, |at| match at {
             Location::Local(process) => {
-                if !self.reachable(process.id()) {
+                if !self.reachable(process.id) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
                 Attempt::Done(
-                    send_envelope(process.id(), &message)
+                    send_envelope(process.id, &message)
                         .map_err(|err| CallFailure::Unsendable(err.to_string())),
                 )
             }
@@ -257,7 +243,7 @@ impl<A: Agent> AgentRef<A> {
     fn call<T>(
         &self,
         handler: &'static str,
-        mut attempt: impl FnMut(&Location<A>) -> Attempt<T>,
+        mut attempt: impl FnMut(&Location) -> Attempt<T>,
     ) -> Result<T, CallError> {
         // Read only once an attempt failed: the clock is a host call, and the local path's
         // smallest messages cost a few hundred nanoseconds.
@@ -313,7 +299,7 @@ impl<A: Agent> AgentRef<A> {
 
     /// Where the agent is now: as the cluster says (claiming and starting it if nobody has it),
     /// or on this node, started again as the launcher that made this handle would.
-    fn relocate(&self) -> Result<Location<A>, CallFailure> {
+    fn relocate(&self) -> Result<Location, CallFailure> {
         #[cfg(feature = "nats")]
         if self.in_cluster() {
             return crate::cluster::locate::<A>(&self.key)
@@ -422,9 +408,12 @@ pub trait AgentHandle: Sized + Clone {
     /// The agent this handle reaches.
     type Agent: Agent;
 
-    /// The underlying reference.
+    /// The handle's machinery, for the generated code and swarm itself: not part of the API.
+    #[doc(hidden)]
     fn raw(&self) -> &AgentRef<Self::Agent>;
-    /// Wraps an underlying reference.
+    /// Makes a handle from its machinery, for the generated code and swarm itself: not part of
+    /// the API (it would make a handle to any process).
+    #[doc(hidden)]
     fn from_raw(raw: AgentRef<Self::Agent>) -> Self;
 
     /// The key of the agent (empty for agents without a `#[key]`).
@@ -478,7 +467,7 @@ pub trait AgentHandle: Sized + Clone {
 impl<A: Agent> AgentRef<A> {
     fn is_alive(&self) -> bool {
         match &*self.at.borrow() {
-            Location::Local(process) => self.reachable(process.id()),
+            Location::Local(process) => self.reachable(process.id),
             Location::Remote(node) => self.control(node, Control::Alive) == Ok(true),
         }
     }
@@ -486,7 +475,7 @@ impl<A: Agent> AgentRef<A> {
     fn shutdown(&self) -> Result<(), CallError> {
         let timeout = self.timeout.unwrap_or(Duration::from_secs(u64::MAX >> 2));
         let id = match &*self.at.borrow() {
-            Location::Local(process) => process.id(),
+            Location::Local(process) => process.id,
             Location::Remote(node) => {
                 return match self.control(node, Control::Shutdown) {
                     Ok(true) => Ok(()),
@@ -511,8 +500,8 @@ impl<A: Agent> AgentRef<A> {
     fn kill(&self) {
         match &*self.at.borrow() {
             Location::Local(process) => {
-                super::host::kill(process.id());
-                wait_until_gone(process.id());
+                super::host::kill(process.id);
+                wait_until_gone(process.id);
             }
             Location::Remote(node) => {
                 let _not_there_is_killed_too = self.control(node, Control::Kill);
@@ -685,7 +674,7 @@ impl<A: Agent> Launcher<A> {
         // Started here for the cluster: the cluster finds it again, not this launcher.
         let relaunch = self.relaunch().filter(|_| !self.claimed);
         Ok(A::Handle::from_raw(
-            AgentRef::new(registry::process_ref(registered.pid()), key).relaunched_by(relaunch),
+            AgentRef::new(registered.pid(), key).relaunched_by(relaunch),
         ))
     }
 
@@ -694,7 +683,7 @@ impl<A: Agent> Launcher<A> {
         let key = key_text(A::KIND, &key.into()).ok()?;
         let pid = registry::lookup(&registry_name::<A>(&key))?;
         Some(A::Handle::from_raw(
-            AgentRef::new(registry::process_ref(pid), key).relaunched_by(self.relaunch()),
+            AgentRef::new(pid, key).relaunched_by(self.relaunch()),
         ))
     }
 
@@ -709,7 +698,11 @@ impl<A: Agent> Launcher<A> {
             idle: None,
         };
         let process = super::agent::start::<A>(arg)?;
-        Ok(A::Handle::from_raw(AgentRef::new(process, String::new())))
+        let pid = Pid {
+            node: process.node_id(),
+            id: process.id(),
+        };
+        Ok(A::Handle::from_raw(AgentRef::new(pid, String::new())))
     }
 
     fn resolve_store(&self) -> Option<StoreConfig> {

@@ -12,7 +12,6 @@ use crate::runtime::agent::Agent;
 use crate::runtime::handle::{AgentHandle, AgentRef};
 use crate::runtime::host::Pid;
 use crate::runtime::mailbox::{call, process_exists, WaitError};
-use crate::runtime::registry;
 
 /// How long a question to a supervisor may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,10 +88,7 @@ impl SupervisorRef {
     /// A handle to the agent child `name` as it runs now (after a restart, ask again).
     pub fn agent<A: Agent>(&self, name: &str) -> Result<A::Handle, SupervisorError> {
         let (pid, key) = self.child_process(name)?;
-        Ok(A::Handle::from_raw(AgentRef::new(
-            registry::process_ref(pid),
-            key,
-        )))
+        Ok(A::Handle::from_raw(AgentRef::new(pid, key)))
     }
 
     /// A handle to the nested supervisor `name`.
@@ -171,10 +167,7 @@ impl<A: Agent> PoolRef<A> {
                 self.next.set(at + 1);
                 let pid = members[at];
                 if pid.exists() {
-                    return Ok(A::Handle::from_raw(AgentRef::new(
-                        registry::process_ref(pid),
-                        String::new(),
-                    )));
+                    return Ok(A::Handle::from_raw(AgentRef::new(pid, String::new())));
                 }
             }
         }
@@ -191,9 +184,7 @@ impl<A: Agent> PoolRef<A> {
             .members
             .borrow()
             .iter()
-            .map(|&pid| {
-                A::Handle::from_raw(AgentRef::new(registry::process_ref(pid), String::new()))
-            })
+            .map(|&pid| A::Handle::from_raw(AgentRef::new(pid, String::new())))
             .collect())
     }
 
