@@ -45,6 +45,8 @@ pub(crate) struct AgentStruct {
     /// The struct as the user wrote it, swarm's attributes removed.
     pub(crate) item: ItemStruct,
     pub(crate) kind: Kind,
+    /// `passivate_after = ".."`: milliseconds, and the literal's span.
+    pub(crate) passivate_after: Option<(u64, Span)>,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,
 }
@@ -113,7 +115,12 @@ pub(crate) fn parse(
             return Err(Box::new(item));
         }
     };
-    Ok(AgentStruct { item, kind, fields })
+    Ok(AgentStruct {
+        item,
+        kind,
+        passivate_after: options.passivate_after,
+        fields,
+    })
 }
 
 const NEEDS_NAMED_FIELDS: &str =

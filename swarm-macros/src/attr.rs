@@ -12,6 +12,8 @@ use crate::ctxt::Ctxt;
 pub(crate) struct StructOptions {
     /// `kind = "chat-room"`, with the literal's span for errors.
     pub(crate) kind: Option<(String, Span)>,
+    /// `passivate_after = "30s"`, in milliseconds, with the literal's span for errors.
+    pub(crate) passivate_after: Option<(u64, Span)>,
 }
 
 /// Parses the options of `#[agent(..)]` on a struct.
@@ -25,6 +27,15 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             }
             options.kind = Some((value.value(), value.span()));
             Ok(())
+        } else if meta.path.is_ident("passivate_after") {
+            let value: LitStr = meta.value()?.parse()?;
+            if options.passivate_after.is_some() {
+                return Err(meta.error("`passivate_after` is given twice"));
+            }
+            let millis = duration_millis(&value.value())
+                .map_err(|why| syn::Error::new(value.span(), why))?;
+            options.passivate_after = Some((millis, value.span()));
+            Ok(())
         } else {
             let name = meta
                 .path
@@ -32,7 +43,8 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "this".into());
             Err(meta.error(format!(
-                "unknown option `{name}` for #[agent] on a struct; the only option is `kind = \"...\"`"
+                "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"` \
+                 and `passivate_after = \"30s\"`"
             )))
         }
     });
@@ -40,6 +52,34 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
         cx.push(err);
     }
     options
+}
+
+/// The milliseconds of a duration written as a number and a unit: `"500ms"`, `"30s"`, `"5m"`,
+/// `"1h"`.
+fn duration_millis(text: &str) -> Result<u64, String> {
+    let explain = || {
+        format!(
+            "{text:?} is not a duration: write a whole number and a unit, such as \"500ms\", \
+             \"30s\", \"5m\" or \"1h\""
+        )
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&at| at > 0)
+        .ok_or_else(explain)?;
+    let (number, unit) = text.split_at(split);
+    let per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(explain()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(|| format!("{text:?} is too long a duration"))
 }
 
 /// Checks that `#[agent]` on an impl block has no options.
@@ -109,4 +149,22 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
         None => true,
     });
     markers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_millis;
+
+    #[test]
+    fn durations_have_a_number_and_a_unit() {
+        assert_eq!(duration_millis("500ms"), Ok(500));
+        assert_eq!(duration_millis("30s"), Ok(30_000));
+        assert_eq!(duration_millis("5m"), Ok(300_000));
+        assert_eq!(duration_millis("1h"), Ok(3_600_000));
+        assert_eq!(duration_millis("0s"), Ok(0));
+        for bad in ["", "30", "s", "1.5s", "30 s", "30sec", "-1s"] {
+            assert!(duration_millis(bad).is_err(), "{bad:?}");
+        }
+        assert!(duration_millis("99999999999999999999h").is_err());
+    }
 }

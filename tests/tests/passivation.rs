@@ -140,3 +140,88 @@ fn no_acknowledged_write_is_lost_across_passivations() {
         "only {stops} passivations: the test did not test them"
     );
 }
+
+/// A kind declared to passivate (`#[agent(passivate_after = ..)]`).
+#[agent(kind = "session", passivate_after = "100ms")]
+pub struct Session {
+    #[key]
+    id: String,
+    #[persist]
+    hits: u64,
+}
+
+#[agent]
+impl Session {
+    #[handler]
+    pub fn hit(&mut self) -> u64 {
+        self.hits += 1;
+        self.hits
+    }
+}
+
+swarm::supervisor! {
+    pub Sessions: one_for_one(max_restarts = 3, within_secs = 10) {
+        kept: Session("kept"),
+    }
+}
+
+fn session_gone(key: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Session::lookup(key).is_some() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        lunatic::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[lunatic::test]
+fn a_kind_declared_to_passivate_does_and_its_supervised_children_do_not() {
+    // Both tests of this binary use it: the default store is the node's, shared by its tests.
+    swarm::set_default_store(StoreConfig::memory("passivation")).unwrap();
+    let session = Session::get_or_start("s1").unwrap();
+    assert_eq!(session.hit().unwrap(), 1);
+    assert!(
+        session_gone("s1"),
+        "a session idle for 100 ms did not passivate"
+    );
+    assert_eq!(
+        session.hit().unwrap(),
+        2,
+        "the handle started it again with its state"
+    );
+
+    // A supervisor's child of the same kind is never passivated: the supervisor keeps it up.
+    let sessions = Sessions::start().unwrap();
+    let kept = sessions.kept().unwrap();
+    assert_eq!(kept.hit().unwrap(), 1);
+    lunatic::sleep(Duration::from_millis(400));
+    assert!(
+        Session::lookup("kept").is_some(),
+        "a supervised session passivated"
+    );
+    assert_eq!(kept.hit().unwrap(), 2);
+}
+
+/// Through the NATS front door, a passivated agent comes back on its next request.
+#[lunatic::test]
+fn the_front_door_starts_a_passivated_agent_again() {
+    let Some(url) = swarm_tests::nats::server("URL") else {
+        return;
+    };
+    swarm::set_default_store(StoreConfig::memory("passivation")).unwrap();
+    let client = swarm_tests::nats::connect(&url);
+    let namespace = swarm_tests::nats::unique("passivate").replace('.', "_");
+    let _service = swarm::nats::serve_agents::<Session>(&client, &namespace, 1).unwrap();
+    let subject = format!("{namespace}.session.door.hit");
+    let ask = || {
+        let reply = client
+            .request(&subject, b"{}", Duration::from_secs(5))
+            .expect("an answer");
+        String::from_utf8(reply.payload).unwrap()
+    };
+    assert_eq!(ask(), r#"{"ok":1}"#);
+    assert!(session_gone("door"), "the session did not passivate");
+    assert_eq!(ask(), r#"{"ok":2}"#);
+}

@@ -20,6 +20,10 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let persisted: Vec<_> = model.persisted().collect();
     let keyed = key.is_some();
     let persists = !persisted.is_empty();
+    let passivate_after = match model.passivate_after {
+        Some((millis, _)) => quote!(#p::Option::Some(#p::Duration::from_millis(#millis))),
+        None => quote!(#p::Option::None),
+    };
 
     let key_ty = match key {
         Some(key) => {
@@ -179,6 +183,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const KIND: &'static str = #kind;
                 const KEYED: bool = #keyed;
                 const PERSISTS: bool = #persists;
+                const PASSIVATE_AFTER: #p::Option<#p::Duration> = #passivate_after;
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {

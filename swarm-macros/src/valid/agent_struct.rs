@@ -49,6 +49,22 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
         }
     }
 
+    if let Some((millis, span)) = model.passivate_after {
+        if millis == 0 {
+            cx.push(syn::Error::new(
+                span,
+                "`passivate_after` cannot be zero: an agent would stop before it served a call. \
+                 Leave the option out for an agent that runs until stopped",
+            ));
+        } else if !key_seen {
+            cx.push(syn::Error::new(
+                span,
+                "only an agent with a #[key] passivates: its next call finds it again by its key. \
+                 Add one, such as `#[key] id: String`",
+            ));
+        }
+    }
+
     if !key_seen {
         let first_persist = model
             .fields

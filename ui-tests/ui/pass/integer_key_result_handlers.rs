@@ -11,7 +11,7 @@ pub enum BankError {
     Frozen,
 }
 
-#[swarm::agent(kind = "account")]
+#[swarm::agent(kind = "account", passivate_after = "30s")]
 pub struct Account {
     #[swarm::key]
     number: u64,
