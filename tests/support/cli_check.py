@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import time
 
 import nats
 
-from discovery_check import Checks, free_port, start_nats_server, start_node, stop
+from discovery_check import Checks, finish, free_port, start_nats_server, start_node
 
 COMMAND_TIMEOUT = 30
 # The schema the peer publishes for `greeter.hello`, as endpoint metadata (a string).
@@ -341,19 +340,7 @@ def main():
         checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")
         print(f"FAILED: {checks.failures[-1]}")
     finally:
-        for proc, _, _ in nodes:
-            stop(proc)
-        if server:
-            stop(server)
-        if checks.failures:
-            for n in range(len(nodes)):
-                with open(os.path.join(work, f"node{n}.log")) as log:
-                    print(f"--- node {n} log (end):\n{log.read()[-2000:]}")
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"cli check: {checks.passed} checks passed, {len(checks.failures)} failed")
-    print(f"test result: {'ok' if not checks.failures else 'FAILED'}. "
-          f"{checks.passed} passed; {len(checks.failures)} failed")
-    sys.exit(1 if checks.failures else 0)
+        finish("cli", checks, nodes, server, work)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,24 @@ def stop(proc):
     proc.wait()
 
 
+def finish(what, checks, nodes, server, work):
+    """Stops the nodes and the server, shows the nodes' logs if a check failed, removes `work`,
+    prints the summary lines scripts/test reads, and exits 1 on any failure."""
+    for proc, _, _ in nodes:
+        stop(proc)
+    if server:
+        stop(server)
+    if checks.failures:
+        for n in range(len(nodes)):
+            with open(os.path.join(work, f"node{n}.log")) as log:
+                print(f"--- node {n} log (end):\n{log.read()[-2000:]}")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"{what} check: {checks.passed} checks passed, {len(checks.failures)} failed")
+    print(f"test result: {'ok' if not checks.failures else 'FAILED'}. "
+          f"{checks.passed} passed; {len(checks.failures)} failed")
+    sys.exit(1 if checks.failures else 0)
+
+
 class Checks:
     def __init__(self):
         self.passed = 0
@@ -341,19 +359,7 @@ def main():
         checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")
         print(f"FAILED: {checks.failures[-1]}")
     finally:
-        for proc, _, _ in nodes:
-            stop(proc)
-        if server:
-            stop(server)
-        if checks.failures:
-            for n in range(len(nodes)):
-                with open(os.path.join(work, f"node{n}.log")) as log:
-                    print(f"--- node {n} log (end):\n{log.read()[-2000:]}")
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"discovery check: {checks.passed} checks passed, {len(checks.failures)} failed")
-    print(f"test result: {'ok' if not checks.failures else 'FAILED'}. "
-          f"{checks.passed} passed; {len(checks.failures)} failed")
-    sys.exit(1 if checks.failures else 0)
+        finish("discovery", checks, nodes, server, work)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::agent::{Agent, AgentArg, AgentState};
 use super::host::Pid;
 use super::mailbox::{
-    call, call_json, envelope_tag, process_exists, send_envelope, shutdown_abstract_process,
-    Envelope, ReplyTo, WaitError,
+    call, envelope_tag, process_exists, send_envelope, shutdown_abstract_process, Envelope,
+    ReplyTo, WaitError,
 };
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
@@ -143,37 +143,6 @@ impl<A: Agent> AgentRef<A> {
                 )
             }
             Location::Remote(node) => self.call_remote::<R>(node, handler, &message),
-        })
-    }
-
-    /// Sends a request and waits for the handler's answer encoded as JSON (for callers outside
-    /// Rust, through NATS).
-    #[doc(hidden)]
-    pub fn request_json(
-        &self,
-        handler: &'static str,
-        message: A::Msg,
-    ) -> Result<Vec<u8>, CallError> {
-        self.call(handler, |at| match at {
-            Location::Local(process) => {
-                if !self.reachable(process.id) {
-                    return Attempt::Relocate(CallFailure::NotRunning);
-                }
-                local_outcome(
-                    process.id,
-                    call_json::<&A::Msg>(process.id, &message, self.timeout),
-                )
-            }
-            Location::Remote(node) => {
-                match self.call_remote::<serde_json::Value>(node, handler, &message) {
-                    Attempt::Done(Ok(value)) => Attempt::Done(
-                        serde_json::to_vec(&value)
-                            .map_err(|err| CallFailure::Unencodable(err.to_string())),
-                    ),
-                    Attempt::Done(Err(failure)) => Attempt::Done(Err(failure)),
-                    Attempt::Relocate(failure) => Attempt::Relocate(failure),
-                }
-            }
         })
     }
 

@@ -209,31 +209,6 @@ where
     M: Serialize,
     R: Serialize + DeserializeOwned,
 {
-    call_as(server, message, timeout, false)
-}
-
-/// As [`call`], with the answer encoded as JSON by the server (agents do; see `ReplyTo::answer`).
-pub fn call_json<M>(
-    server: u64,
-    message: M,
-    timeout: Option<Duration>,
-) -> Result<Vec<u8>, WaitError>
-where
-    M: Serialize,
-{
-    call_as(server, message, timeout, true)
-}
-
-fn call_as<M, R>(
-    server: u64,
-    message: M,
-    timeout: Option<Duration>,
-    json: bool,
-) -> Result<R, WaitError>
-where
-    M: Serialize,
-    R: Serialize + DeserializeOwned,
-{
     let started = Instant::now();
     sweep_abandoned();
     let this = host::this();
@@ -244,7 +219,7 @@ where
             node: this.node,
             process: this.id,
             tag,
-            json,
+            json: false,
             expires_at_ms: None,
         }),
     };
