@@ -26,9 +26,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// It names the agent by kind and key, and knows where it was last found: a process on this node,
 /// or (for a kind this node serves in a cluster) another node of the cluster, reached through
-/// NATS. In a cluster, a call that finds the agent gone from there (passivated, moved, its node
-/// dead) without having applied anything looks the agent up again and is sent there, until the
-/// handle's timeout: a handle names a key, not a process.
+/// NATS. In a cluster, and for a kind that passivates, a call that finds the agent gone from there
+/// (passivated, moved, its node dead) without having applied anything looks the agent up again
+/// (starting it if need be) and is sent there, until the handle's timeout: a handle names a key,
+/// not a process. An agent that neither passivates nor belongs to a cluster is not started again
+/// behind its caller's back: a call to it once it stopped is `NotRunning`.
 ///
 /// The generated handles wrap it; it is their machinery, not an API of its own (its calls take
 /// any message under any handler name).
