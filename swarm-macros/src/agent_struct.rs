@@ -47,6 +47,10 @@ pub(crate) struct AgentStruct {
     pub(crate) kind: Kind,
     /// `passivate_after = ".."`: milliseconds, and the literal's span.
     pub(crate) passivate_after: Option<(u64, Span)>,
+    /// `message_budget = ".."`: milliseconds, and the literal's span.
+    pub(crate) message_budget: Option<(u64, Span)>,
+    /// `max_memory = ".."`: bytes, and the literal's span.
+    pub(crate) max_memory: Option<(u64, Span)>,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,
 }
@@ -119,6 +123,8 @@ pub(crate) fn parse(
         item,
         kind,
         passivate_after: options.passivate_after,
+        message_budget: options.message_budget,
+        max_memory: options.max_memory,
         fields,
     })
 }

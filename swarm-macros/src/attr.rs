@@ -14,6 +14,10 @@ pub(crate) struct StructOptions {
     pub(crate) kind: Option<(String, Span)>,
     /// `passivate_after = "30s"`, in milliseconds, with the literal's span for errors.
     pub(crate) passivate_after: Option<(u64, Span)>,
+    /// `message_budget = "2s"`, in milliseconds, with the literal's span for errors.
+    pub(crate) message_budget: Option<(u64, Span)>,
+    /// `max_memory = "64MiB"`, in bytes, with the literal's span for errors.
+    pub(crate) max_memory: Option<(u64, Span)>,
 }
 
 /// Parses the options of `#[agent(..)]` on a struct.
@@ -27,14 +31,28 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             }
             options.kind = Some((value.value(), value.span()));
             Ok(())
-        } else if meta.path.is_ident("passivate_after") {
+        } else if let Some((name, slot, read)) = [
+            (
+                "passivate_after",
+                &mut options.passivate_after,
+                duration_millis as fn(&str) -> _,
+            ),
+            (
+                "message_budget",
+                &mut options.message_budget,
+                duration_millis,
+            ),
+            ("max_memory", &mut options.max_memory, size_bytes),
+        ]
+        .into_iter()
+        .find(|(name, _, _)| meta.path.is_ident(name))
+        {
             let value: LitStr = meta.value()?.parse()?;
-            if options.passivate_after.is_some() {
-                return Err(meta.error("`passivate_after` is given twice"));
+            if slot.is_some() {
+                return Err(meta.error(format!("`{name}` is given twice")));
             }
-            let millis = duration_millis(&value.value())
-                .map_err(|why| syn::Error::new(value.span(), why))?;
-            options.passivate_after = Some((millis, value.span()));
+            let amount = read(&value.value()).map_err(|why| syn::Error::new(value.span(), why))?;
+            *slot = Some((amount, value.span()));
             Ok(())
         } else {
             let name = meta
@@ -43,8 +61,8 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "this".into());
             Err(meta.error(format!(
-                "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"` \
-                 and `passivate_after = \"30s\"`"
+                "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"`, \
+                 `passivate_after = \"30s\"`, `message_budget = \"2s\"` and `max_memory = \"64MiB\"`"
             )))
         }
     });
@@ -80,6 +98,32 @@ fn duration_millis(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(per_unit))
         .ok_or_else(|| format!("{text:?} is too long a duration"))
+}
+
+/// The bytes of a size written as a number and a binary unit: `"512KiB"`, `"64MiB"`, `"1GiB"`.
+fn size_bytes(text: &str) -> Result<u64, String> {
+    let explain = || {
+        format!(
+            "{text:?} is not a size: write a whole number and a unit, such as \"512KiB\", \
+             \"64MiB\" or \"1GiB\""
+        )
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&at| at > 0)
+        .ok_or_else(explain)?;
+    let (number, unit) = text.split_at(split);
+    let per_unit: u64 = match unit {
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(explain()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(|| format!("{text:?} is too large a size"))
 }
 
 /// Checks that `#[agent]` on an impl block has no options.
@@ -153,7 +197,7 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
 
 #[cfg(test)]
 mod tests {
-    use super::duration_millis;
+    use super::{duration_millis, size_bytes};
 
     #[test]
     fn durations_have_a_number_and_a_unit() {
@@ -166,5 +210,15 @@ mod tests {
             assert!(duration_millis(bad).is_err(), "{bad:?}");
         }
         assert!(duration_millis("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn sizes_have_a_number_and_a_binary_unit() {
+        assert_eq!(size_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(size_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(size_bytes("1GiB"), Ok(1 << 30));
+        for bad in ["", "64", "MiB", "64MB", "64 MiB", "1.5GiB", "64mib"] {
+            assert!(size_bytes(bad).is_err(), "{bad:?}");
+        }
     }
 }

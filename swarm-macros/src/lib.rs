@@ -35,6 +35,9 @@ use proc_macro::TokenStream;
 ///
 /// ```ignore
 /// #[agent(kind = "chat-room")]          // kind: defaults to the struct name in kebab-case
+/// // Other options, each optional: passivate_after = "5m" (stop when idle, start again on the
+/// // next call; needs a #[key]), message_budget = "2s" (stop a handler that runs longer),
+/// // max_memory = "64MiB" (stop an agent that grows past it). Each restarts from its saved state.
 /// pub struct ChatRoom {
 ///     #[key] room: String,              // identity of one instance (String or an integer)
 ///     #[persist] history: Vec<Post>,    // saved after a handler changes it, reloaded on start

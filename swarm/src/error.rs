@@ -82,6 +82,16 @@ pub enum CallFailure {
     /// `Serialize` fails, or that bincode cannot write); nothing was sent.
     #[error("the request could not be encoded, nothing was sent: {0}")]
     Unsendable(String),
+    /// The handler ran past its kind's time budget (`#[agent(message_budget = "..")]`): the node
+    /// stopped the agent (it restarts from its last saved state, on its next call or by its
+    /// supervisor). Nothing of this call was saved.
+    #[error("the handler ran past its time budget and was stopped; nothing was saved: {0}")]
+    OverBudget(String),
+    /// The agent grew past its kind's memory cap (`#[agent(max_memory = "..")]`) while it served
+    /// this call: the call's change was not saved, and the agent stopped (it restarts from its
+    /// last saved state, on its next call or by its supervisor).
+    #[error("the agent grew past its memory cap and was stopped; nothing was saved: {0}")]
+    OverMemory(String),
     /// Cluster only: nobody answered at the agent's node (it ended), and the cluster named no
     /// other owner in time. Nothing was delivered; call again once the agent has moved.
     #[error("no node answered for the agent; nothing was delivered: {0}")]
@@ -120,6 +130,8 @@ impl CallFailure {
             | CallFailure::Unsendable(_)
             | CallFailure::Moved(_)
             | CallFailure::Expired
+            | CallFailure::OverBudget(_)
+            | CallFailure::OverMemory(_)
             | CallFailure::NoResponders(_)
             | CallFailure::Unavailable(_)
             | CallFailure::Refused { .. } => Some(false),
@@ -146,6 +158,8 @@ impl CallFailure {
             CallFailure::Moved(_) => "moved",
             CallFailure::Expired => "expired",
             CallFailure::Unsendable(_) => "unsendable",
+            CallFailure::OverBudget(_) => "over_budget",
+            CallFailure::OverMemory(_) => "over_memory",
             CallFailure::NoResponders(_) => "no_responders",
             CallFailure::NodeLost(_) => "node_lost",
             CallFailure::Unavailable(_) => "unavailable",
@@ -161,6 +175,8 @@ impl CallFailure {
             | CallFailure::Unencodable(detail)
             | CallFailure::Moved(detail)
             | CallFailure::Unsendable(detail)
+            | CallFailure::OverBudget(detail)
+            | CallFailure::OverMemory(detail)
             | CallFailure::NoResponders(detail)
             | CallFailure::NodeLost(detail)
             | CallFailure::Unavailable(detail) => Some(detail),
@@ -188,6 +204,8 @@ impl CallFailure {
             "moved" => CallFailure::Moved(message),
             "expired" => CallFailure::Expired,
             "unsendable" => CallFailure::Unsendable(message),
+            "over_budget" => CallFailure::OverBudget(message),
+            "over_memory" => CallFailure::OverMemory(message),
             "no_responders" => CallFailure::NoResponders(message),
             "node_lost" => CallFailure::NodeLost(message),
             "unavailable" => CallFailure::Unavailable(message),
@@ -209,6 +227,8 @@ pub enum RemoteFailure {
     Unencodable(String),
     Moved(String),
     Expired,
+    OverBudget(String),
+    OverMemory(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -219,6 +239,8 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::Unencodable(message) => CallFailure::Unencodable(message),
             RemoteFailure::Moved(message) => CallFailure::Moved(message),
             RemoteFailure::Expired => CallFailure::Expired,
+            RemoteFailure::OverBudget(message) => CallFailure::OverBudget(message),
+            RemoteFailure::OverMemory(message) => CallFailure::OverMemory(message),
         }
     }
 }
@@ -326,6 +348,8 @@ mod tests {
             CallFailure::Moved(text()),
             CallFailure::Expired,
             CallFailure::Unsendable(text()),
+            CallFailure::OverBudget(text()),
+            CallFailure::OverMemory(text()),
             CallFailure::NoResponders(text()),
             CallFailure::NodeLost(text()),
             CallFailure::Unavailable(text()),

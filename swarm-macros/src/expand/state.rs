@@ -20,8 +20,14 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let persisted: Vec<_> = model.persisted().collect();
     let keyed = key.is_some();
     let persists = !persisted.is_empty();
-    let passivate_after = match model.passivate_after {
+    let millis = |option: Option<(u64, proc_macro2::Span)>| match option {
         Some((millis, _)) => quote!(#p::Option::Some(#p::Duration::from_millis(#millis))),
+        None => quote!(#p::Option::None),
+    };
+    let passivate_after = millis(model.passivate_after);
+    let message_budget = millis(model.message_budget);
+    let max_memory = match model.max_memory {
+        Some((bytes, _)) => quote!(#p::Option::Some(#bytes)),
         None => quote!(#p::Option::None),
     };
 
@@ -184,6 +190,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const KEYED: bool = #keyed;
                 const PERSISTS: bool = #persists;
                 const PASSIVATE_AFTER: #p::Option<#p::Duration> = #passivate_after;
+                const MESSAGE_BUDGET: #p::Option<#p::Duration> = #message_budget;
+                const MAX_MEMORY: #p::Option<u64> = #max_memory;
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {

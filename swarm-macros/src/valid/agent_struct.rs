@@ -65,6 +65,24 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
         }
     }
 
+    if let Some((0, span)) = model.message_budget {
+        cx.push(syn::Error::new(
+            span,
+            "`message_budget` cannot be zero: every message would be stopped. Leave the option out \
+             for handlers without a time limit",
+        ));
+    }
+    if let Some((bytes, span)) = model.max_memory {
+        // An agent's process holds its stack (1 MiB by default) and heap before any state.
+        if bytes < MIN_MEMORY_CAP {
+            cx.push(syn::Error::new(
+                span,
+                "`max_memory` below 2MiB: an agent's process needs about that much to start \
+                 (its stack and first heap pages); give it room for its state on top",
+            ));
+        }
+    }
+
     if !key_seen {
         let first_persist = model
             .fields
@@ -94,3 +112,6 @@ fn kind_problem(kind: &str) -> Option<String> {
             )
         })
 }
+
+/// The smallest `max_memory` an agent can start under.
+const MIN_MEMORY_CAP: u64 = 2 << 20;

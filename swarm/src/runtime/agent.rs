@@ -43,6 +43,15 @@ pub trait AgentState: Sized + 'static {
     /// starts it again with its state. `None` (the default): it runs until stopped. Agents started
     /// as a supervisor's children are never passivated.
     const PASSIVATE_AFTER: Option<std::time::Duration> = None;
+    /// The longest one message may run (`#[agent(message_budget = "2s")]`): past it the node
+    /// stops the agent, its caller gets `CallFailure::OverBudget`, and the agent restarts from its
+    /// last saved state. `None` (the default): no limit.
+    const MESSAGE_BUDGET: Option<std::time::Duration> = None;
+    /// The most memory an agent's process may hold after a message, in bytes
+    /// (`#[agent(max_memory = "64MiB")]`): an agent past it does not save that message's change,
+    /// answers `CallFailure::OverMemory`, and stops, to restart from its last saved state. `None`
+    /// (the default): only the node's own limits.
+    const MAX_MEMORY: Option<u64> = None;
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -159,6 +168,21 @@ impl<A: AgentBehavior> AgentCell<A> {
         reply_to: Option<ReplyTo>,
         answer: R,
     ) {
+        if let Some(cap) = A::MAX_MEMORY.filter(|&cap| memory_in_use() > cap) {
+            // Past its cap: this change is not acknowledged, and the agent ends so that it
+            // restarts, small, from what it last saved (a Wasm memory never shrinks).
+            CURRENT_REPLY.with(|slot| slot.set(None));
+            let reason = format!(
+                "agent `{}` holds {} MiB after this call, past its cap of {} MiB",
+                A::KIND,
+                memory_in_use() >> 20,
+                cap >> 20
+            );
+            if let Some(reply_to) = reply_to {
+                reply_to.send_failure(RemoteFailure::OverMemory(reason.clone()));
+            }
+            panic!("{reason}; stopping");
+        }
         if mutated {
             match self.save_if_changed() {
                 Ok(()) => {}
@@ -335,8 +359,23 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         return;
     }
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
+    // A kind with a time budget: the registrar stops this agent if the message is not over in
+    // time (a timer, cancelled once it is).
+    let budget = A::MESSAGE_BUDGET
+        .and_then(|budget| super::registry::arm_budget(A::KIND, budget, envelope.reply_to));
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
+    if let Some(timer) = budget {
+        host::cancel_timer(timer);
+    }
     CURRENT_REPLY.with(|slot| slot.set(None));
+}
+
+/// The bytes of memory this process holds (its Wasm linear memory; it never shrinks).
+fn memory_in_use() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 65_536;
+    #[cfg(not(target_arch = "wasm32"))]
+    return 0;
 }
 
 /// Starts an agent process and waits until its `init` is over (state loaded, `#[on_start]` run).

@@ -43,6 +43,10 @@ pub struct AgentRef<A> {
     timeout: Option<Duration>,
     /// For an agent of a kind that passivates, on a node on its own: how to start it again.
     relaunch: Option<Box<Relaunch>>,
+    /// The agent is its cluster's (this node serves its kind in a cluster): the cluster's
+    /// directory finds it again.
+    #[serde(default)]
+    cluster: bool,
     kind: PhantomData<fn() -> A>,
 }
 
@@ -70,6 +74,7 @@ impl<A: Agent> Clone for AgentRef<A> {
             key: self.key.clone(),
             timeout: self.timeout,
             relaunch: self.relaunch.clone(),
+            cluster: self.cluster,
             kind: PhantomData,
         }
     }
@@ -108,7 +113,18 @@ impl<A: Agent> AgentRef<A> {
     /// A reference to an agent of the cluster that lives on the node with subject prefix `node`.
     #[cfg(feature = "nats")]
     pub(crate) fn remote(node: String, key: String) -> Self {
-        Self::at(Location::Remote(node), key)
+        let mut remote = Self::at(Location::Remote(node), key);
+        remote.cluster = true;
+        remote
+    }
+
+    /// The same reference, marked as its cluster's if this node serves its kind in a cluster.
+    fn in_cluster_now(mut self) -> Self {
+        #[cfg(feature = "nats")]
+        {
+            self.cluster = A::KEYED && crate::cluster::serves::<A>();
+        }
+        self
     }
 
     fn at(location: Location, key: String) -> Self {
@@ -117,6 +133,7 @@ impl<A: Agent> AgentRef<A> {
             key,
             timeout: Some(DEFAULT_TIMEOUT),
             relaunch: None,
+            cluster: false,
             kind: PhantomData,
         }
     }
@@ -250,7 +267,7 @@ impl<A: Agent> AgentRef<A> {
         if !process_exists(process) {
             return false;
         }
-        self.relaunch.is_none()
+        !self.relocatable()
             || super::host::registry_get(&registry_name::<A>(&self.key)).map(|pid| pid.id)
                 == Some(process)
     }
@@ -258,21 +275,14 @@ impl<A: Agent> AgentRef<A> {
     /// Whether the agent can be found again once gone: it belongs to this node's cluster, or its
     /// kind passivates (its next call starts it again).
     fn relocatable(&self) -> bool {
-        A::KEYED && (self.relaunch.is_some() || self.in_cluster())
-    }
-
-    fn in_cluster(&self) -> bool {
-        #[cfg(feature = "nats")]
-        return crate::cluster::serves::<A>();
-        #[cfg(not(feature = "nats"))]
-        return false;
+        A::KEYED && (self.relaunch.is_some() || self.cluster)
     }
 
     /// Where the agent is now: as the cluster says (claiming and starting it if nobody has it),
     /// or on this node, started again as the launcher that made this handle would.
     fn relocate(&self) -> Result<Location, CallFailure> {
         #[cfg(feature = "nats")]
-        if self.in_cluster() {
+        if self.cluster {
             return crate::cluster::locate::<A>(&self.key)
                 .map(|found| found.raw().at.borrow().clone());
         }
@@ -645,7 +655,9 @@ impl<A: Agent> Launcher<A> {
         // Started here for the cluster: the cluster finds it again, not this launcher.
         let relaunch = self.relaunch().filter(|_| !self.claimed);
         Ok(A::Handle::from_raw(
-            AgentRef::new(registered.pid(), key).relaunched_by(relaunch),
+            AgentRef::new(registered.pid(), key)
+                .relaunched_by(relaunch)
+                .in_cluster_now(),
         ))
     }
 
@@ -654,7 +666,9 @@ impl<A: Agent> Launcher<A> {
         let key = key_text(A::KIND, &key.into()).ok()?;
         let pid = registry::lookup(&registry_name::<A>(&key))?;
         Some(A::Handle::from_raw(
-            AgentRef::new(pid, key).relaunched_by(self.relaunch()),
+            AgentRef::new(pid, key)
+                .relaunched_by(self.relaunch())
+                .in_cluster_now(),
         ))
     }
 

@@ -42,7 +42,7 @@ use super::mailbox::{
 use super::node::{self, NodeLimits, NodeStats};
 use super::process::{spawn_linked, spawn_named, Named};
 use super::wire::Wire;
-use crate::error::StartError;
+use crate::error::{RemoteFailure, StartError};
 
 /// The registrar's name in Lunatic's registry, followed by its generation (see the module docs).
 const REGISTRAR_NAME: &str = "swarm/registrar/";
@@ -166,6 +166,30 @@ pub fn get_or_start(job: StartJob) -> Result<Registered, StartError> {
     }
 }
 
+/// Sets the timer that has the registrar stop this agent (of kind `kind`) if the message it is
+/// about to serve (for `caller`) runs longer than `budget`; returns the timer, which the agent
+/// cancels once the message is over. `None` when the registrar cannot be reached (the message
+/// then runs without a budget; the node's error is logged).
+pub(crate) fn arm_budget(kind: &str, budget: Duration, caller: Option<ReplyTo>) -> Option<u64> {
+    let registrar = match registrar() {
+        Ok(registrar) => registrar,
+        Err(reason) => {
+            eprintln!("swarm: agent `{kind}`: no time budget for this message: {reason}");
+            return None;
+        }
+    };
+    let overrun = Envelope {
+        message: RegistrarOp::Overrun {
+            agent: host::this().id,
+            kind: kind.to_owned(),
+            budget,
+            caller,
+        },
+        reply_to: None,
+    };
+    host::send_after(registrar, envelope_tag(), &overrun, budget).ok()
+}
+
 /// Sends new limits to the node's registrar (starting it if need be).
 pub(crate) fn apply_limits(limits: NodeLimits) -> Result<(), String> {
     let registrar = registrar()?;
@@ -249,6 +273,14 @@ enum RegistrarOp {
     /// The start `start` has run for `NodeLimits::start_timeout`.
     Deadline {
         start: i64,
+    },
+    /// The message agent `agent` is serving has run past its kind's time budget (a timer the
+    /// agent set, and cancels when the message is over): stop the agent, tell its caller.
+    Overrun {
+        agent: u64,
+        kind: String,
+        budget: Duration,
+        caller: Option<ReplyTo>,
     },
 }
 
@@ -344,6 +376,25 @@ impl Registrar {
                         self.limits.start_timeout
                     ));
                     self.finish(start, Err(late));
+                }
+            }
+            RegistrarOp::Overrun {
+                agent,
+                kind,
+                budget,
+                caller,
+            } => {
+                if !host::exists(agent) {
+                    return;
+                }
+                host::kill(agent);
+                let reason = format!(
+                    "agent `{kind}` ran one message for longer than its budget of {budget:?}; it \
+                     was stopped and restarts from its last saved state"
+                );
+                eprintln!("swarm: {reason}");
+                if let Some(caller) = caller {
+                    caller.send_failure(RemoteFailure::OverBudget(reason));
                 }
             }
             RegistrarOp::Stats => {

@@ -1,0 +1,15 @@
+use swarm::prelude::*;
+
+#[agent(max_memory = "64MB")]
+pub struct Session {
+    #[key]
+    id: String,
+}
+
+#[agent]
+impl Session {
+    #[handler]
+    pub fn touch(&mut self) {}
+}
+
+fn main() {}
