@@ -75,55 +75,43 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
 /// The milliseconds of a duration written as a number and a unit: `"500ms"`, `"30s"`, `"5m"`,
 /// `"1h"`.
 fn duration_millis(text: &str) -> Result<u64, String> {
-    let explain = || {
-        format!(
-            "{text:?} is not a duration: write a whole number and a unit, such as \"500ms\", \
-             \"30s\", \"5m\" or \"1h\""
-        )
-    };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .filter(|&at| at > 0)
-        .ok_or_else(explain)?;
-    let (number, unit) = text.split_at(split);
-    let per_unit: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(explain()),
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(per_unit))
-        .ok_or_else(|| format!("{text:?} is too long a duration"))
+    amount(
+        text,
+        &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)],
+        "a duration",
+        "\"500ms\", \"30s\", \"5m\" or \"1h\"",
+    )
 }
 
 /// The bytes of a size written as a number and a binary unit: `"512KiB"`, `"64MiB"`, `"1GiB"`.
 fn size_bytes(text: &str) -> Result<u64, String> {
-    let explain = || {
-        format!(
-            "{text:?} is not a size: write a whole number and a unit, such as \"512KiB\", \
-             \"64MiB\" or \"1GiB\""
-        )
-    };
+    amount(
+        text,
+        &[("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)],
+        "a size",
+        "\"512KiB\", \"64MiB\" or \"1GiB\"",
+    )
+}
+
+/// A whole number followed by one of `units` (each with its worth), as that many of the base
+/// unit; `what` and `examples` word the error.
+fn amount(text: &str, units: &[(&str, u64)], what: &str, examples: &str) -> Result<u64, String> {
+    let explain =
+        || format!("{text:?} is not {what}: write a whole number and a unit, such as {examples}");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .filter(|&at| at > 0)
         .ok_or_else(explain)?;
     let (number, unit) = text.split_at(split);
-    let per_unit: u64 = match unit {
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(explain()),
-    };
+    let (_, worth) = units
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .ok_or_else(explain)?;
     number
         .parse::<u64>()
         .ok()
-        .and_then(|n| n.checked_mul(per_unit))
-        .ok_or_else(|| format!("{text:?} is too large a size"))
+        .and_then(|n| n.checked_mul(*worth))
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Checks that `#[agent]` on an impl block has no options.
