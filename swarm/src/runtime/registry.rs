@@ -387,6 +387,8 @@ impl Registrar {
                 if !host::exists(agent) {
                     return;
                 }
+                // A timer that fired just as its message ended (the agent's cancel came too
+                // late) still stops the agent: that message used its whole budget.
                 host::kill(agent);
                 let reason = format!(
                     "agent `{kind}` ran one message for longer than its budget of {budget:?}; it \
