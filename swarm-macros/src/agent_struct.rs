@@ -51,6 +51,8 @@ pub(crate) struct AgentStruct {
     pub(crate) message_budget: Option<(u64, Span)>,
     /// `max_memory = ".."`: bytes, and the literal's span.
     pub(crate) max_memory: Option<(u64, Span)>,
+    /// `mailbox = N`: the bound, and the literal's span.
+    pub(crate) mailbox: Option<(u64, Span)>,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,
 }
@@ -125,6 +127,7 @@ pub(crate) fn parse(
         passivate_after: options.passivate_after,
         message_budget: options.message_budget,
         max_memory: options.max_memory,
+        mailbox: options.mailbox,
         fields,
     })
 }

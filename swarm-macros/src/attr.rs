@@ -18,6 +18,8 @@ pub(crate) struct StructOptions {
     pub(crate) message_budget: Option<(u64, Span)>,
     /// `max_memory = "64MiB"`, in bytes, with the literal's span for errors.
     pub(crate) max_memory: Option<(u64, Span)>,
+    /// `mailbox = 1000`, with the literal's span for errors.
+    pub(crate) mailbox: Option<(u64, Span)>,
 }
 
 /// Parses the options of `#[agent(..)]` on a struct.
@@ -30,6 +32,19 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 return Err(meta.error("`kind` is given twice"));
             }
             options.kind = Some((value.value(), value.span()));
+            Ok(())
+        } else if meta.path.is_ident("mailbox") {
+            let value: syn::LitInt = meta.value()?.parse()?;
+            if options.mailbox.is_some() {
+                return Err(meta.error("`mailbox` is given twice"));
+            }
+            let bound = value.base10_parse::<u64>().map_err(|_| {
+                syn::Error::new(
+                    value.span(),
+                    "`mailbox` is how many messages may wait, a whole number such as 1000",
+                )
+            })?;
+            options.mailbox = Some((bound, value.span()));
             Ok(())
         } else if let Some((name, slot, read)) = [
             (
@@ -62,7 +77,8 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 .unwrap_or_else(|| "this".into());
             Err(meta.error(format!(
                 "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"`, \
-                 `passivate_after = \"30s\"`, `message_budget = \"2s\"` and `max_memory = \"64MiB\"`"
+                 `passivate_after = \"30s\"`, `message_budget = \"2s\"`, `max_memory = \"64MiB\"` \
+                 and `mailbox = 1000`"
             )))
         }
     });

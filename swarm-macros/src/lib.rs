@@ -37,7 +37,8 @@ use proc_macro::TokenStream;
 /// #[agent(kind = "chat-room")]          // kind: defaults to the struct name in kebab-case
 /// // Other options, each optional: passivate_after = "5m" (stop when idle, start again on the
 /// // next call; needs a #[key]), message_budget = "2s" (stop a handler that runs longer),
-/// // max_memory = "64MiB" (stop an agent that grows past it). Each restarts from its saved state.
+/// // max_memory = "64MiB" (stop an agent that grows past it): each restarts from its saved state;
+/// // mailbox = 1000 (refuse requests past that many waiting, `Overloaded`).
 /// pub struct ChatRoom {
 ///     #[key] room: String,              // identity of one instance (String or an integer)
 ///     #[persist] history: Vec<Post>,    // saved after a handler changes it, reloaded on start

@@ -92,6 +92,10 @@ pub enum CallFailure {
     /// last saved state, on its next call or by its supervisor).
     #[error("the agent grew past its memory cap and was stopped; nothing was saved: {0}")]
     OverMemory(String),
+    /// The agent has as many messages waiting as its kind's mailbox holds
+    /// (`#[agent(mailbox = N)]`): this request was refused without running. Call again later.
+    #[error("the agent's mailbox is full; nothing was applied: {0}")]
+    Overloaded(String),
     /// Cluster only: nobody answered at the agent's node (it ended), and the cluster named no
     /// other owner in time. Nothing was delivered; call again once the agent has moved.
     #[error("no node answered for the agent; nothing was delivered: {0}")]
@@ -132,6 +136,7 @@ impl CallFailure {
             | CallFailure::Expired
             | CallFailure::OverBudget(_)
             | CallFailure::OverMemory(_)
+            | CallFailure::Overloaded(_)
             | CallFailure::NoResponders(_)
             | CallFailure::Unavailable(_)
             | CallFailure::Refused { .. } => Some(false),
@@ -160,6 +165,7 @@ impl CallFailure {
             CallFailure::Unsendable(_) => "unsendable",
             CallFailure::OverBudget(_) => "over_budget",
             CallFailure::OverMemory(_) => "over_memory",
+            CallFailure::Overloaded(_) => "overloaded",
             CallFailure::NoResponders(_) => "no_responders",
             CallFailure::NodeLost(_) => "node_lost",
             CallFailure::Unavailable(_) => "unavailable",
@@ -177,6 +183,7 @@ impl CallFailure {
             | CallFailure::Unsendable(detail)
             | CallFailure::OverBudget(detail)
             | CallFailure::OverMemory(detail)
+            | CallFailure::Overloaded(detail)
             | CallFailure::NoResponders(detail)
             | CallFailure::NodeLost(detail)
             | CallFailure::Unavailable(detail) => Some(detail),
@@ -206,6 +213,7 @@ impl CallFailure {
             "unsendable" => CallFailure::Unsendable(message),
             "over_budget" => CallFailure::OverBudget(message),
             "over_memory" => CallFailure::OverMemory(message),
+            "overloaded" => CallFailure::Overloaded(message),
             "no_responders" => CallFailure::NoResponders(message),
             "node_lost" => CallFailure::NodeLost(message),
             "unavailable" => CallFailure::Unavailable(message),
@@ -229,6 +237,7 @@ pub enum RemoteFailure {
     Expired,
     OverBudget(String),
     OverMemory(String),
+    Overloaded(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -241,6 +250,7 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::Expired => CallFailure::Expired,
             RemoteFailure::OverBudget(message) => CallFailure::OverBudget(message),
             RemoteFailure::OverMemory(message) => CallFailure::OverMemory(message),
+            RemoteFailure::Overloaded(message) => CallFailure::Overloaded(message),
         }
     }
 }
@@ -350,6 +360,7 @@ mod tests {
             CallFailure::Unsendable(text()),
             CallFailure::OverBudget(text()),
             CallFailure::OverMemory(text()),
+            CallFailure::Overloaded(text()),
             CallFailure::NoResponders(text()),
             CallFailure::NodeLost(text()),
             CallFailure::Unavailable(text()),

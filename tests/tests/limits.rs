@@ -72,11 +72,29 @@ impl Neighbour {
     }
 }
 
-/// Calls a neighbour agent every 5 ms for `for_ms`; reports (answered, failed).
-fn neighbours_during(for_ms: u64) -> Mailbox<(u64, u64)> {
-    // SAFETY: `this()` only reads this process' ids; it receives only the report.
-    let this = unsafe { Process::<(u64, u64)>::this() };
-    Process::spawn((this, for_ms), |(parent, for_ms), _: Mailbox<()>| {
+/// What the test's helper processes tell it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Report {
+    /// A neighbour's calls during the fault: answered, failed.
+    Neighbour(u64, u64),
+    /// A flooding caller's call: served, and how long it took in ms.
+    Flood(bool, u64),
+}
+
+/// The test process' mailbox of [`Report`]s.
+fn reports() -> Mailbox<Report> {
+    // SAFETY: the test process receives nothing but its helpers' reports.
+    unsafe { Mailbox::new() }
+}
+
+fn this() -> Process<Report> {
+    // SAFETY: `this()` only reads this process' ids.
+    unsafe { Process::<Report>::this() }
+}
+
+/// Calls a neighbour agent every 5 ms for `for_ms`, then reports.
+fn neighbours_during(for_ms: u64) {
+    Process::spawn((this(), for_ms), |(parent, for_ms), _: Mailbox<()>| {
         let neighbour = Neighbour::get_or_start("n").unwrap();
         let until = Instant::now() + Duration::from_millis(for_ms);
         let (mut answered, mut failed) = (0, 0);
@@ -87,10 +105,18 @@ fn neighbours_during(for_ms: u64) -> Mailbox<(u64, u64)> {
             }
             lunatic::sleep(Duration::from_millis(5));
         }
-        parent.send((answered, failed));
+        parent.send(Report::Neighbour(answered, failed));
     });
-    // SAFETY: as above.
-    unsafe { Mailbox::new() }
+}
+
+/// Waits for the neighbour's report; `floods` collects the flooding callers' reports meanwhile.
+fn neighbour_report(floods: &mut Vec<(bool, u64)>) -> (u64, u64) {
+    loop {
+        match reports().receive() {
+            Report::Neighbour(answered, failed) => return (answered, failed),
+            Report::Flood(served, ms) => floods.push((served, ms)),
+        }
+    }
 }
 
 #[lunatic::test]
@@ -98,7 +124,7 @@ fn a_handler_stuck_in_a_loop_is_stopped_at_its_budget() {
     swarm::set_default_store(StoreConfig::memory("limits")).unwrap();
     let spinner = Spinner::get_or_start("s").unwrap();
     assert_eq!(spinner.spin(false).unwrap(), 1);
-    let neighbours = neighbours_during(1_500);
+    neighbours_during(1_500);
 
     let begun = Instant::now();
     let err = spinner.spin(true).unwrap_err();
@@ -110,7 +136,7 @@ fn a_handler_stuck_in_a_loop_is_stopped_at_its_budget() {
 
     // The same handle starts it again, from its last saved state: the stuck spin was not saved.
     assert_eq!(spinner.spin(false).unwrap(), 2);
-    let (answered, failed) = neighbours.receive();
+    let (answered, failed) = neighbour_report(&mut Vec::new());
     assert_eq!(
         failed, 0,
         "a neighbour's call failed while the spinner spun"
@@ -126,7 +152,7 @@ fn an_agent_past_its_memory_cap_stops_alone() {
     swarm::set_default_store(StoreConfig::memory("limits")).unwrap();
     let hog = Hog::get_or_start("h").unwrap();
     assert_eq!(hog.grow(8).unwrap(), 1);
-    let neighbours = neighbours_during(1_000);
+    neighbours_during(1_000);
 
     let err = hog.grow(64).unwrap_err();
     assert!(matches!(err.reason, CallFailure::OverMemory(_)), "{err}");
@@ -135,10 +161,85 @@ fn an_agent_past_its_memory_cap_stops_alone() {
 
     // Restarted small, from what it saved before: the call past the cap was not saved.
     assert_eq!(hog.grow(1).unwrap(), 2);
-    let (answered, failed) = neighbours.receive();
+    let (answered, failed) = neighbour_report(&mut Vec::new());
     assert_eq!(failed, 0, "a neighbour's call failed while the hog grew");
     assert!(
         answered >= 20,
         "only {answered} neighbour calls answered in 1 s"
+    );
+}
+
+/// Takes 100 ms a message; at most 5 may wait.
+#[agent(kind = "slow", mailbox = 5)]
+pub struct Slow {
+    #[key]
+    id: String,
+    done: u64,
+}
+
+#[agent]
+impl Slow {
+    #[handler]
+    pub fn work(&mut self) -> u64 {
+        lunatic::sleep(Duration::from_millis(100));
+        self.done += 1;
+        self.done
+    }
+}
+
+#[lunatic::test]
+fn a_flooded_agent_refuses_past_its_mailbox_and_others_are_unaffected() {
+    let slow = Slow::get_or_start("flooded").unwrap();
+    assert_eq!(slow.work().unwrap(), 1);
+    neighbours_during(1_500);
+
+    // 40 callers at once, each waiting up to 10 s: unbounded, the last would wait 4 s.
+    for _ in 0..40 {
+        Process::spawn(this(), |parent, _: Mailbox<()>| {
+            let slow = Slow::get_or_start("flooded")
+                .unwrap()
+                .with_timeout(Duration::from_secs(10));
+            let begun = Instant::now();
+            let outcome = slow.work();
+            if let Err(err) = &outcome {
+                assert!(matches!(err.reason, CallFailure::Overloaded(_)), "{err}");
+                assert_eq!(err.reason.applied(), Some(false));
+            }
+            parent.send(Report::Flood(
+                outcome.is_ok(),
+                begun.elapsed().as_millis() as u64,
+            ));
+        });
+    }
+    let mut results = Vec::new();
+    let (answered, failed) = neighbour_report(&mut results);
+    while results.len() < 40 {
+        match reports().receive() {
+            Report::Flood(served, ms) => results.push((served, ms)),
+            Report::Neighbour(..) => unreachable!("one neighbour"),
+        }
+    }
+    let served = results.iter().filter(|(ok, _)| *ok).count();
+    let refused: Vec<u64> = results
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, ms)| *ms)
+        .collect();
+    assert!(served >= 5, "only {served} of 40 served");
+    assert!(
+        refused.len() >= 25,
+        "only {} of 40 refused: {results:?}",
+        refused.len()
+    );
+    // Refused as soon as the agent was between two messages, not after queueing.
+    assert!(
+        refused.iter().all(|&ms| ms < 1_000),
+        "refusals took up to {:?} ms",
+        refused.iter().max()
+    );
+    assert_eq!(failed, 0, "a neighbour's call failed during the flood");
+    assert!(
+        answered >= 20,
+        "only {answered} neighbour calls answered in 1.5 s"
     );
 }

@@ -30,6 +30,13 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         Some((bytes, _)) => quote!(#p::Option::Some(#bytes)),
         None => quote!(#p::Option::None),
     };
+    let mailbox = match model.mailbox {
+        Some((bound, _)) => {
+            let bound = bound as usize;
+            quote!(#p::Option::Some(#bound))
+        }
+        None => quote!(#p::Option::None),
+    };
 
     let key_ty = match key {
         Some(key) => {
@@ -192,6 +199,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const PASSIVATE_AFTER: #p::Option<#p::Duration> = #passivate_after;
                 const MESSAGE_BUDGET: #p::Option<#p::Duration> = #message_budget;
                 const MAX_MEMORY: #p::Option<u64> = #max_memory;
+                const MAILBOX: #p::Option<usize> = #mailbox;
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {

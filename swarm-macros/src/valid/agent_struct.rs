@@ -72,6 +72,13 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
              for handlers without a time limit",
         ));
     }
+    if let Some((0, span)) = model.mailbox {
+        cx.push(syn::Error::new(
+            span,
+            "`mailbox = 0` would refuse every message: give how many may wait, such as 1000, or \
+             leave the option out for an unbounded mailbox",
+        ));
+    }
     if let Some((bytes, span)) = model.max_memory {
         // An agent's process holds its stack (1 MiB by default) and heap before any state.
         if bytes < MIN_MEMORY_CAP {

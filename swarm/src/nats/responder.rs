@@ -99,6 +99,8 @@ impl Reply {
         // A stale copy in a cluster: the caller should call again, and reach the new owner.
         let kind = match err.reason {
             CallFailure::Moved(_) => "moved",
+            // A full mailbox: the same answer as a node at its limits (503, call again later).
+            CallFailure::Overloaded(_) => "overloaded",
             _ => "call_failed",
         };
         let mut reply = Self::error_with(kind, err.to_string(), Some(applied), timed_out);

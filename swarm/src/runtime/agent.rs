@@ -52,6 +52,10 @@ pub trait AgentState: Sized + 'static {
     /// answers `CallFailure::OverMemory`, and stops, to restart from its last saved state. `None`
     /// (the default): only the node's own limits.
     const MAX_MEMORY: Option<u64> = None;
+    /// The most messages an agent may have waiting (`#[agent(mailbox = 1000)]`): a request past
+    /// it is answered `CallFailure::Overloaded` as soon as the agent is between two messages,
+    /// instead of queueing without end. `None` (the default): unbounded.
+    const MAILBOX: Option<usize> = None;
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -438,50 +442,133 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
         Err(err) => return ready.send::<Result<(), StartError>>(Err(err)),
     };
     ready.send::<Result<(), StartError>>(Ok(()));
+    let mut intake = Intake::<A>::default();
     loop {
-        match host::receive(&[], idle) {
-            Received::Data => {}
-            Received::TimedOut => return passivate(cell, name.as_deref()),
-            // Link or monitor notices: an agent makes neither, so there is nothing to do.
-            _ => continue,
-        }
-        if !serve_received(&mut cell) {
+        let next = match intake.queue.pop_front() {
+            Some(queued) => queued,
+            None => match host::receive(&[], idle) {
+                Received::Data => read_received::<A>(),
+                Received::TimedOut => return passivate(cell, name.as_deref()),
+                // Link or monitor notices: an agent makes neither, so there is nothing to do.
+                _ => continue,
+            },
+        };
+        intake.take_waiting();
+        if !serve_read(&mut cell, next) {
             return;
         }
     }
 }
 
-/// Serves the message just received; `false` when the agent is to end (it was shut down, or its
-/// record was taken over by another holder).
-fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
+/// A message as the agent read it from its mailbox.
+enum Read<M> {
+    Envelope(Envelope<M>),
+    Shutdown {
+        confirm: Result<ShutdownRequest, String>,
+        tag: i64,
+    },
+    /// Not for an agent (reported when read).
+    Dropped,
+}
+
+/// Reads the message just received.
+fn read_received<A: Agent>() -> Read<A::Msg> {
     let tag = host::tag();
     match tag >> 56 {
         ENVELOPE_HANDLER_ID => match decode_envelope::<A::Msg>(tag) {
-            Ok(envelope) => {
-                serve_one(cell, envelope);
-                // Taken over elsewhere: end without `terminate`, whose save would fail too.
-                return !cell.stale;
-            }
+            Ok(envelope) => return Read::Envelope(envelope),
             Err(err) => eprintln!(
                 "swarm: agent `{}` dropped a message that does not decode: {err}",
                 A::KIND
             ),
         },
         SHUTDOWN_HANDLER_ID => {
-            // Read before `terminate`, which may receive messages of its own.
-            let confirm = host::decode::<ShutdownRequest>();
-            stop_in_order(cell);
-            if let Ok(confirm) = confirm {
-                confirm.confirm(tag & !(0xFF << 56));
+            return Read::Shutdown {
+                confirm: host::decode::<ShutdownRequest>().map_err(|err| err.to_string()),
+                tag,
             }
-            return false;
         }
         other => eprintln!(
             "swarm: agent `{}` dropped a message for handler {other}",
             A::KIND
         ),
     }
-    true
+    Read::Dropped
+}
+
+/// The messages an agent of a kind with a bounded mailbox (`#[agent(mailbox = N)]`) has taken
+/// from its Lunatic mailbox and not served yet. Lunatic cannot tell a sender how full a mailbox
+/// is, so the agent keeps the bound itself: between two messages it takes everything waiting,
+/// keeps up to the bound, and answers every request past it `Overloaded` at once (a message
+/// without a caller waiting is dropped, and counted in the log). For other kinds it stays empty.
+struct Intake<A: Agent> {
+    queue: std::collections::VecDeque<Read<A::Msg>>,
+    refused: u64,
+}
+
+impl<A: Agent> Default for Intake<A> {
+    fn default() -> Self {
+        Intake {
+            queue: std::collections::VecDeque::new(),
+            refused: 0,
+        }
+    }
+}
+
+impl<A: Agent> Intake<A> {
+    /// Takes what waits in the mailbox, without waiting (bounded kinds only).
+    fn take_waiting(&mut self) {
+        let Some(bound) = A::MAILBOX else { return };
+        while host::receive(&[], Some(std::time::Duration::ZERO)) == Received::Data {
+            match read_received::<A>() {
+                Read::Envelope(envelope) if self.queue.len() >= bound => {
+                    self.refuse(envelope, bound)
+                }
+                read => self.queue.push_back(read),
+            }
+        }
+    }
+
+    fn refuse(&mut self, envelope: Envelope<A::Msg>, bound: usize) {
+        self.refused += 1;
+        let reason = format!(
+            "agent `{}` has {bound} messages waiting, its mailbox's bound; call again later",
+            A::KIND
+        );
+        match envelope.reply_to {
+            Some(caller) => caller.send_failure(RemoteFailure::Overloaded(reason)),
+            None if self.refused.is_power_of_two() => eprintln!(
+                "swarm: {reason}; {} messages dropped so far (sent without waiting for an answer)",
+                self.refused
+            ),
+            None => {}
+        }
+    }
+}
+
+/// Serves one message read from the mailbox; `false` when the agent is to end (it was shut down,
+/// or its record was taken over by another holder).
+fn serve_read<A: Agent>(cell: &mut AgentCell<A>, read: Read<A::Msg>) -> bool {
+    match read {
+        Read::Envelope(envelope) => {
+            serve_one(cell, envelope);
+            // Taken over elsewhere: end without `terminate`, whose save would fail too.
+            !cell.stale
+        }
+        Read::Shutdown { confirm, tag } => {
+            stop_in_order(cell);
+            if let Ok(confirm) = confirm {
+                confirm.confirm(tag & !(0xFF << 56));
+            }
+            false
+        }
+        Read::Dropped => true,
+    }
+}
+
+/// Serves the message just received (see [`serve_read`]).
+fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
+    serve_read(cell, read_received::<A>())
 }
 
 /// An idle agent stops (passivation): it leaves the registry first, so that the next call starts

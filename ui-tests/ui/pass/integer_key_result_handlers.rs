@@ -11,7 +11,7 @@ pub enum BankError {
     Frozen,
 }
 
-#[swarm::agent(kind = "account", passivate_after = "30s", message_budget = "2s", max_memory = "64MiB")]
+#[swarm::agent(kind = "account", passivate_after = "30s", message_budget = "2s", max_memory = "64MiB", mailbox = 1000)]
 pub struct Account {
     #[swarm::key]
     number: u64,
