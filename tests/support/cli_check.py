@@ -34,7 +34,7 @@ import time
 
 import nats
 
-from discovery_check import Checks, finish, free_port, start_nats_server, start_node
+from discovery_check import Checks, finish, free_port, nats_server, start_nodes
 
 COMMAND_TIMEOUT = 30
 # The schema the peer publishes for `greeter.hello`, as endpoint metadata (a string).
@@ -325,13 +325,8 @@ def main():
     server = None
     nodes = []
     try:
-        url = os.environ.get("SWARM_NATS_URL")
-        if not url:
-            server, url = start_nats_server(work)
-        for n in range(2):
-            nodes.append(start_node(runner, wasm, url, namespace,
-                                    os.path.join(work, f"node{n}.log")))
-            print(f"node {n}: {nodes[-1][1]} id {nodes[-1][2]}")
+        server, url = nats_server(work)
+        start_nodes(runner, wasm, url, namespace, work, nodes)
         swarm = Swarm(binary, url, namespace)
         ids = [node_id for _, _, node_id in nodes]
         asyncio.run(asyncio.wait_for(run(swarm, url, ids, namespace, schema_ns, checks),

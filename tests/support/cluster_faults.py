@@ -511,6 +511,21 @@ def verdict(figures):
 
 # --- the tests -------------------------------------------------------------------------------
 
+async def wait_acked_elsewhere(ledger, keys, since, not_node, bound, after=0.0):
+    """Waits (at most `bound` s from `since`) until each key has an append acknowledged by
+    another node than `not_node`, sent `after` s past `since` or later: the seconds from `since`
+    to each, and the keys still waiting."""
+    times, waiting = [], set(keys)
+    while waiting and time.monotonic() - since < bound:
+        for key in list(waiting):
+            found = ledger.first_ack_after(key, since + after, not_node=not_node)
+            if found:
+                waiting.discard(key)
+                times.append(found[0] - since)
+        await asyncio.sleep(0.02)
+    return times, waiting
+
+
 async def append_first(swarm, keys, through=None):
     """One acknowledged append to each key (its activation), retried a little; each key enters
     through connection `through`, or through the servers in turn. The keys never acknowledged."""
@@ -675,14 +690,8 @@ async def test_drain(swarm, opts):
         except Exception as e:
             raise TestFailure(f"drain of {victim.name}: {e}")
         drained = victim.find(r"^swarm-cluster-node drained .*ms=(\d+)")
-        handover, waiting = [], set(moved)
-        while waiting and time.monotonic() - drain_sent < 10:
-            for key in list(waiting):
-                found = swarm.ledger.first_ack_after(key, drain_sent, not_node=victim.name)
-                if found:
-                    waiting.discard(key)
-                    handover.append(found[0] - drain_sent)
-            await asyncio.sleep(0.02)
+        handover, waiting = await wait_acked_elsewhere(swarm.ledger, moved, drain_sent,
+                                                       victim.name, 10)
         if waiting:
             problems.append(f"keys of the drained node not served elsewhere within 10s: "
                             f"{sorted(waiting)}")
@@ -866,14 +875,8 @@ async def test_handles(swarm, opts):
         swarm.expect_down(victim)
         victim.kill()
         bound = 3 * swarm.ttl_ms / 1000 + 10
-        waiting = set(moved)
-        while waiting and time.monotonic() - killed_at < bound:
-            for key in list(waiting):
-                found = swarm.ledger.first_ack_after(key, killed_at + 0.2, not_node=victim.name)
-                if found:
-                    waiting.discard(key)
-                    unavailability.append(found[0] - killed_at)
-            await asyncio.sleep(0.02)
+        unavailability, waiting = await wait_acked_elsewhere(swarm.ledger, moved, killed_at,
+                                                             victim.name, bound, after=0.2)
         if waiting:
             problems.append(f"keys of {victim.name} not reached through handles "
                             f"{bound:.0f}s after the kill: {sorted(waiting)}")

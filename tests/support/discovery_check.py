@@ -99,6 +99,23 @@ def start_node(runner, wasm, url, namespace, log_path):
         raise RuntimeError(f"a node did not start serving: {log.read()[-3000:]}")
 
 
+def nats_server(work):
+    """(the server started, or None, and its URL): the harness's server when SWARM_NATS_URL
+    names one, else one of our own in `work`."""
+    url = os.environ.get("SWARM_NATS_URL")
+    if url:
+        return None, url
+    return start_nats_server(work)
+
+
+def start_nodes(runner, wasm, url, namespace, work, nodes, count=2):
+    """Starts `count` nodes of `namespace`, appending each to `nodes` as it starts (so that a
+    failure stops the ones already running)."""
+    for n in range(count):
+        nodes.append(start_node(runner, wasm, url, namespace, os.path.join(work, f"node{n}.log")))
+        print(f"node {n}: {nodes[-1][1]} id {nodes[-1][2]}")
+
+
 def stop(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -347,13 +364,8 @@ def main():
     server = None
     nodes = []
     try:
-        url = os.environ.get("SWARM_NATS_URL")
-        if not url:
-            server, url = start_nats_server(work)
-        for n in range(2):
-            nodes.append(start_node(runner, wasm, url, namespace,
-                                    os.path.join(work, f"node{n}.log")))
-            print(f"node {n}: {nodes[-1][1]} id {nodes[-1][2]}")
+        server, url = nats_server(work)
+        start_nodes(runner, wasm, url, namespace, work, nodes)
         asyncio.run(asyncio.wait_for(run(url, nodes, namespace, checks), timeout=120))
     except Exception as err:  # a crash of the check itself is a failure, reported as one
         checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")

@@ -408,18 +408,23 @@ fn a_missing_directory_bucket_is_named_in_the_error() {
     );
 }
 
-#[lunatic::test]
-fn an_idle_agent_passivates_releases_its_entry_and_comes_back_on_its_next_call() {
-    let Some(url) = server("JS_URL") else { return };
-    let ns = namespace("idle");
-    let cluster = join_node(&url, &ns, "p1");
-    let _served = cluster
+/// Serves `Memo` with one worker, passivated after 300 ms without a message.
+fn serve_idle_memos(cluster: &Cluster) -> Vec<swarm::nats::AgentService> {
+    cluster
         .serve_with::<Memo>(ServeOptions {
             workers: 1,
             idle: Some(Duration::from_millis(300)),
             ..ServeOptions::default()
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[lunatic::test]
+fn an_idle_agent_passivates_releases_its_entry_and_comes_back_on_its_next_call() {
+    let Some(url) = server("JS_URL") else { return };
+    let ns = namespace("idle");
+    let cluster = join_node(&url, &ns, "p1");
+    let _served = serve_idle_memos(&cluster);
     let client = connect(&url);
     let add = format!("{ns}.memo.m1.add");
     assert_eq!(
@@ -461,13 +466,7 @@ fn a_handle_names_a_key_and_follows_its_agent_when_it_ends() {
     let Some(url) = server("JS_URL") else { return };
     let ns = namespace("follow");
     let cluster = join_node(&url, &ns, "f1");
-    let _served = cluster
-        .serve_with::<Memo>(ServeOptions {
-            workers: 1,
-            idle: Some(Duration::from_millis(300)),
-            ..ServeOptions::default()
-        })
-        .unwrap();
+    let _served = serve_idle_memos(&cluster);
     let memo = Memo::get_or_start("m1").unwrap();
     assert_eq!(memo.add("a".into()).unwrap(), 1);
     let first = memo.process_id().expect("activated on this node");

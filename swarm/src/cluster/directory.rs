@@ -224,37 +224,22 @@ impl Directory {
                         // claim it again on its revision, so that the lease's release of the
                         // ended agent's entry (a delete on that same revision) and this start
                         // cannot both happen; then start it again.
-                        match self
-                            .route
+                        self.route
                             .directory
                             .update(&dir_key, &found.value, found.revision)
-                        {
-                            Ok(revision) => {
-                                return self.activate::<A>(
-                                    key,
-                                    key_text,
-                                    &dir_key,
-                                    (revision, incarnation),
-                                    forwarded,
-                                )
-                            }
-                            Err(JsError::WrongLastSequence { .. }) => continue,
-                            Err(err) => {
-                                return unavailable(format!(
-                                    "claiming {bucket}/{dir_key} again: {err}"
-                                ))
-                            }
-                        }
+                    } else {
+                        // A dead owner (its lease gone, or an earlier incarnation of this node).
+                        let claim = DirEntry {
+                            node: self.route.node_id.clone(),
+                            incarnation,
+                            epoch: entry.epoch + 1,
+                        };
+                        self.route.directory.update(
+                            &dir_key,
+                            &entries::encode(&claim),
+                            found.revision,
+                        )
                     }
-                    // A dead owner (its lease gone, or an earlier incarnation of this node).
-                    let claim = DirEntry {
-                        node: self.route.node_id.clone(),
-                        incarnation,
-                        epoch: entry.epoch + 1,
-                    };
-                    self.route
-                        .directory
-                        .update(&dir_key, &entries::encode(&claim), found.revision)
                 }
             };
             match claimed {

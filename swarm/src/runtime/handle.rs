@@ -1,6 +1,6 @@
 //! Handles: how callers reach an agent, and how agents are found and started.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -43,10 +43,11 @@ pub struct AgentRef<A> {
     timeout: Option<Duration>,
     /// For an agent of a kind that passivates, on a node on its own: how to start it again.
     relaunch: Option<Box<Relaunch>>,
-    /// The agent is its cluster's (this node serves its kind in a cluster): the cluster's
-    /// directory finds it again.
+    /// Whether the agent is its cluster's (this node serves its kind in a cluster: the cluster's
+    /// directory finds it again); asked of the node once, the first time a call needs it, so that
+    /// the handles the NATS workers make per request cost no look-up.
     #[serde(default)]
-    cluster: bool,
+    cluster: Cell<Option<bool>>,
     kind: PhantomData<fn() -> A>,
 }
 
@@ -74,7 +75,7 @@ impl<A: Agent> Clone for AgentRef<A> {
             key: self.key.clone(),
             timeout: self.timeout,
             relaunch: self.relaunch.clone(),
-            cluster: self.cluster,
+            cluster: self.cluster.clone(),
             kind: PhantomData,
         }
     }
@@ -113,18 +114,22 @@ impl<A: Agent> AgentRef<A> {
     /// A reference to an agent of the cluster that lives on the node with subject prefix `node`.
     #[cfg(feature = "nats")]
     pub(crate) fn remote(node: String, key: String) -> Self {
-        let mut remote = Self::at(Location::Remote(node), key);
-        remote.cluster = true;
+        let remote = Self::at(Location::Remote(node), key);
+        remote.cluster.set(Some(true));
         remote
     }
 
-    /// The same reference, marked as its cluster's if this node serves its kind in a cluster.
-    fn in_cluster_now(mut self) -> Self {
-        #[cfg(feature = "nats")]
-        {
-            self.cluster = A::KEYED && crate::cluster::serves::<A>();
+    /// Whether the agent is its cluster's (see the field).
+    fn in_cluster(&self) -> bool {
+        if let Some(known) = self.cluster.get() {
+            return known;
         }
-        self
+        #[cfg(feature = "nats")]
+        let known = A::KEYED && crate::cluster::serves::<A>();
+        #[cfg(not(feature = "nats"))]
+        let known = false;
+        self.cluster.set(Some(known));
+        known
     }
 
     fn at(location: Location, key: String) -> Self {
@@ -133,7 +138,7 @@ impl<A: Agent> AgentRef<A> {
             key,
             timeout: Some(DEFAULT_TIMEOUT),
             relaunch: None,
-            cluster: false,
+            cluster: Cell::new(None),
             kind: PhantomData,
         }
     }
@@ -275,14 +280,14 @@ impl<A: Agent> AgentRef<A> {
     /// Whether the agent can be found again once gone: it belongs to this node's cluster, or its
     /// kind passivates (its next call starts it again).
     fn relocatable(&self) -> bool {
-        A::KEYED && (self.relaunch.is_some() || self.cluster)
+        A::KEYED && (self.relaunch.is_some() || self.in_cluster())
     }
 
     /// Where the agent is now: as the cluster says (claiming and starting it if nobody has it),
     /// or on this node, started again as the launcher that made this handle would.
     fn relocate(&self) -> Result<Location, CallFailure> {
         #[cfg(feature = "nats")]
-        if self.cluster {
+        if self.in_cluster() {
             return crate::cluster::locate::<A>(&self.key)
                 .map(|found| found.raw().at.borrow().clone());
         }
@@ -655,9 +660,7 @@ impl<A: Agent> Launcher<A> {
         // Started here for the cluster: the cluster finds it again, not this launcher.
         let relaunch = self.relaunch().filter(|_| !self.claimed);
         Ok(A::Handle::from_raw(
-            AgentRef::new(registered.pid(), key)
-                .relaunched_by(relaunch)
-                .in_cluster_now(),
+            AgentRef::new(registered.pid(), key).relaunched_by(relaunch),
         ))
     }
 
@@ -666,9 +669,7 @@ impl<A: Agent> Launcher<A> {
         let key = key_text(A::KIND, &key.into()).ok()?;
         let pid = registry::lookup(&registry_name::<A>(&key))?;
         Some(A::Handle::from_raw(
-            AgentRef::new(pid, key)
-                .relaunched_by(self.relaunch())
-                .in_cluster_now(),
+            AgentRef::new(pid, key).relaunched_by(self.relaunch()),
         ))
     }
 
