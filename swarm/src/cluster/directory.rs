@@ -106,6 +106,9 @@ pub(crate) struct Directory {
     owners: HashMap<String, Known>,
     counters: Counters,
     last_flush: Instant,
+    /// New agents this worker placed on other nodes since their lease entry's revision (the
+    /// first number) said their load: node id → (revision, agents placed).
+    placed: HashMap<String, (u64, u64)>,
 }
 
 impl Directory {
@@ -115,6 +118,7 @@ impl Directory {
             owners: HashMap::new(),
             counters: Counters::default(),
             last_flush: Instant::now(),
+            placed: HashMap::new(),
         }
     }
 
@@ -280,11 +284,13 @@ impl Directory {
     }
 
     /// The live node other than this one with the most room (fewest agents for its capacity, as
-    /// its lease last said), if any has room at all.
-    fn least_loaded(&self) -> Option<String> {
+    /// its lease last said, plus what this worker placed there since), if any has room at all.
+    /// The placement is counted: a lease says a node's load only every few seconds, and without
+    /// the count a burst of new keys would all go to the node that looked emptiest.
+    fn least_loaded(&mut self) -> Option<String> {
         let nodes = &self.route.nodes;
         let bucket = nodes.name().to_owned();
-        let mut best: Option<(f64, String)> = None;
+        let mut best: Option<(f64, String, u64)> = None;
         for id in nodes.keys().ok()? {
             if id == self.route.node_id {
                 continue;
@@ -301,15 +307,27 @@ impl Directory {
             ) else {
                 continue;
             };
-            if node.agents >= node.capacity || node.draining {
+            let placed = match self.placed.get(&id) {
+                Some(&(revision, count)) if revision == found.revision => count,
+                _ => 0,
+            };
+            let agents = node.agents + placed;
+            if agents >= node.capacity || node.draining {
                 continue;
             }
-            let load = node.agents as f64 / node.capacity.max(1) as f64;
-            if best.as_ref().map_or(true, |(least, _)| load < *least) {
-                best = Some((load, id));
+            let load = agents as f64 / node.capacity.max(1) as f64;
+            if best.as_ref().map_or(true, |(least, ..)| load < *least) {
+                best = Some((load, id, found.revision));
             }
         }
-        best.map(|(_, id)| id)
+        let (_, id, revision) = best?;
+        let placed = self.placed.entry(id.clone()).or_insert((revision, 0));
+        if placed.0 != revision {
+            // The node's lease was renewed since: its count includes the earlier placements.
+            *placed = (revision, 0);
+        }
+        placed.1 += 1;
+        Some(id)
     }
 
     /// Starts `A`'s agent `key` here, its entry `dir_key` claimed at `revision` by this node's
