@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Fields, Ident, ItemStruct, Type};
 
-use crate::attr::{self, Marker};
+use crate::attr::{self, Marker, Strategy};
 use crate::case;
 use crate::ctxt::Ctxt;
 
@@ -53,6 +53,12 @@ pub(crate) struct AgentStruct {
     pub(crate) max_memory: Option<(u64, Span)>,
     /// `mailbox = N`: the bound, and the literal's span.
     pub(crate) mailbox: Option<(u64, Span)>,
+    /// `persistence = ".."`: the strategy, and the literal's span.
+    pub(crate) persistence: Option<(Strategy, Span)>,
+    /// `save_every = ".."`: milliseconds, and the literal's span.
+    pub(crate) save_every: Option<(u64, Span)>,
+    /// An option did not parse, and those after it were not read (see `attr::StructOptions`).
+    pub(crate) options_incomplete: bool,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,
 }
@@ -128,6 +134,9 @@ pub(crate) fn parse(
         message_budget: options.message_budget,
         max_memory: options.max_memory,
         mailbox: options.mailbox,
+        persistence: options.persistence,
+        save_every: options.save_every,
+        options_incomplete: options.incomplete,
         fields,
     })
 }

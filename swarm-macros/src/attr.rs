@@ -20,6 +20,43 @@ pub(crate) struct StructOptions {
     pub(crate) max_memory: Option<(u64, Span)>,
     /// `mailbox = 1000`, with the literal's span for errors.
     pub(crate) mailbox: Option<(u64, Span)>,
+    /// `persistence = "write_behind"`, with the literal's span for errors.
+    pub(crate) persistence: Option<(Strategy, Span)>,
+    /// `save_every = "200ms"`, in milliseconds, with the literal's span for errors.
+    pub(crate) save_every: Option<(u64, Span)>,
+    /// Set when an option did not parse: the ones after it were not read, so a check that an
+    /// option is missing would report a mistake the user did not make.
+    pub(crate) incomplete: bool,
+}
+
+/// A persistence strategy, as `persistence = ".."` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// `"write_through"`: saved before the reply (the default).
+    WriteThrough,
+    /// `"write_behind"`: answered first, saved every `save_every`.
+    WriteBehind,
+}
+
+impl Strategy {
+    const ALL: [(&'static str, Strategy); 2] = [
+        ("write_through", Strategy::WriteThrough),
+        ("write_behind", Strategy::WriteBehind),
+    ];
+
+    fn parse(text: &str) -> Result<Strategy, String> {
+        Strategy::ALL
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, strategy)| *strategy)
+            .ok_or_else(|| {
+                format!(
+                    "unknown persistence strategy {text:?}: write \"write_through\" (the default: \
+                     saved before the caller is answered) or \"write_behind\" (answered first, \
+                     saved every `save_every`)"
+                )
+            })
+    }
 }
 
 /// Parses the options of `#[agent(..)]` on a struct.
@@ -46,6 +83,15 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             })?;
             options.mailbox = Some((bound, value.span()));
             Ok(())
+        } else if meta.path.is_ident("persistence") {
+            let value: LitStr = meta.value()?.parse()?;
+            if options.persistence.is_some() {
+                return Err(meta.error("`persistence` is given twice"));
+            }
+            let strategy = Strategy::parse(&value.value())
+                .map_err(|why| syn::Error::new(value.span(), why))?;
+            options.persistence = Some((strategy, value.span()));
+            Ok(())
         } else if let Some((name, slot, read)) = [
             (
                 "passivate_after",
@@ -58,6 +104,7 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 duration_millis,
             ),
             ("max_memory", &mut options.max_memory, size_bytes),
+            ("save_every", &mut options.save_every, duration_millis),
         ]
         .into_iter()
         .find(|(name, _, _)| meta.path.is_ident(name))
@@ -77,13 +124,14 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
                 .unwrap_or_else(|| "this".into());
             Err(meta.error(format!(
                 "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"`, \
-                 `passivate_after = \"30s\"`, `message_budget = \"2s\"`, `max_memory = \"64MiB\"` \
-                 and `mailbox = 1000`"
+                 `passivate_after = \"30s\"`, `message_budget = \"2s\"`, `max_memory = \"64MiB\"`, \
+                 `mailbox = 1000`, `persistence = \"write_behind\"` and `save_every = \"200ms\"`"
             )))
         }
     });
     if let Err(err) = parser.parse2(args) {
         cx.push(err);
+        options.incomplete = true;
     }
     options
 }
@@ -201,7 +249,23 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
 
 #[cfg(test)]
 mod tests {
-    use super::{duration_millis, size_bytes};
+    use super::{duration_millis, size_bytes, Strategy};
+
+    #[test]
+    fn strategies_are_named_exactly() {
+        assert_eq!(Strategy::parse("write_through"), Ok(Strategy::WriteThrough));
+        assert_eq!(Strategy::parse("write_behind"), Ok(Strategy::WriteBehind));
+        for bad in [
+            "",
+            "write-behind",
+            "WriteBehind",
+            "write_behind ",
+            "batched",
+        ] {
+            let err = Strategy::parse(bad).unwrap_err();
+            assert!(err.contains("\"write_behind\""), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn durations_have_a_number_and_a_unit() {

@@ -38,7 +38,11 @@ use proc_macro::TokenStream;
 /// // Other options, each optional: passivate_after = "5m" (stop when idle, start again on the
 /// // next call; needs a #[key]), message_budget = "2s" (stop a handler that runs longer),
 /// // max_memory = "64MiB" (stop an agent that grows past it): each restarts from its saved state;
-/// // mailbox = 1000 (refuse requests past that many waiting, `Overloaded`).
+/// // mailbox = 1000 (refuse requests past that many waiting, `Overloaded`);
+/// // persistence = "write_through" (the default: saved before the caller is answered, a crash
+/// // loses no acknowledged change) or persistence = "write_behind", save_every = "200ms"
+/// // (answered first, saved when changed at most 200 ms later, on stop and on passivation: a
+/// // crash can lose the acknowledged changes of the last 200 ms; see `swarm::Persistence`).
 /// pub struct ChatRoom {
 ///     #[key] room: String,              // identity of one instance (String or an integer)
 ///     #[persist] history: Vec<Post>,    // saved after a handler changes it, reloaded on start

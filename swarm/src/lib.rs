@@ -71,6 +71,8 @@ pub mod supervisor;
 pub use error::{CallError, CallFailure, CallTarget, StartError};
 pub use key::{AgentKey, KeyError};
 #[cfg(target_arch = "wasm32")]
+pub use runtime::agent::Persistence;
+#[cfg(target_arch = "wasm32")]
 pub use runtime::handle::{AgentHandle, AgentRef, Launcher, DEFAULT_TIMEOUT};
 #[cfg(target_arch = "wasm32")]
 pub use runtime::host::Pid;
@@ -103,7 +105,7 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
         init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
-        IntoHookResult,
+        IntoHookResult, Persistence,
     };
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};

@@ -38,6 +38,14 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         None => quote!(#p::Option::None),
     };
 
+    let persistence = match (model.persistence, model.save_every) {
+        (Some((crate::attr::Strategy::WriteBehind, _)), Some((every, _))) => quote!(
+            #p::Persistence::WriteBehind { every: #p::Duration::from_millis(#every) }
+        ),
+        // Write-through, also the stand-in for a write-behind without `save_every` (an error).
+        _ => quote!(#p::Persistence::WriteThrough),
+    };
+
     let key_ty = match key {
         Some(key) => {
             let ty = &key.ty;
@@ -200,6 +208,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const MESSAGE_BUDGET: #p::Option<#p::Duration> = #message_budget;
                 const MAX_MEMORY: #p::Option<u64> = #max_memory;
                 const MAILBOX: #p::Option<usize> = #mailbox;
+                const PERSISTENCE: #p::Persistence = #persistence;
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {

@@ -73,6 +73,19 @@ fn agent_without_key_or_persisted_fields() {
     insta::assert_snapshot!(pretty(expanded));
 }
 
+#[test]
+fn persistence_strategy_becomes_the_kinds_const() {
+    let (_, item) = chat_room_struct();
+    let expanded = pretty(super::agent(
+        quote!(persistence = "write_behind", save_every = "250ms"),
+        item,
+    ));
+    let at = expanded.find("const PERSISTENCE").expect("the const");
+    let end = at + expanded[at..].find(';').expect("its end") + 1;
+    let item: Vec<&str> = expanded[at..end].split_whitespace().collect();
+    insta::assert_snapshot!(item.join(" "));
+}
+
 fn errors(args: TokenStream, item: TokenStream) -> Vec<String> {
     let expanded = super::agent(args, item).to_string();
     expanded

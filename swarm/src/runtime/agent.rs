@@ -56,6 +56,9 @@ pub trait AgentState: Sized + 'static {
     /// it is answered `CallFailure::Overloaded` as soon as the agent is between two messages,
     /// instead of queueing without end. `None` (the default): unbounded.
     const MAILBOX: Option<usize> = None;
+    /// How the `#[persist]` fields reach the store (`#[agent(persistence = "write_behind",
+    /// save_every = "200ms")]`): see [`Persistence`]. Default: [`Persistence::WriteThrough`].
+    const PERSISTENCE: Persistence = Persistence::WriteThrough;
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -89,6 +92,32 @@ pub trait AgentBehavior: AgentState {
     }
     /// The `#[on_stop]` hook: runs on an orderly stop; state it changes is saved.
     fn on_stop(&mut self) {}
+}
+
+/// How an agent kind's `#[persist]` fields reach the store, chosen per kind with
+/// `#[agent(persistence = "..")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// `persistence = "write_through"`, the default: a handler's change is saved before its caller
+    /// is answered. A crash (of the agent or its node) loses no acknowledged change; each
+    /// acknowledged change costs a durable write (saves from many agents at once share the
+    /// store's commits, see `store::server`).
+    WriteThrough,
+    /// `persistence = "write_behind", save_every = "200ms"`: the caller is answered as soon as the
+    /// handler returns; the state is saved when it changed, `every` after the first change not yet
+    /// saved (checked between two messages, so a handler running past the deadline delays it by
+    /// its own run time), on an orderly stop, and when the agent passivates.
+    ///
+    /// **What a crash can lose**: the acknowledged changes of at most the last `every` (plus the
+    /// run time of the message being handled then). A crash is a kill of the agent or its node, a
+    /// panicking handler, a message past its `message_budget`, an agent past its `max_memory`, or
+    /// a save the store refused: each restarts the agent from its last save. A caller is also not
+    /// told when a later save finds the record taken over by another node (the agent then stops;
+    /// in a cluster that change is lost, as a change of a stale owner must be).
+    WriteBehind {
+        /// The longest an acknowledged change stays unsaved while the agent runs.
+        every: std::time::Duration,
+    },
 }
 
 /// One handler, as the macros describe it to the runtime.
@@ -151,6 +180,8 @@ pub struct AgentCell<A> {
     saved: Vec<u8>,
     /// Set when a save found the record taken over by another holder: the agent ends.
     stale: bool,
+    /// Write-behind only: when the oldest acknowledged change not yet saved must be saved by.
+    save_due: Option<std::time::Instant>,
 }
 
 impl<A: AgentBehavior> AgentCell<A> {
@@ -165,7 +196,8 @@ impl<A: AgentBehavior> AgentCell<A> {
     }
 
     /// Completes a handler: saves changed `#[persist]` fields if it could change them (write-through,
-    /// before the reply), then sends `answer` to the caller waiting for it.
+    /// before the reply; write-behind, by a deadline, see [`Persistence`]), then sends `answer` to
+    /// the caller waiting for it.
     pub fn finish<R: Serialize + DeserializeOwned>(
         &mut self,
         mutated: bool,
@@ -187,7 +219,13 @@ impl<A: AgentBehavior> AgentCell<A> {
             }
             panic!("{reason}; stopping");
         }
-        if mutated {
+        if let (true, Persistence::WriteBehind { every }) = (mutated, A::PERSISTENCE) {
+            // Answered now, saved by the deadline of the oldest unsaved change (the agent's loop
+            // keeps it; a later change does not push it back).
+            if self.store.is_some() && self.save_due.is_none() {
+                self.save_due = Some(std::time::Instant::now() + every);
+            }
+        } else if mutated {
             match self.save_if_changed() {
                 Ok(()) => {}
                 Err(SaveFailure::Stale(reason)) => {
@@ -222,7 +260,39 @@ impl<A: AgentBehavior> AgentCell<A> {
         }
     }
 
+    /// Write-behind: saves the state if its deadline has come (`now` or earlier). A save the store
+    /// refuses crashes the agent, as under write-through, so that it restarts from its last save
+    /// (the documented loss); one fenced by another holder ends it.
+    fn save_if_due(&mut self, now: std::time::Instant) {
+        if self.save_due.is_some_and(|due| due <= now) {
+            self.save_pending();
+        }
+    }
+
+    /// Write-behind: saves what the handlers changed since the last save, now.
+    fn save_pending(&mut self) {
+        self.save_due = None;
+        match self.save_if_changed() {
+            Ok(()) => {}
+            Err(SaveFailure::Stale(reason)) => {
+                eprintln!(
+                    "swarm: stale-write-refused key={}: {reason}",
+                    self.storage_key
+                );
+                self.stale = true;
+            }
+            Err(SaveFailure::Failed(reason)) => {
+                panic!(
+                    "agent `{}`: write-behind save failed, stopping to restart from the last \
+                     save: {reason}",
+                    A::KIND
+                )
+            }
+        }
+    }
+
     fn save_if_changed(&mut self) -> Result<(), SaveFailure> {
+        self.save_due = None;
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -304,6 +374,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         storage_key: String::new(),
         saved: Vec::new(),
         stale: false,
+        save_due: None,
     };
     if A::PERSISTS {
         let config = arg
@@ -353,6 +424,9 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
 #[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
     serve_one(&mut state, envelope);
+    // Lunatic's own loop (a process started with `AbstractProcess::start` rather than swarm's)
+    // has no timer for write-behind: save when the deadline has passed, after a message.
+    state.save_if_due(std::time::Instant::now());
 }
 
 fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
@@ -443,20 +517,42 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
     };
     ready.send::<Result<(), StartError>>(Ok(()));
     let mut intake = Intake::<A>::default();
+    // Passivation counts from the end of the last message served.
+    let mut idle_since = std::time::Instant::now();
     loop {
+        // Write-behind: a deadline that passed is kept before the next message, so that a steady
+        // stream of messages cannot put the save off.
+        cell.save_if_due(std::time::Instant::now());
+        if cell.stale {
+            return;
+        }
         let next = match intake.queue.pop_front() {
             Some(queued) => queued,
-            None => match host::receive(&[], idle) {
-                Received::Data => read_received::<A>(),
-                Received::TimedOut => return passivate(cell, name.as_deref()),
-                // Link or monitor notices: an agent makes neither, so there is nothing to do.
-                _ => continue,
-            },
+            None => {
+                let now = std::time::Instant::now();
+                let idle_left = idle.map(|idle| (idle_since + idle).saturating_duration_since(now));
+                let save_left = cell.save_due.map(|due| due.saturating_duration_since(now));
+                let wait = match (idle_left, save_left) {
+                    (Some(idle), Some(save)) => Some(idle.min(save)),
+                    (one, other) => one.or(other),
+                };
+                match host::receive(&[], wait) {
+                    Received::Data => read_received::<A>(),
+                    Received::TimedOut if cell.save_due.is_some() && save_left == wait => {
+                        // The save's deadline, not the idle time: the loop's top saves.
+                        continue;
+                    }
+                    Received::TimedOut => return passivate(cell, name.as_deref()),
+                    // Link or monitor notices: an agent makes neither, so there is nothing to do.
+                    _ => continue,
+                }
+            }
         };
         intake.take_waiting();
         if !serve_read(&mut cell, next) {
             return;
         }
+        idle_since = std::time::Instant::now();
     }
 }
 
@@ -591,9 +687,16 @@ fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
     stop_in_order(&mut cell);
     let until = std::time::Instant::now() + LINGER;
     while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-        if host::receive(&[], Some(left)) != Received::Data || !serve_received(&mut cell) {
+        if host::receive(&[], Some(left)) != Received::Data {
+            break;
+        }
+        if !serve_received(&mut cell) {
             return;
         }
+    }
+    // Write-behind: what those late messages changed is saved before the process ends.
+    if cell.save_due.is_some() {
+        cell.save_pending();
     }
 }
 

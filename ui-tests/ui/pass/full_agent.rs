@@ -19,7 +19,7 @@ pub enum ChatError {
     Empty,
 }
 
-#[agent(kind = "chat-room")]
+#[agent(kind = "chat-room", persistence = "write_behind", save_every = "200ms")]
 pub struct ChatRoom {
     #[key]
     room: String,
