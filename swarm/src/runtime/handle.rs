@@ -366,12 +366,17 @@ fn local_outcome<R>(process: u64, outcome: Result<R, WaitError>) -> Attempt<R> {
         Err(err) => err,
     };
     if let WaitError::Failed(
-        RemoteFailure::Panicked(_) | RemoteFailure::PersistFailed(_) | RemoteFailure::Moved(_),
+        RemoteFailure::Panicked(_)
+        | RemoteFailure::PersistFailed(_)
+        | RemoteFailure::Moved(_)
+        | RemoteFailure::OverBudget(_)
+        | RemoteFailure::OverMemory(_),
     ) = &err
     {
-        // The agent answers before its process ends: wait for the end, so that once the
-        // caller has this error, `get_or_start` starts a new agent instead of finding the one
-        // that is going away.
+        // The agent answers before its process ends (over budget: the registrar answers as it
+        // kills it, and a process running wasm ends only at its next yield): wait for the end, so
+        // that once the caller has this error, `get_or_start` or a relaunching handle starts a
+        // new agent instead of finding the one that is going away.
         wait_until_gone(process);
     }
     match err {
