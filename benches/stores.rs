@@ -1,6 +1,6 @@
 //! Stores: durable saves per second through an agent's write-through (against the same store's
-//! raw `put` in the same run), and restart-to-serving time of an agent with 1 KB and 1 MB of
-//! persisted state.
+//! raw `put` in the same run), acknowledged writes per second of a write-behind kind, and
+//! restart-to-serving time of an agent with 1 KB and 1 MB of persisted state.
 //!
 //! Run: `scripts/bench` (or `cargo run --release -p swarm-benches --bin stores --target
 //! wasm32-wasip1`). Writes `target/bench/stores.json`.
@@ -41,20 +41,68 @@ impl State {
     }
 }
 
+/// The same state, write-behind: `bump` is answered at once, the state saved at most 100 ms later.
+#[agent(
+    kind = "bench-lazy",
+    persistence = "write_behind",
+    save_every = "100ms"
+)]
+pub struct LazyState {
+    #[key]
+    id: String,
+    #[persist]
+    counter: u64,
+}
+
+#[agent]
+impl LazyState {
+    #[handler]
+    pub fn bump(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+}
+
+/// A handle whose `bump` changes the persisted state, for the concurrent rows.
+trait Bump: serde::Serialize + serde::de::DeserializeOwned + 'static {
+    fn start(config: &StoreConfig, key: String) -> Self;
+    fn bump_once(&self);
+}
+
+impl Bump for StateRef {
+    fn start(config: &StoreConfig, key: String) -> Self {
+        State::launcher()
+            .store(config.clone())
+            .get_or_start(key)
+            .expect("starts")
+    }
+    fn bump_once(&self) {
+        self.bump().expect("bump");
+    }
+}
+
+impl Bump for LazyStateRef {
+    fn start(config: &StoreConfig, key: String) -> Self {
+        LazyState::launcher()
+            .store(config.clone())
+            .get_or_start(key)
+            .expect("starts")
+    }
+    fn bump_once(&self) {
+        self.bump().expect("bump");
+    }
+}
+
 /// Agents saving at the same time in the concurrent row.
 const CONCURRENT_AGENTS: usize = 100;
 
-/// `CONCURRENT_AGENTS` agents, each driven by its own process, each making `saves_each` durable
-/// saves at once; returns acknowledged saves per second over all of them.
-fn concurrent_saves(config: &StoreConfig, name: &str, saves_each: usize) -> f64 {
+/// `CONCURRENT_AGENTS` agents, each driven by its own process, each making `saves_each` changes
+/// at once; returns acknowledged changes per second over all of them (each durable before its
+/// answer for write-through; saved within the interval for write-behind).
+fn concurrent_saves<H: Bump>(config: &StoreConfig, name: &str, saves_each: usize) -> f64 {
     use lunatic::{Mailbox, Process};
-    let agents: Vec<StateRef> = (0..CONCURRENT_AGENTS)
-        .map(|i| {
-            State::launcher()
-                .store(config.clone())
-                .get_or_start(format!("many-{name}-{i}"))
-                .expect("starts")
-        })
+    let agents: Vec<H> = (0..CONCURRENT_AGENTS)
+        .map(|i| H::start(config, format!("many-{name}-{i}")))
         .collect();
     // SAFETY: `this()` only reads this process' ids; it receives only the drivers' reports.
     let this = unsafe { Process::<u64>::this() };
@@ -62,9 +110,9 @@ fn concurrent_saves(config: &StoreConfig, name: &str, saves_each: usize) -> f64 
     for agent in agents {
         Process::spawn(
             (this, agent, saves_each),
-            |(parent, agent, saves_each), _: Mailbox<()>| {
+            |(parent, agent, saves_each): (Process<u64>, H, usize), _: Mailbox<()>| {
                 for _ in 0..saves_each {
-                    agent.bump().expect("bump");
+                    agent.bump_once();
                 }
                 parent.send(saves_each as u64);
             },
@@ -83,6 +131,8 @@ struct Row {
     agent_saves_per_s: f64,
     ratio: f64,
     concurrent_saves_per_s: f64,
+    behind_writes_per_s: f64,
+    behind_concurrent_writes_per_s: f64,
     restart_1kb_ms: f64,
     restart_1mb_ms: f64,
 }
@@ -132,7 +182,17 @@ fn main() {
             agent.bump().expect("bump");
         }
         let through_agent = per_second(saves, started.elapsed());
-        let concurrent = concurrent_saves(&config, name, (saves / 10).max(10));
+        let concurrent = concurrent_saves::<StateRef>(&config, name, (saves / 10).max(10));
+
+        // Write-behind: the same changes, answered before they are saved.
+        let lazy = LazyStateRef::start(&config, format!("saves-{name}"));
+        let started = Instant::now();
+        for _ in 0..saves {
+            lazy.bump_once();
+        }
+        let behind = per_second(saves, started.elapsed());
+        let behind_concurrent =
+            concurrent_saves::<LazyStateRef>(&config, name, (saves / 10).max(10));
 
         let restart = |size: usize| -> f64 {
             let key = format!("restart-{name}-{size}");
@@ -166,22 +226,26 @@ fn main() {
             agent_saves_per_s: through_agent,
             ratio: through_agent / raw,
             concurrent_saves_per_s: concurrent,
+            behind_writes_per_s: behind,
+            behind_concurrent_writes_per_s: behind_concurrent,
             restart_1kb_ms: kb,
             restart_1mb_ms: mb,
         });
     }
 
-    println!("\n| store | raw put/s | agent write-through saves/s | agent / raw | {CONCURRENT_AGENTS} agents at once, saves/s | at once / raw | restart to serving, 1 KB | 1 MB |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("\n| store | raw put/s | agent write-through saves/s | agent / raw | {CONCURRENT_AGENTS} agents at once, saves/s | at once / raw | write-behind 100ms, writes/s | {CONCURRENT_AGENTS} agents at once | restart to serving, 1 KB | 1 MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} ms | {:.2} ms |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} ms | {:.2} ms |",
             r.store,
             r.raw_puts_per_s,
             r.agent_saves_per_s,
             r.ratio,
             r.concurrent_saves_per_s,
             r.concurrent_saves_per_s / r.raw_puts_per_s,
+            r.behind_writes_per_s,
+            r.behind_concurrent_writes_per_s,
             r.restart_1kb_ms,
             r.restart_1mb_ms
         );
