@@ -1,21 +1,31 @@
 //! The file store: one file per record, replaced atomically.
 //!
-//! `<dir>/<kind>/<key>.rec` holds the record for storage key `<kind>/<key>`. A write goes to a
-//! temporary file in the same directory, is fsynced, renamed over the record, and then the
-//! directory is fsynced, so after a crash (of the agent, the node or the machine) a reader finds
-//! either the old record or the new one, whole, and a write that returned `Ok` is on disk.
-//! (Inside Lunatic, WASI cannot fsync a directory; see `sync_dir` for what that leaves.)
+//! `<dir>/<kind>/<key>.rec` holds the record for storage key `<kind>/<key>`. A record is written
+//! to a temporary file in the same directory, which is renamed over the record, so after a crash
+//! (of the agent, the node or the machine) a reader finds either the old record or the new one,
+//! whole. (Inside Lunatic, WASI cannot fsync a directory; see `sync_dir` for what that leaves.)
+//!
+//! **Group commit** (inside Lunatic): agents do not write records themselves. One store process
+//! per node and directory takes every save queued in its mailbox, appends them all to the
+//! directory's journal with one write and one fsync, then writes their records and answers each
+//! caller: a hundred agents saving at once share one fsync instead of paying one each, and a save
+//! is answered only once it is durable (in the journal). Opening the store replays the journal
+//! before anything is read; see `journal.rs`. Reads go straight to the record files, which
+//! are written before a save is answered. Natively (tools, tests) a `put` writes and fsyncs its
+//! record itself, and `open` replays what a node left in the journal: open natively only a
+//! directory that no running node writes.
 //!
 //! A write interrupted by a crash (the agent killed, the node killed) leaves its temporary file
 //! behind, never a damaged record. Opening a store removes those leftovers: inside Lunatic, once
-//! per node and directory, by the first agent that opens it, while every other opener waits (so no
-//! live write's temporary file is ever taken for a leftover); natively, at every `open`.
+//! per node and directory, in the store process as it starts, while every other opener waits (so
+//! no live write's temporary file is ever taken for a leftover); natively, at every `open`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::journal::{self, Entry, JOURNAL_NAME};
 use super::{validate_prefix, validate_storage_key, Store, StoreError};
 
 /// Largest value the file store accepts, in bytes.
@@ -28,10 +38,14 @@ const TEMP_MARK: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct FileStore {
     dir: PathBuf,
+    /// The node's store process for this directory, which makes every write (group commit).
+    #[cfg(target_arch = "wasm32")]
+    writer: super::server::StoreClient<writer::FileBackend>,
 }
 
 impl FileStore {
-    /// Opens (creating it when missing) the store in `dir`.
+    /// Opens (creating it when missing) the store in `dir`: removes the temporary files of
+    /// interrupted writes and replays the journal first (inside Lunatic, once per node).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|err| {
@@ -40,8 +54,24 @@ impl FileStore {
                 err,
             )
         })?;
-        sweep_once_per_node(&dir)?;
-        Ok(FileStore { dir })
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            recover(&dir)?;
+            Ok(FileStore { dir })
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            // One store process per directory, however its path is spelled (`data`, `./data/`).
+            let normal: PathBuf = dir
+                .components()
+                .filter(|part| !matches!(part, std::path::Component::CurDir))
+                .collect();
+            let name = format!("swarm/file-store/{}", normal.display());
+            let writer = super::server::StoreClient::get_or_start(&name, dir.clone())?;
+            // Started by another opener: wait until its recovery is over.
+            writer.barrier()?;
+            Ok(FileStore { dir, writer })
+        }
     }
 
     /// Removes the temporary files that interrupted writes left under the store's directory
@@ -49,67 +79,343 @@ impl FileStore {
     pub fn remove_leftovers(&self) -> Result<usize, StoreError> {
         remove_leftovers(&self.dir)
     }
+}
 
-    fn record_path(&self, key: &str) -> PathBuf {
-        let mut path = self.dir.join(key);
-        path.as_mut_os_string().push(RECORD_SUFFIX);
-        path
+/// Where the record of `key` lives under `dir`.
+fn record_path(dir: &Path, key: &str) -> PathBuf {
+    let mut path = dir.join(key);
+    path.as_mut_os_string().push(RECORD_SUFFIX);
+    path
+}
+
+fn check_value(key: &str, value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::TooLarge {
+            key: key.into(),
+            size: value.len(),
+            max: MAX_VALUE_LEN,
+        });
     }
+    Ok(())
 }
 
 impl Store for FileStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         validate_storage_key(key)?;
-        let path = self.record_path(key);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io_error(format!("cannot read {}", path.display()), err)),
-        }
+        read_record(&self.dir, key)
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         validate_storage_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::TooLarge {
-                key: key.into(),
-                size: value.len(),
-                max: MAX_VALUE_LEN,
-            });
-        }
-        let path = self.record_path(key);
-        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&parent)
-            .map_err(|err| io_error(format!("cannot create {}", parent.display()), err))?;
-        let temp = temp_path_for(&path);
-        let written = write_synced(&temp, value)
-            .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|err| io_error(format!("cannot write {}", path.display()), err));
-        if written.is_err() {
-            // The record itself is untouched; do not leave a half-written temp file behind.
-            let _ = fs::remove_file(&temp);
-        }
-        written?;
-        sync_dir(&parent)
+        check_value(key, value)?;
+        #[cfg(target_arch = "wasm32")]
+        return self.writer.put(key, value);
+        #[cfg(not(target_arch = "wasm32"))]
+        return write_record(&self.dir, key, value, Durable::OnItsOwn).map(drop);
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         validate_storage_key(key)?;
-        let path = self.record_path(key);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().unwrap_or(&self.dir)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(io_error(format!("cannot delete {}", path.display()), err)),
-        }
+        #[cfg(target_arch = "wasm32")]
+        return self.writer.delete(key);
+        #[cfg(not(target_arch = "wasm32"))]
+        return delete_record(&self.dir, key, Durable::OnItsOwn);
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         validate_prefix(prefix)?;
-        let mut keys = Vec::new();
-        collect_keys(&self.dir, "", &mut keys)?;
-        keys.retain(|key| key.starts_with(prefix));
-        keys.sort();
-        Ok(keys)
+        list_keys(&self.dir, prefix)
+    }
+}
+
+fn read_record(dir: &Path, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let path = record_path(dir, key);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_error(format!("cannot read {}", path.display()), err)),
+    }
+}
+
+fn list_keys(dir: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    collect_keys(dir, "", &mut keys)?;
+    keys.retain(|key| key.starts_with(prefix));
+    keys.sort();
+    Ok(keys)
+}
+
+/// Whether a record write makes itself durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// fsync the temporary file before the rename, and the directory after it: the write is
+    /// durable on its own.
+    OnItsOwn,
+    /// Neither: the journal already holds the write durably, and a checkpoint fsyncs the record
+    /// before the journal lets go of it. (Only the Lunatic store process journals.)
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    ByJournal,
+}
+
+/// Writes the record of `key` (temporary file, rename); returns its path.
+fn write_record(dir: &Path, key: &str, value: &[u8], sync: Durable) -> Result<PathBuf, StoreError> {
+    let path = record_path(dir, key);
+    let parent = path.parent().unwrap_or(dir).to_path_buf();
+    fs::create_dir_all(&parent)
+        .map_err(|err| io_error(format!("cannot create {}", parent.display()), err))?;
+    let temp = temp_path_for(&path);
+    let written = write_file(&temp, value, sync == Durable::OnItsOwn)
+        .and_then(|()| fs::rename(&temp, &path))
+        .map_err(|err| io_error(format!("cannot write {}", path.display()), err));
+    if written.is_err() {
+        // The record itself is untouched; do not leave a half-written temp file behind.
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    if sync == Durable::OnItsOwn {
+        sync_dir(&parent)?;
+    }
+    Ok(path)
+}
+
+fn delete_record(dir: &Path, key: &str, sync: Durable) -> Result<(), StoreError> {
+    let path = record_path(dir, key);
+    match fs::remove_file(&path) {
+        Ok(()) if sync == Durable::OnItsOwn => sync_dir(path.parent().unwrap_or(dir)),
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_error(format!("cannot delete {}", path.display()), err)),
+    }
+}
+
+/// Makes the store in `dir` whole after a crash, before anything reads or writes it: removes
+/// the temporary files of interrupted writes, then replays the journal (each whole frame written
+/// to its record with its own fsync, in order) and empties it.
+fn recover(dir: &Path) -> Result<(), StoreError> {
+    report_leftovers(dir, remove_leftovers(dir)?);
+    let path = dir.join(JOURNAL_NAME);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_error(format!("cannot read {}", path.display()), err)),
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let (entries, torn) = journal::decode(&bytes);
+    for entry in &entries {
+        // The writer checked every key before journaling it; a key that fails now was not
+        // written by swarm, and is not followed out of the directory.
+        let key = match entry {
+            Entry::Put(key, _) | Entry::Delete(key) => key,
+        };
+        if let Err(err) = validate_storage_key(key) {
+            eprintln!(
+                "swarm: file store {}: journal entry skipped: {err}",
+                dir.display()
+            );
+            continue;
+        }
+        match entry {
+            Entry::Put(key, value) => write_record(dir, key, value, Durable::OnItsOwn).map(drop)?,
+            Entry::Delete(key) => delete_record(dir, key, Durable::OnItsOwn)?,
+        }
+    }
+    eprintln!(
+        "swarm: file store {}: replayed {} journaled write(s){}",
+        dir.display(),
+        entries.len(),
+        if torn {
+            "; its last write was cut short by a crash (never acknowledged) and is dropped"
+        } else {
+            ""
+        }
+    );
+    empty_journal(&path)
+}
+
+/// Empties the journal at `path`, durably: what it held is in the records, fsynced.
+fn empty_journal(path: &Path) -> Result<(), StoreError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| {
+            file.set_len(0)?;
+            file.sync_all()
+        })
+        .map_err(|err| io_error(format!("cannot empty {}", path.display()), err))
+}
+
+/// The node's file store process for one directory: recovery when it starts, then every write,
+/// journaled in groups (see the module's documentation and `journal.rs`).
+#[cfg(target_arch = "wasm32")]
+mod writer {
+    use std::collections::BTreeSet;
+    use std::fs::{self, File};
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use super::super::server::{Backend, StoreAnswer, StoreOp};
+    use super::super::StoreError;
+    use super::journal::{self, Entry, CHECKPOINT_BYTES, JOURNAL_NAME};
+    use super::{
+        delete_record, io_error, list_keys, read_record, recover, write_record, Durable,
+        MAX_VALUE_LEN,
+    };
+
+    pub(crate) struct FileBackend {
+        dir: PathBuf,
+        journal: File,
+        /// The journal's length after its last whole, fsynced group.
+        journal_len: u64,
+        /// Records written since the journal was last emptied: fsynced before it is emptied.
+        unsynced: BTreeSet<PathBuf>,
+        /// Set when a failed journal write could not be cut back: a later group appended after a
+        /// torn frame would be lost to the replay, so this process writes nothing more.
+        broken: Option<String>,
+    }
+
+    impl FileBackend {
+        /// Appends `entries` to the journal and fsyncs it: once this returns `Ok`, they are
+        /// durable. On an error the journal is cut back to where it was.
+        fn journal(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+            if let Some(why) = &self.broken {
+                return Err(StoreError::backend("file", why.clone()));
+            }
+            let mut bytes = Vec::new();
+            for entry in entries {
+                journal::encode(entry, &mut bytes);
+            }
+            let path = self.dir.join(JOURNAL_NAME);
+            let written = self
+                .journal
+                .write_all(&bytes)
+                .and_then(|()| self.journal.sync_all());
+            if let Err(err) = written {
+                let error = io_error(format!("cannot write {}", path.display()), err);
+                if let Err(cut) = self
+                    .journal
+                    .set_len(self.journal_len)
+                    .and_then(|()| self.journal.sync_all())
+                {
+                    self.broken = Some(format!(
+                        "the journal {} could not be cut back after a failed write ({cut}); \
+                         restart the node to recover the store",
+                        path.display()
+                    ));
+                }
+                return Err(error);
+            }
+            self.journal_len += bytes.len() as u64;
+            Ok(())
+        }
+
+        /// Once the journal is long enough: fsyncs every record written since the last time,
+        /// then empties the journal. A failure leaves the journal as it is (it still holds
+        /// every write), to be tried again after the next group.
+        fn checkpoint_if_due(&mut self) {
+            if self.journal_len < CHECKPOINT_BYTES {
+                return;
+            }
+            for path in &self.unsynced {
+                let synced = fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|file| file.sync_all());
+                match synced {
+                    Ok(()) => {}
+                    // Deleted since: the journal's delete frame is the last word on it.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        eprintln!(
+                            "swarm: file store {}: checkpoint put off, cannot fsync {}: {err}",
+                            self.dir.display(),
+                            path.display()
+                        );
+                        return;
+                    }
+                }
+            }
+            let emptied = self
+                .journal
+                .set_len(0)
+                .and_then(|()| self.journal.sync_all());
+            match emptied {
+                Ok(()) => {
+                    self.journal_len = 0;
+                    self.unsynced.clear();
+                }
+                Err(err) => eprintln!(
+                    "swarm: file store {}: checkpoint put off, cannot empty the journal: {err}",
+                    self.dir.display()
+                ),
+            }
+        }
+    }
+
+    impl Backend for FileBackend {
+        const NAME: &'static str = "file";
+        const MAX_VALUE_LEN: usize = MAX_VALUE_LEN;
+        type Arg = PathBuf;
+
+        fn open(dir: PathBuf) -> Result<Self, StoreError> {
+            recover(&dir)?;
+            let path = dir.join(JOURNAL_NAME);
+            let journal = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|err| io_error(format!("cannot open {}", path.display()), err))?;
+            let journal_len = journal
+                .metadata()
+                .map_err(|err| io_error(format!("cannot read {}", path.display()), err))?
+                .len();
+            Ok(FileBackend {
+                dir,
+                journal,
+                journal_len,
+                unsynced: BTreeSet::new(),
+                broken: None,
+            })
+        }
+
+        fn apply(&mut self, op: StoreOp) -> Result<StoreAnswer, StoreError> {
+            match op {
+                StoreOp::Get(key) => read_record(&self.dir, &key).map(StoreAnswer::Value),
+                StoreOp::Put(key, value) => {
+                    self.apply_puts(&mut std::iter::once((key, value)))?;
+                    Ok(StoreAnswer::Done)
+                }
+                StoreOp::Delete(key) => {
+                    self.journal(&[Entry::Delete(key.clone())])?;
+                    delete_record(&self.dir, &key, Durable::ByJournal)?;
+                    self.checkpoint_if_due();
+                    Ok(StoreAnswer::Done)
+                }
+                StoreOp::List(prefix) => list_keys(&self.dir, &prefix).map(StoreAnswer::Keys),
+                StoreOp::Barrier => Ok(StoreAnswer::Done),
+            }
+        }
+
+        /// Group commit: the whole group in the journal with one write and one fsync, then each
+        /// record written (no fsync of its own). An error answers every caller of the group: if
+        /// the journal write failed, nothing was saved; if a record write failed, its save may
+        /// still come back from the journal at the next start (it was never acknowledged).
+        fn apply_puts(
+            &mut self,
+            puts: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+        ) -> Result<(), StoreError> {
+            let entries: Vec<Entry> = puts.map(|(key, value)| Entry::Put(key, value)).collect();
+            self.journal(&entries)?;
+            for entry in entries {
+                if let Entry::Put(key, value) = entry {
+                    let path = write_record(&self.dir, &key, &value, Durable::ByJournal)?;
+                    self.unsynced.insert(path);
+                }
+            }
+            self.checkpoint_if_due();
+            Ok(())
+        }
     }
 }
 
@@ -208,75 +514,6 @@ fn now_nanos() -> u128 {
         .unwrap_or_default()
 }
 
-/// Natively, `open` is the caller's own explicit step: sweep every time.
-#[cfg(not(target_arch = "wasm32"))]
-fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
-    report_leftovers(dir, remove_leftovers(dir)?);
-    Ok(())
-}
-
-/// Inside Lunatic every agent opens its store when it starts: the sweep runs once per node and
-/// directory, in a process registered under the directory's name. Lunatic's atomic "get or
-/// spawn" lets exactly one opener start it; every opener (that one included) then asks it a
-/// question that it answers only once the sweep is over, so no write starts in the directory
-/// during the sweep. The process stays, answering later openers at once.
-#[cfg(target_arch = "wasm32")]
-fn sweep_once_per_node(dir: &Path) -> Result<(), StoreError> {
-    use crate::runtime::mailbox::{call, process_exists, WaitError};
-    use crate::runtime::process::{spawn_named, Named};
-
-    // One sweep per directory, however its path is spelled (`data`, `./data/`).
-    let normal: PathBuf = dir
-        .components()
-        .filter(|part| !matches!(part, std::path::Component::CurDir))
-        .collect();
-    let name = format!("swarm/file-store/{}", normal.display());
-    let sweeper = match spawn_named(&name, dir.display().to_string(), run_sweeper) {
-        Ok(Named::Started(id) | Named::Found(id)) => id,
-        Err(err) => {
-            return Err(StoreError::backend(
-                "file",
-                format!("cannot start the sweep of {}: {err}", dir.display()),
-            ))
-        }
-    };
-    if !process_exists(sweeper) {
-        // It was killed after (or while) sweeping: leftovers, if any, are only untidy.
-        return Ok(());
-    }
-    match call::<(), ()>(sweeper, (), None) {
-        Ok(()) | Err(WaitError::ServerGone) => Ok(()),
-        Err(err) => Err(StoreError::backend(
-            "file",
-            format!("the sweep of {} did not finish: {err:?}", dir.display()),
-        )),
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn run_sweeper(dir: String) {
-    use crate::runtime::host::{self, Received};
-    use crate::runtime::mailbox::Envelope;
-
-    let dir = PathBuf::from(dir);
-    match remove_leftovers(&dir) {
-        Ok(removed) => report_leftovers(&dir, removed),
-        Err(err) => eprintln!("swarm: {err}"),
-    }
-    loop {
-        if host::receive(&[], None) != Received::Data {
-            continue;
-        }
-        if let Ok(Envelope {
-            reply_to: Some(reply_to),
-            ..
-        }) = crate::runtime::mailbox::decode_envelope::<()>(host::tag())
-        {
-            reply_to.send(());
-        }
-    }
-}
-
 fn report_leftovers(dir: &Path, removed: usize) {
     if removed > 0 {
         eprintln!(
@@ -295,10 +532,13 @@ fn temp_path_for(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn write_synced(path: &Path, value: &[u8]) -> io::Result<()> {
+fn write_file(path: &Path, value: &[u8], sync: bool) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(value)?;
-    file.sync_all()
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes a rename or removal in `dir` durable.
@@ -433,6 +673,75 @@ mod tests {
         assert_eq!(remove_leftovers_older_than(&dir, started).unwrap(), 1);
         assert!(dir.join("k").join(&live).exists());
         assert!(!dir.join("k").join(&old).exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The journal a node left when it was killed: `entries` journaled (acknowledged), and
+    /// maybe a last group cut short.
+    fn leave_journal(dir: &Path, entries: &[Entry], torn_tail: bool) {
+        let mut bytes = Vec::new();
+        for entry in entries {
+            journal::encode(entry, &mut bytes);
+        }
+        if torn_tail {
+            let mut tail = Vec::new();
+            journal::encode(
+                &Entry::Put("k/a".into(), b"never acknowledged".to_vec()),
+                &mut tail,
+            );
+            bytes.extend_from_slice(&tail[..tail.len() - 3]);
+        }
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(JOURNAL_NAME), bytes).unwrap();
+    }
+
+    #[test]
+    fn opening_replays_the_journal_a_killed_node_left() {
+        let dir = scratch("replay");
+        let store = FileStore::open(&dir).unwrap();
+        store.put("k/a", b"old").unwrap();
+        store.put("k/gone", b"to be deleted").unwrap();
+        // The node journaled these, answered them, and was killed before (or while) writing
+        // their records.
+        leave_journal(
+            &dir,
+            &[
+                Entry::Put("k/a".into(), b"first".to_vec()),
+                Entry::Put("k/b".into(), b"new record".to_vec()),
+                Entry::Delete("k/gone".into()),
+                Entry::Put("k/a".into(), b"last".to_vec()),
+            ],
+            true,
+        );
+        let reopened = FileStore::open(&dir).unwrap();
+        assert_eq!(reopened.get("k/a").unwrap().as_deref(), Some(&b"last"[..]));
+        assert_eq!(
+            reopened.get("k/b").unwrap().as_deref(),
+            Some(&b"new record"[..])
+        );
+        assert_eq!(reopened.get("k/gone").unwrap(), None);
+        assert_eq!(reopened.list("").unwrap(), vec!["k/a", "k/b"]);
+        assert_eq!(fs::read(dir.join(JOURNAL_NAME)).unwrap(), b"", "emptied");
+        // Replayed once: opening again changes nothing.
+        let again = FileStore::open(&dir).unwrap();
+        assert_eq!(again.get("k/a").unwrap().as_deref(), Some(&b"last"[..]));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_entry_with_a_key_that_escapes_is_not_followed() {
+        let dir = scratch("replay-escape");
+        leave_journal(
+            &dir,
+            &[
+                Entry::Put("../outside".into(), b"x".to_vec()),
+                Entry::Put("k/a".into(), b"kept".to_vec()),
+            ],
+            false,
+        );
+        let store = FileStore::open(&dir).unwrap();
+        assert_eq!(store.get("k/a").unwrap().as_deref(), Some(&b"kept"[..]));
+        assert!(!dir.parent().unwrap().join("outside.rec").exists());
         fs::remove_dir_all(dir).unwrap();
     }
 

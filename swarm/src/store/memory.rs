@@ -66,6 +66,7 @@ impl Backend for MemoryBackend {
                 self.0.remove(&key);
                 StoreAnswer::Done
             }
+            StoreOp::Barrier => StoreAnswer::Done,
             StoreOp::List(prefix) => StoreAnswer::Keys(
                 self.0
                     .range(prefix.clone()..)

@@ -3,8 +3,9 @@
 //! One trait, several backends, all usable from inside a Lunatic process:
 //! - [`StoreConfig::Memory`]: held by a store process on this node; survives agent crashes, not a
 //!   node restart. For tests and caches.
-//! - [`StoreConfig::File`]: one file per record, replaced atomically (temp file, fsync, rename,
-//!   fsync of the directory). The embedded default.
+//! - [`StoreConfig::File`]: one file per record, replaced atomically (temp file, rename); inside
+//!   Lunatic the saves that arrive together share one fsync of the directory's journal (group
+//!   commit, see `file` and `journal`). The embedded default.
 //! - [`StoreConfig::Sqlite`]: one SQLite database in WAL mode through Lunatic's host SQLite API,
 //!   owned by one store process per database.
 //! - [`StoreConfig::NatsKv`]: a JetStream key-value bucket (cargo feature `nats`), every write a
@@ -19,6 +20,7 @@
 //! truncated or escaped.
 
 pub mod file;
+mod journal;
 #[cfg(target_arch = "wasm32")]
 pub mod memory;
 #[cfg(all(target_arch = "wasm32", feature = "nats"))]

@@ -1,11 +1,12 @@
 //! Store processes: the memory and SQLite stores keep their data (or their database connection)
-//! in one process per store on the node, and agents reach them with requests. One process per
-//! store is what lets many agent processes share records, and it serializes SQLite writes the way
-//! SQLite wants them anyway.
+//! in one process per store on the node, and agents reach them with requests; the file store
+//! sends its writes to one such process per directory (it reads the record files directly). One
+//! process per store is what lets many agent processes share records and commits, and it
+//! serializes SQLite writes the way SQLite wants them anyway.
 //!
 //! **Group commit.** When a store process takes a `put`, it also takes every `put` already
 //! waiting in its mailbox and applies them together ([`Backend::apply_puts`]: one SQLite
-//! transaction, so one fsync), then answers each caller. Every caller is still answered only after
+//! transaction, or one append to the file store's journal, so one fsync), then answers each caller. Every caller is still answered only after
 //! its write is durable, as with one write at a time, but a hundred agents saving at once share
 //! one fsync instead of queueing for a hundred. A lone write waits for nothing: batches form only
 //! from writes that were queued anyway.
@@ -25,6 +26,8 @@ use crate::runtime::process::{spawn_named, Named};
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many writes go into one commit (bounds a transaction and the memory it holds).
 const MAX_BATCH: usize = 1024;
+/// A commit stops taking writes once their values pass this many bytes.
+const MAX_BATCH_BYTES: usize = 64 << 20;
 /// The tag of the marker a store process sends itself to find the end of what is queued (its top
 /// byte is no handler number).
 const END_OF_QUEUE: i64 = (0x7E << 56) | 0x0045_4E44;
@@ -36,6 +39,10 @@ pub(crate) enum StoreOp {
     Put(String, Vec<u8>),
     Delete(String),
     List(String),
+    /// Answered `Done` once every operation sent before it is over (the store process serves its
+    /// mailbox in order): how an opener waits for a store process's start (the file store's
+    /// recovery) that another opener began. Never reaches a backend.
+    Barrier,
 }
 
 /// The answer to a [`StoreOp`].
@@ -90,6 +97,15 @@ impl<B: Backend> Clone for StoreClient<B> {
 }
 
 impl<B: Backend> StoreClient<B> {
+    /// Returns once the store process has served everything sent to it before (its start
+    /// included).
+    pub(crate) fn barrier(&self) -> Result<(), StoreError> {
+        match self.call(StoreOp::Barrier)? {
+            StoreAnswer::Done => Ok(()),
+            other => Err(unexpected::<B>(other)),
+        }
+    }
+
     /// The store process registered as `name` on this node, started with `arg` if there is none.
     ///
     /// This uses Lunatic's own atomic "get or spawn" rather than swarm's registrar: agents open
@@ -174,7 +190,10 @@ fn run_store<B: Backend>((arg, opened): (B::Arg, ReplyTo)) {
         };
         let Envelope { message, reply_to } = envelope;
         let StoreOp::Put(key, value) = message else {
-            let answer = backend.apply(message);
+            let answer = match message {
+                StoreOp::Barrier => Ok(StoreAnswer::Done),
+                other => backend.apply(other),
+            };
             if let Some(reply_to) = reply_to {
                 reply_to.send(answer);
             }
@@ -185,13 +204,17 @@ fn run_store<B: Backend>((arg, opened): (B::Arg, ReplyTo)) {
         // too, but the host rounds its timer up to the next millisecond tick, and a lone write
         // would pay that every time.
         host::send_tag(host::this().id, END_OF_QUEUE);
+        let mut bytes = value.len();
         let mut batch = vec![(key, value, reply_to)];
         loop {
             match receive_op() {
                 Queued::Op(Envelope {
                     message: StoreOp::Put(key, value),
                     reply_to,
-                }) if batch.len() < MAX_BATCH => batch.push((key, value, reply_to)),
+                }) if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES => {
+                    bytes += value.len();
+                    batch.push((key, value, reply_to));
+                }
                 Queued::Op(other) => {
                     next = Some(other);
                     // The marker is still queued: `receive_op` passes over it later.

@@ -182,6 +182,7 @@ impl Backend for SqliteBackend {
                     .execute();
                 StoreAnswer::Done
             }
+            StoreOp::Barrier => StoreAnswer::Done,
             StoreOp::List(prefix) => {
                 // Every key character is below U+007F, so the keys starting with `prefix` are
                 // exactly the range [prefix, prefix + U+007F): a scan of the primary key.
