@@ -55,9 +55,21 @@
 // runtime) that the NATS and cluster docs link to, so only there are those links left dangling.
 #![cfg_attr(not(target_arch = "wasm32"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+pub mod client;
 #[cfg(feature = "nats")]
 pub mod cluster;
 pub mod error;
+// Read by the cluster's handles (Lunatic, `nats`) and the native clients (`client`); the unit
+// tests of a plain native build check it too.
+#[cfg_attr(
+    not(any(
+        all(target_arch = "wasm32", feature = "nats"),
+        all(not(target_arch = "wasm32"), feature = "client")
+    )),
+    allow(dead_code)
+)]
+mod front_door;
 pub mod key;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -133,4 +145,54 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use lunatic;
     pub use serde;
+
+    /// The native client's pieces (feature `client`).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    pub mod client {
+        pub use crate::client::{AgentClient, Client, KindClient, TypedClient};
+    }
+
+    /// What `#[agent]` on a struct generates for a native build: its typed client with the
+    /// `client` feature, else the one error that says how agents are built (once per agent, at
+    /// its `#[agent]`, instead of a cascade of missing runtime items).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_agent {
+        ($($item:tt)*) => { $($item)* };
+    }
+
+    /// What `#[agent]` on a struct generates for a native build without the `client` feature.
+    #[cfg(not(all(feature = "client", not(target_arch = "wasm32"))))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_agent {
+        ($($item:tt)*) => {
+            ::core::compile_error!(
+                "swarm agents run inside Lunatic: build this crate for wasm32-wasip1 \
+                 (`cargo run --target wasm32-wasip1`, with Lunatic as the runner: see swarm's \
+                 README), or enable swarm's `client` feature (`swarm = { version = \"0.1\", \
+                 features = [\"client\"] }`) to call these agents from a native program"
+            );
+        };
+    }
+
+    /// What `#[agent]` on an impl block generates for a native build: the typed client's methods
+    /// with the `client` feature, else nothing (the struct's `#[agent]` reports the error).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_handlers {
+        ($($item:tt)*) => { $($item)* };
+    }
+
+    /// What `#[agent]` on an impl block generates natively without the `client` feature.
+    #[cfg(not(all(feature = "client", not(target_arch = "wasm32"))))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_handlers {
+        ($($item:tt)*) => {};
+    }
+
+    pub use crate::{__swarm_native_agent as native_agent, __swarm_native_handlers as native_handlers};
 }

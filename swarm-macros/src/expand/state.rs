@@ -158,7 +158,6 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     };
 
     quote! {
-        #item
         #supervisable
 
         #[doc = #handle_doc]

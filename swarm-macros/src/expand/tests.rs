@@ -60,6 +60,28 @@ fn agent_impl_expansion() {
     insta::assert_snapshot!(pretty(super::agent(TokenStream::new(), chat_room_impl())));
 }
 
+/// The native client's items (the expansion wraps them in `native_agent!`/`native_handlers!`,
+/// which pretty-printing cannot show as code).
+#[test]
+fn native_client_expansion() {
+    let mut cx = crate::ctxt::Ctxt::default();
+    let (args, item) = chat_room_struct();
+    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap())
+        .unwrap_or_else(|_| panic!("the struct parses"));
+    let handlers = crate::agent_impl::parse(
+        &mut cx,
+        TokenStream::new(),
+        syn::parse2(chat_room_impl()).unwrap(),
+    )
+    .unwrap_or_else(|_| panic!("the impl parses"));
+    assert!(cx.check().is_ok());
+    let items = [
+        super::client::struct_items(&agent),
+        super::client::impl_items(&handlers),
+    ];
+    insta::assert_snapshot!(pretty(quote!(#(#items)*)));
+}
+
 #[test]
 fn agent_without_key_or_persisted_fields() {
     let expanded = super::agent(
