@@ -63,9 +63,18 @@ mod tests {
             let reply = serde_json::json!({"error": {"kind": kind, "message": "why"}});
             decode_reply(&serde_json::to_vec(&reply).unwrap(), TIMEOUT).unwrap_err()
         };
-        assert_eq!(refusal("invalid_key"), CallFailure::InvalidKey("why".into()));
-        assert_eq!(refusal("unknown_handler"), CallFailure::UnknownHandler("why".into()));
-        assert_eq!(refusal("bad_arguments"), CallFailure::BadArguments("why".into()));
+        assert_eq!(
+            refusal("invalid_key"),
+            CallFailure::InvalidKey("why".into())
+        );
+        assert_eq!(
+            refusal("unknown_handler"),
+            CallFailure::UnknownHandler("why".into())
+        );
+        assert_eq!(
+            refusal("bad_arguments"),
+            CallFailure::BadArguments("why".into())
+        );
         assert_eq!(
             refusal("start_failed"),
             CallFailure::Refused {
@@ -83,7 +92,10 @@ mod tests {
             Err(CallFailure::Panicked("boom".into()))
         );
         let reply = br#"{"error":{"kind":"call_failed","applied":null,"reason":"timed_out","message":"x"}}"#;
-        assert_eq!(decode_reply(reply, TIMEOUT), Err(CallFailure::TimedOut(TIMEOUT)));
+        assert_eq!(
+            decode_reply(reply, TIMEOUT),
+            Err(CallFailure::TimedOut(TIMEOUT))
+        );
     }
 
     #[test]

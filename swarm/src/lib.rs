@@ -194,5 +194,7 @@ pub mod __private {
         ($($item:tt)*) => {};
     }
 
-    pub use crate::{__swarm_native_agent as native_agent, __swarm_native_handlers as native_handlers};
+    pub use crate::{
+        __swarm_native_agent as native_agent, __swarm_native_handlers as native_handlers,
+    };
 }

@@ -129,7 +129,10 @@ fn validate_namespace(namespace: &str) -> Result<(), ClientError> {
         Some("it has an empty token (a leading, trailing or double dot)")
     } else if namespace.chars().any(|c| c == '*' || c == '>') {
         Some("it has a wildcard")
-    } else if namespace.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    } else if namespace
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         Some("it has whitespace or a control character")
     } else {
         None

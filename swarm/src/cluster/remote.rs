@@ -114,4 +114,3 @@ fn node_left<A: Agent>(node: &str) -> Option<String> {
         _ => None,
     }
 }
-

@@ -123,6 +123,7 @@ pub struct ReplyTo {
 impl ReplyTo {
     /// The address `tag` in the process `to`, for an answer as JSON (see [`ReplyTo::answer`]):
     /// a reply that goes to another process than the caller's (the NATS front door's responder).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
     pub(crate) fn json_to(to: super::host::Pid, tag: Tag) -> ReplyTo {
         ReplyTo {
             node: to.node,
@@ -134,6 +135,7 @@ impl ReplyTo {
     }
 
     /// The same address, for a request that expires `after` from now (see `expires_at_ms`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
     pub(crate) fn expiring_after(mut self, after: Duration) -> ReplyTo {
         self.expires_at_ms = Some(wall_ms().saturating_add(after.as_millis() as u64));
         self
@@ -333,6 +335,7 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
 /// the process `server`; as [`wait_for`] otherwise, except that a wait that times out leaves the
 /// tag to the caller: values may keep coming on it (a stream, such as a NATS subscription's), so
 /// it is not swept as an abandoned request's late reply would be.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS client's
 pub fn wait_value<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
@@ -346,6 +349,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
 /// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise (a late value is
 /// the caller's to deal with). One host call sends and waits for the first slice, as [`call`]
 /// does.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS client's
 pub fn send_wait_value<M, T>(
     to: u64,
     tag: i64,
