@@ -19,7 +19,10 @@ struct Reply {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = std::env::var("SWARM_NATS_URL")?;
     let namespace = std::env::var("SWARM_NAMESPACE")?;
-    let n: usize = std::env::var("N").ok().and_then(|n| n.parse().ok()).unwrap_or(5000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
     let nats = async_nats::connect(&url).await?;
     let client = Client::new(nats.clone(), &namespace)?.with_timeout(Duration::from_secs(10));
     let room = ChatRoom::client(&client).key("bench");
@@ -63,7 +66,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     .await?;
     let hand = in_flight(n, |_| {
         let (nats, subject) = (nats.clone(), subject.clone());
-        async move { hand_written(&nats, &subject).await.map(|_| ()).map_err(|e| e.to_string()) }
+        async move {
+            hand_written(&nats, &subject)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
     })
     .await?;
     println!(

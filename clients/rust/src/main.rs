@@ -51,7 +51,7 @@ async fn run(url: &str, namespace: &str) -> Result<(), Box<dyn std::error::Error
     println!("   a non-member's post    -> {refused:?}");
     let history = room.history().await?;
     println!(
-        "   the room's history     -> {} posts, the last by {:?}",
+        "   the room's history     -> {} post(s), the last by {:?}",
         history.len(),
         history.last().map(|post| &post.author)
     );
