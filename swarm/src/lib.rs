@@ -170,8 +170,8 @@ pub mod __private {
         ($($item:tt)*) => {
             ::core::compile_error!(
                 "swarm agents run inside Lunatic: build this crate for wasm32-wasip1 \
-                 (`cargo run --target wasm32-wasip1`, with Lunatic as the runner: see swarm's \
-                 README), or enable swarm's `client` feature (`swarm = { version = \"0.1\", \
+                 (`cargo run --target wasm32-wasip1` with Lunatic as the runner; `swarm new \
+                 NAME` makes a crate set up for it), or enable swarm's `client` feature (`swarm = { version = \"0.1\", \
                  features = [\"client\"] }`) to call these agents from a native program"
             );
         };
