@@ -124,6 +124,10 @@ pub enum CallFailure {
     /// nothing was applied.
     #[error("the arguments do not fit the handler; nothing was applied: {0}")]
     BadArguments(String),
+    /// The call's request id names a call this agent applied before it last restarted: it was
+    /// not applied again, but its answer was not kept across the restart (only the ids are).
+    #[error("a call with this request id was applied already (its answer was not kept): {0}")]
+    AlreadyApplied(String),
     /// Cluster only: the agent's node refused the request itself (`kind` is the front door's
     /// error kind, such as `bad_arguments` or `start_failed`: nodes running different versions of
     /// the agent, or an agent whose state does not load). Nothing was applied.
@@ -156,7 +160,7 @@ impl CallFailure {
             | CallFailure::UnknownHandler(_)
             | CallFailure::BadArguments(_)
             | CallFailure::Refused { .. } => Some(false),
-            CallFailure::Unencodable(_) => Some(true),
+            CallFailure::Unencodable(_) | CallFailure::AlreadyApplied(_) => Some(true),
             // A store can take a write and still fail (a directory sync after the rename, a
             // commit that outlives the store's timeout): not known.
             CallFailure::TimedOut(_)
@@ -188,6 +192,7 @@ impl CallFailure {
             CallFailure::InvalidKey(_) => "invalid_key",
             CallFailure::UnknownHandler(_) => "unknown_handler",
             CallFailure::BadArguments(_) => "bad_arguments",
+            CallFailure::AlreadyApplied(_) => "already_applied",
             CallFailure::Refused { .. } => "refused",
         }
     }
@@ -208,7 +213,8 @@ impl CallFailure {
             | CallFailure::Unavailable(detail)
             | CallFailure::InvalidKey(detail)
             | CallFailure::UnknownHandler(detail)
-            | CallFailure::BadArguments(detail) => Some(detail),
+            | CallFailure::BadArguments(detail)
+            | CallFailure::AlreadyApplied(detail) => Some(detail),
             CallFailure::Refused { message, .. } => Some(message),
             CallFailure::NotRunning
             | CallFailure::TimedOut(_)
@@ -240,6 +246,7 @@ impl CallFailure {
             "invalid_key" => CallFailure::InvalidKey(message),
             "unknown_handler" => CallFailure::UnknownHandler(message),
             "bad_arguments" => CallFailure::BadArguments(message),
+            "already_applied" => CallFailure::AlreadyApplied(message),
             other => CallFailure::Refused {
                 kind: other.to_owned(),
                 message,
@@ -261,6 +268,7 @@ pub enum RemoteFailure {
     OverBudget(String),
     OverMemory(String),
     Overloaded(String),
+    AlreadyApplied(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -274,6 +282,7 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::OverBudget(message) => CallFailure::OverBudget(message),
             RemoteFailure::OverMemory(message) => CallFailure::OverMemory(message),
             RemoteFailure::Overloaded(message) => CallFailure::Overloaded(message),
+            RemoteFailure::AlreadyApplied(message) => CallFailure::AlreadyApplied(message),
         }
     }
 }
@@ -390,6 +399,7 @@ mod tests {
             CallFailure::InvalidKey(text()),
             CallFailure::UnknownHandler(text()),
             CallFailure::BadArguments(text()),
+            CallFailure::AlreadyApplied(text()),
             CallFailure::Refused {
                 kind: "start_failed".into(),
                 message: text(),

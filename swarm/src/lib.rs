@@ -74,6 +74,7 @@ pub mod key;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod record;
+pub mod request_id;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
 pub mod store;

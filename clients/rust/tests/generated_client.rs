@@ -54,6 +54,12 @@ fn unique_namespace(test: &str) -> String {
 
 /// Starts a node and waits (bounded) for its ready line.
 fn start_node(url: &str, test: &str) -> Node {
+    start_node_in(url, &unique_namespace(test), None)
+}
+
+/// Starts a node serving `namespace`, with its agents' records in files under `store` (a memory
+/// store without), and waits (bounded) for its ready line.
+fn start_node_in(url: &str, namespace: &str, store: Option<&std::path::Path>) -> Node {
     let wasm = std::env::var("SWARM_AGENTS_NODE_WASM").unwrap_or_else(|_| {
         panic!(
             "SWARM_AGENTS_NODE_WASM names the node to call (build it with `cargo build -p \
@@ -61,8 +67,12 @@ fn start_node(url: &str, test: &str) -> Node {
         )
     });
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let namespace = unique_namespace(test);
-    let mut child = Command::new(repo.join("scripts/lunatic-runner"))
+    let namespace = namespace.to_owned();
+    let mut command = Command::new(repo.join("scripts/lunatic-runner"));
+    if let Some(store) = store {
+        command.env("SWARM_STORE_DIR", store);
+    }
+    let mut child = command
         .arg(&wasm)
         .env("SWARM_NATS_URL", url)
         .env("SWARM_NAMESPACE", &namespace)
@@ -307,4 +317,86 @@ async fn no_node_and_a_silent_node_are_told_apart() {
         err.to_string().contains("cannot start a NATS subject"),
         "{err}"
     );
+}
+
+/// A request sent twice with one `Swarm-Request-Id` (a retry after a lost answer) is applied once
+/// and answered the same both times; after the node is killed and started again on the same
+/// store, the id is still known (saved with the state) and the call is still not applied again.
+#[tokio::test]
+async fn a_call_retried_with_its_request_id_is_applied_once() {
+    let Some(url) = nats_url() else { return };
+    let store = std::env::temp_dir().join(unique_namespace("ids-store"));
+    let namespace = unique_namespace("ids");
+    let node = start_node_in(&url, &namespace, Some(&store));
+    let nats = async_nats::connect(&url).await.unwrap();
+    let client = Client::new(nats.clone(), &namespace).unwrap();
+    let room = ChatRoom::client(&client).key("ids");
+    room.join("ada".into()).await.unwrap();
+    wait_for_member(&room, "ada").await;
+
+    let post = |id: &'static str, text: &'static str| {
+        let nats = nats.clone();
+        let subject = format!("{namespace}.chat-room.ids.post");
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Swarm-Request-Id", id);
+            let body = serde_json::json!({"author": "ada", "text": text}).to_string();
+            // A connection made before the node subscribed may meet "no responders" for a
+            // moment (see no_node_and_a_silent_node_are_told_apart).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let reply = loop {
+                match nats
+                    .request_with_headers(subject.clone(), headers.clone(), body.clone().into())
+                    .await
+                {
+                    Err(err)
+                        if err.kind() == async_nats::RequestErrorKind::NoResponders
+                            && Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    reply => break reply.unwrap(),
+                }
+            };
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+        }
+    };
+    let first = post("call-1", "once").await;
+    assert_eq!(first, serde_json::json!({"ok": {"Ok": 1}}));
+    // The same id again (even with other arguments): the first answer, nothing applied.
+    assert_eq!(post("call-1", "once").await, first);
+    assert_eq!(post("call-1", "twice?").await, first);
+    assert_eq!(
+        post("call-2", "another").await,
+        serde_json::json!({"ok": {"Ok": 2}})
+    );
+    assert_eq!(room.history().await.unwrap().len(), 2);
+    // An id that is not visible ASCII is refused, not ignored.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Swarm-Request-Id", "has space");
+    let refused = nats
+        .request_with_headers(
+            format!("{namespace}.chat-room.ids.post"),
+            headers,
+            r#"{"author": "ada", "text": "x"}"#.into(),
+        )
+        .await
+        .unwrap();
+    let refused: serde_json::Value = serde_json::from_slice(&refused.payload).unwrap();
+    assert_eq!(refused["error"]["kind"], "bad_request_id", "{refused}");
+
+    // The node dies; a new one on the same store knows the ids it saved with the state.
+    drop(node);
+    let _node = start_node_in(&url, &namespace, Some(&store));
+    let client = Client::new(nats.clone(), &namespace).unwrap();
+    let again = post("call-1", "once").await;
+    assert_eq!(again["error"]["reason"], "already_applied", "{again}");
+    assert_eq!(again["error"]["applied"], true, "{again}");
+    let history = ChatRoom::client(&client)
+        .key("ids")
+        .history()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    std::fs::remove_dir_all(&store).ok();
 }

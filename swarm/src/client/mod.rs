@@ -162,6 +162,7 @@ pub trait TypedClient: Sized {
 pub struct KindClient<C> {
     client: Client,
     timeout: Duration,
+    retries: u32,
     typed: PhantomData<fn() -> C>,
 }
 
@@ -171,13 +172,26 @@ impl<C: TypedClient> KindClient<C> {
         KindClient {
             client: client.clone(),
             timeout: client.timeout,
+            retries: 0,
             typed: PhantomData,
         }
     }
 
-    /// The calls of the clients made from here wait at most `timeout` for their answer.
+    /// The calls of the clients made from here wait at most `timeout` for their answer (each
+    /// attempt, when they retry).
     pub fn timeout(mut self, timeout: Duration) -> KindClient<C> {
         self.timeout = timeout;
+        self
+    }
+
+    /// The calls of the clients made from here try again, up to `retries` more times, when they
+    /// get no answer that says what happened: no answer in time ([`CallFailure::TimedOut`]), no
+    /// node serving the kind yet, the cluster moving or unable to place the agent, a full
+    /// mailbox. Every attempt of one call carries the same request id, so a call that ran but
+    /// whose answer was lost is not applied again: the agent answers the retry with the first
+    /// answer. Waits 50 ms before the first retry, doubling up to 1 s.
+    pub fn retries(mut self, retries: u32) -> KindClient<C> {
+        self.retries = retries;
         self
     }
 
@@ -191,6 +205,7 @@ impl<C: TypedClient> KindClient<C> {
             kind: C::KIND,
             key: key_text(C::KIND, &key).map_err(|err| (key.to_key_string(), err.to_string())),
             timeout: self.timeout,
+            retries: self.retries,
         })
     }
 }
@@ -200,6 +215,7 @@ impl<C> Clone for KindClient<C> {
         KindClient {
             client: self.client.clone(),
             timeout: self.timeout,
+            retries: self.retries,
             typed: PhantomData,
         }
     }
@@ -225,6 +241,7 @@ pub struct AgentClient {
     /// The key's text, or (its text, why it is invalid).
     key: Result<String, (String, String)>,
     timeout: Duration,
+    retries: u32,
 }
 
 /// A handler's arguments, as the JSON object the front door takes.
@@ -291,35 +308,70 @@ impl AgentClient {
         Ok((subject, payload))
     }
 
-    /// Calls `handler` and waits for its answer, decoded as `R` (the handler's return type).
+    /// Calls `handler` and waits for its answer, decoded as `R` (the handler's return type),
+    /// retrying as the client was told (see [`KindClient::retries`]) under one request id.
     pub async fn request<R: DeserializeOwned>(
         &self,
         handler: &'static str,
         args: Args,
+    ) -> Result<R, CallError> {
+        // Only a call that may be sent again needs an id (the agent keeps each one it gets).
+        let id = (self.retries > 0).then(|| nuid::next().to_string());
+        self.request_with_id(handler, args, id.as_deref()).await
+    }
+
+    /// [`AgentClient::request`] with the request id `id` (1 to 128 visible ASCII bytes), if
+    /// any: a call with an id the agent applied already is answered with its first answer.
+    pub async fn request_with_id<R: DeserializeOwned>(
+        &self,
+        handler: &'static str,
+        args: Args,
+        id: Option<&str>,
     ) -> Result<R, CallError> {
         let (subject, payload) = self.prepare(handler, args)?;
         let failed = |reason| CallError {
             target: self.target(handler),
             reason,
         };
-        let request = async_nats::Request::new()
-            .payload(payload.into())
-            .timeout(Some(self.timeout));
-        let reply = match self.client.nats.send_request(subject, request).await {
-            Ok(reply) => reply,
-            Err(err) => {
-                use async_nats::RequestErrorKind as Kind;
-                return Err(failed(match err.kind() {
-                    Kind::TimedOut => CallFailure::TimedOut(self.timeout),
-                    Kind::NoResponders => CallFailure::NoResponders(format!(
-                        "no node serves {} in namespace {:?}",
-                        self.kind, self.client.namespace
-                    )),
-                    Kind::Other => CallFailure::Unavailable(format!("NATS: {err}")),
-                }));
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = id {
+            headers.insert(crate::request_id::HEADER, id);
+        }
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        let answer = loop {
+            let request = async_nats::Request::new()
+                .payload(payload.clone().into())
+                .headers(headers.clone())
+                .timeout(Some(self.timeout));
+            let outcome = match self
+                .client
+                .nats
+                .send_request(subject.clone(), request)
+                .await
+            {
+                Ok(reply) => decode_reply(&reply.payload, self.timeout),
+                Err(err) => {
+                    use async_nats::RequestErrorKind as Kind;
+                    Err(match err.kind() {
+                        Kind::TimedOut => CallFailure::TimedOut(self.timeout),
+                        Kind::NoResponders => CallFailure::NoResponders(format!(
+                            "no node serves {} in namespace {:?}",
+                            self.kind, self.client.namespace
+                        )),
+                        Kind::Other => CallFailure::Unavailable(format!("NATS: {err}")),
+                    })
+                }
+            };
+            match outcome {
+                Err(failure) if attempt < self.retries && worth_retrying(&failure) => {
+                    attempt += 1;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                outcome => break outcome.map_err(failed)?,
             }
         };
-        let answer = decode_reply(&reply.payload, self.timeout).map_err(failed)?;
         serde_json::from_value(answer).map_err(|err| {
             // The node answered with another type than this client's: different versions of
             // the agent. The call ran (its answer came back), so it is not safe to repeat.
@@ -345,6 +397,22 @@ impl AgentClient {
     }
 }
 
+/// Whether another attempt of the same call (same request id) may get an answer this one did
+/// not: the failures that say nothing about the handler itself.
+fn worth_retrying(failure: &CallFailure) -> bool {
+    matches!(
+        failure,
+        CallFailure::TimedOut(_)
+            | CallFailure::NoResponders(_)
+            | CallFailure::Unavailable(_)
+            | CallFailure::NodeLost(_)
+            | CallFailure::Moved(_)
+            | CallFailure::Overloaded(_)
+            | CallFailure::Stopped
+            | CallFailure::Expired
+    )
+}
+
 impl fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentClient")
@@ -352,6 +420,7 @@ impl fmt::Debug for AgentClient {
             .field("key", &self.key())
             .field("namespace", &self.client.namespace)
             .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
             .finish()
     }
 }

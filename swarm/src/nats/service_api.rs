@@ -106,7 +106,7 @@ impl ServiceError {
     /// `timed_out` for a call that failed because the agent did not answer in time.
     pub fn for_reply(kind: &str, message: &str, timed_out: bool) -> ServiceError {
         let code = match kind {
-            "bad_arguments" | "invalid_key" | "unknown_handler" => 400,
+            "bad_arguments" | "invalid_key" | "unknown_handler" | "bad_request_id" => 400,
             // Call again: another node (or this one, a moment later) takes it.
             "overloaded" | "unavailable" => 503,
             // The agent lives on another node now: call again through the front door.

@@ -118,6 +118,9 @@ pub struct ReplyTo {
     /// carry a deadline: an agent that gets to the request later drops it unrun and answers
     /// [`RemoteFailure::Expired`], so a call its caller gave up on is never applied behind its back.
     expires_at_ms: Option<u64>,
+    /// The call's request id (see `request_id`), when its caller named it: an agent that
+    /// applied a call with this id already answers that call's answer instead of running it.
+    request: Option<crate::request_id::RequestDigest>,
 }
 
 impl ReplyTo {
@@ -131,7 +134,20 @@ impl ReplyTo {
             tag,
             json: true,
             expires_at_ms: None,
+            request: None,
         }
+    }
+
+    /// The same address, for a call named by the request id `digest`.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
+    pub(crate) fn with_request(mut self, digest: crate::request_id::RequestDigest) -> ReplyTo {
+        self.request = Some(digest);
+        self
+    }
+
+    /// The call's request id, if its caller named one.
+    pub(crate) fn request(&self) -> Option<crate::request_id::RequestDigest> {
+        self.request
     }
 
     /// The same address, for a request that expires `after` from now (see `expires_at_ms`).
@@ -160,6 +176,11 @@ impl ReplyTo {
             Ok(bytes) => self.send(bytes),
             Err(err) => self.send_failure(RemoteFailure::Unencodable(err.to_string())),
         }
+    }
+
+    /// Whether the caller wants the answer as JSON (the NATS front door).
+    pub(crate) fn wants_json(&self) -> bool {
+        self.json
     }
 
     pub(crate) fn send_failure(self, failure: RemoteFailure) {
@@ -223,6 +244,7 @@ where
             tag,
             json: false,
             expires_at_ms: None,
+            request: None,
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
@@ -307,6 +329,7 @@ pub fn reply_slot() -> ReplyTo {
         tag: Tag::new(),
         json: false,
         expires_at_ms: None,
+        request: None,
     }
 }
 
