@@ -171,7 +171,7 @@ impl CallFailure {
     }
 
     /// The failure's name on the wire (the `reason` of a front-door `call_failed` error), from
-    /// which a remote caller rebuilds it (see [`CallFailure::from_wire`]).
+    /// which a caller on another node, or a native client, rebuilds the same failure.
     pub fn wire_name(&self) -> &'static str {
         match self {
             CallFailure::NotRunning => "not_running",
