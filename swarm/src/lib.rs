@@ -77,6 +77,7 @@ pub mod record;
 pub mod request_id;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
+pub mod schema;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod supervisor;
@@ -93,6 +94,12 @@ pub use runtime::node::set_node_nats;
 pub use runtime::node::{
     default_store, node_stats, set_default_store, set_node_limits, NodeLimits, NodeStats,
 };
+/// Derives the JSON Schema of a type that handlers of a `#[agent(schema)]` kind take or answer
+/// (see [`schema`]); without a direct `schemars` dependency, add
+/// `#[schemars(crate = "swarm::schemars")]` next to it.
+pub use schema::JsonSchema;
+/// The JSON Schema generator behind [`schema`], for `#[schemars(crate = "swarm::schemars")]`.
+pub use schemars;
 pub use store::{Store, StoreConfig, StoreError};
 pub use swarm_macros::{agent, handler, supervisor};
 
@@ -126,6 +133,7 @@ pub mod __private {
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::wire::Wire;
+    pub use crate::schema::{HandlerSchemas, SchemaSet};
     #[cfg(target_arch = "wasm32")]
     pub use crate::supervisor;
     // `core`/`std` items too, so that a user's own `Option`, `String` or `Result` in scope can

@@ -13,6 +13,7 @@ pub(crate) mod client;
 mod handle;
 mod message;
 mod process;
+mod schema;
 pub(crate) mod state;
 pub(crate) mod supervisor;
 

@@ -197,7 +197,9 @@ pub struct Endpoint {
     /// `<namespace>.<kind>`: the workers' queue group.
     pub queue_group: String,
     /// `kind`, `handler`, and `request` (`"true"` when the caller gets the handler's answer,
-    /// `"false"` for a fire-and-forget handler, answered `{"ok": null}` once delivered).
+    /// `"false"` for a fire-and-forget handler, answered `{"ok": null}` once delivered); for a
+    /// kind with `#[agent(schema)]`, also `arguments_schema` and `reply_schema` (see
+    /// `crate::schema`).
     pub metadata: BTreeMap<String, String>,
 }
 

@@ -90,6 +90,12 @@ pub trait AgentBehavior: AgentState {
     }
     /// The `#[on_stop]` hook: runs on an orderly stop; state it changes is saved.
     fn on_stop(&mut self) {}
+    /// The JSON Schemas of every handler's arguments and reply, in declaration order, when the
+    /// impl block says `#[agent(schema)]` (see [`crate::schema`]); `None`: the kind publishes
+    /// none. Built when a node starts serving the kind, not per request.
+    fn schemas() -> Option<Vec<crate::schema::HandlerSchemas>> {
+        None
+    }
 }
 
 /// One handler, as the macros describe it to the runtime.
