@@ -115,7 +115,8 @@ impl HandlerSchemas {
     }
 }
 
-/// Builds the schemas of a kind's handlers, one [`HandlerSchema`] each, in declaration order.
+/// Builds the schemas of a kind's handlers: one [`HandlerSchemas`] per handler, in declaration
+/// order, each started with [`SchemaSet::handler`].
 pub struct SchemaSet {
     kind: &'static str,
     handlers: Vec<HandlerSchemas>,
