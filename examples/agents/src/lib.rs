@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 use swarm::prelude::*;
 
 /// One message in a room's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, swarm::JsonSchema)]
+#[schemars(crate = "swarm::schemars")]
 pub struct Post {
     pub author: String,
     pub text: String,
 }
 
 /// Why a post was refused (data: it reaches the caller inside `Ok`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, swarm::JsonSchema)]
+#[schemars(crate = "swarm::schemars")]
 pub enum ChatError {
     NotAMember(String),
     EmptyText,
@@ -36,7 +38,9 @@ pub struct ChatRoom {
     members: BTreeSet<String>,
 }
 
-#[agent]
+// `schema`: a node serving rooms publishes each handler's JSON Schemas in its services API, for
+// callers in other languages (see `swarm::schema`).
+#[agent(schema)]
 impl ChatRoom {
     /// Someone walks in (fire-and-forget).
     #[handler]
