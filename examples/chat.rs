@@ -3,85 +3,10 @@
 //! Run it with `scripts/demo` (or `cargo run -p swarm-examples --example chat --target
 //! wasm32-wasip1` once `scripts/setup` has run).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use swarm::prelude::*;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Post {
-    pub author: String,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ChatError {
-    NotAMember(String),
-    EmptyText,
-}
-
-/// A chat room that keeps its history across crashes and restarts.
-#[agent(kind = "chat-room")]
-pub struct ChatRoom {
-    #[key]
-    room: String,
-    /// Saved after every change, before the poster gets an answer.
-    #[persist]
-    history: Vec<Post>,
-    /// Who is in the room now: ephemeral, empty again after a restart.
-    members: BTreeSet<String>,
-}
-
-#[agent]
-impl ChatRoom {
-    /// Someone walks in (fire-and-forget).
-    #[handler]
-    pub fn join(&mut self, who: String) {
-        self.members.insert(who);
-    }
-
-    /// Posts a message; returns how many posts the room has.
-    #[handler]
-    pub fn post(&mut self, author: String, text: String) -> Result<usize, ChatError> {
-        if !self.members.contains(&author) {
-            return Err(ChatError::NotAMember(author));
-        }
-        if text.trim().is_empty() {
-            return Err(ChatError::EmptyText);
-        }
-        if text.contains("segfault") {
-            // A bug in the room's code: the agent crashes, the post is never saved.
-            panic!("the word filter tripped over {text:?}");
-        }
-        self.history.push(Post { author, text });
-        Ok(self.history.len())
-    }
-
-    #[handler]
-    pub fn history(&self) -> Vec<Post> {
-        self.history.clone()
-    }
-
-    #[handler]
-    pub fn members(&self) -> Vec<String> {
-        self.members.iter().cloned().collect()
-    }
-
-    #[on_start]
-    fn opened(&mut self) {
-        println!(
-            "    [{}] room process up, {} posts loaded from the store",
-            self.room,
-            self.history.len()
-        );
-    }
-
-    #[on_stop]
-    fn closing(&mut self) {
-        println!("    [{}] closing in order, history saved", self.room);
-    }
-}
+use swarm_demo_agents::{ChatRoom, ChatRoomRef};
 
 supervisor! {
     /// Restarts a crashed room alone, at most 3 times in 10 s; past that it gives up.

@@ -1,6 +1,6 @@
 //! What a namespace serves, read from the nodes' `$SRV.INFO` answers: its kinds, each kind's
-//! handlers, whether a handler answers, and the JSON Schema of its arguments when the endpoint
-//! publishes one. Looking up a name that is not there fails with the names that are.
+//! handlers, whether a handler answers, and the JSON Schemas of its arguments and reply when the
+//! endpoint publishes them (an agent kind with `#[agent(schema)]` does). Looking up a name that is not there fails with the names that are.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,9 +10,13 @@ use crate::failure::Failure;
 use crate::services::{kind_and_handler, Info};
 
 /// The endpoint metadata key holding the JSON Schema (as text: metadata values are strings) of a
-/// handler's arguments. No node publishes it yet (issue 13, item 3); when one does under this
-/// key, `swarm call` checks arguments against it before sending.
+/// handler's arguments (`swarm::schema::ARGUMENTS_SCHEMA_KEY`): `swarm call` checks arguments
+/// against it before sending.
 pub const ARGUMENTS_SCHEMA_KEY: &str = "arguments_schema";
+
+/// The endpoint metadata key holding the JSON Schema of a handler's whole reply, `{"ok": ..}` or
+/// `{"error": ..}` (`swarm::schema::REPLY_SCHEMA_KEY`), shown by `swarm handlers --json`.
+pub const REPLY_SCHEMA_KEY: &str = "reply_schema";
 
 /// The endpoint metadata key saying whether the caller gets the handler's answer (`"true"`) or
 /// the handler is fire-and-forget (`"false"`).
@@ -38,6 +42,8 @@ pub struct Handler {
     pub answers: Option<bool>,
     /// The schema text, as published.
     pub arguments_schema: Option<String>,
+    /// The reply's schema text, as published.
+    pub reply_schema: Option<String>,
     pub nodes: BTreeSet<String>,
 }
 
@@ -68,6 +74,9 @@ impl Catalog {
                 }
                 if let Some(schema) = metadata.get(ARGUMENTS_SCHEMA_KEY) {
                     handler.arguments_schema = Some(schema.clone());
+                }
+                if let Some(schema) = metadata.get(REPLY_SCHEMA_KEY) {
+                    handler.reply_schema = Some(schema.clone());
                 }
             }
         }
@@ -151,7 +160,14 @@ mod tests {
                     ("chat-room", "join", &[("request", "false")]),
                 ],
             ),
-            info("b2", &[("ledger", "add", &[(ARGUMENTS_SCHEMA_KEY, "{}")])]),
+            info(
+                "b2",
+                &[(
+                    "ledger",
+                    "add",
+                    &[(ARGUMENTS_SCHEMA_KEY, "{}"), (REPLY_SCHEMA_KEY, "true")],
+                )],
+            ),
         ];
         Catalog::from_infos("swarm", &infos)
     }
@@ -167,6 +183,7 @@ mod tests {
         assert_eq!(join.answers, Some(false));
         let add = catalog.handler("ledger", "add").unwrap();
         assert_eq!(add.arguments_schema.as_deref(), Some("{}"));
+        assert_eq!(add.reply_schema.as_deref(), Some("true"));
         assert_eq!(add.answers, None);
         assert_eq!(add.nodes.iter().collect::<Vec<_>>(), ["b2"]);
     }

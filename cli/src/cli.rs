@@ -87,6 +87,19 @@ pub enum Command {
     },
     /// Requests, errors and average processing time per node, kind and handler.
     Stats,
+    /// Creates a crate of agents that `cargo run` builds for Lunatic and runs, and whose
+    /// `#[lunatic::test]` tests `cargo test` runs (no NATS server needed).
+    New {
+        /// The crate's name (letters, digits, - and _).
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// swarm's crate directory in a checkout, or a version from crates.io (default: the
+        /// checkout this binary was built from).
+        #[arg(long, value_name = "PATH|VERSION")]
+        swarm: Option<String>,
+    },
     /// Calls/s and errors/s, live, from successive STATS.
     Watch {
         /// Time between two readings.

@@ -194,6 +194,34 @@ mod tests {
         assert!(missing.message.contains("\"n\""), "{missing}");
     }
 
+    /// The shape `#[agent(schema)]` publishes (swarm/src/schema.rs): JSON Schema 2020-12, with
+    /// the handler's named types under `$defs`, referred to locally. No fetching is needed.
+    #[test]
+    fn an_agents_schema_with_local_definitions_is_checked() {
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "room.post arguments",
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "mood": {"$ref": "#/$defs/Mood"},
+                "priority": {"type": ["integer", "null"], "format": "uint32", "minimum": 0}
+            },
+            "required": ["text", "mood"],
+            "additionalProperties": false,
+            "$defs": {"Mood": {"type": "string", "enum": ["Calm", "Loud"]}}
+        })
+        .to_string();
+        let good = object(json!({"text": "hi", "mood": "Calm", "priority": null}));
+        assert_eq!(
+            check_schema(&schema, &good, "room", "post").unwrap(),
+            SchemaCheck::Valid
+        );
+        let angry = object(json!({"text": "hi", "mood": "Angry"}));
+        let bad = check_schema(&schema, &angry, "room", "post").unwrap_err();
+        assert!(bad.message.contains("at /mood"), "{bad}");
+    }
+
     #[test]
     fn an_unusable_schema_is_skipped_with_the_reason() {
         let args = Map::new();

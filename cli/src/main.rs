@@ -54,6 +54,12 @@ fn exit(failure: Failure) -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let Cli { global, command } = cli;
+    // The one command that talks to no server.
+    if let Command::New { name, path, swarm } = &command {
+        let dir = path.clone().unwrap_or_else(|| name.into());
+        let swarm = commands::new::SwarmSource::resolve(swarm.as_deref())?;
+        return commands::new::new(name, &dir, &swarm);
+    }
     // Bad input is found before any connection is tried.
     let service = services::service_name(&global.namespace)?;
     if let Command::Call { key, arguments, .. } = &command {
@@ -83,5 +89,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Watch { interval, count } => {
             commands::watch::watch(&context, *interval, *count).await
         }
+        Command::New { .. } => unreachable!("handled before connecting"),
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct AgentImpl {
     pub(crate) on_start: Vec<Hook>,
     /// Every `#[on_stop]` method (an agent may have one).
     pub(crate) on_stop: Vec<Hook>,
+    /// `#[agent(schema)]`: publish the handlers' JSON Schemas.
+    pub(crate) schema: bool,
 }
 
 /// Parses `#[agent(args)]` on `item` into a model, pushing what cannot be parsed to `cx`.
@@ -100,7 +102,7 @@ pub(crate) fn parse(
     args: TokenStream,
     mut item: ItemImpl,
 ) -> Result<AgentImpl, Box<ItemImpl>> {
-    attr::parse_impl_options(cx, args);
+    let options = attr::parse_impl_options(cx, args);
 
     let mut marked = Vec::new();
     let mut handlers = Vec::new();
@@ -151,6 +153,7 @@ pub(crate) fn parse(
         handlers,
         on_start,
         on_stop,
+        schema: options.schema,
     })
 }
 

@@ -178,14 +178,31 @@ fn amount(text: &str, units: &[(&str, u64)], what: &str, examples: &str) -> Resu
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// Checks that `#[agent]` on an impl block has no options.
-pub(crate) fn parse_impl_options(cx: &mut Ctxt, args: TokenStream) {
-    if !args.is_empty() {
-        cx.error_at(
-            args,
-            "#[agent] on an impl block takes no options; put `kind = \"...\"` on the struct's #[agent]",
-        );
+/// Options of `#[agent(..)]` on an impl block.
+#[derive(Debug, Default)]
+pub(crate) struct ImplOptions {
+    /// `schema`: publish the JSON Schemas of the handlers (see `expand::schema`).
+    pub(crate) schema: bool,
+}
+
+/// Parses the options of `#[agent(..)]` on an impl block: only `schema`, which is about the
+/// handlers' types; everything about the agent itself goes on the struct.
+pub(crate) fn parse_impl_options(cx: &mut Ctxt, args: TokenStream) -> ImplOptions {
+    let mut options = ImplOptions::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("schema") {
+            options.schema = true;
+            return Ok(());
+        }
+        Err(meta.error(
+            "#[agent] on an impl block takes only `schema` (publish the handlers' JSON Schemas); \
+             put `kind = \"...\"` and the agent's other options on the struct's #[agent]",
+        ))
+    });
+    if let Err(err) = parser.parse2(args) {
+        cx.push(err);
     }
+    options
 }
 
 /// The marker attributes swarm reads inside an agent.

@@ -29,7 +29,7 @@ pub(crate) fn agent_struct(
 ) -> TokenStream {
     match model {
         Ok(model) if model.item.generics.params.is_empty() => {
-            with_errors(expand::state::expand(&model), error)
+            with_errors(expand::agent_struct(&model), error)
         }
         Ok(model) => with_errors(model.item, error),
         Err(item) => with_errors(item, error),
@@ -66,5 +66,8 @@ pub(crate) fn supervisor(def: &SupervisorDef, error: syn::Error) -> TokenStream 
         .collect();
     let p = expand::private();
     let spec = quote!(#p::unreachable!("a rejected supervisor! is never compiled"));
-    with_errors(expand::supervisor::items(def, children, spec), error)
+    with_errors(
+        expand::lunatic_only(expand::supervisor::items(def, children, spec)),
+        error,
+    )
 }

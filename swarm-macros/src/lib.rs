@@ -66,6 +66,12 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// `#[agent(schema)]` on the impl block (its one option) also publishes, in the node's NATS
+/// services API (`$SRV.INFO` endpoint metadata `arguments_schema` and `reply_schema`), a JSON
+/// Schema of each handler's arguments and reply for callers in other languages; every argument
+/// and return type must then implement `JsonSchema` (`#[derive(swarm::JsonSchema)]`, see
+/// `swarm::schema`). Without it a kind publishes no schemas and its types need none.
+///
 /// This generates `ChatRoomMsg` (the message enum, one variant per handler), `ChatRoomRef` (the
 /// typed handle: `room.post(author, text)?`, with the struct's visibility), the Lunatic
 /// `AbstractProcess` impl, and `ChatRoom::get_or_start(key)`, `ChatRoom::lookup(key)` and

@@ -111,6 +111,23 @@ pub enum CallFailure {
     /// unreachable). Nothing was applied; call again later.
     #[error("the cluster cannot serve the agent now; nothing was applied: {0}")]
     Unavailable(String),
+    /// The key is not valid for the agent's kind (empty, too long, a character other than
+    /// `A-Z a-z 0-9 _ -`, or not parsable as the kind's key type); nothing was sent to an agent.
+    #[error("invalid key; nothing was applied: {0}")]
+    InvalidKey(String),
+    /// The node serving the kind has no handler of that name (a caller built against another
+    /// version of the agent); nothing was applied.
+    #[error("no such handler; nothing was applied: {0}")]
+    UnknownHandler(String),
+    /// The node could not take the arguments (not a JSON object, a missing or mistyped argument,
+    /// or one the handler does not have: a caller built against another version of the agent);
+    /// nothing was applied.
+    #[error("the arguments do not fit the handler; nothing was applied: {0}")]
+    BadArguments(String),
+    /// The call's request id names a call this agent applied before it last restarted: it was
+    /// not applied again, but its answer was not kept across the restart (only the ids are).
+    #[error("a call with this request id was applied already (its answer was not kept): {0}")]
+    AlreadyApplied(String),
     /// Cluster only: the agent's node refused the request itself (`kind` is the front door's
     /// error kind, such as `bad_arguments` or `start_failed`: nodes running different versions of
     /// the agent, or an agent whose state does not load). Nothing was applied.
@@ -139,8 +156,11 @@ impl CallFailure {
             | CallFailure::Overloaded(_)
             | CallFailure::NoResponders(_)
             | CallFailure::Unavailable(_)
+            | CallFailure::InvalidKey(_)
+            | CallFailure::UnknownHandler(_)
+            | CallFailure::BadArguments(_)
             | CallFailure::Refused { .. } => Some(false),
-            CallFailure::Unencodable(_) => Some(true),
+            CallFailure::Unencodable(_) | CallFailure::AlreadyApplied(_) => Some(true),
             // A store can take a write and still fail (a directory sync after the rename, a
             // commit that outlives the store's timeout): not known.
             CallFailure::TimedOut(_)
@@ -151,7 +171,7 @@ impl CallFailure {
     }
 
     /// The failure's name on the wire (the `reason` of a front-door `call_failed` error), from
-    /// which a remote caller rebuilds it (see [`CallFailure::from_wire`]).
+    /// which a caller on another node, or a native client, rebuilds the same failure.
     pub fn wire_name(&self) -> &'static str {
         match self {
             CallFailure::NotRunning => "not_running",
@@ -169,6 +189,10 @@ impl CallFailure {
             CallFailure::NoResponders(_) => "no_responders",
             CallFailure::NodeLost(_) => "node_lost",
             CallFailure::Unavailable(_) => "unavailable",
+            CallFailure::InvalidKey(_) => "invalid_key",
+            CallFailure::UnknownHandler(_) => "unknown_handler",
+            CallFailure::BadArguments(_) => "bad_arguments",
+            CallFailure::AlreadyApplied(_) => "already_applied",
             CallFailure::Refused { .. } => "refused",
         }
     }
@@ -186,7 +210,11 @@ impl CallFailure {
             | CallFailure::Overloaded(detail)
             | CallFailure::NoResponders(detail)
             | CallFailure::NodeLost(detail)
-            | CallFailure::Unavailable(detail) => Some(detail),
+            | CallFailure::Unavailable(detail)
+            | CallFailure::InvalidKey(detail)
+            | CallFailure::UnknownHandler(detail)
+            | CallFailure::BadArguments(detail)
+            | CallFailure::AlreadyApplied(detail) => Some(detail),
             CallFailure::Refused { message, .. } => Some(message),
             CallFailure::NotRunning
             | CallFailure::TimedOut(_)
@@ -197,8 +225,6 @@ impl CallFailure {
 
     /// The failure a node reported as `reason` with `detail` (see [`CallFailure::detail`]);
     /// `timeout` is the caller's own.
-    // Read by the cluster's handles, which exist on Lunatic (wasm32) only.
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn from_wire(reason: &str, detail: String, timeout: Duration) -> CallFailure {
         let message = detail;
         match reason {
@@ -217,6 +243,10 @@ impl CallFailure {
             "no_responders" => CallFailure::NoResponders(message),
             "node_lost" => CallFailure::NodeLost(message),
             "unavailable" => CallFailure::Unavailable(message),
+            "invalid_key" => CallFailure::InvalidKey(message),
+            "unknown_handler" => CallFailure::UnknownHandler(message),
+            "bad_arguments" => CallFailure::BadArguments(message),
+            "already_applied" => CallFailure::AlreadyApplied(message),
             other => CallFailure::Refused {
                 kind: other.to_owned(),
                 message,
@@ -238,6 +268,7 @@ pub enum RemoteFailure {
     OverBudget(String),
     OverMemory(String),
     Overloaded(String),
+    AlreadyApplied(String),
 }
 
 impl From<RemoteFailure> for CallFailure {
@@ -251,6 +282,7 @@ impl From<RemoteFailure> for CallFailure {
             RemoteFailure::OverBudget(message) => CallFailure::OverBudget(message),
             RemoteFailure::OverMemory(message) => CallFailure::OverMemory(message),
             RemoteFailure::Overloaded(message) => CallFailure::Overloaded(message),
+            RemoteFailure::AlreadyApplied(message) => CallFailure::AlreadyApplied(message),
         }
     }
 }
@@ -364,8 +396,12 @@ mod tests {
             CallFailure::NoResponders(text()),
             CallFailure::NodeLost(text()),
             CallFailure::Unavailable(text()),
+            CallFailure::InvalidKey(text()),
+            CallFailure::UnknownHandler(text()),
+            CallFailure::BadArguments(text()),
+            CallFailure::AlreadyApplied(text()),
             CallFailure::Refused {
-                kind: "bad_arguments".into(),
+                kind: "start_failed".into(),
                 message: text(),
             },
         ];
@@ -375,7 +411,7 @@ mod tests {
                 // A refusal names the front door's own kind, which it keeps.
                 CallFailure::Refused { message, .. } if failure.wire_name() == "refused" => {
                     CallFailure::Refused {
-                        kind: "bad_arguments".into(),
+                        kind: "start_failed".into(),
                         message,
                     }
                 }

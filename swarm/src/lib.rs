@@ -55,15 +55,29 @@
 // runtime) that the NATS and cluster docs link to, so only there are those links left dangling.
 #![cfg_attr(not(target_arch = "wasm32"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+pub mod client;
 #[cfg(feature = "nats")]
 pub mod cluster;
 pub mod error;
+// Read by the cluster's handles (Lunatic, `nats`) and the native clients (`client`); the unit
+// tests of a plain native build check it too.
+#[cfg_attr(
+    not(any(
+        all(target_arch = "wasm32", feature = "nats"),
+        all(not(target_arch = "wasm32"), feature = "client")
+    )),
+    allow(dead_code)
+)]
+mod front_door;
 pub mod key;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod record;
+pub mod request_id;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
+pub mod schema;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod supervisor;
@@ -82,6 +96,12 @@ pub use runtime::node::set_node_nats;
 pub use runtime::node::{
     default_store, node_stats, set_default_store, set_node_limits, NodeLimits, NodeStats,
 };
+/// Derives the JSON Schema of a type that handlers of a `#[agent(schema)]` kind take or answer
+/// (see [`schema`]); without a direct `schemars` dependency, add
+/// `#[schemars(crate = "swarm::schemars")]` next to it.
+pub use schema::JsonSchema;
+/// The JSON Schema generator behind [`schema`], for `#[schemars(crate = "swarm::schemars")]`.
+pub use schemars;
 pub use store::{Store, StoreConfig, StoreError};
 pub use swarm_macros::{agent, handler, supervisor};
 
@@ -115,6 +135,7 @@ pub mod __private {
     pub use crate::runtime::mailbox::{Envelope, ReplyTo};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::wire::Wire;
+    pub use crate::schema::{HandlerSchemas, SchemaSet};
     #[cfg(target_arch = "wasm32")]
     pub use crate::supervisor;
     // `core`/`std` items too, so that a user's own `Option`, `String` or `Result` in scope can
@@ -135,4 +156,56 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use lunatic;
     pub use serde;
+
+    /// The native client's pieces (feature `client`).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    pub mod client {
+        pub use crate::client::{AgentClient, Client, KindClient, TypedClient};
+    }
+
+    /// What `#[agent]` on a struct generates for a native build: its typed client with the
+    /// `client` feature, else the one error that says how agents are built (once per agent, at
+    /// its `#[agent]`, instead of a cascade of missing runtime items).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_agent {
+        ($($item:tt)*) => { $($item)* };
+    }
+
+    /// What `#[agent]` on a struct generates for a native build without the `client` feature.
+    #[cfg(not(all(feature = "client", not(target_arch = "wasm32"))))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_agent {
+        ($($item:tt)*) => {
+            ::core::compile_error!(
+                "swarm agents run inside Lunatic: build this crate for wasm32-wasip1 \
+                 (`cargo run --target wasm32-wasip1` with Lunatic as the runner; `swarm new \
+                 NAME` makes a crate set up for it), or enable swarm's `client` feature (`swarm = { version = \"0.1\", \
+                 features = [\"client\"] }`) to call these agents from a native program"
+            );
+        };
+    }
+
+    /// What `#[agent]` on an impl block generates for a native build: the typed client's methods
+    /// with the `client` feature, else nothing (the struct's `#[agent]` reports the error).
+    #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_handlers {
+        ($($item:tt)*) => { $($item)* };
+    }
+
+    /// What `#[agent]` on an impl block generates natively without the `client` feature.
+    #[cfg(not(all(feature = "client", not(target_arch = "wasm32"))))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __swarm_native_handlers {
+        ($($item:tt)*) => {};
+    }
+
+    pub use crate::{
+        __swarm_native_agent as native_agent, __swarm_native_handlers as native_handlers,
+    };
 }

@@ -87,6 +87,54 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
     }
 }
 
+/// A copy of `record` with the member `name` (the runtime's own bookkeeping next to the agent's
+/// fields, such as the ids of the calls it applied; names start with `__swarm_`) set to the JSON
+/// `value`, at the start of the record's object. Readers of the agent's fields skip it (unknown
+/// members are ignored).
+// Read by the agents' request ids, which exist on Lunatic (wasm32) only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn with_member(record: &[u8], name: &str, value: &[u8]) -> Result<Vec<u8>, String> {
+    let payload = json_payload(record)?;
+    let Some(rest) = payload.trim_ascii_start().strip_prefix(b"{") else {
+        return Err("the record's fields are not a JSON object".into());
+    };
+    let empty = rest.trim_ascii_start().starts_with(b"}");
+    let name = serde_json::to_vec(name).map_err(|err| err.to_string())?;
+    let mut bytes = Vec::with_capacity(record.len() + name.len() + value.len() + 2);
+    bytes.extend_from_slice(&record[..HEADER_LEN]);
+    bytes.push(b'{');
+    bytes.extend_from_slice(&name);
+    bytes.push(b':');
+    bytes.extend_from_slice(value);
+    if !empty {
+        bytes.push(b',');
+    }
+    bytes.extend_from_slice(rest);
+    Ok(bytes)
+}
+
+/// The member `name` of a record's JSON object (see [`with_member`]), if it has one.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn member(record: &[u8], name: &str) -> Option<serde_json::Value> {
+    let payload = json_payload(record).ok()?;
+    match serde_json::from_slice::<serde_json::Value>(payload).ok()? {
+        serde_json::Value::Object(mut members) => members.remove(name),
+        _ => None,
+    }
+}
+
+/// The JSON after a record's header.
+fn json_payload(record: &[u8]) -> Result<&[u8], String> {
+    if record.len() < HEADER_LEN
+        || &record[..MAGIC.len()] != MAGIC
+        || record[MAGIC.len()] != FORMAT_VERSION
+        || record[MAGIC.len() + 1] != ENCODING_JSON
+    {
+        return Err("not a JSON record of this format version".into());
+    }
+    Ok(&record[HEADER_LEN..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +168,27 @@ mod tests {
                 names: vec![]
             }
         );
+    }
+
+    #[test]
+    fn a_member_of_the_runtime_rides_along_unseen_by_the_fields() {
+        let fields = Fields {
+            count: 3,
+            names: vec!["a".into()],
+        };
+        let record = encode(&fields).unwrap();
+        let with = with_member(&record, "__swarm_applied", br#"["ab"]"#).unwrap();
+        assert_eq!(decode::<Fields>(&with).unwrap(), fields);
+        assert_eq!(
+            member(&with, "__swarm_applied"),
+            Some(serde_json::json!(["ab"]))
+        );
+        assert_eq!(member(&record, "__swarm_applied"), None);
+        // An agent without persisted fields has an empty object.
+        let empty = encode(&serde_json::json!({})).unwrap();
+        let with = with_member(&empty, "__swarm_applied", b"[]").unwrap();
+        assert_eq!(&with[6..], br#"{"__swarm_applied":[]}"#);
+        assert!(with_member(b"garbage", "x", b"1").is_err());
     }
 
     #[test]

@@ -3,14 +3,16 @@
 
 Starts a nats-server on a free port and two Lunatic nodes (tests/examples/discovery_node, built
 for wasm32-wasip1) as OS processes on one namespace; each serves the agent kinds `counter` and
-`account`. A nats-py peer plays a third service in another namespace whose endpoint publishes a
-JSON Schema of its arguments (no node publishes one yet), with a front door of its own. Then runs
-the built `swarm` binary and checks what it prints and how it exits:
+`account`, whose handlers publish JSON Schemas of their arguments and replies
+(`#[agent(schema)]`). A nats-py peer plays a third service in another namespace whose endpoint
+publishes a hand-written arguments schema, with a front door of its own. Then runs the built
+`swarm` binary and checks what it prints and how it exits:
   - nodes, kinds, handlers are listed (tables when piped, JSON with --json);
   - a call's answer, arguments from the command line and from stdin;
   - an agent's error (start_failed, call_failed) exits 1 with the error kind and message on stderr;
   - an unknown kind or handler, arguments that are not JSON, not an object or not matching the
-    schema, a bad key and the node's own bad_arguments exit 2 with one line saying what to do;
+    schema (a real agent's, refused before sending: stats never count them), a bad key and the
+    node's own bad_arguments exit 2 with one line saying what to do;
   - no server exits 3; no stderr line is ever more than one line, never a panic or backtrace;
   - stats counts the calls; `watch --count 2 --json` prints two lines with calls/s > 0 while
     calls are made;
@@ -148,6 +150,11 @@ def check_listing(swarm, ids, checks):
                  code == 0 and handlers.get("add", {}).get("answers") is True
                  and handlers.get("bump", {}).get("answers") is False
                  and len(handlers["add"]["nodes"]) == 2, f"rc {code}\n{out}{err}")
+    add = handlers.get("add", {})
+    checks.check("`swarm --json handlers counter` shows the schemas the agent publishes",
+                 (add.get("arguments_schema") or {}).get("required") == ["n"]
+                 and (add.get("reply_schema") or {}).get("title") == "counter.add reply",
+                 f"{add}")
     code, out, err = swarm.run("handlers")
     checks.check("`swarm handlers` lists every kind's handlers",
                  code == 0 and "deposit" in out and "total_at_start" in out, f"{out}{err}")
@@ -205,8 +212,24 @@ def check_calls(swarm, namespace, checks):
     checks.check("arguments that are not an object: exit 2",
                  code == 2 and one_clean_line(err) and "an array, not a JSON object" in err,
                  f"rc {code} {err!r}")
+    # counter.add publishes its schema: these are refused before sending (check_stats counts
+    # the calls that reached the nodes).
     code, out, err = swarm.run("call", "counter", "k1", "add", '{"n": "two"}')
-    checks.check("the node's bad_arguments (no schema to check first): exit 2",
+    checks.check("arguments that violate a real agent's schema: exit 2, where and why, not sent",
+                 code == 2 and one_clean_line(err) and "schema of `counter.add`" in err
+                 and "/n" in err and "bad_arguments" not in err, f"rc {code} {err!r}")
+    code, out, err = swarm.run("call", "counter", "k1", "add", '{"n": 1, "by": "me"}')
+    checks.check("an argument the handler does not have is refused by its schema: exit 2",
+                 code == 2 and one_clean_line(err) and "schema of `counter.add`" in err
+                 and "by" in err, f"rc {code} {err!r}")
+    code, out, err = swarm.run("call", "counter", "k1", "add", "{}")
+    checks.check("a missing argument is refused by the schema: exit 2, naming it",
+                 code == 2 and one_clean_line(err) and "schema of `counter.add`" in err
+                 and '"n"' in err, f"rc {code} {err!r}")
+    # JSON Schema counts 1.0 as an integer; serde does not take it for a u64: the schema lets it
+    # through and the node's own check answers.
+    code, out, err = swarm.run("call", "counter", "k1", "add", '{"n": 1.0}')
+    checks.check("what passes the schema is still checked by the node: bad_arguments, exit 2",
                  code == 2 and one_clean_line(err) and "bad_arguments" in err, f"rc {code} {err!r}")
     code, out, err = swarm.run("call", "counter", "a.b", "add", '{"n": 1}')
     checks.check("a key that is not one: exit 2, which character",
@@ -239,6 +262,7 @@ def check_stats(swarm, checks):
     stats = parses(out) or {}
     adds = [e for n in stats.get("nodes", []) for e in n["endpoints"]
             if (e["kind"], e["handler"]) == ("counter", "add")]
+    # 2 good adds and the node's bad_arguments; the 3 refused by the schema never reached a node.
     checks.check("`swarm --json stats`: both nodes; counter.add counted 3 requests, 1 error",
                  code == 0 and len(stats.get("nodes", [])) == 2
                  and sum(e["requests"] for e in adds) == 3 and sum(e["errors"] for e in adds) == 1

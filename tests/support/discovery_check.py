@@ -12,7 +12,13 @@ with nats-py:
   - checks INFO's endpoints (one per kind and handler, subject, queue group, metadata);
   - makes calls through the front door, good and bad, and checks that the error replies carry
     `Nats-Service-Error` and `Nats-Service-Error-Code` (the good ones no headers) and that
-    STATS counted them: `num_requests`, `num_errors`, `last_error`, processing times, `data`.
+    STATS counted them: `num_requests`, `num_errors`, `last_error`, processing times, `data`;
+  - reads the JSON Schemas every endpoint publishes (`#[agent(schema)]`: `arguments_schema`,
+    `reply_schema`), checks they are JSON Schemas (2020-12), then sends real requests, good and
+    bad, and checks that the arguments schema accepts exactly those the node accepts (the node
+    answers `bad_arguments` to the others) and that every real reply, `ok` (a `Result`'s `Ok`
+    and `Err`, a fire-and-forget `null`) or `error`, is valid against the reply schema, while
+    replies of the wrong shape are not.
 Uses the server in SWARM_NATS_URL (scripts/test's harness) or starts its own nats-server.
 Prints one line per check, ends with a `test result:` line for scripts/test, exits 1 on any
 failure. Bounded: each node must be serving within 60 s, each NATS wait is at most a few
@@ -42,6 +48,9 @@ SCHEMAS = os.path.join(HERE, "schemas", "micro", "v1")
 NODE_START_TIMEOUT = 60.0
 GATHER_WINDOW = 1.5  # STATS waits up to 0.5 s for the counts of the node's workers
 KINDS = {"counter", "account"}
+# Endpoint metadata keys of a kind with `#[agent(schema)]` (swarm/src/schema.rs).
+ARGUMENTS_SCHEMA = "arguments_schema"
+REPLY_SCHEMA = "reply_schema"
 
 
 def free_port():
@@ -190,6 +199,124 @@ def load_schemas():
     return validators
 
 
+def without_schemas(metadata):
+    return {k: v for k, v in metadata.items() if k not in (ARGUMENTS_SCHEMA, REPLY_SCHEMA)}
+
+
+def published_schemas(info, checks):
+    """{(kind, handler): (arguments validator, reply validator)} from INFO's endpoint metadata,
+    after checking that every endpoint publishes both and that each is a JSON Schema."""
+    schemas, problems = {}, []
+    for endpoint in info["endpoints"]:
+        metadata = endpoint["metadata"]
+        try:
+            pair = []
+            for key in (ARGUMENTS_SCHEMA, REPLY_SCHEMA):
+                schema = json.loads(metadata[key])
+                jsonschema.Draft202012Validator.check_schema(schema)
+                pair.append(jsonschema.Draft202012Validator(schema))
+            schemas[(metadata["kind"], metadata["handler"])] = tuple(pair)
+        except (KeyError, ValueError, jsonschema.SchemaError) as err:
+            problems.append(f"{endpoint['name']}: {type(err).__name__}: {err}")
+    checks.check(
+        f"INFO: all {len(info['endpoints'])} endpoints publish JSON Schemas (2020-12) of their "
+        "arguments and reply",
+        not problems and len(schemas) == len(info["endpoints"]),
+        f"{problems}",
+    )
+    return schemas
+
+
+# Real requests: (kind, key, handler, arguments, whether the node takes the arguments). The
+# published arguments schema must say the same as the node for each.
+SCHEMA_CALLS = [
+    ("counter", "s1", "add", {"n": 2}, True),
+    ("counter", "s1", "add", {"n": "two"}, False),
+    ("counter", "s1", "add", {"n": -1}, False),
+    ("counter", "s1", "add", {"n": 1.5}, False),
+    ("counter", "s1", "add", {}, False),
+    ("counter", "s1", "add", {"n": 1, "m": 2}, False),
+    ("counter", "s1", "total", {}, True),
+    ("counter", "s1", "total", {"n": 1}, False),
+    ("counter", "s1", "name", {}, True),
+    ("counter", "s1", "bump", {}, True),
+    ("counter", "s1", "bump_by", {"step": 255}, True),
+    ("counter", "s1", "bump_by", {"step": 256}, False),
+    ("counter", "s1", "crash", {"why": "schema check"}, True),
+    ("counter", "s1", "crash", {"why": None}, False),
+    ("account", "7", "deposit", {"amount": -5}, True),
+    ("account", "7", "deposit", {"amount": "5"}, False),
+    ("account", "13", "deposit", {"amount": 5}, True),
+    ("account", "x", "deposit", {"amount": 5}, True),
+    ("account", "7", "id", {}, True),
+]
+
+# Replies the node never sends: each must be invalid against its handler's reply schema, or
+# the schemas would pass anything.
+FORGED_REPLIES = [
+    ("counter", "add", {"ok": 2}),
+    ("counter", "add", {"ok": {"Ok": -1}}),
+    ("counter", "add", {"ok": {"Err": {"Overflow": {"total": 1}}}}),
+    ("counter", "bump", {"ok": 3}),
+    ("counter", "name", {"ok": 7}),
+    ("account", "deposit", {"ok": 1, "error": {"kind": "x", "message": "y"}}),
+    ("account", "deposit", {"error": {"kind": "bad_arguments"}}),
+    ("account", "deposit", {"result": 1}),
+]
+
+
+async def check_schemas(nc, namespace, info, checks):
+    schemas = published_schemas(info, checks)
+    if not schemas:
+        return
+    mismatched, unexpected, replies = [], [], []
+    for kind, key, handler, arguments, takes in SCHEMA_CALLS:
+        reply, _ = await request(nc, f"{namespace}.{kind}.{key}.{handler}", arguments)
+        replies.append((kind, handler, reply))
+        by_schema = schemas[(kind, handler)][0].is_valid(arguments)
+        by_node = reply.get("error", {}).get("kind") != "bad_arguments"
+        if by_schema != by_node:
+            mismatched.append(f"{kind}.{handler} {arguments}: the schema says {by_schema}, "
+                              f"the node {reply}")
+        if by_node != takes:
+            unexpected.append(f"{kind}.{handler} {arguments}: {reply}")
+    checks.check(
+        f"the arguments schemas accept exactly those of the {len(SCHEMA_CALLS)} real requests "
+        "that the nodes accept",
+        not mismatched,
+        f"{mismatched}",
+    )
+    checks.check("the nodes took and refused the requests meant to be", not unexpected,
+                 f"{unexpected}")
+
+    # A `Result` handler's `Err` is a reply too: each node's counter `s2` overflows on its second
+    # add of u64::MAX, and with two nodes three adds reach one of them twice.
+    for _ in range(3):
+        reply, _ = await request(nc, f"{namespace}.counter.s2.add", {"n": 2**64 - 1})
+        replies.append(("counter", "add", reply))
+    invalid = []
+    for kind, handler, reply in replies:
+        errors = [e.message for e in schemas[(kind, handler)][1].iter_errors(reply)]
+        if errors:
+            invalid.append(f"{kind}.{handler} {reply}: {errors}")
+    checks.check(f"all {len(replies)} real replies are valid against their reply schemas",
+                 not invalid, f"{invalid}")
+    error_kinds = {r["error"]["kind"] for _, _, r in replies if "error" in r}
+    results = [r["ok"] for _, h, r in replies if h == "add" and isinstance(r.get("ok"), dict)]
+    checks.check(
+        "the replies validated include a Result's Ok and Err, a fire-and-forget null, and the "
+        "errors bad_arguments, call_failed, start_failed and invalid_key",
+        any("Ok" in ok for ok in results) and any("Err" in ok for ok in results)
+        and any(r == {"ok": None} for _, _, r in replies)
+        and {"bad_arguments", "call_failed", "start_failed", "invalid_key"} <= error_kinds,
+        f"results {results}, error kinds {error_kinds}",
+    )
+    accepted = [f"{kind}.{handler} {reply}" for kind, handler, reply in FORGED_REPLIES
+                if schemas[(kind, handler)][1].is_valid(reply)]
+    checks.check(f"the reply schemas refuse all {len(FORGED_REPLIES)} replies of the wrong shape",
+                 not accepted, f"accepted: {accepted}")
+
+
 async def request(nc, subject, payload):
     msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10)
     return json.loads(msg.data), msg.headers or {}
@@ -243,7 +370,8 @@ async def run(url, nodes, namespace, checks):
             "INFO: counter-add on <ns>.counter.*.add in queue group <ns>.counter",
             add.get("subject") == f"{namespace}.counter.*.add"
             and add.get("queue_group") == f"{namespace}.counter"
-            and add.get("metadata") == {"kind": "counter", "handler": "add", "request": "true"},
+            and without_schemas(add.get("metadata", {}))
+            == {"kind": "counter", "handler": "add", "request": "true"},
             f"{add}",
         )
         bump = endpoints.get("counter-bump", {}).get("metadata", {})
@@ -352,6 +480,9 @@ async def run(url, nodes, namespace, checks):
             all(isinstance(n, int) for n in live) and sum(per_node.values()) >= 3,
             f"{per_node}",
         )
+
+        # Last: these calls would change the counts checked above.
+        await check_schemas(nc, namespace, info, checks)
     finally:
         await nc.close()
 

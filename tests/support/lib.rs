@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use swarm::prelude::*;
 
 /// A counter's own error, returned as data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Its JSON Schema is part of `counter.add`'s reply schema (derived through swarm's re-export:
+// no `schemars` dependency here); the doc comments above become its descriptions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, swarm::JsonSchema)]
+#[schemars(crate = "swarm::schemars")]
 pub enum CounterError {
     /// Adding would overflow.
     Overflow {
@@ -36,7 +39,8 @@ pub struct Counter {
     total_at_start: u64,
 }
 
-#[agent]
+// `schema`: the discovery and CLI checks validate real calls against the published schemas.
+#[agent(schema)]
 impl Counter {
     /// Adds `n`; an overflow is the caller's error, as data.
     #[handler]
@@ -155,7 +159,7 @@ pub struct Account {
     balance: i64,
 }
 
-#[agent]
+#[agent(schema)]
 impl Account {
     #[handler]
     pub fn deposit(&mut self, amount: i64) -> i64 {

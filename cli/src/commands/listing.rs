@@ -112,6 +112,15 @@ struct HandlerRow<'a> {
     nodes: Vec<&'a str>,
     /// The published JSON Schema of the arguments (parsed when it is JSON, else the text).
     arguments_schema: Option<serde_json::Value>,
+    /// The published JSON Schema of the reply, the same way.
+    reply_schema: Option<serde_json::Value>,
+}
+
+/// A published schema, parsed when it is JSON, else its text as published.
+fn schema_value(text: &Option<String>) -> Option<serde_json::Value> {
+    text.as_ref().map(|text| {
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+    })
 }
 
 pub async fn handlers(context: &Context, only: Option<&str>) -> Result<(), Failure> {
@@ -132,10 +141,8 @@ pub async fn handlers(context: &Context, only: Option<&str>) -> Result<(), Failu
                     handler,
                     answers: about.answers,
                     nodes: about.nodes.iter().map(String::as_str).collect(),
-                    arguments_schema: about.arguments_schema.as_ref().map(|text| {
-                        serde_json::from_str(text)
-                            .unwrap_or_else(|_| serde_json::Value::String(text.clone()))
-                    }),
+                    arguments_schema: schema_value(&about.arguments_schema),
+                    reply_schema: schema_value(&about.reply_schema),
                 })
         })
         .collect();

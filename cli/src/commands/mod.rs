@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod listing;
+pub mod new;
 pub mod stats;
 pub mod watch;
 

@@ -9,9 +9,11 @@
 //! exceptions: even `Option`, `String`, `PhantomData` and the derives (`Clone`, `Debug`, ..) go
 //! through it; only primitive types (`u8`, `bool`, `str`) are written bare, as they are not paths.
 
+pub(crate) mod client;
 mod handle;
 mod message;
 mod process;
+mod schema;
 pub(crate) mod state;
 pub(crate) mod supervisor;
 
@@ -35,7 +37,7 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
                 valid::agent_struct::check(&mut cx, model);
             }
             match (cx.check(), model) {
-                (Ok(()), Ok(model)) => state::expand(&model),
+                (Ok(()), Ok(model)) => agent_struct(&model),
                 (result, model) => fallback::agent_struct(model, error_of(result)),
             }
         }
@@ -70,7 +72,8 @@ pub(crate) fn supervisor(input: TokenStream) -> TokenStream {
     };
     valid::supervisor::check(&mut cx, &def);
     match cx.check() {
-        Ok(()) => supervisor::expand(&def),
+        // Supervision trees exist inside Lunatic only.
+        Ok(()) => lunatic_only(supervisor::expand(&def)),
         Err(error) => fallback::supervisor(&def, error),
     }
 }
@@ -86,8 +89,25 @@ fn error_of(result: Result<(), syn::Error>) -> syn::Error {
     })
 }
 
-/// The impl block's expansion: the block itself, the message enum, the process, the handle's
-/// methods.
+/// The struct's expansion: the struct itself on every target; inside Lunatic what makes it an
+/// agent ([`state`]), natively its typed client ([`client`]).
+pub(crate) fn agent_struct(model: &agent_struct::AgentStruct) -> TokenStream {
+    let item = &model.item;
+    let runtime = lunatic_only(state::expand(model));
+    let client = client::expand_struct(model);
+    quote! {
+        // Natively the state is never made (the agent runs inside Lunatic): its fields are read
+        // by the handlers only, which are not compiled there.
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+        #item
+        #runtime
+        #client
+    }
+}
+
+/// The impl block's expansion. Inside Lunatic: the block itself, the message enum, the process,
+/// the handle's methods. Natively: the client's methods only; the handlers' bodies are not
+/// compiled there (they run inside Lunatic, and may use what only exists there).
 pub(crate) fn agent_impl(model: &agent_impl::AgentImpl) -> TokenStream {
     let item = &model.item;
     let message = message::expand(model);
@@ -97,7 +117,7 @@ pub(crate) fn agent_impl(model: &agent_impl::AgentImpl) -> TokenStream {
     // and this alias is the one place that says so.
     let handle = handle_ident(&model.agent);
     let alias = quote_spanned!(model.item.self_ty.span()=> type __SwarmHandle = #handle;);
-    quote! {
+    let runtime = lunatic_only(quote! {
         #item
         #message
         // Every impl that names the handle, in one scope that names it once.
@@ -106,6 +126,29 @@ pub(crate) fn agent_impl(model: &agent_impl::AgentImpl) -> TokenStream {
             #process
             #handle_impls
         };
+    });
+    let client = client::expand_impl(model);
+    quote! {
+        #runtime
+        #client
+    }
+}
+
+/// `items` for Lunatic builds only: each item gets `#[cfg(target_arch = "wasm32")]`.
+pub(crate) fn lunatic_only(items: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::File>(items.clone()) {
+        Ok(file) => {
+            let items = file.items.into_iter().map(|item| {
+                quote! {
+                    #[cfg(target_arch = "wasm32")]
+                    #item
+                }
+            });
+            quote!(#(#items)*)
+        }
+        // Generated items always parse; should one not, it stays for every target rather
+        // than vanish.
+        Err(_) => items,
     }
 }
 

@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{message_ident, private, private_at};
+use super::{message_ident, private, private_at, schema};
 use crate::agent_impl::AgentImpl;
 
 pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
@@ -66,6 +66,9 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         quote!(#p::HandlerInfo { name: #name, variant: #variant, request: #request })
     });
 
+    // `#[agent(schema)]`: the handlers' JSON Schemas, for the services API.
+    let schemas = schema::expand(model);
+
     quote! {
         #[automatically_derived]
         impl #p::AgentBehavior for #agent {
@@ -86,6 +89,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
 
             #on_start
             #on_stop
+            #schemas
         }
 
         #[automatically_derived]

@@ -166,7 +166,6 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     };
 
     quote! {
-        #item
         #supervisable
 
         #[doc = #handle_doc]

@@ -60,6 +60,28 @@ fn agent_impl_expansion() {
     insta::assert_snapshot!(pretty(super::agent(TokenStream::new(), chat_room_impl())));
 }
 
+/// The native client's items (the expansion wraps them in `native_agent!`/`native_handlers!`,
+/// which pretty-printing cannot show as code).
+#[test]
+fn native_client_expansion() {
+    let mut cx = crate::ctxt::Ctxt::default();
+    let (args, item) = chat_room_struct();
+    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap())
+        .unwrap_or_else(|_| panic!("the struct parses"));
+    let handlers = crate::agent_impl::parse(
+        &mut cx,
+        TokenStream::new(),
+        syn::parse2(chat_room_impl()).unwrap(),
+    )
+    .unwrap_or_else(|_| panic!("the impl parses"));
+    assert!(cx.check().is_ok());
+    let items = [
+        super::client::struct_items(&agent),
+        super::client::impl_items(&handlers),
+    ];
+    insta::assert_snapshot!(pretty(quote!(#(#items)*)));
+}
+
 #[test]
 fn agent_without_key_or_persisted_fields() {
     let expanded = super::agent(
@@ -324,4 +346,38 @@ fn rejected_supervisor_stand_in_expansion() {
         }
     });
     insta::assert_snapshot!(pretty(expanded));
+}
+
+/// `#[agent(schema)]`: the `schemas` method listing each handler's wire names and types (a raw
+/// identifier is named as serde names it; a fire-and-forget handler has no reply type).
+#[test]
+fn schema_expansion() {
+    let item = syn::parse2(quote! {
+        impl ChatRoom {
+            #[handler]
+            pub fn post(&mut self, author: String, r#type: Option<Kind>) -> Result<usize, ChatError> {
+                Ok(0)
+            }
+            #[handler]
+            pub fn join(&mut self, who: String) {}
+            #[handler]
+            pub fn count(&self) -> u64 { 0 }
+        }
+    })
+    .expect("an impl block");
+    let mut cx = crate::ctxt::Ctxt::default();
+    let Ok(model) = crate::agent_impl::parse(&mut cx, quote!(schema), item) else {
+        panic!("the impl block names its agent");
+    };
+    assert!(cx.check().is_ok());
+    insta::assert_snapshot!(pretty(super::schema::expand(&model)));
+}
+
+#[test]
+fn an_impl_block_takes_only_the_schema_option() {
+    let impl_block = quote!(impl Counter {});
+    assert!(errors(quote!(schema), impl_block.clone()).is_empty());
+    let refused = errors(quote!(kind = "counter"), impl_block);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("takes only `schema`"), "{refused:?}");
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::CallFailure;
+use crate::front_door::decode_reply;
 use crate::nats::{NatsClient, NatsError};
 use crate::runtime::agent::Agent;
 use crate::runtime::handle::Control;
@@ -33,7 +34,7 @@ pub(crate) fn call<A: Agent>(
     let arguments = arguments(message)?;
     let subject = format!("{node}.{}.{key}.{handler}", A::KIND);
     let reply = request::<A>(&subject, &arguments, timeout, node)?;
-    answer(&reply, timeout)
+    decode_reply(&reply, timeout)
 }
 
 /// Asks the node `node` to act on `A`'s agent `key` there: `Ok(false)` if it does not run there.
@@ -45,7 +46,7 @@ pub(crate) fn control<A: Agent>(
 ) -> Result<bool, CallFailure> {
     let subject = format!("{node}.{}.{key}.{}", A::KIND, control.token());
     let reply = request::<A>(&subject, b"{}", timeout, node)?;
-    match answer(&reply, timeout) {
+    match decode_reply(&reply, timeout) {
         Ok(Value::Bool(done)) => Ok(done),
         Ok(other) => Err(CallFailure::Unencodable(format!(
             "undecodable reply to {}: {other}",
@@ -112,33 +113,4 @@ fn node_left<A: Agent>(node: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// What a front-door reply says: the handler's answer, or the failure it reports.
-fn answer(reply: &[u8], timeout: Duration) -> Result<Value, CallFailure> {
-    let undecodable =
-        |why: String| CallFailure::Unencodable(format!("undecodable reply from its node: {why}"));
-    let mut reply: serde_json::Map<String, Value> =
-        serde_json::from_slice(reply).map_err(|err| undecodable(err.to_string()))?;
-    if let Some(answer) = reply.remove("ok") {
-        return Ok(answer);
-    }
-    let Some(Value::Object(error)) = reply.remove("error") else {
-        return Err(undecodable("neither \"ok\" nor \"error\"".into()));
-    };
-    let text = |field: &str| error.get(field).and_then(Value::as_str).map(str::to_owned);
-    let kind = text("kind").unwrap_or_default();
-    let message = text("message").unwrap_or_default();
-    Err(match (kind.as_str(), text("reason")) {
-        // A failure of the call itself, as the owner's agent reported it.
-        (_, Some(reason)) => {
-            CallFailure::from_wire(&reason, text("detail").unwrap_or(message), timeout)
-        }
-        ("moved", None) => CallFailure::Moved(message),
-        ("unavailable" | "overloaded", None) => {
-            CallFailure::Unavailable(format!("{kind}: {message}"))
-        }
-        ("not_running", None) => CallFailure::NotRunning,
-        _ => CallFailure::Refused { kind, message },
-    })
 }

@@ -15,6 +15,10 @@
 //!   argument, or an argument the handler does not have), `overloaded` (the node is at one of its
 //!   `NodeLimits` and refused to start the agent), `start_failed`, `call_failed`, or
 //!   `reply_too_large`;
+//! - a request may carry an id in the header `Swarm-Request-Id` (1 to 128 visible ASCII bytes;
+//!   another is refused as `bad_request_id`): an agent that applied a call of that handler with
+//!   that id already answers it with the first call's answer and does not run it again (see
+//!   `request_id`), so a caller can retry a call that timed out without applying it twice;
 //! - `call_failed` and `reply_too_large` also say whether the call was applied: `"applied"` is
 //!   `true` (the handler ran and its state change is saved), `false` (it was not), or `null` (it
 //!   cannot be known: the agent did not answer in time, or stopped before answering); a
@@ -51,12 +55,14 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{NatsClient, Subscription};
 use super::codec::validate_publish_subject;
+use super::codec::Headers;
 use super::discovery;
 use super::responder::{run_responder, Expect, Replier, Reply, PULL_CHECK};
 use super::NatsError;
 use crate::cluster::directory::{Directory, Located};
 use crate::error::StartError;
 use crate::key::parse_key_text;
+use crate::request_id::{self, RequestDigest};
 use crate::runtime::agent::{Agent, AgentBehavior, HandlerInfo};
 use crate::runtime::handle::{AgentHandle, Control, Launcher, DEFAULT_TIMEOUT};
 use crate::runtime::host;
@@ -270,12 +276,13 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
         match dispatch::<A>(&prefix, &message.subject, &message.payload, place) {
             Dispatch::Forward(subject) => {
                 // One hop: the owner answers the caller directly.
-                let forwarded = match reply_subject {
-                    Some(reply_subject) => {
-                        client.publish_with_reply(&subject, reply_subject, &message.payload)
-                    }
-                    None => client.publish(&subject, &message.payload),
-                };
+                // With the caller's headers: its request id (and trace) go along.
+                let forwarded = client.forward(
+                    &subject,
+                    reply_subject,
+                    message.headers.as_ref(),
+                    &message.payload,
+                );
                 match (forwarded, reply_subject) {
                     (Err(err), Some(reply_subject)) => replier.send(
                         reply_subject,
@@ -305,8 +312,16 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                 // The agent drops the request unrun if it only gets to it after DEFAULT_TIMEOUT
                 // (answering `Expired`, applied: false); the responder waits a grace period more
                 // for that answer, so that `applied: null` is left for a handler still running.
-                let reply_to = ReplyTo::json_to(host::Pid::local(responder), tag)
+                let mut reply_to = ReplyTo::json_to(host::Pid::local(responder), tag)
                     .expiring_after(DEFAULT_TIMEOUT);
+                match request_digest(message.headers.as_ref(), name) {
+                    Ok(None) => {}
+                    Ok(Some(digest)) => reply_to = reply_to.with_request(digest),
+                    Err(why) => {
+                        replier.send(reply_subject, Reply::error("bad_request_id", why), &taken);
+                        continue;
+                    }
+                }
                 match agent.raw().send_request(name, request, reply_to) {
                     // Announced once delivered; an answer that comes first waits for it.
                     Ok(()) => cast(
@@ -325,6 +340,17 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                 }
             }
         }
+    }
+}
+
+/// The digest of a request's id (its `Swarm-Request-Id` header) for `handler`, if it has one.
+fn request_digest(
+    headers: Option<&Headers>,
+    handler: &str,
+) -> Result<Option<RequestDigest>, String> {
+    match headers.and_then(|headers| headers.get_ignore_ascii_case(request_id::HEADER)) {
+        None => Ok(None),
+        Some(id) => RequestDigest::of(handler, id).map(Some),
     }
 }
 

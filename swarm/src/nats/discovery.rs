@@ -158,11 +158,28 @@ pub(crate) fn add_kind<A: Agent>(
     workers: &[u64],
     counted: &[u64],
 ) -> Result<(), NatsError> {
+    // Once per kind served, here rather than in the discovery process: the schemas depend on
+    // `A`'s types, the discovery process only on text.
+    let schemas = A::schemas().unwrap_or_default();
+    for schema in &schemas {
+        for (key, why) in schema.metadata() {
+            if key == crate::schema::SCHEMA_OMITTED_KEY {
+                eprintln!("swarm: agent kind `{}`: {why}", A::KIND);
+            }
+        }
+    }
     let op = || Op::AddKind {
         kind: A::KIND.to_owned(),
         handlers: A::HANDLERS
             .iter()
-            .map(|handler| (handler.name.to_owned(), handler.request))
+            .map(|handler| {
+                let metadata = schemas
+                    .iter()
+                    .find(|schema| schema.handler == handler.name)
+                    .map(|schema| schema.metadata())
+                    .unwrap_or_default();
+                (handler.name.to_owned(), handler.request, metadata)
+            })
             .collect(),
         workers: workers.to_vec(),
         counted: counted.to_vec(),
@@ -245,10 +262,11 @@ struct Capture {
 /// What the discovery process is asked, as swarm requests (`Envelope`s).
 #[derive(Debug, Serialize, Deserialize)]
 enum Op {
-    /// Serve the endpoints of a kind; answers the service id.
+    /// Serve the endpoints of a kind; answers the service id. Each handler: its name, whether
+    /// it answers, and metadata of its own (its JSON Schemas, see `crate::schema`).
     AddKind {
         kind: String,
-        handlers: Vec<(String, bool)>,
+        handlers: Vec<EndpointSpec>,
         workers: Vec<u64>,
         counted: Vec<u64>,
     },
@@ -257,6 +275,9 @@ enum Op {
     /// A `$SRV` request, from a listener.
     Request(Msg),
 }
+
+/// A handler's name, whether it answers, and its endpoint's own metadata entries.
+type EndpointSpec = (String, bool, Vec<(String, String)>);
 
 /// One kind the service describes.
 struct Kind {
@@ -436,7 +457,7 @@ impl Discovery {
     fn add_kind(
         &mut self,
         kind: String,
-        handlers: &[(String, bool)],
+        handlers: &[EndpointSpec],
         workers: Vec<u64>,
         counted: Vec<u64>,
     ) {
@@ -448,7 +469,11 @@ impl Discovery {
         }
         let endpoints = handlers
             .iter()
-            .map(|(handler, request)| Endpoint::new(&self.namespace, &kind, handler, *request))
+            .map(|(handler, request, metadata)| {
+                let mut endpoint = Endpoint::new(&self.namespace, &kind, handler, *request);
+                endpoint.metadata.extend(metadata.iter().cloned());
+                endpoint
+            })
             .collect();
         self.kinds.push((
             kind,

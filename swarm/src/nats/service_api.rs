@@ -106,7 +106,7 @@ impl ServiceError {
     /// `timed_out` for a call that failed because the agent did not answer in time.
     pub fn for_reply(kind: &str, message: &str, timed_out: bool) -> ServiceError {
         let code = match kind {
-            "bad_arguments" | "invalid_key" | "unknown_handler" => 400,
+            "bad_arguments" | "invalid_key" | "unknown_handler" | "bad_request_id" => 400,
             // Call again: another node (or this one, a moment later) takes it.
             "overloaded" | "unavailable" => 503,
             // The agent lives on another node now: call again through the front door.
@@ -197,7 +197,9 @@ pub struct Endpoint {
     /// `<namespace>.<kind>`: the workers' queue group.
     pub queue_group: String,
     /// `kind`, `handler`, and `request` (`"true"` when the caller gets the handler's answer,
-    /// `"false"` for a fire-and-forget handler, answered `{"ok": null}` once delivered).
+    /// `"false"` for a fire-and-forget handler, answered `{"ok": null}` once delivered); for a
+    /// kind with `#[agent(schema)]`, also `arguments_schema` and `reply_schema` (see
+    /// `crate::schema`).
     pub metadata: BTreeMap<String, String>,
 }
 

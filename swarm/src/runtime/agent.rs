@@ -13,6 +13,7 @@ use std::sync::Once;
 use lunatic::ap::{AbstractProcess, MessageHandler, ProcessRef, State};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::applied::{Applied, Found};
 use super::host::{self, Received};
 use super::mailbox::{
     decode_envelope, reply_slot, wait_for, Envelope, ReplyTo, ShutdownRequest, WaitError,
@@ -92,6 +93,12 @@ pub trait AgentBehavior: AgentState {
     }
     /// The `#[on_stop]` hook: runs on an orderly stop; state it changes is saved.
     fn on_stop(&mut self) {}
+    /// The JSON Schemas of every handler's arguments and reply, in declaration order, when the
+    /// impl block says `#[agent(schema)]` (see [`crate::schema`]); `None`: the kind publishes
+    /// none. Built when a node starts serving the kind, not per request.
+    fn schemas() -> Option<Vec<crate::schema::HandlerSchemas>> {
+        None
+    }
 }
 
 /// How an agent kind's `#[persist]` fields reach the store, chosen per kind with
@@ -182,6 +189,8 @@ pub struct AgentCell<A> {
     stale: bool,
     /// Write-behind only: when the oldest acknowledged change not yet saved must be saved by.
     save_due: Option<std::time::Instant>,
+    /// The calls it applied, by request id (see `applied`).
+    applied: Applied,
 }
 
 impl<A: AgentBehavior> AgentCell<A> {
@@ -219,9 +228,22 @@ impl<A: AgentBehavior> AgentCell<A> {
             }
             panic!("{reason}; stopping");
         }
+        // A state-changing call with a request id is remembered with its answer (as JSON, the
+        // form its callers take) before the save, so that the save carries its id.
+        let mut json_answer = None;
+        if let (true, Some(reply_to)) = (mutated, reply_to.filter(ReplyTo::wants_json)) {
+            if let Some(digest) = reply_to.request() {
+                // An answer that does not encode is sent as it is below, which reports it.
+                if let Ok(bytes) = serde_json::to_vec(&answer) {
+                    self.applied.remember(digest, bytes.clone());
+                    json_answer = Some(bytes);
+                }
+            }
+        }
         if let (true, Persistence::WriteBehind { every }) = (mutated, A::PERSISTENCE) {
             // Answered now, saved by the deadline of the oldest unsaved change (the agent's loop
-            // keeps it; a later change does not push it back).
+            // keeps it; a later change does not push it back). Its request id is saved with it,
+            // so a crash loses the two together, and a retry under that id applies it again.
             if self.store.is_some() && self.save_due.is_none() {
                 self.save_due = Some(std::time::Instant::now() + every);
             }
@@ -255,8 +277,34 @@ impl<A: AgentBehavior> AgentCell<A> {
                 }
             }
         }
-        if let Some(reply_to) = reply_to {
-            reply_to.answer(answer);
+        match (reply_to, json_answer) {
+            (Some(reply_to), Some(json)) => reply_to.send(json),
+            (Some(reply_to), None) => reply_to.answer(answer),
+            (None, _) => {}
+        }
+    }
+
+    /// Answers a call whose request id names a call this agent applied already, without running
+    /// it again: `true` if it was one.
+    fn answered_already(&self, reply_to: ReplyTo) -> bool {
+        let Some(digest) = reply_to.request() else {
+            return false;
+        };
+        match self.applied.find(digest) {
+            None => false,
+            Some(Found::Answer(answer)) => {
+                reply_to.send(answer.to_vec());
+                true
+            }
+            Some(Found::AnswerNotKept) => {
+                reply_to.send_failure(RemoteFailure::AlreadyApplied(format!(
+                    "agent `{}` applied it before it last started, and keeps only the ids of the \
+                     last {} such calls, not their answers",
+                    A::KIND,
+                    super::applied::PERSISTED
+                )));
+                true
+            }
         }
     }
 
@@ -298,8 +346,13 @@ impl<A: AgentBehavior> AgentCell<A> {
         };
         let record = self.agent.encode_persisted().map_err(SaveFailure::Failed)?;
         if record != self.saved {
+            // The fields changed: saved with the ids of the calls applied (the same write).
+            let stored = self
+                .applied
+                .saved_with(&record)
+                .map_err(SaveFailure::Failed)?;
             store
-                .put(&self.storage_key, &record)
+                .put(&self.storage_key, &stored)
                 .map_err(|err| match err {
                     StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
                     other => SaveFailure::Failed(other.to_string()),
@@ -375,6 +428,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         saved: Vec::new(),
         stale: false,
         save_due: None,
+        applied: Applied::default(),
     };
     if A::PERSISTS {
         let config = arg
@@ -398,7 +452,10 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
                         storage_key: storage_key.clone(),
                         reason: err.to_string(),
                     })?;
-                record
+                cell.applied = Applied::from_record(&record);
+                // The fields alone (what `save_if_changed` compares), without the ids saved
+                // along: a handler that changes nothing writes nothing.
+                cell.agent.encode_persisted().unwrap_or(record)
             }
             // Nothing stored yet: remember the initial state, so that a handler which leaves it as
             // it is writes nothing.
@@ -434,6 +491,12 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         // Its caller gave up on it while it waited here: running it now would apply a change
         // nobody is told about.
         reply_to.send_failure(RemoteFailure::Expired);
+        return;
+    }
+    if envelope
+        .reply_to
+        .is_some_and(|reply_to| cell.answered_already(reply_to))
+    {
         return;
     }
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));

@@ -173,6 +173,7 @@ impl<A: Agent> AgentRef<A> {
     /// Sends a request whose answer goes to `reply_to` (another process, which waits for it
     /// itself). `Ok` means it was delivered to a running agent's mailbox on this node (the NATS
     /// workers only hand requests to agents that run here).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
     pub(crate) fn send_request(
         &self,
         handler: &'static str,
@@ -530,6 +531,7 @@ pub(crate) enum Control {
     Kill,
 }
 
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // the cluster's remote handles
 impl Control {
     /// The "handler" token of its subject (`!` is no handler character: no handler has it).
     pub(crate) fn token(self) -> &'static str {

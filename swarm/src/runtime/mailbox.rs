@@ -118,11 +118,15 @@ pub struct ReplyTo {
     /// carry a deadline: an agent that gets to the request later drops it unrun and answers
     /// [`RemoteFailure::Expired`], so a call its caller gave up on is never applied behind its back.
     expires_at_ms: Option<u64>,
+    /// The call's request id (see `request_id`), when its caller named it: an agent that
+    /// applied a call with this id already answers that call's answer instead of running it.
+    request: Option<crate::request_id::RequestDigest>,
 }
 
 impl ReplyTo {
     /// The address `tag` in the process `to`, for an answer as JSON (see [`ReplyTo::answer`]):
     /// a reply that goes to another process than the caller's (the NATS front door's responder).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
     pub(crate) fn json_to(to: super::host::Pid, tag: Tag) -> ReplyTo {
         ReplyTo {
             node: to.node,
@@ -130,10 +134,24 @@ impl ReplyTo {
             tag,
             json: true,
             expires_at_ms: None,
+            request: None,
         }
     }
 
+    /// The same address, for a call named by the request id `digest`.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
+    pub(crate) fn with_request(mut self, digest: crate::request_id::RequestDigest) -> ReplyTo {
+        self.request = Some(digest);
+        self
+    }
+
+    /// The call's request id, if its caller named one.
+    pub(crate) fn request(&self) -> Option<crate::request_id::RequestDigest> {
+        self.request
+    }
+
     /// The same address, for a request that expires `after` from now (see `expires_at_ms`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
     pub(crate) fn expiring_after(mut self, after: Duration) -> ReplyTo {
         self.expires_at_ms = Some(wall_ms().saturating_add(after.as_millis() as u64));
         self
@@ -158,6 +176,11 @@ impl ReplyTo {
             Ok(bytes) => self.send(bytes),
             Err(err) => self.send_failure(RemoteFailure::Unencodable(err.to_string())),
         }
+    }
+
+    /// Whether the caller wants the answer as JSON (the NATS front door).
+    pub(crate) fn wants_json(&self) -> bool {
+        self.json
     }
 
     pub(crate) fn send_failure(self, failure: RemoteFailure) {
@@ -221,6 +244,7 @@ where
             tag,
             json: false,
             expires_at_ms: None,
+            request: None,
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
@@ -305,6 +329,7 @@ pub fn reply_slot() -> ReplyTo {
         tag: Tag::new(),
         json: false,
         expires_at_ms: None,
+        request: None,
     }
 }
 
@@ -333,6 +358,7 @@ pub fn wait_for<R: Serialize + DeserializeOwned>(
 /// the process `server`; as [`wait_for`] otherwise, except that a wait that times out leaves the
 /// tag to the caller: values may keep coming on it (a stream, such as a NATS subscription's), so
 /// it is not swept as an abandoned request's late reply would be.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS client's
 pub fn wait_value<T: Serialize + DeserializeOwned>(
     tag: i64,
     server: u64,
@@ -346,6 +372,7 @@ pub fn wait_value<T: Serialize + DeserializeOwned>(
 /// sent by, or on behalf of, the process `watch`; as [`wait_value`] otherwise (a late value is
 /// the caller's to deal with). One host call sends and waits for the first slice, as [`call`]
 /// does.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS client's
 pub fn send_wait_value<M, T>(
     to: u64,
     tag: i64,

@@ -7,6 +7,7 @@
 //! runtime survives); hidden items are not part of the API and may change in any release.
 
 pub mod agent;
+pub(crate) mod applied;
 pub mod handle;
 pub(crate) mod handle_serde;
 // Safe wrappers of Lunatic's host calls. Hidden: not an API; the integration tests kill and probe

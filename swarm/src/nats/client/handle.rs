@@ -118,6 +118,19 @@ impl NatsClient {
         self.publish_inner(subject, None, Some(headers), payload.as_ref())
     }
 
+    /// Publishes a received message's payload and headers again, on `subject` with the reply
+    /// subject `reply_to` (the front door forwarding a request to its agent's node: the request
+    /// id and trace headers go along).
+    pub(crate) fn forward(
+        &self,
+        subject: &str,
+        reply_to: Option<&str>,
+        headers: Option<&Headers>,
+        payload: &[u8],
+    ) -> Result<(), NatsError> {
+        self.publish_inner(subject, reply_to, headers, payload)
+    }
+
     /// Answers a received request (a message with a reply subject); an error if it has none.
     pub fn respond(&self, request: &Msg, payload: impl AsRef<[u8]>) -> Result<(), NatsError> {
         match &request.reply_to {
