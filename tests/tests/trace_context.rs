@@ -31,7 +31,7 @@ impl Hop {
         let theirs = Hop::get_or_start(next)
             .map_err(|err| err.to_string())
             .and_then(|hop| hop.here().map_err(|err| err.to_string()));
-        (self.here(), theirs.unwrap_or_else(|err| Some(err)))
+        (self.here(), theirs.unwrap_or_else(Some))
     }
 }
 
