@@ -81,6 +81,7 @@ pub mod schema;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod supervisor;
+pub mod trace;
 
 pub use error::{CallError, CallFailure, CallTarget, StartError};
 pub use key::{AgentKey, KeyError};

@@ -35,6 +35,7 @@ use serde_json::{Map, Value};
 use crate::error::{CallError, CallFailure, CallTarget};
 use crate::front_door::decode_reply;
 use crate::key::{key_text, AgentKey};
+use crate::trace::TraceParent;
 
 /// How long a call waits for its answer unless told otherwise (as the handles in Lunatic).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -163,6 +164,7 @@ pub struct KindClient<C> {
     client: Client,
     timeout: Duration,
     retries: u32,
+    trace: Option<TraceParent>,
     typed: PhantomData<fn() -> C>,
 }
 
@@ -173,6 +175,7 @@ impl<C: TypedClient> KindClient<C> {
             client: client.clone(),
             timeout: client.timeout,
             retries: 0,
+            trace: None,
             typed: PhantomData,
         }
     }
@@ -195,6 +198,15 @@ impl<C: TypedClient> KindClient<C> {
         self
     }
 
+    /// The calls of the clients made from here carry `trace` (W3C `traceparent`: the caller's
+    /// span, such as the current OpenTelemetry span's context, or [`TraceParent::new_root`]):
+    /// each handler runs as a span of that trace, and its own calls carry it on (see
+    /// [`crate::trace`]).
+    pub fn trace(mut self, trace: TraceParent) -> KindClient<C> {
+        self.trace = Some(trace);
+        self
+    }
+
     /// The client of the agent with this key (started on its node by the first call if it is
     /// not running). An invalid key is reported by each call, as
     /// [`CallFailure::InvalidKey`].
@@ -206,6 +218,7 @@ impl<C: TypedClient> KindClient<C> {
             key: key_text(C::KIND, &key).map_err(|err| (key.to_key_string(), err.to_string())),
             timeout: self.timeout,
             retries: self.retries,
+            trace: self.trace,
         })
     }
 }
@@ -216,6 +229,7 @@ impl<C> Clone for KindClient<C> {
             client: self.client.clone(),
             timeout: self.timeout,
             retries: self.retries,
+            trace: self.trace,
             typed: PhantomData,
         }
     }
@@ -242,6 +256,7 @@ pub struct AgentClient {
     key: Result<String, (String, String)>,
     timeout: Duration,
     retries: u32,
+    trace: Option<TraceParent>,
 }
 
 /// A handler's arguments, as the JSON object the front door takes.
@@ -337,6 +352,9 @@ impl AgentClient {
         if let Some(id) = id {
             headers.insert(crate::request_id::HEADER, id);
         }
+        if let Some(trace) = self.trace {
+            headers.insert(crate::trace::HEADER, trace.to_string().as_str());
+        }
         let mut pause = Duration::from_millis(50);
         let mut attempt = 0;
         let answer = loop {
@@ -386,14 +404,21 @@ impl AgentClient {
     /// on its way to the NATS server; nothing confirms that an agent got it.
     pub async fn publish(&self, handler: &'static str, args: Args) -> Result<(), CallError> {
         let (subject, payload) = self.prepare(handler, args)?;
-        self.client
-            .nats
-            .publish(subject, payload.into())
-            .await
-            .map_err(|err| CallError {
-                target: self.target(handler),
-                reason: CallFailure::Unavailable(format!("NATS: {err}")),
-            })
+        let published = match self.trace {
+            Some(trace) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(crate::trace::HEADER, trace.to_string().as_str());
+                self.client
+                    .nats
+                    .publish_with_headers(subject, headers, payload.into())
+                    .await
+            }
+            None => self.client.nats.publish(subject, payload.into()).await,
+        };
+        published.map_err(|err| CallError {
+            target: self.target(handler),
+            reason: CallFailure::Unavailable(format!("NATS: {err}")),
+        })
     }
 }
 

@@ -82,7 +82,18 @@ fn request<A: Agent>(
     timeout: Duration,
     node: &str,
 ) -> Result<Vec<u8>, CallFailure> {
-    match client()?.request(subject, payload, timeout) {
+    // The calling handler's trace goes on to the owner (see `trace`).
+    let sent = match crate::trace::current() {
+        Some(trace) => {
+            let mut headers = crate::nats::Headers::new();
+            headers
+                .insert(crate::trace::HEADER, trace.to_string())
+                .map_err(|err| CallFailure::Unsendable(err.to_string()))?;
+            client()?.request_with_headers(subject, &headers, payload, timeout)
+        }
+        None => client()?.request(subject, payload, timeout),
+    };
+    match sent {
         Ok(reply) => Ok(reply.payload),
         Err(NatsError::NoResponders { .. }) => Err(CallFailure::NoResponders(format!(
             "nobody serves {subject}: its node has stopped serving"

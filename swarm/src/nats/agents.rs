@@ -68,6 +68,7 @@ use crate::runtime::handle::{AgentHandle, Control, Launcher, DEFAULT_TIMEOUT};
 use crate::runtime::host;
 use crate::runtime::mailbox::{cast, reply_slot, take_queued, wait_for, ReplyTo};
 use crate::runtime::process::{spawn, spawn_linked};
+use crate::trace::{self, TraceParent};
 
 /// The worker processes serving one agent kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +315,16 @@ pub(crate) fn run_worker<A: Agent>((client, subject, queue, prefix, ready, role)
                 // for that answer, so that `applied: null` is left for a handler still running.
                 let mut reply_to = ReplyTo::json_to(host::Pid::local(responder), tag)
                     .expiring_after(DEFAULT_TIMEOUT);
+                // The caller's trace continues in the agent (an invalid one is ignored, as W3C
+                // says).
+                if let Some(trace) = message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get_ignore_ascii_case(trace::HEADER))
+                    .and_then(TraceParent::parse)
+                {
+                    reply_to = reply_to.with_trace(trace);
+                }
                 match request_digest(message.headers.as_ref(), name) {
                     Ok(None) => {}
                     Ok(Some(digest)) => reply_to = reply_to.with_request(digest),

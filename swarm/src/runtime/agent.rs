@@ -500,6 +500,13 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         return;
     }
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
+    // The handler's own span in its caller's trace, which its calls carry on.
+    crate::trace::set_current(
+        envelope
+            .reply_to
+            .and_then(|reply_to| reply_to.trace())
+            .map(|trace| trace.child()),
+    );
     // A kind with a time budget: the registrar stops this agent if the message is not over in
     // time (a timer, cancelled once it is).
     let budget = A::MESSAGE_BUDGET
@@ -509,6 +516,7 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         host::cancel_timer(timer);
     }
     CURRENT_REPLY.with(|slot| slot.set(None));
+    crate::trace::set_current(None);
 }
 
 /// The bytes of memory this process holds (its Wasm linear memory; it never shrinks).

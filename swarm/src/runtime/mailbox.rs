@@ -121,6 +121,8 @@ pub struct ReplyTo {
     /// The call's request id (see `request_id`), when its caller named it: an agent that
     /// applied a call with this id already answers that call's answer instead of running it.
     request: Option<crate::request_id::RequestDigest>,
+    /// The caller's trace context (see `trace`): the handler's span continues its trace.
+    trace: Option<crate::trace::TraceParent>,
 }
 
 impl ReplyTo {
@@ -135,6 +137,7 @@ impl ReplyTo {
             json: true,
             expires_at_ms: None,
             request: None,
+            trace: None,
         }
     }
 
@@ -143,6 +146,18 @@ impl ReplyTo {
     pub(crate) fn with_request(mut self, digest: crate::request_id::RequestDigest) -> ReplyTo {
         self.request = Some(digest);
         self
+    }
+
+    /// The same address, for a call in the trace `trace`.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the NATS front door's
+    pub(crate) fn with_trace(mut self, trace: crate::trace::TraceParent) -> ReplyTo {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// The caller's trace context, if it sent one.
+    pub(crate) fn trace(&self) -> Option<crate::trace::TraceParent> {
+        self.trace
     }
 
     /// The call's request id, if its caller named one.
@@ -245,6 +260,8 @@ where
             json: false,
             expires_at_ms: None,
             request: None,
+            // A call made while a handler runs continues the handler's trace.
+            trace: crate::trace::current(),
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
@@ -330,6 +347,7 @@ pub fn reply_slot() -> ReplyTo {
         json: false,
         expires_at_ms: None,
         request: None,
+        trace: None,
     }
 }
 
