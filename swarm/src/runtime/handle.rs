@@ -10,8 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::agent::{Agent, AgentArg, AgentState};
 use super::host::Pid;
 use super::mailbox::{
-    call, envelope_tag, process_exists, send_envelope, shutdown_abstract_process, Envelope,
-    ReplyTo, WaitError,
+    call, envelope_tag, process_exists, send_envelope, shutdown_abstract_process, wait_until_gone,
+    Envelope, ReplyTo, WaitError,
 };
 use super::{node, registry};
 use crate::error::{CallError, CallFailure, CallTarget, RemoteFailure, StartError};
@@ -482,11 +482,7 @@ impl<A: Agent> AgentRef<A> {
         // Ours, not Lunatic's `ProcessRef::shutdown`: an agent that dies while stopping is
         // noticed, not waited for until the timeout.
         shutdown_abstract_process(id, timeout)
-            .map_err(|_| self.error("shutdown", CallFailure::TimedOut(timeout)))?;
-        // The agent confirms just before its process ends: once this returns, `get_or_start`
-        // starts a new agent instead of finding this one.
-        wait_until_gone(id);
-        Ok(())
+            .map_err(|_| self.error("shutdown", CallFailure::TimedOut(timeout)))
     }
 
     fn kill(&self) {
@@ -546,14 +542,6 @@ impl Control {
         [Control::Alive, Control::Shutdown, Control::Kill]
             .into_iter()
             .find(|control| control.token() == token)
-    }
-}
-
-/// Waits (at most a second) until the process `id`, which is ending, is gone.
-fn wait_until_gone(id: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    while process_exists(id) && std::time::Instant::now() < deadline {
-        super::host::sleep(Duration::from_millis(1));
     }
 }
 

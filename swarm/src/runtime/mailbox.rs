@@ -431,8 +431,22 @@ pub fn shutdown_abstract_process(server: u64, timeout: Duration) -> Result<(), W
     .map_err(|err| WaitError::Unsendable(format!("the shutdown: {err}")))?;
     // Lunatic confirms with a bare `()` (not a `Result`).
     match wait::<()>(tag, server, Some(timeout), started, received) {
-        Ok(()) | Err(WaitError::ServerGone) => Ok(()),
+        Ok(()) | Err(WaitError::ServerGone) => {
+            // It confirms just before its process ends: once this returns, `get_or_start` (or a
+            // supervisor restarting its children) starts a new agent instead of finding, and
+            // adopting, the one that is going away.
+            wait_until_gone(server);
+            Ok(())
+        }
         Err(err) => Err(err),
+    }
+}
+
+/// Waits (at most a second) until the process `id`, which is ending, is gone.
+pub(crate) fn wait_until_gone(id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while process_exists(id) && Instant::now() < deadline {
+        host::sleep(Duration::from_millis(1));
     }
 }
 
