@@ -221,16 +221,16 @@ fn recover(dir: &Path) -> Result<(), StoreError> {
             Entry::Delete(key) => delete_record(dir, key, Durable::OnItsOwn)?,
         }
     }
-    eprintln!(
-        "swarm: file store {}: replayed {} journaled write(s){}",
-        dir.display(),
-        entries.len(),
-        if torn {
-            "; its last write was cut short by a crash (never acknowledged) and is dropped"
-        } else {
-            ""
-        }
-    );
+    // Replaying is the normal start (the journal is emptied at an open and every 8 MiB, not at
+    // each exit), so only a crash's trace is worth a line.
+    if torn {
+        eprintln!(
+            "swarm: file store {}: replayed {} journaled write(s); the last one was cut short by \
+             a crash (never acknowledged) and is dropped",
+            dir.display(),
+            entries.len()
+        );
+    }
     empty_journal(&path)
 }
 
