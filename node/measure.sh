@@ -6,7 +6,10 @@
 #     --node stock|tuned|PATH  stock = `lunatic run` (default), tuned = node/target/release/swarm-node,
 #                              PATH = any binary taking `run FILE.wasm ARGS` like `lunatic run`
 #     --timeout SECS           hard limit for the whole run (default 300)
-#     --max-rss-gib G          kill the node when its RSS passes G GiB (default 16)
+#     --max-rss-gib G          kill the node when its RSS passes G GiB (default 16; RSS counts every
+#                              agent's copy-on-write data image in full, so it overstates memory use)
+#     --min-available-gib G    kill the node when the machine's MemAvailable drops below G GiB
+#                              (default 3): the limit that keeps the host up, whatever RSS says
 #     --wasm FILE              the scale bench (default target/wasm32-wasip1/release/scale.wasm)
 #     --node-arg ARG           extra argument for the node before the .wasm (repeatable), e.g. --no-cwd
 #     --label TEXT             tag printed on the summary line
@@ -14,7 +17,7 @@
 # Build the bench first: cargo build --release -p swarm-benches --bin scale --target wasm32-wasip1
 # Output: the bench's lines, each SCALE line followed by a `SAMPLE` line
 # (agents, rss_kib, vm_gib, maps, threads, fds, pte_kib = page tables), `POINT` lines at
-# 1K/10K/50K/100K/150K agents, and a final `RESULT` line with per-agent numbers (RSS, PSS from
+# 1K/10K/50K/100K/150K/200K/300K agents, and a final `RESULT` line with per-agent numbers (RSS, PSS from
 # smaps_rollup at the top, page tables, maps) computed against the sample taken before the first
 # agent (main process only). `SCALE tick` lines (every 100 agents) are not echoed.
 # Reading /proc/<pid>/maps takes the node's mmap lock: past ~100K agents the sampling itself slows
@@ -25,6 +28,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 node=stock
 timeout_s=300
 max_rss_gib=16
+min_available_gib=3
 wasm="$root/target/wasm32-wasip1/release/scale.wasm"
 label=""
 node_args=()
@@ -33,10 +37,11 @@ while [ $# -gt 0 ]; do
     --node) node="$2"; shift 2 ;;
     --timeout) timeout_s="$2"; shift 2 ;;
     --max-rss-gib) max_rss_gib="$2"; shift 2 ;;
+    --min-available-gib) min_available_gib="$2"; shift 2 ;;
     --wasm) wasm="$2"; shift 2 ;;
     --label) label="$2"; shift 2 ;;
     --node-arg) node_args+=("$2"); shift 2 ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -54,6 +59,7 @@ esac
 # RUST_BACKTRACE=1 alone makes Lunatic ~20x slower; benchmarks run without the capture.
 export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 max_rss_kib=$((max_rss_gib * 1024 * 1024))
+min_available_kib=$((min_available_gib * 1024 * 1024))
 log="$(mktemp /tmp/scale.XXXXXX.log)"
 
 echo "MEASURE node=$bin ${node_args[*]-} wasm=$wasm n=$n batch=$batch timeout=${timeout_s}s max_rss=${max_rss_gib}GiB" \
@@ -99,6 +105,12 @@ while :; do
       kill -KILL "$pid" 2>/dev/null || true
       killed="rss"
     fi
+    available="$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)"
+    if [ "$killed" = "" ] && [ "${available:-0}" -lt "$min_available_kib" ]; then
+      echo "MEASURE killing the node: MemAvailable ${available} KiB < ${min_available_gib} GiB"
+      kill -KILL "$pid" 2>/dev/null || true
+      killed="memavailable"
+    fi
   fi
   total=$(wc -l <"$log")
   if [ "$total" -gt "$seen" ]; then
@@ -126,7 +138,7 @@ while :; do
             echo "SAMPLE agents=$agents rss_kib=$rss vm_gib=$((vm / 1024 / 1024)) maps=$maps threads=$thr fds=$fds pte_kib=$pte"
             rate=""; [[ "$line" =~ rate=([0-9]+) ]] && rate="${BASH_REMATCH[1]}"
             case "$line" in "SCALE batch"*)
-              case "$agents" in 1000|10000|50000|100000|150000)
+              case "$agents" in 1000|10000|50000|100000|150000|200000|300000)
                 awk -v a="$rss" -v b="$base_rss" -v m="$maps" -v bm="$base_maps" -v n="$agents" -v r="$rate" \
                   'BEGIN{printf "POINT agents=%d kib_per_agent=%.1f maps_per_agent=%.2f batch_rate=%s/s\n", n, (a-b)/n, (m-bm)/n, r}' ;;
               esac ;;
