@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Fields, Ident, ItemStruct, Type};
 
-use crate::attr::{self, Marker, Strategy};
+use crate::attr::{self, Marker, Persistence};
 use crate::case;
 use crate::ctxt::Ctxt;
 
@@ -54,7 +54,7 @@ pub(crate) struct AgentStruct {
     /// `mailbox = N`: the bound, and the literal's span.
     pub(crate) mailbox: Option<(u64, Span)>,
     /// `persistence = ".."`: the strategy, and the literal's span.
-    pub(crate) persistence: Option<(Strategy, Span)>,
+    pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = ".."`: milliseconds, and the literal's span.
     pub(crate) save_every: Option<(u64, Span)>,
     /// An option did not parse, and those after it were not read (see `attr::StructOptions`).

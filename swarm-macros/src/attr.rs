@@ -21,7 +21,7 @@ pub(crate) struct StructOptions {
     /// `mailbox = 1000`, with the literal's span for errors.
     pub(crate) mailbox: Option<(u64, Span)>,
     /// `persistence = "write_behind"`, with the literal's span for errors.
-    pub(crate) persistence: Option<(Strategy, Span)>,
+    pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = "200ms"`, in milliseconds, with the literal's span for errors.
     pub(crate) save_every: Option<(u64, Span)>,
     /// Set when an option did not parse: the ones after it were not read, so a check that an
@@ -31,21 +31,21 @@ pub(crate) struct StructOptions {
 
 /// A persistence strategy, as `persistence = ".."` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Strategy {
+pub(crate) enum Persistence {
     /// `"write_through"`: saved before the reply (the default).
     WriteThrough,
     /// `"write_behind"`: answered first, saved every `save_every`.
     WriteBehind,
 }
 
-impl Strategy {
-    const ALL: [(&'static str, Strategy); 2] = [
-        ("write_through", Strategy::WriteThrough),
-        ("write_behind", Strategy::WriteBehind),
+impl Persistence {
+    const ALL: [(&'static str, Persistence); 2] = [
+        ("write_through", Persistence::WriteThrough),
+        ("write_behind", Persistence::WriteBehind),
     ];
 
-    fn parse(text: &str) -> Result<Strategy, String> {
-        Strategy::ALL
+    fn parse(text: &str) -> Result<Persistence, String> {
+        Persistence::ALL
             .iter()
             .find(|(name, _)| *name == text)
             .map(|(_, strategy)| *strategy)
@@ -88,7 +88,7 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             if options.persistence.is_some() {
                 return Err(meta.error("`persistence` is given twice"));
             }
-            let strategy = Strategy::parse(&value.value())
+            let strategy = Persistence::parse(&value.value())
                 .map_err(|why| syn::Error::new(value.span(), why))?;
             options.persistence = Some((strategy, value.span()));
             Ok(())
@@ -266,12 +266,12 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
 
 #[cfg(test)]
 mod tests {
-    use super::{duration_millis, size_bytes, Strategy};
+    use super::{duration_millis, size_bytes, Persistence};
 
     #[test]
-    fn strategies_are_named_exactly() {
-        assert_eq!(Strategy::parse("write_through"), Ok(Strategy::WriteThrough));
-        assert_eq!(Strategy::parse("write_behind"), Ok(Strategy::WriteBehind));
+    fn persistence_strategies_are_named_exactly() {
+        assert_eq!(Persistence::parse("write_through"), Ok(Persistence::WriteThrough));
+        assert_eq!(Persistence::parse("write_behind"), Ok(Persistence::WriteBehind));
         for bad in [
             "",
             "write-behind",
@@ -279,7 +279,7 @@ mod tests {
             "write_behind ",
             "batched",
         ] {
-            let err = Strategy::parse(bad).unwrap_err();
+            let err = Persistence::parse(bad).unwrap_err();
             assert!(err.contains("\"write_behind\""), "{bad:?}: {err}");
         }
     }

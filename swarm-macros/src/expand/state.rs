@@ -39,7 +39,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     };
 
     let persistence = match (model.persistence, model.save_every) {
-        (Some((crate::attr::Strategy::WriteBehind, _)), Some((every, _))) => quote!(
+        (Some((crate::attr::Persistence::WriteBehind, _)), Some((every, _))) => quote!(
             #p::Persistence::WriteBehind { every: #p::Duration::from_millis(#every) }
         ),
         // Write-through, also the stand-in for a write-behind without `save_every` (an error).
@@ -132,7 +132,9 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let supervisable = if keyed {
         quote! {
             #[automatically_derived]
-            impl #p::supervisor::SupervisableKeyed for #agent {}
+            impl #p::supervisor::SupervisableKeyed for #agent {
+                type ChildKey = #key_ty;
+            }
         }
     } else {
         quote! {

@@ -381,3 +381,190 @@ fn an_impl_block_takes_only_the_schema_option() {
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("takes only `schema`"), "{refused:?}");
 }
+
+/// The docs of `#[agent]` and `supervisor!` (in `lib.rs`) each show a small example and,
+/// condensed, the code it expands to. The example is expanded here, and every item of its real
+/// expansion (types, trait impls with their functions, constants and types, inherent functions)
+/// must be named in the condensed one: the docs cannot fall behind the macros unnoticed.
+#[test]
+fn the_docs_name_every_item_their_example_expands_to() {
+    let lib = include_str!("../lib.rs");
+    for (macro_fn, lead) in [
+        ("pub fn agent(", "A smaller agent, and what it expands to:"),
+        ("pub fn supervisor(", "A smaller one, and what it expands to:"),
+    ] {
+        let docs = docs_of(lib, macro_fn);
+        let after = &docs[docs.find(lead).expect("the example's lead-in")..];
+        // The example, then the blocks of its expansion.
+        let blocks = code_blocks(after);
+        let (example, condensed) = (&blocks[0], blocks[1..].join("\n"));
+        let file: syn::File = syn::parse_str(example).expect("the example parses");
+        let mut expanded = TokenStream::new();
+        for mut item in file.items {
+            let tokens = match &mut item {
+                syn::Item::Macro(call) if call.mac.path.is_ident("supervisor") => {
+                    super::supervisor(call.mac.tokens.clone())
+                }
+                syn::Item::Struct(syn::ItemStruct { attrs, .. })
+                | syn::Item::Impl(syn::ItemImpl { attrs, .. }) => {
+                    let at = attrs
+                        .iter()
+                        .position(|attr| attr.path().is_ident("agent"))
+                        .expect("the example's items are #[agent]s");
+                    let args = match &attrs.remove(at).meta {
+                        syn::Meta::List(list) => list.tokens.clone(),
+                        _ => TokenStream::new(),
+                    };
+                    super::agent(args, quote!(#item))
+                }
+                _ => panic!("unexpected item in the example of {macro_fn}"),
+            };
+            assert!(!tokens.to_string().contains("compile_error"), "{tokens}");
+            expanded.extend(tokens);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        item_names(
+            syn::parse2::<syn::File>(expanded).expect("the expansion parses").items,
+            &mut names,
+        );
+        let missing: Vec<_> = names
+            .iter()
+            .filter(|name| !mentions(&condensed, name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the condensed expansion in the docs of `{macro_fn}..)` does not name {missing:?}; \
+             update it in lib.rs"
+        );
+    }
+}
+
+/// The doc comment (`///` lines, unprefixed) right above the line that starts with `item`.
+fn docs_of(source: &str, item: &str) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| line.starts_with(item))
+        .expect("the item");
+    let mut docs = Vec::new();
+    for line in lines[..at].iter().rev() {
+        let line = line.trim_start();
+        if let Some(text) = line.strip_prefix("///") {
+            docs.push(text.strip_prefix(' ').unwrap_or(text));
+        } else if !line.starts_with("#[") {
+            break;
+        }
+    }
+    docs.reverse();
+    docs.join("\n")
+}
+
+/// The fenced code blocks of `markdown`, in order.
+fn code_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start().starts_with("```")) {
+            (None, true) => current = Some(Vec::new()),
+            (Some(block), true) => {
+                blocks.push(block.join("\n"));
+                current = None;
+            }
+            (Some(block), false) => block.push(line),
+            (None, false) => {}
+        }
+    }
+    blocks
+}
+
+/// The names a reader of an expansion looks for: every type, trait implemented, function,
+/// constant and associated type, inside `const _` scopes and the native client's macro calls
+/// too. Of the std and serde traits implemented as a derive would, only the trait.
+fn item_names(items: Vec<syn::Item>, names: &mut std::collections::BTreeSet<String>) {
+    use syn::{ImplItem, Item};
+    let derived = ["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"];
+    for item in items {
+        match item {
+            Item::Struct(item) => {
+                names.insert(item.ident.to_string());
+            }
+            Item::Enum(item) => {
+                names.insert(item.ident.to_string());
+                names.extend(item.variants.iter().map(|v| v.ident.to_string()));
+            }
+            Item::Type(item) => {
+                names.insert(item.ident.to_string());
+            }
+            Item::Impl(item) => {
+                let trait_name = item.trait_.as_ref().map(|(_, path, _)| {
+                    let last = path.segments.last().expect("a trait path");
+                    last.ident.to_string()
+                });
+                if let Some(name) = &trait_name {
+                    names.insert(name.clone());
+                    if derived.contains(&name.as_str()) {
+                        continue;
+                    }
+                }
+                for member in item.items {
+                    match member {
+                        ImplItem::Fn(f) => names.insert(f.sig.ident.to_string()),
+                        ImplItem::Const(c) => names.insert(c.ident.to_string()),
+                        ImplItem::Type(t) => names.insert(t.ident.to_string()),
+                        _ => false,
+                    };
+                }
+            }
+            Item::Const(item) => {
+                if let syn::Expr::Block(block) = *item.expr {
+                    let inner = block.block.stmts.into_iter().filter_map(|stmt| match stmt {
+                        syn::Stmt::Item(item) => Some(item),
+                        _ => None,
+                    });
+                    item_names(inner.collect(), names);
+                }
+            }
+            Item::Macro(call) => {
+                let name = call.mac.path.segments.last().expect("a macro path");
+                names.insert(name.ident.to_string());
+                let file: syn::File = syn::parse2(call.mac.tokens).expect("items");
+                item_names(file.items, names);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether `text` has `word` as a whole word.
+fn mentions(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// A rejected impl block leaves out the handlers it reported for their name (a second `add`, a
+/// handler named like the generated `start`): kept, each would be rustc's "duplicate
+/// definitions" error after ours. The first `add` and the other methods stay.
+#[test]
+fn a_rejected_impl_block_leaves_out_the_handlers_whose_name_clashes() {
+    let item = quote! {
+        impl Worker {
+            #[handler]
+            pub fn add(&mut self, n: u64) {}
+            #[handler]
+            pub fn add(&mut self, n: u32) {}
+            #[handler]
+            pub fn start(&mut self) {}
+            fn helper(&self) {}
+        }
+    };
+    assert_eq!(errors(TokenStream::new(), item.clone()).len(), 2);
+    let expanded = super::agent(TokenStream::new(), item).to_string();
+    assert_eq!(expanded.matches("fn add").count(), 1, "{expanded}");
+    assert!(expanded.contains("n : u64"), "{expanded}");
+    assert!(!expanded.contains("fn start"), "{expanded}");
+    assert!(expanded.contains("fn helper"), "{expanded}");
+}

@@ -157,11 +157,17 @@ pub trait Poolable: Agent + AgentState<Key = ()> {}
     note = "`name: Agent(key)` is for agents with a #[key]; use `name: Agent` for agents without one"
 )]
 pub trait SupervisableKeyed: AgentState {
+    /// The agent's key type (its `AgentState::Key`), named by this trait as well: the key a
+    /// `supervisor!` gives is converted to this type, so a child that is not a keyed agent is
+    /// one error (this trait missing), not a second one about its key.
+    type ChildKey: Into<<Self as AgentState>::Key>;
+
     /// The child spec for the agent with `key`, named `name`.
-    fn child_spec(name: &str, key: impl Into<Self::Key>) -> ChildSpec
+    fn child_spec(name: &str, key: impl Into<Self::ChildKey>) -> ChildSpec
     where
         Self: Agent,
     {
+        let key: <Self as AgentState>::Key = key.into().into();
         // An invalid key fails the supervisor's start with this child's error, like any child
         // that cannot start.
         ChildSpec::agent::<Self>(name, key).unwrap_or_else(|err| ChildSpec {
