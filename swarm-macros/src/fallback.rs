@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{ItemImpl, ItemStruct};
+use syn::ItemImpl;
 
 use crate::agent_impl::AgentImpl;
 use crate::agent_struct::AgentStruct;
@@ -24,18 +24,15 @@ pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream
     quote!(#item #errors)
 }
 
-/// A rejected `#[agent]` struct: generated as it stands when it has a model and is not generic
-/// (a generic struct cannot implement the agent traits for one concrete type).
-pub(crate) fn agent_struct(
-    model: Result<AgentStruct, Box<ItemStruct>>,
-    error: syn::Error,
-) -> TokenStream {
-    match model {
-        Ok(model) if model.item.generics.params.is_empty() => {
-            with_errors(expand::agent_struct(&model), error)
-        }
-        Ok(model) => with_errors(model.item, error),
-        Err(item) => with_errors(item, error),
+/// A rejected `#[agent]` struct: generated as it stands unless it is generic (a generic struct
+/// cannot implement the agent traits for one concrete type), so that its impl block and the code
+/// that starts it still resolve. A tuple or unit struct stands in as an agent without fields
+/// whose `from_key` is never built.
+pub(crate) fn agent_struct(model: AgentStruct, error: syn::Error) -> TokenStream {
+    if model.item.generics.params.is_empty() {
+        with_errors(expand::agent_struct(&model), error)
+    } else {
+        with_errors(model.item, error)
     }
 }
 

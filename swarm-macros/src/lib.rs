@@ -149,13 +149,17 @@ use proc_macro::TokenStream;
 /// };
 ///
 /// impl Counter {
-///     pub fn get_or_start(key: impl __private::Into<String>)
-///         -> __private::Result<<Self as __private::AgentBehavior>::Handle, __private::StartError> {
-///         __private::Launcher::<Self>::default().get_or_start(key)
+///     // Through `keyed::<Self>()`, bounded on the impl block's `Agent` impl: without that impl
+///     // block, one error (not one per function).
+///     pub fn get_or_start(key: impl __private::Into<String>) -> __private::Result<CounterRef, __private::StartError> {
+///         (__private::keyed::<Self>().get_or_start)(__private::Into::into(key))
 ///     }
-///     pub fn lookup(key: impl __private::Into<String>) -> __private::Option<CounterRef> { .. }
+///     pub fn lookup(key: impl __private::Into<String>) -> __private::Option<CounterRef> {
+///         (__private::keyed::<Self>().lookup)(__private::Into::into(key))
+///     }
 ///     pub fn launcher() -> __private::Launcher<Self> { __private::Launcher::default() }
-///     // An agent without a #[key] has `start()` instead of these three.
+///     // An agent without a #[key] has `start()` instead of get_or_start and lookup, and
+///     // implements `Poolable` and `Supervisable` instead of `SupervisableKeyed`.
 /// }
 ///
 /// // From the impl block: the block as written, the message enum, the process, the handle's

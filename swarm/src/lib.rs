@@ -60,6 +60,9 @@ pub mod client;
 #[cfg(feature = "nats")]
 pub mod cluster;
 pub mod error;
+// The functions `#[agent]` generates on a struct call these (through `__private`).
+#[cfg(target_arch = "wasm32")]
+mod generated;
 // Read by the cluster's handles (Lunatic, `nats`) and the native clients (`client`); the unit
 // tests of a plain native build check it too.
 #[cfg_attr(
@@ -128,6 +131,8 @@ pub mod __private {
         init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
         IntoHookResult, Persistence,
     };
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::generated::{keyed, unkeyed};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]

@@ -35,12 +35,10 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => {
             let model = agent_struct::parse(&mut cx, args, item);
-            if let Ok(model) = &model {
-                valid::agent_struct::check(&mut cx, model);
-            }
-            match (cx.check(), model) {
-                (Ok(()), Ok(model)) => agent_struct(&model),
-                (result, model) => fallback::agent_struct(model, error_of(result)),
+            valid::agent_struct::check(&mut cx, &model);
+            match cx.check() {
+                Ok(()) => agent_struct(&model),
+                Err(error) => fallback::agent_struct(model, error),
             }
         }
         Ok(Item::Impl(item)) => {

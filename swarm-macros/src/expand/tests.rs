@@ -66,8 +66,7 @@ fn agent_impl_expansion() {
 fn native_client_expansion() {
     let mut cx = crate::ctxt::Ctxt::default();
     let (args, item) = chat_room_struct();
-    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap())
-        .unwrap_or_else(|_| panic!("the struct parses"));
+    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap());
     let handlers = crate::agent_impl::parse(
         &mut cx,
         TokenStream::new(),
@@ -567,4 +566,17 @@ fn a_rejected_impl_block_leaves_out_the_handlers_whose_name_clashes() {
     assert!(expanded.contains("n : u64"), "{expanded}");
     assert!(!expanded.contains("fn start"), "{expanded}");
     assert!(expanded.contains("fn helper"), "{expanded}");
+}
+
+/// A tuple struct is one error, and still stands in as an agent without fields (its handle, its
+/// `AgentState` with a `from_key` that is never built), so that its impl block resolves.
+#[test]
+fn a_tuple_struct_stands_in_as_an_agent_without_fields() {
+    let expanded = super::agent(TokenStream::new(), quote!(pub struct Counter(String, u64);));
+    let text = expanded.to_string();
+    assert_eq!(text.matches("compile_error").count(), 1, "{text}");
+    assert!(text.contains("pub struct Counter (String , u64) ;"), "{text}");
+    assert!(text.contains("pub struct CounterRef"), "{text}");
+    assert!(text.contains("AgentState for Counter"), "{text}");
+    assert!(text.contains("unreachable"), "{text}");
 }

@@ -61,7 +61,7 @@ impl ChildSpec {
     }
 
     /// `size` agents of a kind without a `#[key]`, reached through one [`super::PoolRef`].
-    pub fn pool<A: Poolable>(name: &str, size: usize) -> Self {
+    pub fn pool<A: Poolable + Agent>(name: &str, size: usize) -> Self {
         ChildSpec {
             name: name.to_owned(),
             restart: Restart::Permanent,
@@ -148,7 +148,10 @@ pub trait Supervisable {
     label = "not an agent without a key",
     note = "members of a pool are interchangeable, so they have no key; supervise keyed agents one by one as `name: Agent(key)`"
 )]
-pub trait Poolable: Agent + AgentState<Key = ()> {}
+// Not `Agent` as a supertrait: `#[agent]` on the struct implements this, and a struct whose
+// `#[agent]` impl block is missing is reported once, by the generated functions (see
+// `generated.rs`), not a second time here.
+pub trait Poolable: AgentState<Key = ()> {}
 
 /// A type the `supervisor!` macro can use as a child with a key: an agent with a `#[key]`.
 #[diagnostic::on_unimplemented(
