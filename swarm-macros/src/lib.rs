@@ -11,9 +11,11 @@
 //! (`fallback`: one mistake, one error).
 //!
 //! The examples below are not compiled here: agents exist only inside Lunatic (wasm32-wasip1),
-//! and a proc-macro crate's doc tests run natively. `swarm`'s crate docs compile and run the same
-//! example for wasm32-wasip1, the ui tests (`ui-tests/`) build agents for it, and the exact
-//! expansions are snapshot-tested (`src/expand/snapshots/`).
+//! and a proc-macro crate's doc tests run natively. `swarm`'s crate docs compile the same
+//! `Counter` agent and `Counters` supervisor for wasm32-wasip1 (`cargo test -p swarm --doc
+//! --target wasm32-wasip1`), the ui tests (`ui-tests/`) build agents for it, the exact expansions
+//! are snapshot-tested (`src/expand/snapshots/`), and a unit test checks that each condensed
+//! expansion below names every item of the real one.
 
 #![warn(missing_docs)]
 
