@@ -102,10 +102,11 @@ use proc_macro::TokenStream;
 /// <code>__private::</code>, serde plumbing and doc comments left out; the exact one is
 /// snapshot-tested)</summary>
 ///
-/// Inside Lunatic (`#[cfg(target_arch = "wasm32")]` on each item):
+/// Inside Lunatic (`#[cfg(target_arch = "wasm32")]` on each item but the struct itself):
 ///
 /// ```ignore
-/// // From the struct: the struct as written (markers removed), the handle, the state side.
+/// // From the struct: the struct as written (markers removed; on every target), the handle, the
+/// // state side.
 /// pub struct Counter { name: String, total: u64 }
 ///
 /// /// A handle to a running [`Counter`]: one method per `#[handler]`.
