@@ -57,7 +57,7 @@ pub(crate) struct AgentStruct {
     pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = ".."`: milliseconds, and the literal's span.
     pub(crate) save_every: Option<(u64, Span)>,
-    /// An option did not parse, and those after it were not read (see `attr::StructOptions`).
+    /// An option was refused, so the model lacks its value (see `attr::StructOptions`).
     pub(crate) options_incomplete: bool,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,

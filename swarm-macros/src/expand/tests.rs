@@ -177,6 +177,51 @@ fn kind_option_is_validated() {
     ]);
 }
 
+/// Each refused option is reported and the options after it are still read; a check that one
+/// option needs another is not made when the other was refused (it would be a second error for
+/// one mistake).
+#[test]
+fn every_option_mistake_is_reported_once() {
+    let item = quote!(
+        pub struct Tally {
+            #[key]
+            id: String,
+            #[persist]
+            n: u64,
+        }
+    );
+    let found = errors(
+        quote!(
+            kind = tally,
+            mailbox = "many",
+            colour = red,
+            passivate_after = "0s"
+        ),
+        item.clone(),
+    );
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found[0], "`kind` takes a string: `kind = \\\"tally\\\"`");
+    assert!(found[1].starts_with("`mailbox` is how many"), "{found:#?}");
+    assert!(
+        found[2].starts_with("unknown option `colour`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[3].starts_with("`passivate_after` cannot be zero"),
+        "{found:#?}"
+    );
+
+    let found = errors(
+        quote!(save_every = "200ms", persistence = "write_behin"),
+        item,
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("unknown persistence strategy"),
+        "{found:#?}"
+    );
+}
+
 #[test]
 fn handler_signature_mistakes() {
     let found = errors(
@@ -390,7 +435,10 @@ fn the_docs_name_every_item_their_example_expands_to() {
     let lib = include_str!("../lib.rs");
     for (macro_fn, lead) in [
         ("pub fn agent(", "A smaller agent, and what it expands to:"),
-        ("pub fn supervisor(", "A smaller one, and what it expands to:"),
+        (
+            "pub fn supervisor(",
+            "A smaller one, and what it expands to:",
+        ),
     ] {
         let docs = docs_of(lib, macro_fn);
         let after = &docs[docs.find(lead).expect("the example's lead-in")..];
@@ -423,7 +471,9 @@ fn the_docs_name_every_item_their_example_expands_to() {
         }
         let mut names = std::collections::BTreeSet::new();
         item_names(
-            syn::parse2::<syn::File>(expanded).expect("the expansion parses").items,
+            syn::parse2::<syn::File>(expanded)
+                .expect("the expansion parses")
+                .items,
             &mut names,
         );
         let missing: Vec<_> = names
@@ -572,10 +622,18 @@ fn a_rejected_impl_block_leaves_out_the_handlers_whose_name_clashes() {
 /// `AgentState` with a `from_key` that is never built), so that its impl block resolves.
 #[test]
 fn a_tuple_struct_stands_in_as_an_agent_without_fields() {
-    let expanded = super::agent(TokenStream::new(), quote!(pub struct Counter(String, u64);));
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote!(
+            pub struct Counter(String, u64);
+        ),
+    );
     let text = expanded.to_string();
     assert_eq!(text.matches("compile_error").count(), 1, "{text}");
-    assert!(text.contains("pub struct Counter (String , u64) ;"), "{text}");
+    assert!(
+        text.contains("pub struct Counter (String , u64) ;"),
+        "{text}"
+    );
     assert!(text.contains("pub struct CounterRef"), "{text}");
     assert!(text.contains("AgentState for Counter"), "{text}");
     assert!(text.contains("unreachable"), "{text}");

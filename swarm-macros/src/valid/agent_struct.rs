@@ -125,12 +125,16 @@ fn check_persistence(cx: &mut Ctxt, model: &AgentStruct) {
              such as \"200ms\", or use `persistence = \"write_through\"` to save before each \
              answer",
         )),
-        (Some((Persistence::WriteThrough, _)) | None, Some((_, span))) => cx.push(syn::Error::new(
+        (Some((Persistence::WriteThrough, _)) | None, Some((_, span)))
+            if !model.options_incomplete =>
+        {
+            cx.push(syn::Error::new(
             span,
             "`save_every` is the interval of `persistence = \"write_behind\"`; a write-through \
              agent (the default) saves before each answer. Add `persistence = \"write_behind\"` \
              or remove `save_every`",
-        )),
+            ))
+        }
         _ => {}
     }
     if let (Some((_, span)), false) = (model.persistence, persists) {
