@@ -39,6 +39,8 @@ pub(crate) struct Arg {
 /// One `#[handler]` method.
 pub(crate) struct Handler {
     pub(crate) method: Ident,
+    /// Where the method is among the block's items.
+    pub(crate) position: usize,
     /// Its message variant: the method name in CamelCase.
     pub(crate) variant: Ident,
     pub(crate) vis: Visibility,
@@ -108,7 +110,7 @@ pub(crate) fn parse(
     let mut handlers = Vec::new();
     let mut on_start = Vec::new();
     let mut on_stop = Vec::new();
-    for impl_item in item.items.iter_mut() {
+    for (position, impl_item) in item.items.iter_mut().enumerate() {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
@@ -120,7 +122,7 @@ pub(crate) fn parse(
             .iter()
             .find(|(m, _)| matches!(m, Marker::Handler | Marker::OnStart | Marker::OnStop));
         match role {
-            Some((Marker::Handler, _)) => handlers.push(parse_handler(method)),
+            Some((Marker::Handler, _)) => handlers.push(parse_handler(method, position)),
             Some((hook @ (Marker::OnStart | Marker::OnStop), attr)) => {
                 let hook_model = Hook {
                     method: method.sig.ident.clone(),
@@ -191,7 +193,7 @@ fn receiver(sig: &Signature) -> Receiver {
     }
 }
 
-fn parse_handler(method: &ImplItemFn) -> Handler {
+fn parse_handler(method: &ImplItemFn, position: usize) -> Handler {
     let sig = &method.sig;
     let args = sig
         .inputs
@@ -223,6 +225,7 @@ fn parse_handler(method: &ImplItemFn) -> Handler {
     };
     Handler {
         method: sig.ident.clone(),
+        position,
         variant: format_ident!(
             "{}",
             case::camel(&sig.ident.to_string()),

@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Fields, Ident, ItemStruct, Type};
 
-use crate::attr::{self, Marker, Strategy};
+use crate::attr::{self, Marker, Persistence};
 use crate::case;
 use crate::ctxt::Ctxt;
 
@@ -54,13 +54,17 @@ pub(crate) struct AgentStruct {
     /// `mailbox = N`: the bound, and the literal's span.
     pub(crate) mailbox: Option<(u64, Span)>,
     /// `persistence = ".."`: the strategy, and the literal's span.
-    pub(crate) persistence: Option<(Strategy, Span)>,
+    pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = ".."`: milliseconds, and the literal's span.
     pub(crate) save_every: Option<(u64, Span)>,
-    /// An option did not parse, and those after it were not read (see `attr::StructOptions`).
+    /// An option was refused, so the model lacks its value (see `attr::StructOptions`).
     pub(crate) options_incomplete: bool,
     /// Every named field in order, markers included.
     pub(crate) fields: Vec<StateField>,
+    /// False for a tuple or unit struct (an error already): it is modelled without fields, so
+    /// that the fallback can still stand in for the agent's state side, but it has no fields
+    /// #[key] and #[persist] could name, and no stand-in can build one.
+    pub(crate) named_fields: bool,
 }
 
 impl AgentStruct {
@@ -89,19 +93,16 @@ impl AgentStruct {
 
 /// Parses `#[agent(args)]` on `item` into a model, pushing what cannot be parsed to `cx`.
 ///
-/// `Err` carries the item (swarm's attributes removed) when its shape has no model: a tuple or
-/// unit struct, whose fields #[key] and #[persist] cannot name.
-pub(crate) fn parse(
-    cx: &mut Ctxt,
-    args: TokenStream,
-    mut item: ItemStruct,
-) -> Result<AgentStruct, Box<ItemStruct>> {
+/// A tuple or unit struct, whose fields #[key] and #[persist] cannot name, is an error here and
+/// a model without fields (see [`AgentStruct::named_fields`]).
+pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, mut item: ItemStruct) -> AgentStruct {
     let options = attr::parse_struct_options(cx, args);
     let kind = match options.kind {
         Some((kind, span)) => Kind::Given(kind, span),
         None => Kind::FromName(case::kebab(&item.ident.to_string())),
     };
 
+    let named_fields = matches!(item.fields, Fields::Named(_));
     let fields = match &mut item.fields {
         Fields::Named(named) => named
             .named
@@ -120,14 +121,14 @@ pub(crate) fn parse(
                 attr::take_markers(cx, &mut field.attrs);
             }
             cx.error_at(&item.ident, NEEDS_NAMED_FIELDS);
-            return Err(Box::new(item));
+            Vec::new()
         }
         Fields::Unit => {
             cx.error_at(&item.ident, NEEDS_NAMED_FIELDS);
-            return Err(Box::new(item));
+            Vec::new()
         }
     };
-    Ok(AgentStruct {
+    AgentStruct {
         item,
         kind,
         passivate_after: options.passivate_after,
@@ -138,7 +139,8 @@ pub(crate) fn parse(
         save_every: options.save_every,
         options_incomplete: options.incomplete,
         fields,
-    })
+        named_fields,
+    }
 }
 
 const NEEDS_NAMED_FIELDS: &str =

@@ -3,7 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
-use syn::{Attribute, LitStr, Meta};
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta};
 
 use crate::ctxt::Ctxt;
 
@@ -21,31 +21,32 @@ pub(crate) struct StructOptions {
     /// `mailbox = 1000`, with the literal's span for errors.
     pub(crate) mailbox: Option<(u64, Span)>,
     /// `persistence = "write_behind"`, with the literal's span for errors.
-    pub(crate) persistence: Option<(Strategy, Span)>,
+    pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = "200ms"`, in milliseconds, with the literal's span for errors.
     pub(crate) save_every: Option<(u64, Span)>,
-    /// Set when an option did not parse: the ones after it were not read, so a check that an
-    /// option is missing would report a mistake the user did not make.
+    /// Set when an option was refused (or a syntax error stopped the reading): its value is not
+    /// in the model, so a check that an option is missing, or that one needs another, would
+    /// report a mistake the user did not make.
     pub(crate) incomplete: bool,
 }
 
 /// A persistence strategy, as `persistence = ".."` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Strategy {
+pub(crate) enum Persistence {
     /// `"write_through"`: saved before the reply (the default).
     WriteThrough,
     /// `"write_behind"`: answered first, saved every `save_every`.
     WriteBehind,
 }
 
-impl Strategy {
-    const ALL: [(&'static str, Strategy); 2] = [
-        ("write_through", Strategy::WriteThrough),
-        ("write_behind", Strategy::WriteBehind),
+impl Persistence {
+    const ALL: [(&'static str, Persistence); 2] = [
+        ("write_through", Persistence::WriteThrough),
+        ("write_behind", Persistence::WriteBehind),
     ];
 
-    fn parse(text: &str) -> Result<Strategy, String> {
-        Strategy::ALL
+    fn parse(text: &str) -> Result<Persistence, String> {
+        Persistence::ALL
             .iter()
             .find(|(name, _)| *name == text)
             .map(|(_, strategy)| *strategy)
@@ -59,81 +60,140 @@ impl Strategy {
     }
 }
 
+/// The options of `#[agent(..)]` on a struct, for "unknown option" errors.
+const STRUCT_OPTIONS: &str = "`kind = \"...\"`, `passivate_after = \"30s\"`, \
+     `message_budget = \"2s\"`, `max_memory = \"64MiB\"`, `mailbox = 1000`, \
+     `persistence = \"write_behind\"` and `save_every = \"200ms\"`";
+
 /// Parses the options of `#[agent(..)]` on a struct.
+///
+/// Each option's value is read whole (as an expression) before it is checked, so that a mistake
+/// in one option leaves the next ones to read: every mistake is reported in one compile. Only a
+/// syntax error (a missing `=`, a stray token) stops the reading.
 pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOptions {
     let mut options = StructOptions::default();
+    let mut problems = Vec::new();
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("kind") {
-            let value: LitStr = meta.value()?.parse()?;
-            if options.kind.is_some() {
-                return Err(meta.error("`kind` is given twice"));
+        let name = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "this".into());
+        let durations = ["passivate_after", "message_budget", "save_every"];
+        let known = ["kind", "mailbox", "persistence", "max_memory"].contains(&name.as_str())
+            || durations.contains(&name.as_str());
+        if !known {
+            // At the name (made before the value is read, which the span would take in), then
+            // skip its value, if it has one, and go on with the next option.
+            problems.push(meta.error(format!(
+                "unknown option `{name}` for #[agent] on a struct; its options are {STRUCT_OPTIONS}"
+            )));
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<Expr>()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                meta.input.parse::<proc_macro2::TokenTree>()?;
             }
-            options.kind = Some((value.value(), value.span()));
-            Ok(())
-        } else if meta.path.is_ident("mailbox") {
-            let value: syn::LitInt = meta.value()?.parse()?;
-            if options.mailbox.is_some() {
-                return Err(meta.error("`mailbox` is given twice"));
-            }
-            let bound = value.base10_parse::<u64>().map_err(|_| {
-                syn::Error::new(
-                    value.span(),
-                    "`mailbox` is how many messages may wait, a whole number such as 1000",
-                )
-            })?;
-            options.mailbox = Some((bound, value.span()));
-            Ok(())
-        } else if meta.path.is_ident("persistence") {
-            let value: LitStr = meta.value()?.parse()?;
-            if options.persistence.is_some() {
-                return Err(meta.error("`persistence` is given twice"));
-            }
-            let strategy = Strategy::parse(&value.value())
-                .map_err(|why| syn::Error::new(value.span(), why))?;
-            options.persistence = Some((strategy, value.span()));
-            Ok(())
-        } else if let Some((name, slot, read)) = [
-            (
-                "passivate_after",
-                &mut options.passivate_after,
-                duration_millis as fn(&str) -> _,
-            ),
-            (
-                "message_budget",
-                &mut options.message_budget,
-                duration_millis,
-            ),
-            ("max_memory", &mut options.max_memory, size_bytes),
-            ("save_every", &mut options.save_every, duration_millis),
-        ]
-        .into_iter()
-        .find(|(name, _, _)| meta.path.is_ident(name))
-        {
-            let value: LitStr = meta.value()?.parse()?;
-            if slot.is_some() {
-                return Err(meta.error(format!("`{name}` is given twice")));
-            }
-            let amount = read(&value.value()).map_err(|why| syn::Error::new(value.span(), why))?;
-            *slot = Some((amount, value.span()));
-            Ok(())
-        } else {
-            let name = meta
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "this".into());
-            Err(meta.error(format!(
-                "unknown option `{name}` for #[agent] on a struct; its options are `kind = \"...\"`, \
-                 `passivate_after = \"30s\"`, `message_budget = \"2s\"`, `max_memory = \"64MiB\"`, \
-                 `mailbox = 1000`, `persistence = \"write_behind\"` and `save_every = \"200ms\"`"
-            )))
+            return Ok(());
         }
+        let value: Expr = meta.value()?.parse()?;
+        let given_twice = match name.as_str() {
+            "kind" => options.kind.is_some(),
+            "mailbox" => options.mailbox.is_some(),
+            "persistence" => options.persistence.is_some(),
+            "passivate_after" => options.passivate_after.is_some(),
+            "message_budget" => options.message_budget.is_some(),
+            "max_memory" => options.max_memory.is_some(),
+            _ => options.save_every.is_some(),
+        };
+        if given_twice {
+            problems.push(meta.error(format!("`{name}` is given twice")));
+            return Ok(());
+        }
+        if let Err(problem) = read_struct_option(&mut options, &name, &value) {
+            problems.push(problem);
+        }
+        Ok(())
     });
     if let Err(err) = parser.parse2(args) {
-        cx.push(err);
-        options.incomplete = true;
+        problems.push(err);
+    }
+    options.incomplete = !problems.is_empty();
+    for problem in problems {
+        cx.push(problem);
     }
     options
+}
+
+/// Reads the value of the struct option `name` (known, given once) into `options`.
+fn read_struct_option(options: &mut StructOptions, name: &str, value: &Expr) -> syn::Result<()> {
+    match name {
+        "kind" => {
+            let text = string(name, value, "\"chat-room\"")?;
+            options.kind = Some((text.value(), text.span()));
+        }
+        "mailbox" => {
+            let bound = match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(int), ..
+                }) => int.base10_parse::<u64>().ok().map(|n| (n, int.span())),
+                _ => None,
+            };
+            options.mailbox = Some(bound.ok_or_else(|| {
+                syn::Error::new_spanned(
+                    value,
+                    "`mailbox` is how many messages may wait, a whole number such as 1000",
+                )
+            })?);
+        }
+        "persistence" => {
+            let text = string(name, value, "\"write_behind\"")?;
+            let strategy = Persistence::parse(&text.value())
+                .map_err(|why| syn::Error::new(text.span(), why))?;
+            options.persistence = Some((strategy, text.span()));
+        }
+        "max_memory" => {
+            let text = string(name, value, "\"64MiB\"")?;
+            let bytes =
+                size_bytes(&text.value()).map_err(|why| syn::Error::new(text.span(), why))?;
+            options.max_memory = Some((bytes, text.span()));
+        }
+        _ => {
+            let text = string(name, value, "\"30s\"")?;
+            let millis =
+                duration_millis(&text.value()).map_err(|why| syn::Error::new(text.span(), why))?;
+            let slot = match name {
+                "passivate_after" => &mut options.passivate_after,
+                "message_budget" => &mut options.message_budget,
+                _ => &mut options.save_every,
+            };
+            *slot = Some((millis, text.span()));
+        }
+    }
+    Ok(())
+}
+
+/// The string literal an option takes, or an error at its value that shows how to write it (the
+/// user's own word in quotes when they left the quotes out).
+fn string(name: &str, value: &Expr, example: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => Ok(text.clone()),
+        other => {
+            let example = match other {
+                Expr::Path(path) => path
+                    .path
+                    .get_ident()
+                    .map_or_else(|| example.to_owned(), |word| format!("\"{word}\"")),
+                _ => example.to_owned(),
+            };
+            Err(syn::Error::new_spanned(
+                other,
+                format!("`{name}` takes a string: `{name} = {example}`"),
+            ))
+        }
+    }
 }
 
 /// The milliseconds of a duration written as a number and a unit: `"500ms"`, `"30s"`, `"5m"`,
@@ -266,12 +326,18 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
 
 #[cfg(test)]
 mod tests {
-    use super::{duration_millis, size_bytes, Strategy};
+    use super::{duration_millis, size_bytes, Persistence};
 
     #[test]
-    fn strategies_are_named_exactly() {
-        assert_eq!(Strategy::parse("write_through"), Ok(Strategy::WriteThrough));
-        assert_eq!(Strategy::parse("write_behind"), Ok(Strategy::WriteBehind));
+    fn persistence_strategies_are_named_exactly() {
+        assert_eq!(
+            Persistence::parse("write_through"),
+            Ok(Persistence::WriteThrough)
+        );
+        assert_eq!(
+            Persistence::parse("write_behind"),
+            Ok(Persistence::WriteBehind)
+        );
         for bad in [
             "",
             "write-behind",
@@ -279,7 +345,7 @@ mod tests {
             "write_behind ",
             "batched",
         ] {
-            let err = Strategy::parse(bad).unwrap_err();
+            let err = Persistence::parse(bad).unwrap_err();
             assert!(err.contains("\"write_behind\""), "{bad:?}: {err}");
         }
     }

@@ -6,14 +6,17 @@
 //! error instead of a cascade from every place that uses the item. Its bodies never run: the
 //! crate does not compile while the errors stand.
 
+use std::collections::HashSet;
+
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{ItemImpl, ItemStruct};
+use syn::ItemImpl;
 
 use crate::agent_impl::AgentImpl;
 use crate::agent_struct::AgentStruct;
 use crate::expand;
 use crate::supervisor_def::SupervisorDef;
+use crate::valid::agent_impl::AGENT_TYPE_FNS;
 
 /// The item as the user wrote it, followed by the errors.
 pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream {
@@ -21,30 +24,32 @@ pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream
     quote!(#item #errors)
 }
 
-/// A rejected `#[agent]` struct: generated as it stands when it has a model and is not generic
-/// (a generic struct cannot implement the agent traits for one concrete type).
-pub(crate) fn agent_struct(
-    model: Result<AgentStruct, Box<ItemStruct>>,
-    error: syn::Error,
-) -> TokenStream {
-    match model {
-        Ok(model) if model.item.generics.params.is_empty() => {
-            with_errors(expand::agent_struct(&model), error)
-        }
-        Ok(model) => with_errors(model.item, error),
-        Err(item) => with_errors(item, error),
+/// A rejected `#[agent]` struct: generated as it stands unless it is generic (a generic struct
+/// cannot implement the agent traits for one concrete type), so that its impl block and the code
+/// that starts it still resolve. A tuple or unit struct stands in as an agent without fields
+/// whose `from_key` is never built.
+pub(crate) fn agent_struct(model: AgentStruct, error: syn::Error) -> TokenStream {
+    if model.item.generics.params.is_empty() {
+        with_errors(expand::agent_struct(&model), error)
+    } else {
+        with_errors(model.item, error)
     }
 }
 
 /// A rejected `#[agent]` impl block: the block as written plus an agent without handlers or
 /// hooks (a rejected handler's signature cannot be dispatched). The stand-in's impls name no
 /// generics, so it also stands in for a generic impl block or a trait impl.
+///
+/// Handlers already reported for their name are left out of the block: a second handler of one
+/// name, and a handler named like a function the struct's `#[agent]` generates. Kept, each would
+/// be rustc's "duplicate definitions" error after ours, about the same method.
 pub(crate) fn agent_impl(
     model: Result<AgentImpl, Box<ItemImpl>>,
     error: syn::Error,
 ) -> TokenStream {
     match model {
         Ok(mut model) => {
+            drop_clashing_handlers(&mut model);
             model.handlers.clear();
             model.on_start.clear();
             model.on_stop.clear();
@@ -54,11 +59,33 @@ pub(crate) fn agent_impl(
     }
 }
 
+/// Removes from the block the handlers whose name `valid::agent_impl` rejected as a clash (see
+/// [`agent_impl`]); the first handler of a name stays.
+fn drop_clashing_handlers(model: &mut AgentImpl) {
+    let mut seen = HashSet::new();
+    let remove: HashSet<usize> = model
+        .handlers
+        .iter()
+        .filter(|handler| {
+            let name = handler.method.to_string();
+            let first = seen.insert(name.clone());
+            !first || AGENT_TYPE_FNS.contains(&name.as_str())
+        })
+        .map(|handler| handler.position)
+        .collect();
+    let mut position = 0;
+    model.item.items.retain(|_| {
+        let keep = !remove.contains(&position);
+        position += 1;
+        keep
+    });
+}
+
 /// A rejected `supervisor!`: the supervisor type and its handle with one method per child (the
 /// first of each name), so that a parent supervisor and the code that starts the tree still
 /// resolve; its `spec()` is never built.
 pub(crate) fn supervisor(def: &SupervisorDef, error: syn::Error) -> TokenStream {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let children = def
         .children
         .iter()

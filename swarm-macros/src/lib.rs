@@ -11,9 +11,11 @@
 //! (`fallback`: one mistake, one error).
 //!
 //! The examples below are not compiled here: agents exist only inside Lunatic (wasm32-wasip1),
-//! and a proc-macro crate's doc tests run natively. `swarm`'s crate docs compile and run the same
-//! example for wasm32-wasip1, the ui tests (`ui-tests/`) build agents for it, and the exact
-//! expansions are snapshot-tested (`src/expand/snapshots/`).
+//! and a proc-macro crate's doc tests run natively. `swarm`'s crate docs compile the same
+//! `Counter` agent and `Counters` supervisor for wasm32-wasip1 (`cargo test -p swarm --doc
+//! --target wasm32-wasip1`), the ui tests (`ui-tests/`) build agents for it, the exact expansions
+//! are snapshot-tested (`src/expand/snapshots/`), and a unit test checks that each condensed
+//! expansion below names every item of the real one.
 
 #![warn(missing_docs)]
 
@@ -97,29 +99,42 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// <details><summary>The expansion (condensed: <code>::swarm::__private::</code> written
-/// <code>__private::</code>, serde plumbing and doc comments left out)</summary>
+/// <code>__private::</code>, serde plumbing and doc comments left out; the exact one is
+/// snapshot-tested)</summary>
+///
+/// Inside Lunatic (`#[cfg(target_arch = "wasm32")]` on each item but the struct itself):
 ///
 /// ```ignore
-/// // From the struct: the struct as written (markers removed), the handle, the state side.
+/// // From the struct: the struct as written (markers removed; on every target), the handle, the
+/// // state side.
 /// pub struct Counter { name: String, total: u64 }
 ///
 /// /// A handle to a running [`Counter`]: one method per `#[handler]`.
 /// pub struct CounterRef { __swarm_raw: __private::AgentRef<Counter> }   // the struct's visibility
 ///
 /// #[automatically_derived]
-/// impl __private::supervisor::SupervisableKeyed for Counter {}         // `visits: Counter("visits")`
+/// impl __private::supervisor::SupervisableKeyed for Counter {          // `visits: Counter("visits")`
+///     type ChildKey = String;
+/// }
 ///
 /// const _: () = {
 ///     // The #[persist] fields as a record: written by reference, read field by field
 ///     // (a field missing from an older record keeps its `Default`).
 ///     struct __SwarmCounterPersistedRef<'a> { total: &'a u64, .. }
 ///     struct __SwarmCounterPersisted { #[serde(default)] total: __private::Option<u64> }
+///     // Serialize for the first (written out, by reference), Deserialize for the second (derived).
 ///
 ///     #[automatically_derived]
 ///     impl __private::AgentState for Counter {
 ///         const KIND: &'static str = "counter";
 ///         const KEYED: bool = true;
 ///         const PERSISTS: bool = true;
+///         // The struct's other options, `None` or the default when not given:
+///         const PASSIVATE_AFTER: __private::Option<__private::Duration> = __private::Option::None;
+///         const MESSAGE_BUDGET: __private::Option<__private::Duration> = __private::Option::None;
+///         const MAX_MEMORY: __private::Option<u64> = __private::Option::None;
+///         const MAILBOX: __private::Option<usize> = __private::Option::None;
+///         const PERSISTENCE: __private::Persistence = __private::Persistence::WriteThrough;
 ///         type Key = String;
 ///         fn from_key(key: String) -> Self {
 ///             Self { name: key, total: <u64 as __private::Default>::default() }
@@ -137,11 +152,17 @@ use proc_macro::TokenStream;
 /// };
 ///
 /// impl Counter {
+///     // Through `keyed::<Self>()`, bounded on the impl block's `Agent` impl: without that impl
+///     // block, one error (not one per function).
 ///     pub fn get_or_start(key: impl __private::Into<String>) -> __private::Result<CounterRef, __private::StartError> {
-///         __private::Launcher::<Self>::default().get_or_start(key)
+///         (__private::keyed::<Self>().get_or_start)(__private::Into::into(key))
 ///     }
-///     pub fn lookup(key: impl __private::Into<String>) -> __private::Option<CounterRef> { .. }
+///     pub fn lookup(key: impl __private::Into<String>) -> __private::Option<CounterRef> {
+///         (__private::keyed::<Self>().lookup)(__private::Into::into(key))
+///     }
 ///     pub fn launcher() -> __private::Launcher<Self> { __private::Launcher::default() }
+///     // An agent without a #[key] has `start()` instead of get_or_start and lookup, and
+///     // implements `Poolable` and `Supervisable` instead of `SupervisableKeyed`.
 /// }
 ///
 /// // From the impl block: the block as written, the message enum, the process, the handle's
@@ -173,14 +194,33 @@ use proc_macro::TokenStream;
 ///                 }
 ///             }
 ///         }
+///         // `on_start`/`on_stop` call the #[on_start]/#[on_stop] hooks, `schemas` lists the
+///         // handlers' types for #[agent(schema)]: left out when there are none.
 ///     }
 ///
 ///     #[automatically_derived]
 ///     impl __private::Agent for Counter {}
+///
 ///     #[automatically_derived]
-///     impl __private::lunatic::ap::AbstractProcess for Counter { /* init/terminate call __private::init/terminate */ }
+///     impl __private::lunatic::ap::AbstractProcess for Counter {
+///         type State = __private::AgentCell<Self>;
+///         type Serializer = __private::Wire;
+///         type Arg = __private::AgentArg;
+///         type Handlers = (__private::lunatic::ap::handlers::Message<__private::Envelope<CounterMsg>>,);
+///         type StartupError = __private::StartError;
+///         fn init(_: __private::lunatic::ap::Config<Self>, arg: __private::AgentArg)
+///             -> __private::Result<__private::AgentCell<Self>, __private::StartError> {
+///             __private::init::<Self>(arg)
+///         }
+///         fn terminate(cell: __private::AgentCell<Self>) { __private::terminate::<Self>(cell) }
+///     }
+///
 ///     #[automatically_derived]
-///     impl __private::lunatic::ap::MessageHandler<__private::Envelope<CounterMsg>> for Counter { /* __private::serve */ }
+///     impl __private::lunatic::ap::MessageHandler<__private::Envelope<CounterMsg>> for Counter {
+///         fn handle(state: __private::lunatic::ap::State<Self>, envelope: __private::Envelope<CounterMsg>) {
+///             __private::serve::<Self>(state, envelope)
+///         }
+///     }
 ///
 ///     impl __SwarmHandle {
 ///         /// Calls [`Counter::add`] and waits for its answer (at most the handle's timeout).
@@ -189,9 +229,50 @@ use proc_macro::TokenStream;
 ///         }
 ///     }
 ///
-///     // AgentHandle (raw/from_raw), Clone, Debug, PartialEq, Serialize and Deserialize for the
-///     // handle, #[automatically_derived], as a derive on a newtype would write them.
+///     #[automatically_derived]
+///     impl __private::AgentHandle for __SwarmHandle {
+///         type Agent = Counter;
+///         fn raw(&self) -> &__private::AgentRef<Counter> { &self.__swarm_raw }       // hidden:
+///         fn from_raw(raw: __private::AgentRef<Counter>) -> Self { Self { __swarm_raw: raw } } // machinery
+///     }
+///
+///     // Clone, Debug, PartialEq, Serialize and Deserialize for the handle, #[automatically_derived],
+///     // as a derive on a newtype would write them.
 /// };
+/// ```
+///
+/// In a native build (`#[cfg(not(target_arch = "wasm32"))]`), the typed NATS client instead,
+/// inside two macros of swarm that pass it on with swarm's `client` feature and, without it, stand
+/// for one error saying how agents are built:
+///
+/// ```ignore
+/// __private::native_agent! {                                          // from the struct
+///     /// Calls one [`Counter`] (kind `counter`) through NATS from a native program.
+///     pub struct CounterClient { __swarm_agent: __private::client::AgentClient }
+///
+///     #[automatically_derived]
+///     impl __private::client::TypedClient for CounterClient {
+///         type Key = String;
+///         const KIND: &'static str = "counter";
+///         fn from_agent(agent: __private::client::AgentClient) -> Self { Self { __swarm_agent: agent } }
+///     }
+///     // Clone and Debug, #[automatically_derived].
+///
+///     impl Counter {
+///         /// `Counter::client(&nats).key("visits").add(2).await?`
+///         pub fn client(client: &__private::client::Client) -> __private::client::KindClient<CounterClient> {
+///             __private::client::KindClient::new(client)
+///         }
+///     }
+/// }
+///
+/// __private::native_handlers! {                                       // from the impl block
+///     impl CounterClient {
+///         pub async fn add(&self, n: u64) -> __private::Result<u64, __private::CallError> {
+///             self.__swarm_agent.request::<u64>("add", __private::client::AgentClient::args().arg("n", &n)).await
+///         }
+///     }
+/// }
 /// ```
 /// </details>
 ///

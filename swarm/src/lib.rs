@@ -43,6 +43,47 @@
 //! # }
 //! ```
 //!
+//! A supervision tree restarts what crashes (Erlang/OTP strategies and restart policies, see
+//! [`supervisor!`]):
+//!
+//! ```no_run
+//! # // Compiled for wasm32-wasip1 like the example above.
+//! # #[cfg(target_arch = "wasm32")]
+//! # mod example {
+//! # use swarm::prelude::*;
+//! # #[agent(kind = "counter")]
+//! # pub struct Counter {
+//! #     #[key] name: String,
+//! #     #[persist] total: u64,
+//! # }
+//! # #[agent]
+//! # impl Counter {
+//! #     #[handler]
+//! #     pub fn add(&mut self, n: u64) -> u64 {
+//! #         self.total += n;
+//! #         self.total
+//! #     }
+//! # }
+//! supervisor! {
+//!     /// Restarts a crashed counter alone, at most 3 times in 10 s, then gives up.
+//!     pub Counters: one_for_one(max_restarts = 3, within_secs = 10) {
+//!         visits: Counter("visits"),
+//!     }
+//! }
+//!
+//! # pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # swarm::set_default_store(StoreConfig::memory("docs-supervisor"))?;
+//! let counters = Counters::start()?;               // starts `visits`, and restarts it if it crashes
+//! assert_eq!(counters.visits()?.add(2)?, 2);
+//! # Ok(())
+//! # }
+//! # }
+//! # fn main() {
+//! # #[cfg(target_arch = "wasm32")]
+//! # example::run().unwrap();
+//! # }
+//! ```
+//!
 //! What the macros generate is shown, example and expansion, in the docs of [`agent`] and
 //! [`supervisor!`].
 //!
@@ -60,6 +101,9 @@ pub mod client;
 #[cfg(feature = "nats")]
 pub mod cluster;
 pub mod error;
+// The functions `#[agent]` generates on a struct call these (through `__private`).
+#[cfg(target_arch = "wasm32")]
+mod generated;
 // Read by the cluster's handles (Lunatic, `nats`) and the native clients (`client`); the unit
 // tests of a plain native build check it too.
 #[cfg_attr(
@@ -128,6 +172,8 @@ pub mod __private {
         init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
         IntoHookResult, Persistence,
     };
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::generated::{keyed, unkeyed};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]

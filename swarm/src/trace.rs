@@ -9,7 +9,8 @@
 //! - Calls the handler makes carry it on: requests to local agents (in the reply address) and
 //!   calls to agents on other nodes of a cluster (as the `traceparent` header), so the callee's
 //!   parent is this agent's span.
-//! - A native client sends one with [`KindClient::trace`](crate::client::KindClient::trace).
+//! - A native client sends one with `KindClient::trace` (`swarm::client`, in native builds with
+//!   the `client` feature: not a link, as the API's docs are built for Lunatic).
 //!
 //! Spans are not recorded or exported here: this is the context that recording builds on.
 

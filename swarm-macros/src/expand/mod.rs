@@ -5,9 +5,11 @@
 //! dispatch), [`handle`] (the handle's methods, one per handler), [`supervisor`].
 //!
 //! Generated code names everything through `::swarm::__private` ([`private`]): the user's
-//! crate needs no dependency on lunatic or serde, and no name in it can shadow ours. No
-//! exceptions: even `Option`, `String`, `PhantomData` and the derives (`Clone`, `Debug`, ..) go
-//! through it; only primitive types (`u8`, `bool`, `str`) are written bare, as they are not paths.
+//! crate needs no dependency on lunatic or serde, and no name in it can shadow ours. Even
+//! `Option`, `String`, `PhantomData` and the derives (`Clone`, `Debug`, ..) go through it; only
+//! primitive types (`u8`, `bool`, `str`) are written bare, as they are not paths. The one other
+//! path is `::core::compile_error!`, which a rejected item's errors expand to (syn writes it):
+//! there the build fails either way.
 
 pub(crate) mod client;
 mod handle;
@@ -33,12 +35,10 @@ pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => {
             let model = agent_struct::parse(&mut cx, args, item);
-            if let Ok(model) = &model {
-                valid::agent_struct::check(&mut cx, model);
-            }
-            match (cx.check(), model) {
-                (Ok(()), Ok(model)) => agent_struct(&model),
-                (result, model) => fallback::agent_struct(model, error_of(result)),
+            valid::agent_struct::check(&mut cx, &model);
+            match cx.check() {
+                Ok(()) => agent_struct(&model),
+                Err(error) => fallback::agent_struct(model, error),
             }
         }
         Ok(Item::Impl(item)) => {

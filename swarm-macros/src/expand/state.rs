@@ -39,7 +39,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     };
 
     let persistence = match (model.persistence, model.save_every) {
-        (Some((crate::attr::Strategy::WriteBehind, _)), Some((every, _))) => quote!(
+        (Some((crate::attr::Persistence::WriteBehind, _)), Some((every, _))) => quote!(
             #p::Persistence::WriteBehind { every: #p::Duration::from_millis(#every) }
         ),
         // Write-through, also the stand-in for a write-behind without `save_every` (an error).
@@ -74,6 +74,15 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         None => quote!(&()),
     };
     let unused_key = (!keyed).then(|| quote!(let () = __swarm_key;));
+    let from_key = if model.named_fields {
+        quote! {
+            #unused_key
+            Self { #key_init #(#default_inits)* }
+        }
+    } else {
+        // The fallback's stand-in for a tuple or unit struct (rejected): never built.
+        quote!(#p::unreachable!("a rejected #[agent] struct is never compiled"))
+    };
 
     let persisted_idents: Vec<_> = persisted.iter().map(|f| &f.ident).collect();
     // Field types keep the user's spans, so "not Serialize" errors point at the field's type.
@@ -99,21 +108,23 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let owned = format_ident!("__Swarm{}Persisted", agent);
     let serde_path = quote!(#p::serde).to_string();
 
+    let handle = handle_ident(agent);
+    // Each body goes through `keyed::<Self>()` or `unkeyed::<Self>()` (see swarm's
+    // `generated.rs`) and each signature names the handle itself, not `AgentBehavior::Handle`:
+    // without an `#[agent]` impl block, the one unmet bound is then reported once.
     let launch = keyed.then(|| {
         quote! {
             /// The single live agent with this key: found in the node's registry, or started
             /// (loading its persisted state) if none is running.
             #[allow(dead_code)]
-            pub fn get_or_start(
-                key: impl #p::Into<#key_ty>,
-            ) -> #p::Result<<Self as #p::AgentBehavior>::Handle, #p::StartError> {
-                #p::Launcher::<Self>::default().get_or_start(key)
+            pub fn get_or_start(key: impl #p::Into<#key_ty>) -> #p::Result<#handle, #p::StartError> {
+                (#p::keyed::<Self>().get_or_start)(#p::Into::into(key))
             }
 
             /// The live agent with this key, if one is running.
             #[allow(dead_code)]
-            pub fn lookup(key: impl #p::Into<#key_ty>) -> #p::Option<<Self as #p::AgentBehavior>::Handle> {
-                #p::Launcher::<Self>::default().lookup(key)
+            pub fn lookup(key: impl #p::Into<#key_ty>) -> #p::Option<#handle> {
+                (#p::keyed::<Self>().lookup)(#p::Into::into(key))
             }
         }
     });
@@ -122,8 +133,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
             /// Starts a new agent of this kind (agents without a `#[key]` are not registered:
             /// every call starts another one).
             #[allow(dead_code)]
-            pub fn start() -> #p::Result<<Self as #p::AgentBehavior>::Handle, #p::StartError> {
-                #p::Launcher::<Self>::default().start()
+            pub fn start() -> #p::Result<#handle, #p::StartError> {
+                (#p::unkeyed::<Self>().start)()
             }
         }
     });
@@ -132,7 +143,9 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
     let supervisable = if keyed {
         quote! {
             #[automatically_derived]
-            impl #p::supervisor::SupervisableKeyed for #agent {}
+            impl #p::supervisor::SupervisableKeyed for #agent {
+                type ChildKey = #key_ty;
+            }
         }
     } else {
         quote! {
@@ -141,23 +154,22 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
 
             #[automatically_derived]
             impl #p::supervisor::Supervisable for #agent {
-                type Handle = <Self as #p::AgentBehavior>::Handle;
+                type Handle = #handle;
 
                 fn child_spec(name: &str) -> #p::supervisor::ChildSpec {
-                    #p::supervisor::ChildSpec::unkeyed_agent::<Self>(name)
+                    (#p::unkeyed::<Self>().child_spec)(name)
                 }
 
                 fn child_handle(
                     parent: &#p::supervisor::SupervisorRef,
                     name: &str,
-                ) -> #p::Result<Self::Handle, #p::supervisor::SupervisorError> {
-                    parent.agent::<Self>(name)
+                ) -> #p::Result<#handle, #p::supervisor::SupervisorError> {
+                    (#p::unkeyed::<Self>().child_handle)(parent, name)
                 }
             }
         }
     };
 
-    let handle = handle_ident(agent);
     let handle_doc = format!("A handle to a running [`{agent}`]: one method per `#[handler]`.");
     // Spanned at the struct's name: without an `#[agent]` impl block this is where it is missed.
     let handle_field = {
@@ -211,8 +223,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {
-                    #unused_key
-                    Self { #key_init #(#default_inits)* }
+                    #from_key
                 }
 
                 fn key(&self) -> &#key_ty {

@@ -66,8 +66,7 @@ fn agent_impl_expansion() {
 fn native_client_expansion() {
     let mut cx = crate::ctxt::Ctxt::default();
     let (args, item) = chat_room_struct();
-    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap())
-        .unwrap_or_else(|_| panic!("the struct parses"));
+    let agent = crate::agent_struct::parse(&mut cx, args, syn::parse2(item).unwrap());
     let handlers = crate::agent_impl::parse(
         &mut cx,
         TokenStream::new(),
@@ -176,6 +175,51 @@ fn kind_option_is_validated() {
     assert_eq!(found, vec![
         "agent kind \\\"chat.room\\\": character '.' is not allowed; kinds use A-Z a-z 0-9 _ - (they are NATS subject tokens and storage key segments)"
     ]);
+}
+
+/// Each refused option is reported and the options after it are still read; a check that one
+/// option needs another is not made when the other was refused (it would be a second error for
+/// one mistake).
+#[test]
+fn every_option_mistake_is_reported_once() {
+    let item = quote!(
+        pub struct Tally {
+            #[key]
+            id: String,
+            #[persist]
+            n: u64,
+        }
+    );
+    let found = errors(
+        quote!(
+            kind = tally,
+            mailbox = "many",
+            colour = red,
+            passivate_after = "0s"
+        ),
+        item.clone(),
+    );
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found[0], "`kind` takes a string: `kind = \\\"tally\\\"`");
+    assert!(found[1].starts_with("`mailbox` is how many"), "{found:#?}");
+    assert!(
+        found[2].starts_with("unknown option `colour`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[3].starts_with("`passivate_after` cannot be zero"),
+        "{found:#?}"
+    );
+
+    let found = errors(
+        quote!(save_every = "200ms", persistence = "write_behin"),
+        item,
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("unknown persistence strategy"),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -380,4 +424,217 @@ fn an_impl_block_takes_only_the_schema_option() {
     let refused = errors(quote!(kind = "counter"), impl_block);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("takes only `schema`"), "{refused:?}");
+}
+
+/// The docs of `#[agent]` and `supervisor!` (in `lib.rs`) each show a small example and,
+/// condensed, the code it expands to. The example is expanded here, and every item of its real
+/// expansion (types, trait impls with their functions, constants and types, inherent functions)
+/// must be named in the condensed one: the docs cannot fall behind the macros unnoticed.
+#[test]
+fn the_docs_name_every_item_their_example_expands_to() {
+    let lib = include_str!("../lib.rs");
+    for (macro_fn, lead) in [
+        ("pub fn agent(", "A smaller agent, and what it expands to:"),
+        (
+            "pub fn supervisor(",
+            "A smaller one, and what it expands to:",
+        ),
+    ] {
+        let docs = docs_of(lib, macro_fn);
+        let after = &docs[docs.find(lead).expect("the example's lead-in")..];
+        // The example, then the blocks of its expansion.
+        let blocks = code_blocks(after);
+        let (example, condensed) = (&blocks[0], blocks[1..].join("\n"));
+        let file: syn::File = syn::parse_str(example).expect("the example parses");
+        let mut expanded = TokenStream::new();
+        for mut item in file.items {
+            let tokens = match &mut item {
+                syn::Item::Macro(call) if call.mac.path.is_ident("supervisor") => {
+                    super::supervisor(call.mac.tokens.clone())
+                }
+                syn::Item::Struct(syn::ItemStruct { attrs, .. })
+                | syn::Item::Impl(syn::ItemImpl { attrs, .. }) => {
+                    let at = attrs
+                        .iter()
+                        .position(|attr| attr.path().is_ident("agent"))
+                        .expect("the example's items are #[agent]s");
+                    let args = match &attrs.remove(at).meta {
+                        syn::Meta::List(list) => list.tokens.clone(),
+                        _ => TokenStream::new(),
+                    };
+                    super::agent(args, quote!(#item))
+                }
+                _ => panic!("unexpected item in the example of {macro_fn}"),
+            };
+            assert!(!tokens.to_string().contains("compile_error"), "{tokens}");
+            expanded.extend(tokens);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        item_names(
+            syn::parse2::<syn::File>(expanded)
+                .expect("the expansion parses")
+                .items,
+            &mut names,
+        );
+        let missing: Vec<_> = names
+            .iter()
+            .filter(|name| !mentions(&condensed, name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the condensed expansion in the docs of `{macro_fn}..)` does not name {missing:?}; \
+             update it in lib.rs"
+        );
+    }
+}
+
+/// The doc comment (`///` lines, unprefixed) right above the line that starts with `item`.
+fn docs_of(source: &str, item: &str) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| line.starts_with(item))
+        .expect("the item");
+    let mut docs = Vec::new();
+    for line in lines[..at].iter().rev() {
+        let line = line.trim_start();
+        if let Some(text) = line.strip_prefix("///") {
+            docs.push(text.strip_prefix(' ').unwrap_or(text));
+        } else if !line.starts_with("#[") {
+            break;
+        }
+    }
+    docs.reverse();
+    docs.join("\n")
+}
+
+/// The fenced code blocks of `markdown`, in order.
+fn code_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start().starts_with("```")) {
+            (None, true) => current = Some(Vec::new()),
+            (Some(block), true) => {
+                blocks.push(block.join("\n"));
+                current = None;
+            }
+            (Some(block), false) => block.push(line),
+            (None, false) => {}
+        }
+    }
+    blocks
+}
+
+/// The names a reader of an expansion looks for: every type, trait implemented, function,
+/// constant and associated type, inside `const _` scopes and the native client's macro calls
+/// too. Of the std and serde traits implemented as a derive would, only the trait.
+fn item_names(items: Vec<syn::Item>, names: &mut std::collections::BTreeSet<String>) {
+    use syn::{ImplItem, Item};
+    let derived = ["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"];
+    for item in items {
+        match item {
+            Item::Struct(item) => {
+                names.insert(item.ident.to_string());
+            }
+            Item::Enum(item) => {
+                names.insert(item.ident.to_string());
+                names.extend(item.variants.iter().map(|v| v.ident.to_string()));
+            }
+            Item::Type(item) => {
+                names.insert(item.ident.to_string());
+            }
+            Item::Impl(item) => {
+                let trait_name = item.trait_.as_ref().map(|(_, path, _)| {
+                    let last = path.segments.last().expect("a trait path");
+                    last.ident.to_string()
+                });
+                if let Some(name) = &trait_name {
+                    names.insert(name.clone());
+                    if derived.contains(&name.as_str()) {
+                        continue;
+                    }
+                }
+                for member in item.items {
+                    match member {
+                        ImplItem::Fn(f) => names.insert(f.sig.ident.to_string()),
+                        ImplItem::Const(c) => names.insert(c.ident.to_string()),
+                        ImplItem::Type(t) => names.insert(t.ident.to_string()),
+                        _ => false,
+                    };
+                }
+            }
+            Item::Const(item) => {
+                if let syn::Expr::Block(block) = *item.expr {
+                    let inner = block.block.stmts.into_iter().filter_map(|stmt| match stmt {
+                        syn::Stmt::Item(item) => Some(item),
+                        _ => None,
+                    });
+                    item_names(inner.collect(), names);
+                }
+            }
+            Item::Macro(call) => {
+                let name = call.mac.path.segments.last().expect("a macro path");
+                names.insert(name.ident.to_string());
+                let file: syn::File = syn::parse2(call.mac.tokens).expect("items");
+                item_names(file.items, names);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether `text` has `word` as a whole word.
+fn mentions(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// A rejected impl block leaves out the handlers it reported for their name (a second `add`, a
+/// handler named like the generated `start`): kept, each would be rustc's "duplicate
+/// definitions" error after ours. The first `add` and the other methods stay.
+#[test]
+fn a_rejected_impl_block_leaves_out_the_handlers_whose_name_clashes() {
+    let item = quote! {
+        impl Worker {
+            #[handler]
+            pub fn add(&mut self, n: u64) {}
+            #[handler]
+            pub fn add(&mut self, n: u32) {}
+            #[handler]
+            pub fn start(&mut self) {}
+            fn helper(&self) {}
+        }
+    };
+    assert_eq!(errors(TokenStream::new(), item.clone()).len(), 2);
+    let expanded = super::agent(TokenStream::new(), item).to_string();
+    assert_eq!(expanded.matches("fn add").count(), 1, "{expanded}");
+    assert!(expanded.contains("n : u64"), "{expanded}");
+    assert!(!expanded.contains("fn start"), "{expanded}");
+    assert!(expanded.contains("fn helper"), "{expanded}");
+}
+
+/// A tuple struct is one error, and still stands in as an agent without fields (its handle, its
+/// `AgentState` with a `from_key` that is never built), so that its impl block resolves.
+#[test]
+fn a_tuple_struct_stands_in_as_an_agent_without_fields() {
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote!(
+            pub struct Counter(String, u64);
+        ),
+    );
+    let text = expanded.to_string();
+    assert_eq!(text.matches("compile_error").count(), 1, "{text}");
+    assert!(
+        text.contains("pub struct Counter (String , u64) ;"),
+        "{text}"
+    );
+    assert!(text.contains("pub struct CounterRef"), "{text}");
+    assert!(text.contains("AgentState for Counter"), "{text}");
+    assert!(text.contains("unreachable"), "{text}");
 }

@@ -1,7 +1,7 @@
 //! The checks of an `#[agent]` struct: what parses but cannot be an agent's state.
 
 use crate::agent_struct::{AgentStruct, Kind};
-use crate::attr::{Marker, Strategy};
+use crate::attr::{Marker, Persistence};
 use crate::ctxt::Ctxt;
 
 /// Reports every mistake of `model` to `cx`, each at the user's own token.
@@ -112,25 +112,29 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
 fn check_persistence(cx: &mut Ctxt, model: &AgentStruct) {
     let persists = model.persisted().next().is_some();
     match (model.persistence, model.save_every) {
-        (Some((Strategy::WriteBehind, span)), None) if !model.options_incomplete => {
+        (Some((Persistence::WriteBehind, span)), None) if !model.options_incomplete => {
             cx.push(syn::Error::new(
                 span,
                 "`persistence = \"write_behind\"` needs `save_every = \"..\"`: how long an \
              acknowledged change may stay unsaved (what a crash can lose), such as \"200ms\"",
             ))
         }
-        (Some((Strategy::WriteBehind, _)), Some((0, span))) => cx.push(syn::Error::new(
+        (Some((Persistence::WriteBehind, _)), Some((0, span))) => cx.push(syn::Error::new(
             span,
             "`save_every` cannot be zero: give how long an acknowledged change may stay unsaved, \
              such as \"200ms\", or use `persistence = \"write_through\"` to save before each \
              answer",
         )),
-        (Some((Strategy::WriteThrough, _)) | None, Some((_, span))) => cx.push(syn::Error::new(
+        (Some((Persistence::WriteThrough, _)) | None, Some((_, span)))
+            if !model.options_incomplete =>
+        {
+            cx.push(syn::Error::new(
             span,
             "`save_every` is the interval of `persistence = \"write_behind\"`; a write-through \
              agent (the default) saves before each answer. Add `persistence = \"write_behind\"` \
              or remove `save_every`",
-        )),
+            ))
+        }
         _ => {}
     }
     if let (Some((_, span)), false) = (model.persistence, persists) {

@@ -61,7 +61,7 @@ impl ChildSpec {
     }
 
     /// `size` agents of a kind without a `#[key]`, reached through one [`super::PoolRef`].
-    pub fn pool<A: Poolable>(name: &str, size: usize) -> Self {
+    pub fn pool<A: Poolable + Agent>(name: &str, size: usize) -> Self {
         ChildSpec {
             name: name.to_owned(),
             restart: Restart::Permanent,
@@ -148,7 +148,10 @@ pub trait Supervisable {
     label = "not an agent without a key",
     note = "members of a pool are interchangeable, so they have no key; supervise keyed agents one by one as `name: Agent(key)`"
 )]
-pub trait Poolable: Agent + AgentState<Key = ()> {}
+// Not `Agent` as a supertrait: `#[agent]` on the struct implements this, and a struct whose
+// `#[agent]` impl block is missing is reported once, by the generated functions (see
+// `generated.rs`), not a second time here.
+pub trait Poolable: AgentState<Key = ()> {}
 
 /// A type the `supervisor!` macro can use as a child with a key: an agent with a `#[key]`.
 #[diagnostic::on_unimplemented(
@@ -157,11 +160,17 @@ pub trait Poolable: Agent + AgentState<Key = ()> {}
     note = "`name: Agent(key)` is for agents with a #[key]; use `name: Agent` for agents without one"
 )]
 pub trait SupervisableKeyed: AgentState {
+    /// The agent's key type (its `AgentState::Key`), named by this trait as well: the key a
+    /// `supervisor!` gives is converted to this type, so a child that is not a keyed agent is
+    /// one error (this trait missing), not a second one about its key.
+    type ChildKey: Into<<Self as AgentState>::Key>;
+
     /// The child spec for the agent with `key`, named `name`.
-    fn child_spec(name: &str, key: impl Into<Self::Key>) -> ChildSpec
+    fn child_spec(name: &str, key: impl Into<Self::ChildKey>) -> ChildSpec
     where
         Self: Agent,
     {
+        let key: <Self as AgentState>::Key = key.into().into();
         // An invalid key fails the supervisor's start with this child's error, like any child
         // that cannot start.
         ChildSpec::agent::<Self>(name, key).unwrap_or_else(|err| ChildSpec {
