@@ -166,14 +166,14 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{CallError, StartError};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::generated::{keyed, unkeyed};
     pub use crate::record;
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
         init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
         IntoHookResult, Persistence,
     };
-    #[cfg(target_arch = "wasm32")]
-    pub use crate::generated::{keyed, unkeyed};
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};
     #[cfg(target_arch = "wasm32")]

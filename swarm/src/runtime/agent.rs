@@ -742,7 +742,9 @@ fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
 /// a new agent instead of finding this one (the registrar starts that one once this process has
 /// ended), serves what reached it meanwhile, then saves and runs `#[on_stop]` as an orderly stop
 /// does. Then it still serves, for [`LINGER`], what callers that found it just before it left
-/// sent late (each saved as any call is): a message that reaches an ended process is lost.
+/// sent late (each saved as any call is). A request that reaches it even later is lost
+/// unanswered; its caller learns from the registrar that this process passivated, so that nothing
+/// was applied, and calls the next activation.
 fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
     if let Some(name) = name {
         if host::registry_get(name).map(|pid| pid.id) == Some(host::this().id) {
@@ -769,6 +771,9 @@ fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
     if cell.save_due.is_some() {
         cell.save_pending();
     }
+    // A caller that found this process just before it left may still send after the linger: its
+    // request is lost unanswered, and the registrar's note tells it that nothing was applied.
+    super::registry::note_passivated();
 }
 
 /// How long a passivated agent still serves late messages after its last save (see

@@ -161,10 +161,16 @@ impl<A: Agent> AgentRef<A> {
                 if !self.reachable(process.id) {
                     return Attempt::Relocate(CallFailure::NotRunning);
                 }
-                local_outcome(
-                    process.id,
-                    call::<&A::Msg, R>(process.id, &message, self.timeout),
-                )
+                let outcome = call::<&A::Msg, R>(process.id, &message, self.timeout);
+                if matches!(outcome, Err(WaitError::ServerGone))
+                    && self.relocatable()
+                    && registry::passivated(process.id)
+                {
+                    // It passivated before the request reached it (it answers every request it
+                    // receives): nothing was applied, the next activation takes the call.
+                    return Attempt::Relocate(CallFailure::NotRunning);
+                }
+                local_outcome(process.id, outcome)
             }
             Location::Remote(node) => self.call_remote::<R>(node, handler, &message),
         })

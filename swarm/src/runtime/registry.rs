@@ -211,6 +211,41 @@ pub(crate) fn stats() -> Result<Option<NodeStats>, String> {
         .map_err(|err| format!("the node's registrar did not answer: {err:?}"))
 }
 
+/// Tells the registrar that this agent passivated: it has left the registry, served what reached
+/// it, saved, and now ends. Sent last, so the registrar has it before it learns of the end.
+pub(crate) fn note_passivated() {
+    if let Some(registrar) = current_registrar() {
+        let note = Envelope {
+            message: RegistrarOp::Passivated {
+                agent: host::this().id,
+            },
+            reply_to: None,
+        };
+        // No registrar, no callers to tell: they then see the agent as stopped, as before.
+        let _ = host::send(registrar, envelope_tag(), &note);
+    }
+}
+
+/// Whether process `agent`, which ended, ended by passivating (among the last
+/// [`PASSIVATIONS_KEPT`] that did). A caller whose request found the agent gone without an answer
+/// asks: a passivated agent answered every request it received, so an unanswered one was never
+/// applied, and the call can go to the next activation. `false` when unknown.
+pub(crate) fn passivated(agent: u64) -> bool {
+    let Some(registrar) = current_registrar() else {
+        return false;
+    };
+    call::<RegistrarOp, bool>(
+        registrar,
+        RegistrarOp::WasPassivated { agent },
+        Some(REGISTRAR_TIMEOUT),
+    )
+    .unwrap_or(false)
+}
+
+/// How many passivated agents the registrar remembers for [`passivated`]: enough for the callers
+/// that were sending to them as they ended; an older one counts as stopped (never a wrong retry).
+const PASSIVATIONS_KEPT: usize = 4096;
+
 /// The process id of the registrar running now, if any (for tests that kill it).
 pub fn current_registrar() -> Option<u64> {
     let mut generation = GENERATION.with(Cell::get);
@@ -274,6 +309,14 @@ enum RegistrarOp {
     Deadline {
         start: i64,
     },
+    /// Agent `agent` passivated and is ending (see [`note_passivated`]).
+    Passivated {
+        agent: u64,
+    },
+    /// Whether agent `agent` ended by passivating (see [`passivated`]).
+    WasPassivated {
+        agent: u64,
+    },
     /// The message agent `agent` is serving has run past its kind's time budget (a timer the
     /// agent set, and cancels when the message is over): stop the agent, tell its caller.
     Overrun {
@@ -309,6 +352,11 @@ struct Registrar {
     /// Starts of a name whose previous process left the registry but still runs (a passivating
     /// agent saving its state): held until that process has ended, by its id.
     after_end: HashMap<u64, Vec<(StartJob, ReplyTo)>>,
+    /// The last agents that passivated, oldest first, and the same as a set.
+    passivated: (
+        std::collections::VecDeque<u64>,
+        std::collections::HashSet<u64>,
+    ),
     stats: NodeStats,
 }
 
@@ -322,6 +370,7 @@ fn run_registrar((): ()) {
         live: HashMap::new(),
         by_name: HashMap::new(),
         after_end: HashMap::new(),
+        passivated: Default::default(),
         stats: NodeStats::default(),
     };
     loop {
@@ -397,6 +446,22 @@ impl Registrar {
                 eprintln!("swarm: {reason}");
                 if let Some(caller) = caller {
                     caller.send_failure(RemoteFailure::OverBudget(reason));
+                }
+            }
+            RegistrarOp::Passivated { agent } => {
+                let (order, set) = &mut self.passivated;
+                if set.insert(agent) {
+                    order.push_back(agent);
+                }
+                while order.len() > PASSIVATIONS_KEPT {
+                    if let Some(oldest) = order.pop_front() {
+                        set.remove(&oldest);
+                    }
+                }
+            }
+            RegistrarOp::WasPassivated { agent } => {
+                if let Some(reply_to) = reply_to {
+                    reply_to.send(self.passivated.1.contains(&agent));
                 }
             }
             RegistrarOp::Stats => {
