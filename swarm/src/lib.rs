@@ -71,6 +71,8 @@ pub mod error;
 )]
 mod front_door;
 pub mod key;
+pub mod log;
+pub mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod record;

@@ -23,6 +23,8 @@ use super::process;
 use super::wire::Wire;
 use crate::error::{RemoteFailure, StartError};
 use crate::key::{parse_key_text, AgentKey};
+use crate::metrics::local::{self as metrics, StoreOp};
+use crate::metrics::model::Outcome;
 use crate::record::RecordError;
 use crate::store::{Store, StoreConfig, StoreError};
 
@@ -217,6 +219,7 @@ impl<A: AgentBehavior> AgentCell<A> {
             // Past its cap: this change is not acknowledged, and the agent ends so that it
             // restarts, small, from what it last saved (a Wasm memory never shrinks).
             CURRENT_REPLY.with(|slot| slot.set(None));
+            metrics::set_outcome(Outcome::OverMemory);
             let reason = format!(
                 "agent `{}` holds {} MiB after this call, past its cap of {} MiB",
                 A::KIND,
@@ -255,9 +258,11 @@ impl<A: AgentBehavior> AgentCell<A> {
                     // neither acknowledge the change nor serve again. It answers `Moved` and ends
                     // after this message (see `agent_main`), without a last save.
                     CURRENT_REPLY.with(|slot| slot.set(None));
-                    eprintln!(
-                        "swarm: stale-write-refused key={}: {reason}",
-                        self.storage_key
+                    metrics::set_outcome(Outcome::Moved);
+                    crate::log::warn(
+                        "agent.stale_write_refused",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!("stale-write-refused: {reason}"),
                     );
                     if let Some(reply_to) = reply_to {
                         reply_to.send_failure(RemoteFailure::Moved(reason));
@@ -270,6 +275,7 @@ impl<A: AgentBehavior> AgentCell<A> {
                     // state no longer matches the store: tell the caller, then let the agent crash
                     // so it restarts from what it last saved.
                     CURRENT_REPLY.with(|slot| slot.set(None));
+                    metrics::set_outcome(Outcome::PersistFailed);
                     if let Some(reply_to) = reply_to {
                         reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
                     }
@@ -323,9 +329,10 @@ impl<A: AgentBehavior> AgentCell<A> {
         match self.save_if_changed() {
             Ok(()) => {}
             Err(SaveFailure::Stale(reason)) => {
-                eprintln!(
-                    "swarm: stale-write-refused key={}: {reason}",
-                    self.storage_key
+                crate::log::warn(
+                    "agent.stale_write_refused",
+                    &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                    &format!("stale-write-refused: {reason}"),
                 );
                 self.stale = true;
             }
@@ -351,12 +358,15 @@ impl<A: AgentBehavior> AgentCell<A> {
                 .applied
                 .saved_with(&record)
                 .map_err(SaveFailure::Failed)?;
-            store
-                .put(&self.storage_key, &stored)
-                .map_err(|err| match err {
-                    StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
-                    other => SaveFailure::Failed(other.to_string()),
-                })?;
+            let saving = metrics::on().then(std::time::Instant::now);
+            let saved = store.put(&self.storage_key, &stored);
+            if let Some(started) = saving {
+                metrics::store_op(StoreOp::Save, started, saved.is_ok());
+            }
+            saved.map_err(|err| match err {
+                StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
+                other => SaveFailure::Failed(other.to_string()),
+            })?;
             self.saved = record;
         }
         Ok(())
@@ -385,6 +395,9 @@ thread_local! {
     static STARTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
     static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
+    /// The agent this process is (kind, key), for its crash event.
+    static IDENTITY: std::cell::RefCell<Option<(&'static str, String)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Runs inside the new process before anything else: loads the persisted state, runs the
@@ -392,6 +405,7 @@ thread_local! {
 #[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     install_panic_reply();
+    IDENTITY.with(|identity| *identity.borrow_mut() = Some((A::KIND, arg.key.clone())));
     if A::KEYED {
         STARTING_AS
             .with(|name| *name.borrow_mut() = Some(super::handle::registry_name::<A>(&arg.key)));
@@ -421,6 +435,12 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         key: arg.key.clone(),
         reason,
     };
+    let store_config = A::PERSISTS.then(|| {
+        arg.store
+            .clone()
+            .unwrap_or_else(StoreConfig::default_for_node)
+    });
+    crate::metrics::local::start_agent(A::KIND, A::HANDLERS, store_config.as_ref());
     let mut cell = AgentCell {
         agent: A::from_key(key),
         store: None,
@@ -430,11 +450,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         save_due: None,
         applied: Applied::default(),
     };
-    if A::PERSISTS {
-        let config = arg
-            .store
-            .clone()
-            .unwrap_or_else(StoreConfig::default_for_node);
+    if let Some(config) = store_config {
         let store_error = |source| StartError::Store {
             kind: A::KIND.into(),
             key: arg.key.clone(),
@@ -442,7 +458,12 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         };
         let store = config.open().map_err(store_error)?;
         let storage_key = format!("{}/{}", A::KIND, arg.key);
-        cell.saved = match store.load_as_owner(&storage_key).map_err(store_error)? {
+        let loading = crate::metrics::local::on().then(std::time::Instant::now);
+        let loaded = store.load_as_owner(&storage_key);
+        if let Some(started) = loading {
+            crate::metrics::local::store_op(StoreOp::Load, started, loaded.is_ok());
+        }
+        cell.saved = match loaded.map_err(store_error)? {
             Some(record) => {
                 cell.agent
                     .restore_persisted(&record)
@@ -487,18 +508,27 @@ pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
 }
 
 fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
+    // Counting (when the node serves metrics): the handler is the message's variant.
+    let handler = if metrics::on() {
+        crate::metrics::variant::variant_index(&envelope.message)
+    } else {
+        None
+    };
     if let Some(reply_to) = envelope.reply_to.filter(ReplyTo::expired) {
         // Its caller gave up on it while it waited here: running it now would apply a change
         // nobody is told about.
         reply_to.send_failure(RemoteFailure::Expired);
+        metrics::count_unrun(handler, Outcome::Expired);
         return;
     }
     if envelope
         .reply_to
         .is_some_and(|reply_to| cell.answered_already(reply_to))
     {
+        metrics::count_unrun(handler, Outcome::Replayed);
         return;
     }
+    metrics::call_started(handler);
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
     // The handler's own span in its caller's trace, which its calls carry on.
     crate::trace::set_current(
@@ -514,6 +544,9 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
     if let Some(timer) = budget {
         host::cancel_timer(timer);
+    }
+    if handler.is_some() {
+        metrics::call_ended();
     }
     CURRENT_REPLY.with(|slot| slot.set(None));
     crate::trace::set_current(None);
@@ -579,7 +612,14 @@ pub(crate) fn link_starts_to_this_process() {
 /// message's tag: 1 for the envelope handler, 32 for shutdown), so `ProcessRef`s and Lunatic's
 /// own shutdown still work; but a message that does not decode is reported and dropped instead of
 /// killing the agent, and the start is [`start`]'s, which cannot panic the caller.
-fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
+fn agent_main<A: Agent>(start: (ReplyTo, AgentArg)) {
+    agent_life::<A>(start);
+    // The agent ended (shut down, passivated, taken over, or it did not start): what it counted
+    // since its last delta goes to the node's metrics now.
+    metrics::flush();
+}
+
+fn agent_life<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
     let idle = arg.idle;
     let name = A::KEYED.then(|| super::handle::registry_name::<A>(&arg.key));
     let mut cell = match init::<A>(arg) {
@@ -603,12 +643,18 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
                 let now = std::time::Instant::now();
                 let idle_left = idle.map(|idle| (idle_since + idle).saturating_duration_since(now));
                 let save_left = cell.save_due.map(|due| due.saturating_duration_since(now));
-                let wait = match (idle_left, save_left) {
-                    (Some(idle), Some(save)) => Some(idle.min(save)),
-                    (one, other) => one.or(other),
-                };
+                // Counts kept past their time are sent even when no call comes to send them.
+                let flush_left = metrics::flush_due().map(|due| due.saturating_duration_since(now));
+                let wait = [idle_left, save_left, flush_left]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 match host::receive(&[], wait) {
                     Received::Data => read_received::<A>(),
+                    Received::TimedOut if flush_left.is_some() && flush_left == wait => {
+                        metrics::flush();
+                        continue;
+                    }
                     Received::TimedOut if cell.save_due.is_some() && save_left == wait => {
                         // The save's deadline, not the idle time: the loop's top saves.
                         continue;
@@ -698,6 +744,10 @@ impl<A: Agent> Intake<A> {
 
     fn refuse(&mut self, envelope: Envelope<A::Msg>, bound: usize) {
         self.refused += 1;
+        if metrics::on() {
+            let handler = crate::metrics::variant::variant_index(&envelope.message);
+            metrics::count_unrun(handler, Outcome::Overloaded);
+        }
         let reason = format!(
             "agent `{}` has {bound} messages waiting, its mailbox's bound; call again later",
             A::KIND
@@ -798,22 +848,37 @@ fn install_panic_reply() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            let message = match (
+                info.payload().downcast_ref::<&str>(),
+                info.payload().downcast_ref::<String>(),
+            ) {
+                (Some(text), _) => (*text).to_owned(),
+                (_, Some(text)) => text.clone(),
+                _ => "a panic with a non-text payload".to_owned(),
+            };
+            let at = info.location().map(|at| at.to_string()).unwrap_or_default();
             if let Some(reply_to) = CURRENT_REPLY.with(|slot| slot.take()) {
-                let message = match (
-                    info.payload().downcast_ref::<&str>(),
-                    info.payload().downcast_ref::<String>(),
-                ) {
-                    (Some(text), _) => (*text).to_owned(),
-                    (_, Some(text)) => text.clone(),
-                    _ => "a panic with a non-text payload".to_owned(),
+                let location = if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (at {at})")
                 };
-                let location = info
-                    .location()
-                    .map(|at| format!(" (at {at})"))
-                    .unwrap_or_default();
                 reply_to.send_failure(RemoteFailure::Panicked(format!("{message}{location}")));
             }
-            previous(info);
+            metrics::on_panic();
+            // One event per crash, with its message; Rust's own report (and its backtrace)
+            // only when asked, since a supervised crash is expected and restarted.
+            let (kind, key) = IDENTITY
+                .with(|identity| identity.borrow().clone())
+                .unwrap_or(("", String::new()));
+            crate::log::warn(
+                "agent.crashed",
+                &[("kind", kind), ("key", &key), ("at", &at)],
+                &message,
+            );
+            if crate::log::backtraces() {
+                previous(info);
+            }
         }));
     });
 }

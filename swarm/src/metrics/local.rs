@@ -1,0 +1,246 @@
+//! An agent process' own counts: calls per handler and outcome, their latency, its store
+//! operations. Kept in the process' memory (a Lunatic process is single-threaded: no lock) and
+//! sent to the node's metrics process as one [`CallsDelta`] at most once per [`FLUSH_EVERY`],
+//! when the agent ends, and from the panic hook when it crashes. So a call costs two clock reads
+//! and a few additions, and no message; with metrics off (no metrics process registered when the
+//! agent started) it costs one branch.
+//!
+//! What is lost: an agent killed from outside (`kill()`, the registrar at its message budget)
+//! loses what it counted since its last delta, at most [`FLUSH_EVERY`] of calls.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use super::model::{CallsDelta, HandlerCounts, Outcome, StoreCounts};
+use crate::runtime::agent::HandlerInfo;
+use crate::runtime::host;
+use crate::runtime::mailbox::cast;
+use crate::store::StoreConfig;
+
+/// The longest an agent keeps counts before sending them.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A store operation an agent makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoreOp {
+    /// Reading its record at start.
+    Load = 0,
+    /// Writing its changed state.
+    Save = 1,
+}
+
+struct Local {
+    collector: u64,
+    kind: &'static str,
+    handlers: &'static [HandlerInfo],
+    counts: Vec<HandlerCounts>,
+    backend: &'static str,
+    store: [StoreCounts; 2],
+    /// Whether anything was counted since the last delta.
+    dirty: bool,
+    last_flush: Instant,
+    /// The call running now: its handler and when it started.
+    current: Option<(usize, Instant)>,
+}
+
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// How the running call ended, when not `Ok` (set just before a failure answer or panic).
+    static OUTCOME: Cell<Outcome> = const { Cell::new(Outcome::Ok) };
+}
+
+/// Turns counting on in this agent process if the node serves metrics (its metrics process is
+/// registered): called once, as the agent starts.
+pub(crate) fn start_agent(
+    kind: &'static str,
+    handlers: &'static [HandlerInfo],
+    store: Option<&StoreConfig>,
+) {
+    let Some(collector) = host::registry_get(super::collector::NAME) else {
+        return;
+    };
+    let backend = match store {
+        Some(StoreConfig::Memory { .. }) => "memory",
+        Some(StoreConfig::File { .. }) => "file",
+        Some(StoreConfig::Sqlite { .. }) => "sqlite",
+        Some(StoreConfig::NatsKv { .. }) => "nats_kv",
+        None => "none",
+    };
+    LOCAL.with(|local| {
+        *local.borrow_mut() = Some(Local {
+            collector: collector.id,
+            kind,
+            handlers,
+            counts: vec![HandlerCounts::default(); handlers.len()],
+            backend,
+            store: Default::default(),
+            dirty: false,
+            last_flush: Instant::now(),
+            current: None,
+        })
+    });
+    ON.with(|on| on.set(true));
+}
+
+/// Whether this process counts.
+#[inline]
+pub(crate) fn on() -> bool {
+    ON.with(Cell::get)
+}
+
+/// A call to handler `handler` starts now.
+pub(crate) fn call_started(handler: Option<usize>) {
+    let Some(handler) = handler else { return };
+    let now = Instant::now();
+    LOCAL.with(|local| {
+        if let Some(local) = local.borrow_mut().as_mut() {
+            local.current = Some((handler, now));
+        }
+    });
+    OUTCOME.with(|outcome| outcome.set(Outcome::Ok));
+}
+
+/// The running call is ending with `outcome` (before its failure answer, or a panic).
+pub(crate) fn set_outcome(outcome: Outcome) {
+    if on() {
+        OUTCOME.with(|slot| slot.set(outcome));
+    }
+}
+
+/// The running call is over; sends the counts if they are due.
+pub(crate) fn call_ended() {
+    let now = Instant::now();
+    let outcome = OUTCOME.with(|slot| slot.replace(Outcome::Ok));
+    let due = LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let local = local.as_mut()?;
+        let (handler, started) = local.current.take()?;
+        let counts = local.counts.get_mut(handler)?;
+        counts.outcomes[outcome.index()] += 1;
+        counts
+            .latency
+            .observe(now.saturating_duration_since(started).as_nanos() as u64);
+        local.dirty = true;
+        Some(now.saturating_duration_since(local.last_flush) >= FLUSH_EVERY)
+    });
+    if due == Some(true) {
+        flush();
+    }
+}
+
+/// A call that did not run (expired, refused, a repeat): counted, no latency.
+pub(crate) fn count_unrun(handler: Option<usize>, outcome: Outcome) {
+    let Some(handler) = handler else { return };
+    LOCAL.with(|local| {
+        if let Some(local) = local.borrow_mut().as_mut() {
+            if let Some(counts) = local.counts.get_mut(handler) {
+                counts.outcomes[outcome.index()] += 1;
+                local.dirty = true;
+            }
+        }
+    });
+}
+
+/// A store operation that started at `started` is over.
+pub(crate) fn store_op(op: StoreOp, started: Instant, ok: bool) {
+    let nanos = started.elapsed().as_nanos() as u64;
+    LOCAL.with(|local| {
+        if let Some(local) = local.borrow_mut().as_mut() {
+            let counts = &mut local.store[op as usize];
+            if ok {
+                counts.ok += 1;
+            } else {
+                counts.failed += 1;
+            }
+            counts.latency.observe(nanos);
+            local.dirty = true;
+        }
+    });
+}
+
+/// When the counts kept now must be sent, if any are kept (the agent's loop wakes up for it).
+pub(crate) fn flush_due() -> Option<Instant> {
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let local = local.as_ref()?;
+        local.dirty.then(|| local.last_flush + FLUSH_EVERY)
+    })
+}
+
+/// The process is panicking: a call that was running ends with the outcome set for it (a
+/// failed save, memory past the cap) or as panicked, and everything counted is sent now.
+pub(crate) fn on_panic() {
+    if !on() {
+        return;
+    }
+    let running = LOCAL.with(|local| {
+        local
+            .borrow()
+            .as_ref()
+            .is_some_and(|local| local.current.is_some())
+    });
+    if running {
+        OUTCOME.with(|slot| {
+            if slot.get() == Outcome::Ok {
+                slot.set(Outcome::Panicked);
+            }
+        });
+        let outcome = OUTCOME.with(|slot| slot.replace(Outcome::Ok));
+        LOCAL.with(|local| {
+            if let Some(local) = local.borrow_mut().as_mut() {
+                if let Some((handler, started)) = local.current.take() {
+                    if let Some(counts) = local.counts.get_mut(handler) {
+                        counts.outcomes[outcome.index()] += 1;
+                        counts.latency.observe(started.elapsed().as_nanos() as u64);
+                        local.dirty = true;
+                    }
+                }
+            }
+        });
+    }
+    flush();
+}
+
+/// Sends what was counted since the last delta, if anything.
+pub(crate) fn flush() {
+    let delta = LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let local = local.as_mut()?;
+        local.last_flush = Instant::now();
+        if !local.dirty {
+            return None;
+        }
+        local.dirty = false;
+        let handlers = local
+            .handlers
+            .iter()
+            .zip(local.counts.iter_mut())
+            .filter(|(_, counts)| !counts.is_empty())
+            .map(|(info, counts)| (info.name.to_owned(), std::mem::take(counts)))
+            .collect();
+        let store = ["load", "save"]
+            .into_iter()
+            .zip(local.store.iter_mut())
+            .filter(|(_, counts)| counts.ok + counts.failed > 0)
+            .map(|(op, counts)| {
+                (
+                    local.backend.to_owned(),
+                    op.to_owned(),
+                    std::mem::take(counts),
+                )
+            })
+            .collect();
+        Some((
+            local.collector,
+            CallsDelta {
+                kind: local.kind.to_owned(),
+                handlers,
+                store,
+            },
+        ))
+    });
+    if let Some((collector, delta)) = delta {
+        cast(collector, super::collector::Op::Calls(delta));
+    }
+}
