@@ -17,7 +17,7 @@
 //! | family | type | labels |
 //! |---|---|---|
 //! | `swarm_calls_total` | counter | `kind`, `handler`, `outcome` (`ok`, `panicked`, `persist_failed`, `over_memory`, `moved`, `expired`, `overloaded`, `replayed`) |
-//! | `swarm_call_duration_seconds` | histogram | `kind`, `handler`: from the agent taking the call to its answer |
+//! | `swarm_call_duration_seconds` | histogram | `kind`, `handler`: from the agent taking the call to its answer; sampled (every call up to 32 per agent and second, then one in 64) |
 //! | `swarm_agents_live` | gauge | `kind` |
 //! | `swarm_agent_starts_total` | counter | `result` (`started`, `failed`, `refused`) |
 //! | `swarm_supervisor_child_{starts,restarts,crashes}_total` | counter | `supervisor`, `child` |
@@ -32,7 +32,8 @@
 //! started on the node is up, else 503, with one line per check saying why.
 //!
 //! **What it costs.** Agents count in their own memory (a Lunatic process is single-threaded:
-//! no lock, no host call but two clock reads per call) and send their counts to the node's
+//! no lock, no host call; two clock reads per timed call, and a busy agent times one call in
+//! 64) and send their counts to the node's
 //! metrics process at most once a second, when they end, and when they crash; a scrape reads
 //! the totals from it. Agents started while metrics are off count nothing, so start serving
 //! metrics before starting agents. An agent killed from outside loses what it counted in its

@@ -315,7 +315,7 @@ pub fn render(totals: &Totals, node: &NodeFigures) -> String {
     text.family(
         "swarm_call_duration_seconds",
         Type::Histogram,
-        "Time from an agent taking a call to its answer (handler run and save), per kind and handler.",
+        "Time from an agent taking a call to its answer (handler run and save), per kind and handler; sampled: every call up to 32 per agent and second, then one in 64.",
     );
     for ((kind, handler), counts) in &totals.calls {
         text.histogram(

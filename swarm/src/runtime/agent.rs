@@ -643,18 +643,16 @@ fn agent_life<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
                 let now = std::time::Instant::now();
                 let idle_left = idle.map(|idle| (idle_since + idle).saturating_duration_since(now));
                 let save_left = cell.save_due.map(|due| due.saturating_duration_since(now));
-                // Counts kept past their time are sent even when no call comes to send them.
-                let flush_left = metrics::flush_due().map(|due| due.saturating_duration_since(now));
-                let wait = [idle_left, save_left, flush_left]
-                    .into_iter()
-                    .flatten()
-                    .min();
+                let wait = match (idle_left, save_left) {
+                    (Some(idle), Some(save)) => Some(idle.min(save)),
+                    (one, other) => one.or(other),
+                };
+                // Counts kept are sent by a tick even when no call comes to send them.
+                if metrics::on() {
+                    metrics::arm_tick();
+                }
                 match host::receive(&[], wait) {
                     Received::Data => read_received::<A>(),
-                    Received::TimedOut if flush_left.is_some() && flush_left == wait => {
-                        metrics::flush();
-                        continue;
-                    }
                     Received::TimedOut if cell.save_due.is_some() && save_left == wait => {
                         // The save's deadline, not the idle time: the loop's top saves.
                         continue;
@@ -695,6 +693,11 @@ fn read_received<A: Agent>() -> Read<A::Msg> {
                 A::KIND
             ),
         },
+        metrics::TICK_HANDLER_ID => {
+            // The metrics tick this agent set itself (see `metrics::local::arm_tick`).
+            metrics::tick();
+            return Read::Dropped;
+        }
         SHUTDOWN_HANDLER_ID => {
             return Read::Shutdown {
                 confirm: host::decode::<ShutdownRequest>().map_err(|err| err.to_string()),
