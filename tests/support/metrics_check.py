@@ -72,7 +72,7 @@ def start_node(runner, wasm, url, namespace, log_path):
             if len(parts) == 2 and parts[0] == "metrics":
                 addr = parts[1]
             elif len(parts) == 3 and parts[0] == "serving" and addr:
-                return proc, addr
+                return proc, addr, parts[1]
     except queue.Empty:
         pass
     stop(proc)
@@ -129,7 +129,7 @@ async def call(nc, subject, args):
     return json.loads(msg.data)
 
 
-async def run(url, addr, namespace, checks, log_path):
+async def run(url, addr, namespace, service, checks, log_path):
     before = scrape(addr)
     ctype = next(iter(before.values()))[2]
     checks.check("GET /metrics answers the text format 0.0.4",
@@ -187,12 +187,25 @@ async def run(url, addr, namespace, checks, log_path):
                 break
             await asyncio.sleep(0.1)
         checks.check("the supervised counter answers again after its crash", restarted, crash)
+        await asyncio.sleep(FLUSH_WAIT)
+        after = scrape(addr)
+        if after.get("swarm_calls") is None:
+            raise RuntimeError("no swarm_calls family after the calls")
+        # The same numbers in the NATS services API's STATS (every endpoint's `data`).
+        stats = json.loads((await nc.request(f"$SRV.STATS.{service}", b"", timeout=5)).data)
+        figures = stats["endpoints"][0]["data"].get("metrics", {}).get("counter", {})
+        add = figures.get("add", {})
+        checks.check("$SRV.STATS carries the same numbers: counter.add calls and latency count",
+                     add.get("calls", {}).get("ok") == value(
+                         after, "swarm_calls", "swarm_calls_total", kind="counter",
+                         handler="add", outcome="ok")
+                     and add.get("latency_count") == value(
+                         after, "swarm_call_duration_seconds",
+                         "swarm_call_duration_seconds_count", kind="counter", handler="add")
+                     and figures.get("crash", {}).get("calls", {}).get("panicked") == 1,
+                     stats["endpoints"][0]["data"])
     finally:
         await nc.close()
-    await asyncio.sleep(FLUSH_WAIT)
-    after = scrape(addr)
-    if after.get("swarm_calls") is None:
-        raise RuntimeError("no swarm_calls family after the calls")
 
     def moved(family, sample, **labels):
         return value(after, family, sample, **labels) - value(before, family, sample, **labels)
@@ -283,9 +296,10 @@ def main():
     log_path = os.path.join(work, "node0.log")
     try:
         server, url = nats_server(work)
-        node, addr = start_node(runner, wasm, url, namespace, log_path)
+        node, addr, service = start_node(runner, wasm, url, namespace, log_path)
         print(f"node serves metrics on http://{addr}/metrics")
-        asyncio.run(asyncio.wait_for(run(url, addr, namespace, checks, log_path), timeout=120))
+        asyncio.run(asyncio.wait_for(run(url, addr, namespace, service, checks, log_path),
+                                     timeout=120))
     except Exception as err:  # a crash of the check itself is a failure, reported as one
         checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")
         print(f"FAILED: {checks.failures[-1]}")
