@@ -150,6 +150,8 @@ async def run(url, addr, namespace, service, checks, log_path):
         "swarm_nats_reconnects": "counter",
         "swarm_nats_subscriptions": "gauge",
         "swarm_nats_pending_requests": "gauge",
+        "swarm_nats_messages": "counter",
+        "swarm_nats_bytes": "counter",
     }
     got = {name: kind for name, (kind, _, _) in before.items()}
     wrong = {n: (t, got.get(n)) for n, t in expected.items() if got.get(n) != t}
@@ -229,6 +231,15 @@ async def run(url, addr, namespace, service, checks, log_path):
                           "swarm_call_duration_seconds_count", kind="counter", handler="add")
                  and value(after, "swarm_call_duration_seconds", "swarm_call_duration_seconds_sum",
                            kind="counter", handler="add") > 0)
+    # Every request through the front door is a message in and a reply out (plus the node's own
+    # traffic): at least the calls made above (5 adds, the totals, the crash).
+    made = 5 + totals + 1
+    checks.check(f"NATS messages in and out moved by at least the {made} calls made",
+                 moved("swarm_nats_messages", "swarm_nats_messages_total", direction="in") >= made
+                 and moved("swarm_nats_messages", "swarm_nats_messages_total",
+                           direction="out") >= made
+                 and moved("swarm_nats_bytes", "swarm_nats_bytes_total", direction="in") > 0,
+                 after.get("swarm_nats_messages"))
     checks.check("live agents per kind: c1, c2 and watched",
                  value(after, "swarm_agents_live", "swarm_agents_live", kind="counter") == 3,
                  after.get("swarm_agents_live"))

@@ -192,6 +192,10 @@ fn nats_figures(client: &crate::nats::NatsClient) -> model::NatsFigures {
             dropped: status.dropped,
             subscriptions: status.subscriptions as u64,
             pending_requests: status.pending_requests as u64,
+            messages_out: status.messages_out,
+            bytes_out: status.bytes_out,
+            messages_in: status.messages_in,
+            bytes_in: status.bytes_in,
         },
         Err(_) => model::NatsFigures::default(),
     }

@@ -272,6 +272,14 @@ pub struct NatsFigures {
     pub subscriptions: u64,
     /// Requests waiting for a reply.
     pub pending_requests: u64,
+    /// Messages the connection queued for the server.
+    pub messages_out: u64,
+    /// Their header and payload bytes.
+    pub bytes_out: u64,
+    /// Messages the server delivered to it.
+    pub messages_in: u64,
+    /// Their payload bytes.
+    pub bytes_in: u64,
 }
 
 /// What a scrape reads from other processes at the moment it is taken.
@@ -463,6 +471,23 @@ fn render_nats(text: &mut Exposition, nats: &NatsFigures) {
         "Requests on the NATS connection waiting for their reply.",
         nats.pending_requests,
     );
+    for (name, help, figures) in [
+        (
+            "swarm_nats_messages_total",
+            "Messages on the node's NATS connection, per direction (in: delivered to it, out: queued by it).",
+            [nats.messages_in, nats.messages_out],
+        ),
+        (
+            "swarm_nats_bytes_total",
+            "Bytes of those messages, per direction (in: payloads; out: headers and payloads).",
+            [nats.bytes_in, nats.bytes_out],
+        ),
+    ] {
+        text.family(name, Type::Counter, help);
+        for (direction, value) in ["in", "out"].into_iter().zip(figures) {
+            text.sample(name, &[("direction", direction)], value as f64);
+        }
+    }
 }
 
 /// The cluster's figures, from the JSON its lease process gives `$SRV.STATS` too.
