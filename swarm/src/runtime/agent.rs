@@ -276,6 +276,11 @@ impl<A: AgentBehavior> AgentCell<A> {
                     // so it restarts from what it last saved.
                     CURRENT_REPLY.with(|slot| slot.set(None));
                     metrics::set_outcome(Outcome::PersistFailed);
+                    crate::log::error(
+                        "agent.save_failed",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!("state not saved, the change is not acknowledged: {reason}"),
+                    );
                     if let Some(reply_to) = reply_to {
                         reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
                     }
@@ -837,9 +842,10 @@ pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
 fn stop_in_order<A: Agent>(cell: &mut AgentCell<A>) {
     cell.agent.on_stop();
     if let Err(reason) = cell.save_if_changed() {
-        eprintln!(
-            "swarm: agent `{}` could not save its state on stop: {reason}",
-            A::KIND
+        crate::log::error(
+            "agent.save_failed",
+            &[("kind", A::KIND), ("storage_key", &cell.storage_key)],
+            &format!("could not save its state on stop: {reason}"),
         );
     }
 }
