@@ -235,34 +235,35 @@ pub(crate) fn on_panic() {
     if !on() {
         return;
     }
-    let running = LOCAL.with(|local| {
-        local
-            .borrow()
-            .as_ref()
-            .is_some_and(|local| local.current.is_some())
-    });
-    if running {
-        OUTCOME.with(|slot| {
-            if slot.get() == Outcome::Ok {
-                slot.set(Outcome::Panicked);
-            }
-        });
-        let outcome = OUTCOME.with(|slot| slot.replace(Outcome::Ok));
-        LOCAL.with(|local| {
-            if let Some(local) = local.borrow_mut().as_mut() {
-                if let Some((handler, started)) = local.current.take() {
-                    if let Some(counts) = local.counts.get_mut(handler) {
-                        counts.outcomes[outcome.index()] += 1;
-                        if let Some(started) = started {
-                            counts.latency.observe(started.elapsed().as_nanos() as u64);
-                        }
-                        local.dirty = true;
-                    }
+    let outcome = OUTCOME.with(|slot| slot.replace(Outcome::Ok));
+    let outcome = if outcome == Outcome::Ok {
+        Outcome::Panicked
+    } else {
+        outcome
+    };
+    // `try_borrow_mut`: a panic while the counts were borrowed (inside `flush`) must not panic
+    // again in the hook; those counts are lost with the process.
+    let counted = LOCAL.with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else {
+            return false;
+        };
+        let Some(local) = local.as_mut() else {
+            return false;
+        };
+        if let Some((handler, started)) = local.current.take() {
+            if let Some(counts) = local.counts.get_mut(handler) {
+                counts.outcomes[outcome.index()] += 1;
+                if let Some(started) = started {
+                    counts.latency.observe(started.elapsed().as_nanos() as u64);
                 }
+                local.dirty = true;
             }
-        });
+        }
+        true
+    });
+    if counted {
+        flush();
     }
-    flush();
 }
 
 /// Sends what was counted since the last delta, if anything.

@@ -42,6 +42,8 @@
 pub mod exposition;
 pub mod http;
 pub mod model;
+// Used by the agent runtime, which exists only inside Lunatic; its unit tests run natively.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) mod variant;
 
 #[cfg(target_arch = "wasm32")]

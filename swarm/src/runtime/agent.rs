@@ -837,6 +837,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 #[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
     stop_in_order(&mut cell);
+    metrics::flush();
 }
 
 fn stop_in_order<A: Agent>(cell: &mut AgentCell<A>) {
