@@ -132,6 +132,18 @@ pub fn info(name: &str, fields: &[(&str, &str)], message: &str) {
     event(Level::Info, name, fields, message)
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), saying how long it was.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}... ({} bytes, cut)", &text[..end], text.len()))
+}
+
 /// One line, without its newline.
 fn format_line(
     json: bool,
@@ -223,6 +235,12 @@ mod tests {
         assert_eq!(value["child"], "a\"b");
         assert_eq!(value["msg"], "started");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("ééé", 3), "é... (6 bytes, cut)");
     }
 
     #[test]

@@ -851,6 +851,11 @@ fn stop_in_order<A: Agent>(cell: &mut AgentCell<A>) {
     }
 }
 
+/// The most of a panic message a crash event carries: a log line stays readable, and writing it
+/// stays quick (the process is still registered while its hook runs, so a slow hook keeps callers
+/// sending to a process that is about to end).
+const CRASH_MESSAGE_MAX: usize = 1024;
+
 /// Makes a panicking handler answer its caller with the panic message instead of leaving it to
 /// notice the process is gone. Installed once per process, in front of the previous hook.
 fn install_panic_reply() {
@@ -884,7 +889,7 @@ fn install_panic_reply() {
             crate::log::warn(
                 "agent.crashed",
                 &[("kind", kind), ("key", &key), ("at", &at)],
-                &message,
+                &crate::log::cut(&message, CRASH_MESSAGE_MAX),
             );
             if crate::log::backtraces() {
                 previous(info);
