@@ -9,7 +9,8 @@
 //! With `SWARM_METRICS_ADDR` set (for `tests/support/metrics_check.py`) it also serves metrics,
 //! liveness and readiness there (printing `metrics <host:port>` first), with this connection's
 //! figures, and starts a supervisor `Watched` over the counter `watched`, so that a crash of
-//! that counter through the front door shows up as a restart.
+//! that counter through the front door shows up as a restart, and `Fragile` over `fragile`,
+//! which gives up on a second crash (the node is then not ready).
 
 use std::time::Duration;
 
@@ -22,6 +23,13 @@ supervisor! {
     /// Restarts the counter `watched` (up to 100 times in 10 s: the check crashes it on purpose).
     pub Watched: one_for_one(max_restarts = 100, within_secs = 10) {
         watched: Counter("watched"),
+    }
+}
+
+supervisor! {
+    /// Gives up on the second crash of `fragile` within 10 s: the node is then not ready.
+    pub Fragile: one_for_one(max_restarts = 1, within_secs = 10) {
+        fragile: Counter("fragile"),
     }
 }
 
@@ -38,7 +46,10 @@ fn main() {
     let metrics = MetricsConfig::from_env().map(|config| {
         let bound = swarm::metrics::serve(config.nats(&client)).expect("metrics are served");
         println!("metrics {bound}");
-        Watched::start().expect("the supervisor starts")
+        (
+            Watched::start().expect("the supervisor starts"),
+            Fragile::start().expect("the supervisor starts"),
+        )
     });
     let _counters = serve_agents::<Counter>(&client, &namespace, 2).expect("serves counters");
     let _accounts = serve_agents::<Account>(&client, &namespace, 2).expect("serves accounts");

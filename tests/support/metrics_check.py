@@ -13,8 +13,9 @@ Then:
     was done;
   - crashes the supervised counter through the front door: the call counts as `panicked`, the
     supervisor's child counts a crash and a restart, readiness stays 200;
-  - GET /livez and /readyz (store, NATS, supervisors), and what bad HTTP gets (400, 404, 405, 431),
-    after which the node still answers;
+  - GET /livez and /readyz (store, NATS, supervisors); a second supervisor that gives up on its
+    child's second crash makes /readyz 503 naming it, and counts a give-up; what bad HTTP gets
+    (400, 404, 405, 431), after which the node still answers;
   - the node's stderr: JSON lines that parse, one `agent.crashed` event for the crash with its
     panic message, supervisor events, and no Rust panic report or backtrace.
 Uses the server in SWARM_NATS_URL (scripts/test's harness) or starts its own nats-server. Prints
@@ -240,8 +241,8 @@ async def run(url, addr, namespace, service, checks, log_path):
                            direction="out") >= made
                  and moved("swarm_nats_bytes", "swarm_nats_bytes_total", direction="in") > 0,
                  after.get("swarm_nats_messages"))
-    checks.check("live agents per kind: c1, c2 and watched",
-                 value(after, "swarm_agents_live", "swarm_agents_live", kind="counter") == 3,
+    checks.check("live agents per kind: c1, c2, watched and fragile",
+                 value(after, "swarm_agents_live", "swarm_agents_live", kind="counter") == 4,
                  after.get("swarm_agents_live"))
     checks.check("store saves counted for the memory backend (5 adds + the crash's restart)",
                  moved("swarm_store_operations", "swarm_store_operations_total",
@@ -262,7 +263,35 @@ async def run(url, addr, namespace, service, checks, log_path):
     status, _, body = get(addr, "/readyz")
     checks.check("GET /readyz: 200, store, NATS and supervisors checked",
                  status == 200 and "store: ok" in body and "nats: connected" in body
-                 and "supervisors: 1 up" in body, (status, body))
+                 and "supervisors: 2 up" in body, (status, body))
+    # A supervisor that gives up makes the node unready, and says which.
+    nc = await nats.connect(url)
+    try:
+        for _ in range(2):
+            await call(nc, f"{namespace}.counter.fragile.crash", {"why": "give up"})
+            await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+    status, body = None, ""
+    for _ in range(30):
+        status, _, body = get(addr, "/readyz")
+        if status == 503:
+            break
+        await asyncio.sleep(0.1)
+    checks.check("a supervisor that gave up: GET /readyz is 503 and names it",
+                 status == 503 and "supervisor Fragile: gave up" in body
+                 and "store: ok" in body, (status, body))
+    await asyncio.sleep(FLUSH_WAIT)
+    late = scrape(addr)
+    checks.check("its give-up is counted",
+                 value(late, "swarm_supervisor_give_ups", "swarm_supervisor_give_ups_total",
+                       supervisor="Fragile") == 1
+                 and value(late, "swarm_supervisor_give_ups", "swarm_supervisor_give_ups_total",
+                           supervisor="Watched") == 0,
+                 late.get("swarm_supervisor_give_ups"))
+    status, _, body = get(addr, "/livez")
+    checks.check("GET /livez stays 200 (the node runs; it is not ready)", status == 200,
+                 (status, body))
     checks.check("GET /nothing: 404", get(addr, "/nothing")[0] == 404)
     checks.check("POST /metrics: 405",
                  raw(addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").split()[1] == "405")
@@ -281,14 +310,15 @@ async def run(url, addr, namespace, service, checks, log_path):
             except json.JSONDecodeError:
                 checks.check("every JSON log line parses", False, line)
     crashed = [e for e in events if e.get("event") == "agent.crashed"]
+    crashed = [e for e in crashed if e.get("key") == "watched"]
     checks.check("the crash is one agent.crashed event with its panic message, kind and key",
                  len(crashed) == 1 and "asked to crash: metrics check" in crashed[0].get("msg", "")
                  and crashed[0].get("kind") == "counter" and crashed[0].get("key") == "watched"
                  and crashed[0].get("level") == "warn", crashed)
     names = {e.get("event") for e in events}
-    checks.check("supervisor events: child started, crashed, restarted",
+    checks.check("supervisor events: child started, crashed, restarted, a give-up",
                  {"supervisor.child_started", "supervisor.child_crashed",
-                  "supervisor.child_restarted"} <= names, names)
+                  "supervisor.child_restarted", "supervisor.gave_up"} <= names, names)
     checks.check("no Rust panic report or backtrace on stderr",
                  not any("panicked at" in l or "stack backtrace" in l or "RUST_BACKTRACE" in l
                          for l in lines), [l for l in lines if "panick" in l][:5])
