@@ -71,7 +71,9 @@ pub mod error;
 )]
 mod front_door;
 pub mod key;
-pub mod log;
+// swarm's own events; not an API (a public `Level::Debug` would also make rustc spell the
+// `Debug` trait out in full in users' error messages).
+pub(crate) mod log;
 pub mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;

@@ -17,6 +17,9 @@
 //! `agent.stale_write_refused`, `store.*` (a store's errors and recoveries), `nats.*`
 //! (disconnects and reconnects), `metrics.*` (the operations listener).
 
+// Natively only the file store logs; the rest serves the Lunatic runtime (and is tested here).
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::cell::Cell;
 
 /// How much an event matters.
@@ -92,11 +95,6 @@ fn settings() -> Settings {
             settings
         })
     })
-}
-
-/// Whether an event of `level` would be written.
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= settings().max
 }
 
 /// Whether crash events should carry a backtrace (`SWARM_BACKTRACE=1`).
