@@ -39,9 +39,14 @@
 //! metrics before starting agents. An agent killed from outside loses what it counted in its
 //! last second. `BENCHMARKS.md` has the cost on the local request path.
 
-pub mod exposition;
-pub mod http;
-pub mod model;
+// The pure parts (the text format, HTTP request lines, the counts and their rendering) are
+// used by the Lunatic side only; natively they are unit tested.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) mod exposition;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) mod http;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) mod model;
 // Used by the agent runtime, which exists only inside Lunatic; its unit tests run natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) mod variant;
