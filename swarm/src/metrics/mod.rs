@@ -25,7 +25,7 @@
 //! | `swarm_store_operations_total` | counter | `backend`, `operation` (`load`, `save`), `result` |
 //! | `swarm_store_operation_duration_seconds` | histogram | `backend`, `operation` |
 //! | `swarm_nats_*` (with [`MetricsConfig::nats`]) | | connected, reconnects, dropped, subscriptions, pending requests, messages and bytes per `direction` |
-//! | `swarm_cluster_*` (with [`MetricsConfig::cluster`]) | | activations, forwards, CAS conflicts, moved replies, lease renewals and their latency, agents, fenced |
+//! | `swarm_cluster_*` (with [`MetricsConfig::cluster`]) | | activations, forwards, CAS conflicts, moved replies, lease renewals and their latency, agents, fencings |
 //!
 //! `GET /livez` is 200 while the node's processes answer; `GET /readyz` is 200 when the store
 //! answers a read, the NATS connection (if configured) is connected and every supervisor that

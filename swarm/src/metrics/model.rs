@@ -525,6 +525,11 @@ fn render_cluster(text: &mut Exposition, cluster: &serde_json::Map<String, serde
             "swarm_cluster_lease_renewals_total",
             "Renewals of this node's lease.",
         ),
+        (
+            "fenced",
+            "swarm_cluster_fencings_total",
+            "Times this node fenced itself (its lease could not be renewed in time) and rejoined.",
+        ),
     ] {
         if let Some(value) = number(field) {
             text.family(name, Type::Counter, help);
@@ -561,14 +566,6 @@ fn render_cluster(text: &mut Exposition, cluster: &serde_json::Map<String, serde
             text.family(name, Type::Gauge, help);
             text.sample(name, &labels, value * scale);
         }
-    }
-    if let Some(fenced) = cluster.get("fenced").and_then(|value| value.as_bool()) {
-        text.family(
-            "swarm_cluster_fenced",
-            Type::Gauge,
-            "1 while this node has fenced itself (its lease could not be renewed in time).",
-        );
-        text.sample("swarm_cluster_fenced", &labels, f64::from(u8::from(fenced)));
     }
 }
 
