@@ -10,7 +10,8 @@
 //! liveness and readiness there (printing `metrics <host:port>` first), with this connection's
 //! figures, and starts a supervisor `Watched` over the counter `watched`, so that a crash of
 //! that counter through the front door shows up as a restart, and `Fragile` over `fragile`,
-//! which gives up on a second crash (the node is then not ready).
+//! which gives up on a second crash (the node is then not ready). With `SWARM_OTLP_ADDR`
+//! (`host:port`) it exports a span per traced call to that OTLP/HTTP collector.
 
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ fn main() {
         .name("discovery-node");
     let client = NatsClient::connect(options).expect("the NATS server accepts the node");
     // Before any agent starts: agents started while metrics are off count nothing.
+    if let Ok(collector) = std::env::var("SWARM_OTLP_ADDR") {
+        swarm::metrics::export_spans(&collector, "discovery-node").expect("spans are exported");
+    }
     let metrics = MetricsConfig::from_env().map(|config| {
         let bound = swarm::metrics::serve(config.nats(&client)).expect("metrics are served");
         println!("metrics {bound}");

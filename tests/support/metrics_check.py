@@ -16,6 +16,8 @@ Then:
   - GET /livez and /readyz (store, NATS, supervisors); a second supervisor that gives up on its
     child's second crash makes /readyz 503 naming it, and counts a give-up; what bad HTTP gets
     (400, 404, 405, 431), after which the node still answers;
+  - spans: a call with a W3C traceparent exports the agent's span to a stand-in OTLP/HTTP
+    collector (trace, parent, attributes, an error status for a panic); calls without none;
   - the node's stderr: JSON lines that parse, one `agent.crashed` event for the crash with its
     panic message, supervisor events, and no Rust panic report or backtrace.
 Uses the server in SWARM_NATS_URL (scripts/test's harness) or starts its own nats-server. Prints
@@ -49,9 +51,44 @@ NODE_START_TIMEOUT = 60.0
 FLUSH_WAIT = 1.6  # agents send their counts at least once a second
 
 
-def start_node(runner, wasm, url, namespace, log_path):
+class Collector:
+    """A stand-in OpenTelemetry collector: an OTLP/HTTP endpoint that keeps every span posted to
+    /v1/traces (JSON) and answers 200."""
+
+    def __init__(self):
+        import http.server
+
+        spans = self.spans = []
+        self.paths = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                collector.paths.append((self.path, self.headers.get("Content-Type")))
+                for resource in json.loads(body).get("resourceSpans", []):
+                    service = {a["key"]: a["value"].get("stringValue")
+                               for a in resource["resource"]["attributes"]}
+                    for scope in resource["scopeSpans"]:
+                        for span in scope["spans"]:
+                            spans.append(dict(span, service=service.get("service.name")))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        collector = self
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def start_node(runner, wasm, url, namespace, log_path, otlp_addr):
     env = dict(os.environ, SWARM_NATS_URL=url, SWARM_DISCOVERY_NS=namespace,
-               SWARM_METRICS_ADDR="127.0.0.1:0", SWARM_LOG_FORMAT="json")
+               SWARM_METRICS_ADDR="127.0.0.1:0", SWARM_LOG_FORMAT="json",
+               SWARM_OTLP_ADDR=otlp_addr)
     env.pop("SWARM_BACKTRACE", None)
     env.pop("SWARM_LOG", None)
     env.pop("RUST_LOG", None)
@@ -130,7 +167,7 @@ async def call(nc, subject, args):
     return json.loads(msg.data)
 
 
-async def run(url, addr, namespace, service, checks, log_path):
+async def run(url, addr, namespace, service, checks, log_path, collector):
     before = scrape(addr)
     ctype = next(iter(before.values()))[2]
     checks.check("GET /metrics answers the text format 0.0.4",
@@ -264,6 +301,44 @@ async def run(url, addr, namespace, service, checks, log_path):
     checks.check("GET /readyz: 200, store, NATS and supervisors checked",
                  status == 200 and "store: ok" in body and "nats: connected" in body
                  and "supervisors: 2 up" in body, (status, body))
+    # Spans: a call with a W3C traceparent gets the agent's span, exported over OTLP/HTTP; calls
+    # without one get none.
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    nc = await nats.connect(url)
+    try:
+        traced = await nc.request(f"{namespace}.counter.t1.add", b'{"n": 1}', timeout=5,
+                                  headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+        await nc.request(f"{namespace}.counter.t1.add", b'{"n": 1}', timeout=5)
+        await nc.request(f"{namespace}.counter.t1.crash", b'{"why": "traced"}', timeout=5,
+                         headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    finally:
+        await nc.close()
+    for _ in range(40):
+        if len(collector.spans) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
+    mine = [s for s in collector.spans if s.get("traceId") == trace_id]
+    add = [s for s in mine if s.get("name") == "counter.add"]
+    crash = [s for s in mine if s.get("name") == "counter.crash"]
+    attrs = {a["key"]: a["value"].get("stringValue") for a in (add[0]["attributes"] if add else [])}
+    checks.check("a traced call's span reaches the OTLP collector: the caller's trace and parent, "
+                 "the agent's own span id, kind, key, handler, times, status ok",
+                 json.loads(traced.data) == {"ok": {"Ok": 1}}
+                 and len(add) == 1 and add[0]["parentSpanId"] == parent
+                 and len(add[0]["spanId"]) == 16 and add[0]["spanId"] != parent
+                 and add[0]["kind"] == 2 and add[0]["service"] == "discovery-node"
+                 and attrs == {"swarm.kind": "counter", "swarm.key": "t1", "swarm.handler": "add"}
+                 and int(add[0]["startTimeUnixNano"]) <= int(add[0]["endTimeUnixNano"])
+                 and add[0]["status"]["code"] == 1
+                 and collector.paths[0] == ("/v1/traces", "application/json"),
+                 (collector.spans, collector.paths))
+    checks.check("a traced call that panics: its span has an error status saying so",
+                 len(crash) == 1 and crash[0]["status"] == {"code": 2, "message": "panicked"},
+                 crash)
+    checks.check("calls without a traceparent export no span", len(collector.spans) == 2,
+                 collector.spans)
+
     # A supervisor that gives up makes the node unready, and says which.
     nc = await nats.connect(url)
     try:
@@ -337,10 +412,11 @@ def main():
     log_path = os.path.join(work, "node0.log")
     try:
         server, url = nats_server(work)
-        node, addr, service = start_node(runner, wasm, url, namespace, log_path)
+        collector = Collector()
+        node, addr, service = start_node(runner, wasm, url, namespace, log_path, collector.addr)
         print(f"node serves metrics on http://{addr}/metrics")
-        asyncio.run(asyncio.wait_for(run(url, addr, namespace, service, checks, log_path),
-                                     timeout=120))
+        asyncio.run(asyncio.wait_for(
+            run(url, addr, namespace, service, checks, log_path, collector), timeout=120))
     except Exception as err:  # a crash of the check itself is a failure, reported as one
         checks.failures.append(f"the check did not complete: {type(err).__name__}: {err}")
         print(f"FAILED: {checks.failures[-1]}")

@@ -136,7 +136,7 @@ pub(crate) fn call_started(handler: Option<usize>) {
 
 /// The running call is ending with `outcome` (before its failure answer, or a panic).
 pub(crate) fn set_outcome(outcome: Outcome) {
-    if on() {
+    if on() || spans_on() {
         OUTCOME.with(|slot| slot.set(outcome));
     }
 }
@@ -232,6 +232,9 @@ pub(crate) fn tick() {
 /// The process is panicking: a call that was running ends with the outcome set for it (a
 /// failed save, memory past the cap) or as panicked, and everything counted is sent now.
 pub(crate) fn on_panic() {
+    if spans_on() {
+        span_ended(Some(current_outcome().unwrap_or(Outcome::Panicked)));
+    }
     if !on() {
         return;
     }
@@ -308,4 +311,109 @@ pub(crate) fn flush() {
     if let Some((collector, delta)) = delta {
         cast(collector, super::collector::Op::Calls(delta));
     }
+}
+
+/// A span being served: a call that came with a trace context, on a node that exports spans.
+struct OpenSpan {
+    trace: crate::trace::TraceParent,
+    own: crate::trace::TraceParent,
+    handler: usize,
+    start_unix_nanos: u64,
+}
+
+/// What an agent needs to name its spans.
+struct SpanSource {
+    exporter: u64,
+    kind: &'static str,
+    key: String,
+    handlers: &'static [HandlerInfo],
+}
+
+thread_local! {
+    static SPANS: RefCell<Option<SpanSource>> = const { RefCell::new(None) };
+    static SPANS_ON: Cell<bool> = const { Cell::new(false) };
+    static OPEN_SPAN: RefCell<Option<OpenSpan>> = const { RefCell::new(None) };
+}
+
+/// Turns span recording on in this agent process if the node exports spans (its exporter is
+/// registered): called once, as the agent starts.
+pub(crate) fn start_spans(kind: &'static str, key: &str, handlers: &'static [HandlerInfo]) {
+    let Some(exporter) = host::registry_get(super::exporter::NAME) else {
+        return;
+    };
+    SPANS.with(|spans| {
+        *spans.borrow_mut() = Some(SpanSource {
+            exporter: exporter.id,
+            kind,
+            key: key.to_owned(),
+            handlers,
+        })
+    });
+    SPANS_ON.with(|on| on.set(true));
+}
+
+/// Whether this process records spans.
+#[inline]
+pub(crate) fn spans_on() -> bool {
+    SPANS_ON.with(Cell::get)
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}
+
+/// A traced call to `handler` starts: `trace` as the caller sent it, `own` the agent's span.
+pub(crate) fn span_started(
+    handler: Option<usize>,
+    trace: crate::trace::TraceParent,
+    own: crate::trace::TraceParent,
+) {
+    let Some(handler) = handler else { return };
+    OPEN_SPAN.with(|open| {
+        *open.borrow_mut() = Some(OpenSpan {
+            trace,
+            own,
+            handler,
+            start_unix_nanos: unix_nanos(),
+        })
+    });
+}
+
+/// The traced call is over (`error`: how it failed), its span goes to the exporter.
+pub(crate) fn span_ended(error: Option<Outcome>) {
+    let Some(open) = OPEN_SPAN.with(|open| open.try_borrow_mut().ok()?.take()) else {
+        return;
+    };
+    let end_unix_nanos = unix_nanos();
+    let sent = SPANS.with(|spans| {
+        let spans = spans.try_borrow().ok()?;
+        let source = spans.as_ref()?;
+        let handler = source.handlers.get(open.handler)?.name;
+        Some((
+            source.exporter,
+            super::otlp::Span {
+                trace_id: open.trace.trace_id,
+                span_id: open.own.parent_id,
+                parent_id: open.trace.parent_id,
+                name: format!("{}.{handler}", source.kind),
+                kind: source.kind.to_owned(),
+                key: source.key.clone(),
+                handler: handler.to_owned(),
+                start_unix_nanos: open.start_unix_nanos,
+                end_unix_nanos,
+                error: error.map(|outcome| outcome.as_str().to_owned()),
+            },
+        ))
+    });
+    if let Some((exporter, span)) = sent {
+        cast(exporter, super::exporter::Op::Span(span));
+    }
+}
+
+/// How the running call is ending, for its span (without resetting it for the counts).
+pub(crate) fn current_outcome() -> Option<Outcome> {
+    let outcome = OUTCOME.with(Cell::get);
+    (outcome != Outcome::Ok).then_some(outcome)
 }

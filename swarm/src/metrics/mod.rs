@@ -51,8 +51,13 @@ pub(crate) mod model;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) mod variant;
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) mod otlp;
+
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod collector;
+#[cfg(target_arch = "wasm32")]
+mod exporter;
 #[cfg(target_arch = "wasm32")]
 mod listener;
 #[cfg(target_arch = "wasm32")]
@@ -123,6 +128,9 @@ pub enum MetricsError {
     /// This node serves metrics already.
     #[error("this node serves metrics already")]
     AlreadyServing,
+    /// This node exports spans already.
+    #[error("this node exports spans already")]
+    AlreadyExporting,
     /// The listener could not start (the address is taken, not valid, or not allowed).
     #[error("the metrics listener did not start: {0}")]
     Listen(String),
@@ -219,5 +227,28 @@ fn cluster_figures(namespace: &str) -> Option<serde_json::Map<String, serde_json
     match serde_json::from_str(&text).ok()? {
         serde_json::Value::Object(figures) => Some(figures),
         _ => None,
+    }
+}
+
+/// Exports a span for every call that reaches an agent with a trace context (a W3C
+/// `traceparent`: the NATS header, a native client's `trace(..)`, or a handler's own call) to an
+/// OpenTelemetry collector's OTLP/HTTP endpoint at `addr` (`host:port`; spans are posted to
+/// `/v1/traces` as JSON, in batches, at most a second late), as service `service`. Each span is
+/// the agent's own: its parent is the caller's span, its name `<kind>.<handler>`, with the key
+/// as an attribute and an error status when the call failed (panicked, not saved, ...). Agents
+/// started from now on record them; a call without a trace context records nothing. A batch the
+/// collector does not take is dropped and logged (`trace.export_failed`).
+#[cfg(target_arch = "wasm32")]
+pub fn export_spans(addr: &str, service: &str) -> Result<(), MetricsError> {
+    use crate::runtime::host::Named;
+    use crate::runtime::process::spawn_named;
+    let target = exporter::Target {
+        addr: addr.to_owned(),
+        service: service.to_owned(),
+    };
+    match spawn_named(exporter::NAME, target, exporter::exporter_main) {
+        Ok(Named::Started(_)) => Ok(()),
+        Ok(Named::Found(_)) => Err(MetricsError::AlreadyExporting),
+        Err(err) => Err(MetricsError::Spawn(err.to_string())),
     }
 }

@@ -446,6 +446,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
             .unwrap_or_else(StoreConfig::default_for_node)
     });
     crate::metrics::local::start_agent(A::KIND, A::HANDLERS, store_config.as_ref());
+    crate::metrics::local::start_spans(A::KIND, &arg.key, A::HANDLERS);
     let mut cell = AgentCell {
         agent: A::from_key(key),
         store: None,
@@ -514,7 +515,7 @@ pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
 
 fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     // Counting (when the node serves metrics): the handler is the message's variant.
-    let handler = if metrics::on() {
+    let handler = if metrics::on() || metrics::spans_on() {
         crate::metrics::variant::variant_index(&envelope.message)
     } else {
         None
@@ -535,13 +536,18 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     }
     metrics::call_started(handler);
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
-    // The handler's own span in its caller's trace, which its calls carry on.
-    crate::trace::set_current(
-        envelope
-            .reply_to
-            .and_then(|reply_to| reply_to.trace())
-            .map(|trace| trace.child()),
-    );
+    // The handler's own span in its caller's trace, which its calls carry on (and which the
+    // node's span exporter gets, if it has one).
+    let trace = envelope.reply_to.and_then(|reply_to| reply_to.trace());
+    let own = trace.map(|trace| trace.child());
+    crate::trace::set_current(own);
+    let traced = match (trace, own) {
+        (Some(trace), Some(own)) if metrics::spans_on() => {
+            metrics::span_started(handler, trace, own);
+            true
+        }
+        _ => false,
+    };
     // A kind with a time budget: the registrar stops this agent if the message is not over in
     // time (a timer, cancelled once it is).
     let budget = A::MESSAGE_BUDGET
@@ -549,6 +555,9 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
     if let Some(timer) = budget {
         host::cancel_timer(timer);
+    }
+    if traced {
+        metrics::span_ended(metrics::current_outcome());
     }
     if handler.is_some() {
         metrics::call_ended();
