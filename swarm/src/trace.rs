@@ -11,7 +11,8 @@
 //!   parent is this agent's span.
 //! - A native client sends one with [`KindClient::trace`](crate::client::KindClient::trace).
 //!
-//! Spans are not recorded or exported here: this is the context that recording builds on.
+//! Spans are recorded and exported by the node's span exporter, when it has one
+//! (`swarm::metrics::export_spans`): each agent's span of a call that carried a context.
 
 use std::cell::Cell;
 use std::fmt;
