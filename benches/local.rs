@@ -151,6 +151,9 @@ fn main() {
 
     let raw: ProcessRef<RawCounter> = RawCounter::start(()).expect("baseline starts");
     let agent = Counter::start().expect("agent starts");
+    if std::env::var("SWARM_BENCH_ONLY").as_deref() == Ok("metrics") {
+        return metrics_on_vs_off(agent, rounds, calls);
+    }
 
     // Warm up both paths.
     for _ in 0..2_000 {
@@ -270,4 +273,90 @@ fn main() {
         Ok(()) => println!("written: target/bench/local.json"),
         Err(err) => println!("could not write target/bench/local.json: {err}"),
     }
+    metrics_on_vs_off(agent, rounds, calls);
+}
+
+/// The same agent kind with metrics off and on, in one run: `off` and `control` were started
+/// before the node served metrics (so they count nothing), `on` after. Their calls alternate in
+/// batches of 500, the order rotating, so that the machine's load falls on all three alike;
+/// `control` against `off` shows how far two identical agents differ (the noise floor).
+fn metrics_on_vs_off(off: CounterRef, rounds: usize, calls: usize) {
+    let control = Counter::start().expect("agent starts");
+    let bound = swarm::metrics::serve(swarm::metrics::MetricsConfig::listen("127.0.0.1:0"))
+        .expect("metrics are served");
+    let on = Counter::start().expect("agent starts");
+    {
+        let started = Instant::now();
+        let mut last = started;
+        for _ in 0..100_000 {
+            last = Instant::now();
+        }
+        println!(
+            "a clock read (Instant::now) under Lunatic: {:.0} ns",
+            (last - started).as_nanos() as f64 / 1e5
+        );
+    }
+    println!("\nmetrics on vs off (the node serves metrics on {bound}; `off` and `control` started before)");
+    let agents = [&off, &control, &on];
+    for agent in agents {
+        for _ in 0..2_000 {
+            agent.add(1).unwrap();
+        }
+    }
+    let author = || "ada".to_string();
+    let text = || "a message of a realistic length for a chat".to_string();
+    const BATCH: usize = 500;
+    // [row][agent]: per-call latencies (requests), per-message means of batches (messages).
+    let mut requests: [[Vec<Duration>; 3]; 2] = Default::default();
+    let mut messages: [Vec<f64>; 3] = Default::default();
+    for batch in 0..rounds * calls / BATCH {
+        for turn in 0..3 {
+            let which = (batch + turn) % 3;
+            let agent = agents[which];
+            requests[0][which].extend(latencies(BATCH, || {
+                agent.add(1).unwrap();
+            }));
+            requests[1][which].extend(latencies(BATCH, || {
+                agent.post(author(), text()).unwrap();
+            }));
+            let started = Instant::now();
+            for _ in 0..BATCH {
+                agent.bump().unwrap();
+            }
+            agent.add(0).unwrap();
+            messages[which].push(started.elapsed().as_nanos() as f64 / BATCH as f64);
+        }
+    }
+    println!("\n| row | metrics off | metrics on | on / off | control (off) / off |");
+    println!("|---|---|---|---|---|");
+    for (row, name) in requests.iter_mut().zip([
+        "request round trip (u64 -> u64), p50",
+        "request round trip (2 Strings -> usize), p50",
+    ]) {
+        for samples in row.iter_mut() {
+            samples.sort();
+        }
+        let p50: Vec<f64> = row.iter().map(|samples| pct(samples, 0.5)).collect();
+        println!(
+            "| {name} | {:.2} us | {:.2} us | {:.3} | {:.3} |",
+            p50[0] / 1e3,
+            p50[2] / 1e3,
+            p50[2] / p50[0],
+            p50[1] / p50[0]
+        );
+    }
+    let medians: Vec<f64> = messages
+        .iter_mut()
+        .map(|means| {
+            means.sort_by(f64::total_cmp);
+            means[means.len() / 2]
+        })
+        .collect();
+    println!(
+        "| message, no arguments, per message (median of batches) | {:.2} us | {:.2} us | {:.3} | {:.3} |",
+        medians[0] / 1e3,
+        medians[2] / 1e3,
+        medians[2] / medians[0],
+        medians[1] / medians[0]
+    );
 }

@@ -3,7 +3,9 @@
 //! client speaking JSON.
 //!
 //! Reads `SWARM_NATS_URL` (default `nats://127.0.0.1:4222`), `SWARM_NAMESPACE` (default `demo`)
-//! and `SWARM_STORE_DIR` (the file store's directory; default: a memory store). Prints
+//! and `SWARM_STORE_DIR` (the file store's directory; default: a memory store). With
+//! `SWARM_METRICS_ADDR` (`host:port`; port 0 picks one) it serves Prometheus metrics, `/livez`
+//! and `/readyz` there, and prints `swarm-agents-node metrics http://<host:port>/metrics`. Prints
 //! `swarm-agents-node ready namespace=<ns>` once it serves, and runs until it is stopped.
 
 use std::time::Duration;
@@ -28,6 +30,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     swarm::set_default_store(store)?;
     let client = NatsClient::connect(ConnectOptions::new([url.as_str()])?.name("agents-node"))?;
+    // Before the agents start: agents started while metrics are off count nothing.
+    if let Some(metrics) = swarm::metrics::MetricsConfig::from_env() {
+        let bound = swarm::metrics::serve(metrics.nats(&client))?;
+        println!("swarm-agents-node metrics http://{bound}/metrics");
+    }
     let _rooms = serve_agents::<ChatRoom>(&client, &namespace, 2)?;
     println!("swarm-agents-node ready namespace={namespace}");
     loop {

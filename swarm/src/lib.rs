@@ -115,6 +115,10 @@ mod generated;
 )]
 mod front_door;
 pub mod key;
+// swarm's own events; not an API (a public `Level::Debug` would also make rustc spell the
+// `Debug` trait out in full in users' error messages).
+pub(crate) mod log;
+pub mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod record;

@@ -12,7 +12,8 @@
 //! - A native client sends one with `KindClient::trace` (`swarm::client`, in native builds with
 //!   the `client` feature: not a link, as the API's docs are built for Lunatic).
 //!
-//! Spans are not recorded or exported here: this is the context that recording builds on.
+//! Spans are recorded and exported by the node's span exporter, when it has one
+//! (`swarm::metrics::export_spans`): each agent's span of a call that carried a context.
 
 use std::cell::Cell;
 use std::fmt;

@@ -28,7 +28,9 @@
 //! **STATS `data`.** ADR-32's `data` is per endpoint; every endpoint carries the node's figures:
 //! `{"agents_live": <live agents of the node's registry>}`, plus `"cluster": {..}` when a process
 //! is registered as `swarm/cluster-stats/<namespace>` (see [`ClusterStatsQuery`] for how it is
-//! asked), or `"cluster_error"` saying why its figures are missing.
+//! asked), or `"cluster_error"` saying why its figures are missing; and `"metrics": {..}` when
+//! the node serves metrics (see `Discovery::metrics`): the calls per handler and outcome that
+//! `/metrics` shows.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -618,12 +620,51 @@ impl Discovery {
         }
     }
 
+    /// When the node serves metrics (`crate::metrics`), the same numbers for this namespace's
+    /// kinds: `{"<kind>": {"<handler>": {"calls": {"<outcome>": n, ..}, "latency_count": n,
+    /// "latency_sum_seconds": s}}}`, as `swarm_calls_total` and `swarm_call_duration_seconds`
+    /// count them (calls that reached the agent, however they came: this node's front door, a
+    /// handle, another node).
+    fn metrics(&self) -> Option<serde_json::Value> {
+        let collector = host::registry_get(crate::metrics::collector::NAME)?;
+        let snapshot = crate::metrics::collector::snapshot(collector.id).ok()?;
+        let mut kinds = serde_json::Map::new();
+        for ((kind, handler), counts) in &snapshot.totals.calls {
+            if !self.kinds.iter().any(|(name, _)| name == kind) {
+                continue;
+            }
+            let calls: serde_json::Map<String, serde_json::Value> =
+                crate::metrics::model::Outcome::ALL
+                    .iter()
+                    .filter(|outcome| counts.outcomes[outcome.index()] > 0)
+                    .map(|outcome| {
+                        (
+                            outcome.as_str().to_owned(),
+                            counts.outcomes[outcome.index()].into(),
+                        )
+                    })
+                    .collect();
+            let entry = kinds
+                .entry(kind.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            entry[handler.as_str()] = serde_json::json!({
+                "calls": calls,
+                "latency_count": counts.latency.count,
+                "latency_sum_seconds": counts.latency.sum_nanos as f64 / 1e9,
+            });
+        }
+        Some(serde_json::Value::Object(kinds))
+    }
+
     /// The node's figures, the `data` of every endpoint in STATS.
     fn data(&self) -> serde_json::Value {
         let live = crate::runtime::node::node_stats()
             .map(|stats| serde_json::Value::from(stats.live_agents))
             .unwrap_or(serde_json::Value::Null);
         let mut data = serde_json::json!({ "agents_live": live });
+        if let Some(metrics) = self.metrics() {
+            data["metrics"] = metrics;
+        }
         let name = cluster_stats_name(&self.namespace);
         let Some(cluster) = host::registry_get(&name).filter(|pid| host::exists(pid.id)) else {
             return data;

@@ -23,6 +23,8 @@ use super::process;
 use super::wire::Wire;
 use crate::error::{RemoteFailure, StartError};
 use crate::key::{parse_key_text, AgentKey};
+use crate::metrics::local::{self as metrics, StoreOp};
+use crate::metrics::model::Outcome;
 use crate::record::RecordError;
 use crate::store::{Store, StoreConfig, StoreError};
 
@@ -217,6 +219,7 @@ impl<A: AgentBehavior> AgentCell<A> {
             // Past its cap: this change is not acknowledged, and the agent ends so that it
             // restarts, small, from what it last saved (a Wasm memory never shrinks).
             CURRENT_REPLY.with(|slot| slot.set(None));
+            metrics::set_outcome(Outcome::OverMemory);
             let reason = format!(
                 "agent `{}` holds {} MiB after this call, past its cap of {} MiB",
                 A::KIND,
@@ -255,9 +258,11 @@ impl<A: AgentBehavior> AgentCell<A> {
                     // neither acknowledge the change nor serve again. It answers `Moved` and ends
                     // after this message (see `agent_main`), without a last save.
                     CURRENT_REPLY.with(|slot| slot.set(None));
-                    eprintln!(
-                        "swarm: stale-write-refused key={}: {reason}",
-                        self.storage_key
+                    metrics::set_outcome(Outcome::Moved);
+                    crate::log::warn(
+                        "agent.stale_write_refused",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!("stale-write-refused: {reason}"),
                     );
                     if let Some(reply_to) = reply_to {
                         reply_to.send_failure(RemoteFailure::Moved(reason));
@@ -270,6 +275,12 @@ impl<A: AgentBehavior> AgentCell<A> {
                     // state no longer matches the store: tell the caller, then let the agent crash
                     // so it restarts from what it last saved.
                     CURRENT_REPLY.with(|slot| slot.set(None));
+                    metrics::set_outcome(Outcome::PersistFailed);
+                    crate::log::error(
+                        "agent.save_failed",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!("state not saved, the change is not acknowledged: {reason}"),
+                    );
                     if let Some(reply_to) = reply_to {
                         reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
                     }
@@ -323,9 +334,10 @@ impl<A: AgentBehavior> AgentCell<A> {
         match self.save_if_changed() {
             Ok(()) => {}
             Err(SaveFailure::Stale(reason)) => {
-                eprintln!(
-                    "swarm: stale-write-refused key={}: {reason}",
-                    self.storage_key
+                crate::log::warn(
+                    "agent.stale_write_refused",
+                    &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                    &format!("stale-write-refused: {reason}"),
                 );
                 self.stale = true;
             }
@@ -351,12 +363,15 @@ impl<A: AgentBehavior> AgentCell<A> {
                 .applied
                 .saved_with(&record)
                 .map_err(SaveFailure::Failed)?;
-            store
-                .put(&self.storage_key, &stored)
-                .map_err(|err| match err {
-                    StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
-                    other => SaveFailure::Failed(other.to_string()),
-                })?;
+            let saving = metrics::on().then(std::time::Instant::now);
+            let saved = store.put(&self.storage_key, &stored);
+            if let Some(started) = saving {
+                metrics::store_op(StoreOp::Save, started, saved.is_ok());
+            }
+            saved.map_err(|err| match err {
+                StoreError::Conflict { .. } => SaveFailure::Stale(err.to_string()),
+                other => SaveFailure::Failed(other.to_string()),
+            })?;
             self.saved = record;
         }
         Ok(())
@@ -385,6 +400,9 @@ thread_local! {
     static STARTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
     static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
+    /// The agent this process is (kind, key), for its crash event.
+    static IDENTITY: std::cell::RefCell<Option<(&'static str, String)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Runs inside the new process before anything else: loads the persisted state, runs the
@@ -392,6 +410,7 @@ thread_local! {
 #[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn init<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
     install_panic_reply();
+    IDENTITY.with(|identity| *identity.borrow_mut() = Some((A::KIND, arg.key.clone())));
     if A::KEYED {
         STARTING_AS
             .with(|name| *name.borrow_mut() = Some(super::handle::registry_name::<A>(&arg.key)));
@@ -421,6 +440,13 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         key: arg.key.clone(),
         reason,
     };
+    let store_config = A::PERSISTS.then(|| {
+        arg.store
+            .clone()
+            .unwrap_or_else(StoreConfig::default_for_node)
+    });
+    crate::metrics::local::start_agent(A::KIND, A::HANDLERS, store_config.as_ref());
+    crate::metrics::local::start_spans(A::KIND, &arg.key, A::HANDLERS);
     let mut cell = AgentCell {
         agent: A::from_key(key),
         store: None,
@@ -430,11 +456,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         save_due: None,
         applied: Applied::default(),
     };
-    if A::PERSISTS {
-        let config = arg
-            .store
-            .clone()
-            .unwrap_or_else(StoreConfig::default_for_node);
+    if let Some(config) = store_config {
         let store_error = |source| StartError::Store {
             kind: A::KIND.into(),
             key: arg.key.clone(),
@@ -442,7 +464,12 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         };
         let store = config.open().map_err(store_error)?;
         let storage_key = format!("{}/{}", A::KIND, arg.key);
-        cell.saved = match store.load_as_owner(&storage_key).map_err(store_error)? {
+        let loading = crate::metrics::local::on().then(std::time::Instant::now);
+        let loaded = store.load_as_owner(&storage_key);
+        if let Some(started) = loading {
+            crate::metrics::local::store_op(StoreOp::Load, started, loaded.is_ok());
+        }
+        cell.saved = match loaded.map_err(store_error)? {
             Some(record) => {
                 cell.agent
                     .restore_persisted(&record)
@@ -487,26 +514,40 @@ pub fn serve<A: Agent>(mut state: State<A>, envelope: Envelope<A::Msg>) {
 }
 
 fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
+    // Counting (when the node serves metrics): the handler is the message's variant.
+    let handler = if metrics::on() || metrics::spans_on() {
+        crate::metrics::variant::variant_index(&envelope.message)
+    } else {
+        None
+    };
     if let Some(reply_to) = envelope.reply_to.filter(ReplyTo::expired) {
         // Its caller gave up on it while it waited here: running it now would apply a change
         // nobody is told about.
         reply_to.send_failure(RemoteFailure::Expired);
+        metrics::count_unrun(handler, Outcome::Expired);
         return;
     }
     if envelope
         .reply_to
         .is_some_and(|reply_to| cell.answered_already(reply_to))
     {
+        metrics::count_unrun(handler, Outcome::Replayed);
         return;
     }
+    metrics::call_started(handler);
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
-    // The handler's own span in its caller's trace, which its calls carry on.
-    crate::trace::set_current(
-        envelope
-            .reply_to
-            .and_then(|reply_to| reply_to.trace())
-            .map(|trace| trace.child()),
-    );
+    // The handler's own span in its caller's trace, which its calls carry on (and which the
+    // node's span exporter gets, if it has one).
+    let trace = envelope.reply_to.and_then(|reply_to| reply_to.trace());
+    let own = trace.map(|trace| trace.child());
+    crate::trace::set_current(own);
+    let traced = match (trace, own) {
+        (Some(trace), Some(own)) if metrics::spans_on() => {
+            metrics::span_started(handler, trace, own);
+            true
+        }
+        _ => false,
+    };
     // A kind with a time budget: the registrar stops this agent if the message is not over in
     // time (a timer, cancelled once it is).
     let budget = A::MESSAGE_BUDGET
@@ -514,6 +555,12 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
     if let Some(timer) = budget {
         host::cancel_timer(timer);
+    }
+    if traced {
+        metrics::span_ended(metrics::current_outcome());
+    }
+    if handler.is_some() {
+        metrics::call_ended();
     }
     CURRENT_REPLY.with(|slot| slot.set(None));
     crate::trace::set_current(None);
@@ -579,7 +626,14 @@ pub(crate) fn link_starts_to_this_process() {
 /// message's tag: 1 for the envelope handler, 32 for shutdown), so `ProcessRef`s and Lunatic's
 /// own shutdown still work; but a message that does not decode is reported and dropped instead of
 /// killing the agent, and the start is [`start`]'s, which cannot panic the caller.
-fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
+fn agent_main<A: Agent>(start: (ReplyTo, AgentArg)) {
+    agent_life::<A>(start);
+    // The agent ended (shut down, passivated, taken over, or it did not start): what it counted
+    // since its last delta goes to the node's metrics now.
+    metrics::flush();
+}
+
+fn agent_life<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
     let idle = arg.idle;
     let name = A::KEYED.then(|| super::handle::registry_name::<A>(&arg.key));
     let mut cell = match init::<A>(arg) {
@@ -607,6 +661,10 @@ fn agent_main<A: Agent>((ready, arg): (ReplyTo, AgentArg)) {
                     (Some(idle), Some(save)) => Some(idle.min(save)),
                     (one, other) => one.or(other),
                 };
+                // Counts kept are sent by a tick even when no call comes to send them.
+                if metrics::on() {
+                    metrics::arm_tick();
+                }
                 match host::receive(&[], wait) {
                     Received::Data => read_received::<A>(),
                     Received::TimedOut if cell.save_due.is_some() && save_left == wait => {
@@ -649,6 +707,11 @@ fn read_received<A: Agent>() -> Read<A::Msg> {
                 A::KIND
             ),
         },
+        metrics::TICK_HANDLER_ID => {
+            // The metrics tick this agent set itself (see `metrics::local::arm_tick`).
+            metrics::tick();
+            return Read::Dropped;
+        }
         SHUTDOWN_HANDLER_ID => {
             return Read::Shutdown {
                 confirm: host::decode::<ShutdownRequest>().map_err(|err| err.to_string()),
@@ -698,6 +761,10 @@ impl<A: Agent> Intake<A> {
 
     fn refuse(&mut self, envelope: Envelope<A::Msg>, bound: usize) {
         self.refused += 1;
+        if metrics::on() {
+            let handler = crate::metrics::variant::variant_index(&envelope.message);
+            metrics::count_unrun(handler, Outcome::Overloaded);
+        }
         let reason = format!(
             "agent `{}` has {bound} messages waiting, its mailbox's bound; call again later",
             A::KIND
@@ -784,17 +851,24 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 #[doc(hidden)] // Called by generated code and the runtime only: not an API.
 pub fn terminate<A: Agent>(mut cell: AgentCell<A>) {
     stop_in_order(&mut cell);
+    metrics::flush();
 }
 
 fn stop_in_order<A: Agent>(cell: &mut AgentCell<A>) {
     cell.agent.on_stop();
     if let Err(reason) = cell.save_if_changed() {
-        eprintln!(
-            "swarm: agent `{}` could not save its state on stop: {reason}",
-            A::KIND
+        crate::log::error(
+            "agent.save_failed",
+            &[("kind", A::KIND), ("storage_key", &cell.storage_key)],
+            &format!("could not save its state on stop: {reason}"),
         );
     }
 }
+
+/// The most of a panic message a crash event carries: a log line stays readable, and writing it
+/// stays quick (the process is still registered while its hook runs, so a slow hook keeps callers
+/// sending to a process that is about to end).
+const CRASH_MESSAGE_MAX: usize = 1024;
 
 /// Makes a panicking handler answer its caller with the panic message instead of leaving it to
 /// notice the process is gone. Installed once per process, in front of the previous hook.
@@ -803,22 +877,37 @@ fn install_panic_reply() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            let message = match (
+                info.payload().downcast_ref::<&str>(),
+                info.payload().downcast_ref::<String>(),
+            ) {
+                (Some(text), _) => (*text).to_owned(),
+                (_, Some(text)) => text.clone(),
+                _ => "a panic with a non-text payload".to_owned(),
+            };
+            let at = info.location().map(|at| at.to_string()).unwrap_or_default();
             if let Some(reply_to) = CURRENT_REPLY.with(|slot| slot.take()) {
-                let message = match (
-                    info.payload().downcast_ref::<&str>(),
-                    info.payload().downcast_ref::<String>(),
-                ) {
-                    (Some(text), _) => (*text).to_owned(),
-                    (_, Some(text)) => text.clone(),
-                    _ => "a panic with a non-text payload".to_owned(),
+                let location = if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (at {at})")
                 };
-                let location = info
-                    .location()
-                    .map(|at| format!(" (at {at})"))
-                    .unwrap_or_default();
                 reply_to.send_failure(RemoteFailure::Panicked(format!("{message}{location}")));
             }
-            previous(info);
+            metrics::on_panic();
+            // One event per crash, with its message; Rust's own report (and its backtrace)
+            // only when asked, since a supervised crash is expected and restarted.
+            let (kind, key) = IDENTITY
+                .with(|identity| identity.borrow().clone())
+                .unwrap_or(("", String::new()));
+            crate::log::warn(
+                "agent.crashed",
+                &[("kind", kind), ("key", &key), ("at", &at)],
+                &crate::log::cut(&message, CRASH_MESSAGE_MAX),
+            );
+            if crate::log::backtraces() {
+                previous(info);
+            }
         }));
     });
 }

@@ -246,6 +246,21 @@ pub(crate) fn passivated(agent: u64) -> bool {
 /// that were sending to them as they ended; an older one counts as stopped (never a wrong retry).
 const PASSIVATIONS_KEPT: usize = 4096;
 
+/// Live agents per kind, or `None` when no registrar runs on this node yet. Counted from the
+/// registry names when asked (a scrape), so that starts and ends pay nothing for it.
+pub(crate) fn live_by_kind() -> Result<Option<Vec<(String, u64)>>, String> {
+    let Some(registrar) = current_registrar() else {
+        return Ok(None);
+    };
+    call::<RegistrarOp, Vec<(String, u64)>>(
+        registrar,
+        RegistrarOp::LiveByKind,
+        Some(REGISTRAR_TIMEOUT),
+    )
+    .map(Some)
+    .map_err(|err| format!("the node's registrar did not answer: {err:?}"))
+}
+
 /// The process id of the registrar running now, if any (for tests that kill it).
 pub fn current_registrar() -> Option<u64> {
     let mut generation = GENERATION.with(Cell::get);
@@ -305,6 +320,8 @@ enum RegistrarOp {
     },
     SetLimits(NodeLimits),
     Stats,
+    /// Live agents per kind (the metrics' `swarm_agents_live`), answered as `Vec<(kind, n)>`.
+    LiveByKind,
     /// The start `start` has run for `NodeLimits::start_timeout`.
     Deadline {
         start: i64,
@@ -471,6 +488,20 @@ impl Registrar {
                     stats.starts_in_flight = self.starts.len() as u64;
                     stats.limits = self.limits.clone();
                     reply_to.send(stats);
+                }
+            }
+            RegistrarOp::LiveByKind => {
+                if let Some(reply_to) = reply_to {
+                    let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
+                    for name in self.live.values() {
+                        // `swarm/agent/<kind>/<key>`; keys have no `/`, kinds may.
+                        let kind = name
+                            .strip_prefix("swarm/agent/")
+                            .and_then(|rest| rest.rsplit_once('/'))
+                            .map_or("", |(kind, _key)| kind);
+                        *by_kind.entry(kind.to_owned()).or_default() += 1;
+                    }
+                    reply_to.send(by_kind.into_iter().collect::<Vec<_>>());
                 }
             }
         }

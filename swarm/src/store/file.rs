@@ -210,9 +210,10 @@ fn recover(dir: &Path) -> Result<(), StoreError> {
             Entry::Put(key, _) | Entry::Delete(key) => key,
         };
         if let Err(err) = validate_storage_key(key) {
-            eprintln!(
-                "swarm: file store {}: journal entry skipped: {err}",
-                dir.display()
+            crate::log::error(
+                "store.journal_entry_skipped",
+                &[("backend", "file"), ("dir", &dir.display().to_string())],
+                &format!("journal entry skipped: {err}"),
             );
             continue;
         }
@@ -224,11 +225,14 @@ fn recover(dir: &Path) -> Result<(), StoreError> {
     // Replaying is the normal start (the journal is emptied at an open and every 8 MiB, not at
     // each exit), so only a crash's trace is worth a line.
     if torn {
-        eprintln!(
-            "swarm: file store {}: replayed {} journaled write(s); the last one was cut short by \
-             a crash (never acknowledged) and is dropped",
-            dir.display(),
-            entries.len()
+        crate::log::warn(
+            "store.journal_replayed",
+            &[("backend", "file"), ("dir", &dir.display().to_string())],
+            &format!(
+                "replayed {} journaled write(s); the last one was cut short by a crash (never \
+                 acknowledged) and is dropped",
+                entries.len()
+            ),
         );
     }
     empty_journal(&path)
@@ -327,10 +331,13 @@ mod writer {
                     // Deleted since: the journal's delete frame is the last word on it.
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                     Err(err) => {
-                        eprintln!(
-                            "swarm: file store {}: checkpoint put off, cannot fsync {}: {err}",
-                            self.dir.display(),
-                            path.display()
+                        crate::log::error(
+                            "store.checkpoint_put_off",
+                            &[
+                                ("backend", "file"),
+                                ("dir", &self.dir.display().to_string()),
+                            ],
+                            &format!("checkpoint put off, cannot fsync {}: {err}", path.display()),
                         );
                         return;
                     }
@@ -345,9 +352,13 @@ mod writer {
                     self.journal_len = 0;
                     self.unsynced.clear();
                 }
-                Err(err) => eprintln!(
-                    "swarm: file store {}: checkpoint put off, cannot empty the journal: {err}",
-                    self.dir.display()
+                Err(err) => crate::log::error(
+                    "store.checkpoint_put_off",
+                    &[
+                        ("backend", "file"),
+                        ("dir", &self.dir.display().to_string()),
+                    ],
+                    &format!("checkpoint put off, cannot empty the journal: {err}"),
                 ),
             }
         }
@@ -516,9 +527,10 @@ fn now_nanos() -> u128 {
 
 fn report_leftovers(dir: &Path, removed: usize) {
     if removed > 0 {
-        eprintln!(
-            "swarm: file store {}: removed {removed} temporary file(s) left by interrupted writes",
-            dir.display()
+        crate::log::warn(
+            "store.temporary_files_removed",
+            &[("backend", "file"), ("dir", &dir.display().to_string())],
+            &format!("removed {removed} temporary file(s) left by interrupted writes"),
         );
     }
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
 use super::handle::SupervisorRef;
 use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
+use crate::log::Level;
+use crate::metrics::collector::supervisor_event;
+use crate::metrics::model::SupervisorEvent;
 use crate::runtime::host::{self, Pid, Received};
 use crate::runtime::mailbox::{
     decode_envelope, reply_slot, this_node, wait_for, ReplyTo, WaitError,
@@ -98,6 +101,14 @@ struct Supervisor {
 fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
     host::die_when_link_dies(false);
+    // A give-up is logged as one event before the panic that fails the supervisor upward: Rust's
+    // own panic report (and backtrace) only when asked (`SWARM_BACKTRACE=1`).
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if crate::log::backtraces() {
+            previous(info);
+        }
+    }));
     let mut sup = Supervisor {
         spec_name: spec.name.clone(),
         strategy: spec.strategy,
@@ -148,6 +159,10 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
         }
     }
     started.send::<Result<(), SupervisorError>>(Ok(()));
+    supervisor_event(SupervisorEvent::Up {
+        supervisor: sup.spec_name.clone(),
+        process: host::this().id,
+    });
 
     loop {
         match host::receive(&[], None) {
@@ -171,8 +186,17 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
                     // Not a child's link: the process that started us (linked) died; OTP's
                     // supervisor exits with its parent.
                     None => {
-                        sup.log("its parent exited: stopping its children");
+                        sup.log(
+                            Level::Warn,
+                            "supervisor.parent_exited",
+                            &[],
+                            "its parent exited: stopping its children",
+                        );
                         sup.stop_all();
+                        supervisor_event(SupervisorEvent::Stopped {
+                            supervisor: sup.spec_name.clone(),
+                            process: host::this().id,
+                        });
                         return;
                     }
                 }
@@ -184,8 +208,11 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
 }
 
 impl Supervisor {
-    fn log(&self, what: &str) {
-        eprintln!("swarm: supervisor `{}`: {what}", self.spec_name);
+    /// One event, with the supervisor's name as its first field.
+    fn log(&self, level: Level, event: &str, fields: &[(&str, &str)], what: &str) {
+        let mut all = vec![("supervisor", self.spec_name.as_str())];
+        all.extend_from_slice(fields);
+        crate::log::event(level, event, &all, what);
     }
 
     /// Starts every member of child `index`; `restart` counts it as a restart.
@@ -211,17 +238,29 @@ impl Supervisor {
             if restart {
                 member.stats.restarts += 1;
             }
-            let how = match (registered, restart) {
+            let (how, event) = match (registered, restart) {
                 // Someone's `get_or_start` started it first: it keeps the store and settings
                 // it was started with, not this child spec's, which is worth a word in the log.
-                (Registered::Found(_), _) => "adopted the already running",
-                (Registered::Started(_), true) => "restarted",
-                (Registered::Started(_), false) => "started",
+                (Registered::Found(_), _) => {
+                    ("adopted the already running", "supervisor.child_adopted")
+                }
+                (Registered::Started(_), true) => ("restarted", "supervisor.child_restarted"),
+                (Registered::Started(_), false) => ("started", "supervisor.child_started"),
             };
-            eprintln!(
-                "swarm: supervisor `{spec_name}`: {how} `{}` (process {})",
-                member.name, running.id
+            crate::log::info(
+                event,
+                &[
+                    ("supervisor", &spec_name),
+                    ("child", &member.name),
+                    ("process", &running.id.to_string()),
+                ],
+                &format!("{how} `{}`", member.name),
             );
+            supervisor_event(SupervisorEvent::ChildStarted {
+                supervisor: spec_name.clone(),
+                child: child.spec.name.clone(),
+                restart,
+            });
             // It may have died between its start and our link and monitor: then no signal
             // will come, so look now.
             if !running.exists() {
@@ -289,19 +328,38 @@ impl Supervisor {
             Restart::Transient => abnormal,
             Restart::Temporary => false,
         };
-        self.log(&format!(
-            "`{name}` exited {}; {}",
-            if abnormal {
-                "abnormally (crash or kill)"
-            } else {
-                "normally"
-            },
-            if restart {
-                "restarting"
-            } else {
-                "not restarting (its restart policy)"
-            }
-        ));
+        if abnormal {
+            supervisor_event(SupervisorEvent::ChildCrashed {
+                supervisor: self.spec_name.clone(),
+                child: self.children[index].spec.name.clone(),
+            });
+        }
+        let (level, event) = if abnormal {
+            (Level::Warn, "supervisor.child_crashed")
+        } else {
+            (Level::Info, "supervisor.child_exited")
+        };
+        self.log(
+            level,
+            event,
+            &[
+                ("child", &name),
+                ("restart", if restart { "yes" } else { "no" }),
+            ],
+            &format!(
+                "`{name}` exited {}; {}",
+                if abnormal {
+                    "abnormally (crash or kill)"
+                } else {
+                    "normally"
+                },
+                if restart {
+                    "restarting"
+                } else {
+                    "not restarting (its restart policy)"
+                }
+            ),
+        );
         if !restart {
             return;
         }
@@ -348,10 +406,17 @@ impl Supervisor {
     /// it fail. The log line and the panic name the actual reason: a child that cannot start is
     /// not a restart storm, and reading it as one sends the reader after the wrong problem.
     fn give_up(&mut self, why: &str) -> ! {
-        self.log(&format!(
-            "giving up ({why}); stopping its children and exiting"
-        ));
+        self.log(
+            Level::Error,
+            "supervisor.gave_up",
+            &[("reason", why)],
+            &format!("giving up ({why}); stopping its children and exiting"),
+        );
         self.stop_all();
+        supervisor_event(SupervisorEvent::GaveUp {
+            supervisor: self.spec_name.clone(),
+            process: host::this().id,
+        });
         panic!("supervisor `{}` gave up: {why}", self.spec_name);
     }
 
@@ -385,8 +450,17 @@ impl Supervisor {
                     .collect(),
             ),
             Op::Shutdown => {
-                self.log("shutting down: stopping its children in reverse order");
+                self.log(
+                    Level::Info,
+                    "supervisor.shutdown",
+                    &[],
+                    "shutting down: stopping its children in reverse order",
+                );
                 self.stop_all();
+                supervisor_event(SupervisorEvent::Stopped {
+                    supervisor: self.spec_name.clone(),
+                    process: host::this().id,
+                });
                 Answer::Stopped
             }
         }

@@ -126,6 +126,12 @@ pub(super) enum Control {
     Broken(String),
     /// The reader applied [`RouteOp::Stop`]: it delivers nothing more, and has ended.
     Stopped,
+    /// Messages (and their payload bytes) the reader read since it last said so: sent with
+    /// other control ops, or on its own once a second while messages come (`ClientStatus`).
+    Received {
+        messages: u64,
+        bytes: u64,
+    },
 }
 
 /// A batch of routing changes for the reader, sent before the bytes they concern are written.

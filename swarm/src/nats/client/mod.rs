@@ -83,6 +83,15 @@ pub struct ClientStatus {
     pub subscriptions: usize,
     /// Requests waiting for a reply.
     pub pending_requests: usize,
+    /// Messages this connection queued for the server (publishes, requests, replies).
+    pub messages_out: u64,
+    /// Their header and payload bytes.
+    pub bytes_out: u64,
+    /// Messages the server delivered to this connection (counted by its reader, and told at
+    /// least once a second while they come).
+    pub messages_in: u64,
+    /// Their payload bytes.
+    pub bytes_in: u64,
     /// The last error reported by the server or the socket.
     pub last_error: Option<String>,
 }

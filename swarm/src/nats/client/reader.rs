@@ -93,6 +93,9 @@ struct Reader {
     out: Vec<Out>,
     control: Vec<Control>,
     next_sweep: Instant,
+    /// Messages and payload bytes read since the last `Control::Received`, and when that was.
+    received: (u64, u64),
+    received_said: Instant,
 }
 
 pub(super) fn reader_main(args: ReaderArgs) {
@@ -123,6 +126,8 @@ pub(super) fn reader_main(args: ReaderArgs) {
         out: Vec::new(),
         control: Vec::new(),
         next_sweep: Instant::now() + SWEEP_EVERY,
+        received: (0, 0),
+        received_said: Instant::now(),
     };
     reader.run();
 }
@@ -228,11 +233,14 @@ impl Reader {
         }
         self.routes.flush(&mut self.out);
         self.send_out();
+        self.say_received();
         self.send_control();
         broken.map_or(Ok(Flow::Go), Err)
     }
 
     fn on_msg(&mut self, msg: Msg) -> Flow {
+        self.received.0 += 1;
+        self.received.1 += msg.payload.len() as u64;
         if self.routes.is_unknown(&msg) {
             // Its note is in the mailbox; what was routed so far goes out first, so that every
             // delivery precedes the acknowledgements the coming notes may hold.
@@ -324,12 +332,31 @@ impl Reader {
                 Out::Deliver(to, delivery) => host::send(to.process, to.tag, &delivery),
                 Out::Reply(to, reply) => host::send(to.process, to.tag, &reply),
                 Out::Ack(to) => host::send(to.process, to.tag, &()),
-                Out::Status(to, status) => host::send(to.process, to.tag, &status),
+                Out::Status(to, mut status) => {
+                    // What this reader read and has not told the connection process yet.
+                    status.messages_in += self.received.0;
+                    status.bytes_in += self.received.1;
+                    host::send(to.process, to.tag, &status)
+                }
             };
             if let Err(err) = sent {
                 eprintln!("swarm: nats: the reader could not hand a message on: {err}");
             }
         }
+    }
+
+    /// Adds the counts of messages read to the control ops going out anyway, or on their own
+    /// once a second (one clock read per socket read, no message per delivery).
+    fn say_received(&mut self) {
+        if self.received.0 == 0 {
+            return;
+        }
+        if self.control.is_empty() && self.received_said.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let (messages, bytes) = std::mem::take(&mut self.received);
+        self.control.push(Control::Received { messages, bytes });
+        self.received_said = Instant::now();
     }
 
     fn send_control(&mut self) {

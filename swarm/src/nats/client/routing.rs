@@ -397,6 +397,10 @@ mod tests {
             dropped: 0,
             subscriptions: 0,
             pending_requests: 0,
+            messages_out: 0,
+            bytes_out: 0,
+            messages_in: 0,
+            bytes_in: 0,
             last_error: None,
         };
         let ack = addr(9, 9);

@@ -43,6 +43,10 @@ impl Conn {
             }
             Control::Broken(reason) => self.lost(reason, Stop::Quietly),
             Control::Stopped => {}
+            Control::Received { messages, bytes } => {
+                self.messages_in += messages;
+                self.bytes_in += bytes;
+            }
         }
     }
 

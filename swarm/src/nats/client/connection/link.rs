@@ -177,6 +177,11 @@ impl Conn {
         // Subscriptions stay: they are subscribed again on the next connection.
         self.drop_link(Failure::Disconnected, true, stop);
         if was_up {
+            crate::log::warn(
+                "nats.disconnected",
+                &[("server", &self.server_name()), ("reason", &reason)],
+                "the NATS connection was lost; reconnecting",
+            );
             // What was buffered may be half written: drop it rather than corrupt the next stream.
             if !self.out.is_empty() {
                 self.dropped += 1;
@@ -273,7 +278,17 @@ impl Conn {
                 max_payload: self.max_payload,
                 inbox_prefix: self.inbox_prefix.clone(),
             })),
-            None => self.reconnects += 1,
+            None => {
+                self.reconnects += 1;
+                crate::log::info(
+                    "nats.reconnected",
+                    &[
+                        ("server", &self.server_name()),
+                        ("reconnects", &self.reconnects.to_string()),
+                    ],
+                    "the NATS connection is back; subscriptions renewed",
+                );
+            }
         }
     }
 

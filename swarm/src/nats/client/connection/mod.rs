@@ -172,6 +172,11 @@ struct Conn {
     max_payload: u64,
     reconnects: u64,
     dropped: u64,
+    /// Messages written (and their headers and payload bytes), and read (payload bytes).
+    messages_out: u64,
+    bytes_out: u64,
+    messages_in: u64,
+    bytes_in: u64,
     last_error: Option<String>,
     closing: bool,
     marker_pending: bool,
@@ -206,6 +211,10 @@ pub(super) fn connection_main((options, reply): (ConnectOptions, Addr)) {
         max_payload: DEFAULT_MAX_PAYLOAD,
         reconnects: 0,
         dropped: 0,
+        messages_out: 0,
+        bytes_out: 0,
+        messages_in: 0,
+        bytes_in: 0,
         last_error: None,
         closing: false,
         marker_pending: false,
@@ -558,6 +567,10 @@ impl Conn {
             dropped: self.dropped,
             subscriptions: self.subs.len(),
             pending_requests: 0,
+            messages_out: self.messages_out,
+            bytes_out: self.bytes_out,
+            messages_in: self.messages_in,
+            bytes_in: self.bytes_in,
             last_error: self.last_error.clone(),
         }
     }
@@ -581,6 +594,8 @@ impl Conn {
             self.dropped += 1;
             return false;
         }
+        self.messages_out += 1;
+        self.bytes_out += size as u64;
         true
     }
 
