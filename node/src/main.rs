@@ -19,8 +19,8 @@
 //!
 //! Tuning knobs (environment variables, all optional; sizes in bytes, suffix k/m/g allowed):
 //! - `SWARM_NODE_CONFIG=stock`    use lunatic's stock config (for A/B measurements)
-//! - `SWARM_NODE_GROWTH_RESERVE`  address space reserved past a memory's size (default 32m;
-//!                                0 = densest, but every memory.grow then moves the memory)
+//! - `SWARM_NODE_GROWTH_RESERVE`  address space reserved past a memory's size (default 32m; 0 =
+//!   densest, but every memory.grow then moves the memory)
 //! - `SWARM_NODE_GUARD`           guard region after a dynamic memory (default 0)
 //! - `SWARM_NODE_ASYNC_STACK`     fiber stack per process (default 1m)
 //! - `SWARM_NODE_WASM_STACK`      max wasm stack, must be < the fiber stack (default 512k)
