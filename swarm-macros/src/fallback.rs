@@ -53,6 +53,8 @@ pub(crate) fn agent_impl(
             model.handlers.clear();
             model.on_start.clear();
             model.on_stop.clear();
+            model.migrations.clear();
+            model.stand_in = true;
             with_errors(expand::agent_impl(&model), error)
         }
         Err(item) => with_errors(item, error),

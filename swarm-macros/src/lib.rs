@@ -285,6 +285,36 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent(attr.into(), item.into()).into()
 }
 
+/// Marks an associated function of an `#[agent]` impl block as the step that upgrades stored
+/// records of one state version to the next: `#[migrate(from = 1)]` takes the `#[persist]` fields
+/// of a version-1 record and returns those of version 2. See `#[agent(state_version = ..)]` on
+/// [`macro@agent`].
+///
+/// ```ignore
+/// #[agent(kind = "account", state_version = 2)]
+/// pub struct Account {
+///     #[key] id: String,
+///     #[persist] owner: Owner,          // version 1 had `name: String` here
+/// }
+///
+/// #[derive(Deserialize)] struct AccountV1 { name: String }
+/// #[derive(Serialize)]   struct AccountV2 { owner: Owner }
+///
+/// #[agent]
+/// impl Account {
+///     #[migrate(from = 1)]
+///     fn from_v1(old: AccountV1) -> AccountV2 {
+///         AccountV2 { owner: Owner::parse(&old.name) }
+///     }
+/// }
+/// ```
+///
+/// Outside an `#[agent]` impl block it is an error.
+#[proc_macro_attribute]
+pub fn migrate(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::stray_migrate(item.into()).into()
+}
+
 /// Marks a method of an `#[agent]` impl block as a handler: it becomes a message variant and a
 /// method of the agent's handle.
 ///

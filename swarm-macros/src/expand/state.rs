@@ -46,6 +46,13 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         _ => quote!(#p::Persistence::WriteThrough),
     };
 
+    // Checked to be within 1..=u32::MAX; a rejected one (the fallback) stands in as 1.
+    let state_version = model
+        .state_version
+        .and_then(|(version, _)| u32::try_from(version).ok())
+        .filter(|&version| version >= 1)
+        .unwrap_or(1);
+
     let key_ty = match key {
         Some(key) => {
             let ty = &key.ty;
@@ -220,6 +227,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const MAX_MEMORY: #p::Option<u64> = #max_memory;
                 const MAILBOX: #p::Option<usize> = #mailbox;
                 const PERSISTENCE: #p::Persistence = #persistence;
+                const STATE_VERSION: u32 = #state_version;
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {
@@ -231,10 +239,10 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 }
 
                 fn encode_persisted(&self) -> #p::Result<#p::Vec<u8>, #p::String> {
-                    #p::record::encode(&#by_ref {
+                    #p::record::encode_versioned(&#by_ref {
                         #(#persisted_idents: &self.#persisted_idents,)*
                         __swarm_lifetime: #p::PhantomData,
-                    })
+                    }, Self::STATE_VERSION)
                 }
 
                 fn restore_persisted(&mut self, __swarm_record: &[u8]) -> #p::Result<(), #p::record::RecordError> {
