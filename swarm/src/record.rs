@@ -163,6 +163,15 @@ pub fn fallible_migration_step<Old: DeserializeOwned, New: Serialize, E: std::fm
     write_step_output(&new)
 }
 
+/// Whether `#[migrate]` steps up to `last` (see `AgentBehavior::LAST_MIGRATION`) upgrade every
+/// older record to `version`. Evaluated at compile time by the code `#[agent]` generates.
+pub const fn steps_reach(last: Option<u32>, version: u32) -> bool {
+    match last {
+        Some(last) => last as u64 + 1 >= version as u64,
+        None => true,
+    }
+}
+
 /// The answer for a version that has no `#[migrate]` step (the macros make this unreachable: the
 /// steps are checked to cover every version below the agent's `state_version`).
 pub fn no_migration_step(version: u32) -> Result<Fields, String> {

@@ -128,15 +128,18 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
     }
 }
 
-/// The `#[migrate]` steps: the `migrate` dispatch, and the compile-time checks of the chain
-/// against the struct's `state_version` (known to the struct's macro only, so checked as
-/// constants: an error points at the step's `from`, or at the impl's type for a missing last
-/// step).
+/// The `#[migrate]` steps: the `migrate` dispatch, and the compile-time check that no step is at
+/// or past the struct's `state_version` (known to the struct's macro only, so checked as a
+/// constant, whose error points at the step's `from`). That the steps reach `state_version` is
+/// checked on the struct's side, at its `state_version` (see `state::expand`).
 fn migrations(model: &AgentImpl) -> (TokenStream, TokenStream) {
-    if model.stand_in {
-        return (TokenStream::new(), TokenStream::new());
-    }
     let p = private();
+    if model.stand_in {
+        return (
+            quote!(const LAST_MIGRATION: #p::Option<u32> = #p::Option::None;),
+            TokenStream::new(),
+        );
+    }
     let agent = &model.agent;
     let version = quote!(<#agent as #p::AgentState>::STATE_VERSION);
     let mut checks = Vec::new();
@@ -153,35 +156,15 @@ fn migrations(model: &AgentImpl) -> (TokenStream, TokenStream) {
             const _: () = #p::assert!(#from < #version, #message);
         });
     }
-    let next = model
-        .migrations
-        .iter()
-        .map(|step| step.from as u32 + 1)
-        .max()
-        .unwrap_or(1);
-    let missing = if next == 1 {
-        format!(
-            "`{agent}` has a `state_version` above 1 and no #[migrate] steps: add \
-             `#[migrate(from = 1)] fn ..` to this impl block, and one step for each later version \
-             below `state_version`, so its older records can be upgraded"
-        )
-    } else {
-        format!(
-            "`{agent}`'s `state_version` is above {next}, and its last #[migrate] step is from \
-             version {}: add `#[migrate(from = {next})]` and one step for each later version below \
-             `state_version`, so its older records can be upgraded",
-            next - 1
-        )
-    };
-    let span = model.item.self_ty.span();
-    let at = private_at(span);
-    checks.push(quote_spanned! {span=>
-        const _: () = #at::assert!(#version <= #next, #missing);
-    });
-
     if model.migrations.is_empty() {
         return (TokenStream::new(), quote!(#(#checks)*));
     }
+    let last = model
+        .migrations
+        .iter()
+        .map(|step| step.from as u32)
+        .max()
+        .unwrap_or(0);
     let arms = model.migrations.iter().map(|step| {
         let from = step.from as u32;
         let method = &step.sig.ident;
@@ -198,6 +181,8 @@ fn migrations(model: &AgentImpl) -> (TokenStream, TokenStream) {
         }
     });
     let migrate = quote! {
+        const LAST_MIGRATION: #p::Option<u32> = #p::Option::Some(#last);
+
         fn migrate(
             __swarm_version: u32,
             __swarm_fields: #p::record::Fields,

@@ -53,6 +53,32 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         .filter(|&version| version >= 1)
         .unwrap_or(1);
 
+    // Only for a version above 1 (which needs steps): an agent without an impl block is then
+    // reported once, by the handle, not a second time here.
+    let steps_check = model.state_version.filter(|_| state_version > 1).map(|(_, span)| {
+        let last = state_version - 1;
+        let message = if last == 1 {
+            format!(
+                "`state_version = 2` needs a `#[migrate(from = 1)]` step in `{agent}`'s #[agent] \
+                 impl block, which has none: add it, so records of version 1 can be upgraded"
+            )
+        } else {
+            format!(
+                "`state_version = {state_version}` needs a #[migrate] step from each older \
+                 version, 1 to {last}, in `{agent}`'s #[agent] impl block, and its steps stop \
+                 short of {last}: add the missing ones, up to `#[migrate(from = {last})]`, so \
+                 its older records can be upgraded"
+            )
+        };
+        let p = private_at(span);
+        quote_spanned! {span=>
+            const _: () = #p::assert!(
+                #p::record::steps_reach(<#agent as #p::AgentBehavior>::LAST_MIGRATION, #state_version),
+                #message
+            );
+        }
+    });
+
     let key_ty = match key {
         Some(key) => {
             let ty = &key.ty;
@@ -256,6 +282,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 }
             }
         };
+
+        #steps_check
 
         impl #agent {
             #launch

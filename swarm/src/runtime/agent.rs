@@ -106,6 +106,11 @@ pub trait AgentBehavior: AgentState {
     fn schemas() -> Option<Vec<crate::schema::HandlerSchemas>> {
         None
     }
+    /// The `from` of the impl block's last `#[migrate]` step (0 without any): the struct's
+    /// `#[agent(state_version = N)]` checks at compile time that the steps reach `N`
+    /// ([`crate::record::steps_reach`]). `None` only for the stand-in of a rejected impl block,
+    /// which has already failed the build with its own error.
+    const LAST_MIGRATION: Option<u32> = Some(0);
     /// Runs the `#[migrate(from = version)]` step: the fields of a record of `version` become
     /// those of `version + 1`. `Err` says why the step could not run. Generated as a `match` over
     /// the steps (each through [`crate::record::migration_step`]); the macros check at compile time
