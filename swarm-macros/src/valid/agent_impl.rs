@@ -132,9 +132,7 @@ fn check_migrations(cx: &mut Ctxt, steps: &[Migration]) {
             if !matches!(sig.inputs.first(), Some(FnArg::Receiver(_))) {
                 cx.error_at(
                     extra,
-                    format!(
-                        "#[migrate] steps take one argument, the older version's fields; {usage}"
-                    ),
+                    format!("this #[migrate] step takes more than one argument; {usage}"),
                 );
             }
         }
