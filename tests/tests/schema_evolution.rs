@@ -1,11 +1,13 @@
 //! Schema evolution of persisted state: records written by one version of an agent are upgraded
 //! by the next version's `#[migrate]` steps when it starts (a field renamed, retyped, split), saved
 //! in the new form before it serves; a record of a newer version is refused and left byte for
-//! byte as it is. Three versions of one kind (`profile`) on one store, file, SQLite and memory.
+//! byte as it is. Three versions of one kind (`profile`) on one store: file, SQLite, memory, and
+//! NATS KV when the harness's JetStream server is there.
 
 use serde::{Deserialize, Serialize};
 use swarm::prelude::*;
 use swarm::record::{self, Fields};
+use swarm_tests::nats::{connect, server, unique};
 use swarm_tests::scratch_dir;
 
 /// Version 1 (no `state_version`: records without a version are version 1): a full name, and
@@ -143,8 +145,10 @@ impl ProfileV3 {
     }
 }
 
+/// File, SQLite and memory; the NATS KV store too when the harness runs a JetStream server
+/// (`SWARM_NATS_JS_URL`).
 fn stores(name: &str) -> Vec<(StoreConfig, &'static str)> {
-    vec![
+    let mut stores = vec![
         (
             StoreConfig::file(scratch_dir(&format!("{name}-file"))),
             "file",
@@ -154,7 +158,13 @@ fn stores(name: &str) -> Vec<(StoreConfig, &'static str)> {
             "sqlite",
         ),
         (StoreConfig::memory(format!("{name}-memory")), "memory"),
-    ]
+    ];
+    if let Some(url) = server("JS_URL") {
+        swarm::set_node_nats(connect(&url)).unwrap();
+        let bucket = format!("evo_{}", unique(name).replace('.', "_"));
+        stores.push((StoreConfig::nats_kv(bucket), "nats-kv"));
+    }
+    stores
 }
 
 /// The record's state version and its agent fields (the runtime's members left out).
@@ -246,6 +256,7 @@ fn older_records_are_upgraded_on_start_and_saved_in_the_new_form() {
             again.shutdown().unwrap();
             assert_eq!(stored(&*store, &storage_key).0, 3);
         }
+        println!("{label}: versions 1 and 2 upgraded to 3 and saved");
     }
 }
 
@@ -302,6 +313,7 @@ fn a_record_of_a_newer_version_is_refused_and_left_byte_for_byte() {
             Some(bytes),
             "{label}: the bytes stay"
         );
+        println!("{label}: a version 3 record refused by versions 2 and 1, unchanged");
     }
 }
 
