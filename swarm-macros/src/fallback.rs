@@ -31,7 +31,7 @@ pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream
 pub(crate) fn agent_struct(mut model: AgentStruct, error: syn::Error) -> TokenStream {
     // Its steps are not checked against a rejected struct's `state_version`: one mistake, one
     // error.
-    model.state_version = None;
+    model.stand_in = true;
     if model.item.generics.params.is_empty() {
         with_errors(expand::agent_struct(&model), error)
     } else {

@@ -55,7 +55,10 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
 
     // Only for a version above 1 (which needs steps): an agent without an impl block is then
     // reported once, by the handle, not a second time here.
-    let steps_check = model.state_version.filter(|_| state_version > 1).map(|(_, span)| {
+    let steps_check = model
+        .state_version
+        .filter(|_| state_version > 1 && !model.stand_in)
+        .map(|(_, span)| {
         let last = state_version - 1;
         let message = if last == 1 {
             format!(

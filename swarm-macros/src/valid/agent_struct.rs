@@ -92,6 +92,17 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
 
     check_persistence(cx, model);
     check_state_version(cx, model);
+    for field in model.persisted() {
+        // `ident.to_string()` of a raw identifier keeps its `r#`, which serde drops: it cannot
+        // start with `__swarm_` either way.
+        if field.ident.to_string().starts_with("__swarm_") {
+            cx.error_at(
+                &field.ident,
+                "#[persist] field names starting with `__swarm_` are taken by the runtime's own \
+                 members of the record (`__swarm_version`, `__swarm_applied`): rename the field",
+            );
+        }
+    }
 
     if !key_seen {
         let first_persist = model
