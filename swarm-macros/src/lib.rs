@@ -169,6 +169,7 @@ use proc_macro::TokenStream;
 ///         const MAILBOX: __private::Option<usize> = __private::Option::None;
 ///         const PERSISTENCE: __private::Persistence = __private::Persistence::WriteThrough;
 ///         const STATE_VERSION: u32 = 1;
+///         const PERSISTED_FIELDS: &'static [&'static str] = &["total"];
 ///         type Key = String;
 ///         fn from_key(key: String) -> Self {
 ///             Self { name: key, total: <u64 as __private::Default>::default() }

@@ -147,6 +147,33 @@ impl ProfileV3 {
 
 /// File, SQLite and memory; the NATS KV store too when the harness runs a JetStream server
 /// (`SWARM_NATS_JS_URL`).
+/// A version 2 whose step misspells a field: its output is not the agent's fields.
+#[agent(kind = "profile", state_version = 2)]
+pub struct ProfileTypo {
+    #[key]
+    id: String,
+    #[persist]
+    full_name: String,
+}
+
+#[derive(Serialize)]
+struct TypoV2 {
+    ful_name: String,
+}
+
+#[agent]
+impl ProfileTypo {
+    #[migrate(from = 1)]
+    fn from_v1(old: FieldsV1) -> TypoV2 {
+        TypoV2 { ful_name: old.name }
+    }
+
+    #[handler]
+    pub fn read(&self) -> String {
+        self.full_name.clone()
+    }
+}
+
 fn stores(name: &str) -> Vec<(StoreConfig, &'static str)> {
     let mut stores = vec![
         (
@@ -344,6 +371,28 @@ fn a_failing_step_stops_the_start_and_leaves_the_record() {
                 assert_eq!((storage_key.as_str(), *from, *to), ("profile/bad", 1, 3));
                 assert!(reason.contains("#[migrate(from = 1)]"), "{label}: {reason}");
                 assert!(reason.contains("invalid digit"), "{label}: {reason}");
+            }
+            other => panic!("{label}: expected UpgradeFailed, got {other:?}"),
+        }
+        assert_eq!(
+            store.get("profile/bad").unwrap(),
+            Some(bytes.clone()),
+            "{label}: the bytes stay"
+        );
+
+        // A last step whose output is not the agent's fields (a misspelt name) is refused
+        // too, rather than dropping the member and leaving the field at its Default.
+        let err = ProfileTypo::launcher()
+            .store(config.clone())
+            .get_or_start("bad")
+            .unwrap_err();
+        match &err {
+            StartError::UpgradeFailed { from, reason, .. } => {
+                assert_eq!(*from, 1, "{label}");
+                assert!(
+                    reason.contains("\"ful_name\", which is not a #[persist] field"),
+                    "{label}: {reason}"
+                );
             }
             other => panic!("{label}: expected UpgradeFailed, got {other:?}"),
         }

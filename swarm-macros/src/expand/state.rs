@@ -127,6 +127,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         quote_spanned!(ty.span()=> #ident: &'__swarm #ty,)
     });
     let by_ref_name = format!("{agent}Persisted");
+    // The record's member names, as `serialize_fields` writes them.
+    let persisted_names: Vec<String> = persisted.iter().map(|f| f.ident.to_string()).collect();
     let field_count = persisted.len();
     let serialize_fields = persisted.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
@@ -257,6 +259,7 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const MAILBOX: #p::Option<usize> = #mailbox;
                 const PERSISTENCE: #p::Persistence = #persistence;
                 const STATE_VERSION: u32 = #state_version;
+                const PERSISTED_FIELDS: &'static [&'static str] = &[#(#persisted_names),*];
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {

@@ -67,6 +67,10 @@ pub trait AgentState: Sized + 'static {
     /// ([`AgentBehavior::migrate`]) when the agent starts; one of a newer version is refused
     /// ([`StartError::NewerRecord`]). See [`crate::record`].
     const STATE_VERSION: u32 = 1;
+    /// The names of the `#[persist]` fields: the members of a record. What the last `#[migrate]`
+    /// step returns must be among them (a name it gets wrong would otherwise be dropped without a
+    /// word, and the field left at its `Default`).
+    const PERSISTED_FIELDS: &'static [&'static str] = &[];
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -596,6 +600,20 @@ fn upgrade<A: Agent>(record: &[u8], version: u32) -> Result<Vec<u8>, (u32, Strin
     for from in version..A::STATE_VERSION {
         fields = A::migrate(from, fields)
             .map_err(|reason| (from, format!("#[migrate(from = {from})]: {reason}")))?;
+    }
+    let last = A::STATE_VERSION - 1;
+    if let Some(unknown) = fields
+        .keys()
+        .find(|name| !A::PERSISTED_FIELDS.contains(&name.as_str()))
+    {
+        return Err((
+            last,
+            format!(
+                "#[migrate(from = {last})] returned the member {unknown:?}, which is not a \
+                 #[persist] field of the agent (its fields: {})",
+                A::PERSISTED_FIELDS.join(", ")
+            ),
+        ));
     }
     crate::record::encode_versioned(&fields, A::STATE_VERSION)
         .map_err(|reason| (A::STATE_VERSION - 1, reason))
