@@ -68,6 +68,41 @@ pub(crate) struct Hook {
     pub(crate) receiver: Receiver,
 }
 
+/// One `#[migrate(from = N)]` step: an associated function that turns the persisted fields of a
+/// record of version `N` into those of version `N + 1`.
+pub(crate) struct Migration {
+    /// The version it upgrades from, and the literal's span for errors.
+    pub(crate) from: u64,
+    pub(crate) from_span: proc_macro2::Span,
+    pub(crate) sig: Signature,
+}
+
+impl Migration {
+    /// The step's argument type (the older version's fields), when it has the one argument.
+    pub(crate) fn input(&self) -> Option<&Type> {
+        match (self.sig.inputs.len(), self.sig.inputs.first()) {
+            (1, Some(FnArg::Typed(typed))) => Some(&typed.ty),
+            _ => None,
+        }
+    }
+
+    /// Whether it returns a `Result` (by the last segment's name, which is how the user says the
+    /// step can fail: `Result<New, E>`, `anyhow::Result<New>`, `io::Result<New>`).
+    pub(crate) fn fallible(&self) -> bool {
+        match &self.sig.output {
+            ReturnType::Type(_, ty) => match &**ty {
+                Type::Path(path) => path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|segment| segment.ident == "Result"),
+                _ => false,
+            },
+            ReturnType::Default => false,
+        }
+    }
+}
+
 /// A method that carries swarm's markers, in the order the user wrote them.
 pub(crate) struct Marked {
     /// The first of `#[handler]`, `#[on_start]` and `#[on_stop]` on the method, if any.
@@ -91,8 +126,13 @@ pub(crate) struct AgentImpl {
     pub(crate) on_start: Vec<Hook>,
     /// Every `#[on_stop]` method (an agent may have one).
     pub(crate) on_stop: Vec<Hook>,
+    /// Every `#[migrate]` step, in order.
+    pub(crate) migrations: Vec<Migration>,
     /// `#[agent(schema)]`: publish the handlers' JSON Schemas.
     pub(crate) schema: bool,
+    /// Set by the fallback for a rejected block: its stand-in neither migrates nor checks the
+    /// chain of steps against the struct's `state_version` (that would be a second error).
+    pub(crate) stand_in: bool,
 }
 
 /// Parses `#[agent(args)]` on `item` into a model, pushing what cannot be parsed to `cx`.
@@ -110,11 +150,31 @@ pub(crate) fn parse(
     let mut handlers = Vec::new();
     let mut on_start = Vec::new();
     let mut on_stop = Vec::new();
+    let mut migrations = Vec::new();
     for (position, impl_item) in item.items.iter_mut().enumerate() {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
+        let steps = attr::take_migrate(cx, &mut method.attrs);
         let markers = attr::take_markers(cx, &mut method.attrs);
+        if let Some((from, from_span, attr)) = steps {
+            if let Some((marker, _)) = markers.first() {
+                cx.error_at(
+                    &attr,
+                    format!(
+                        "a #[migrate] step upgrades a stored record before the agent exists; it \
+                         cannot also be #[{}]",
+                        marker.name()
+                    ),
+                );
+            } else {
+                migrations.push(Migration {
+                    from,
+                    from_span,
+                    sig: method.sig.clone(),
+                });
+            }
+        }
         if markers.is_empty() {
             continue;
         }
@@ -155,7 +215,9 @@ pub(crate) fn parse(
         handlers,
         on_start,
         on_stop,
+        migrations,
         schema: options.schema,
+        stand_in: false,
     })
 }
 

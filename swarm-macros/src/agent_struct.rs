@@ -57,6 +57,11 @@ pub(crate) struct AgentStruct {
     pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = ".."`: milliseconds, and the literal's span.
     pub(crate) save_every: Option<(u64, Span)>,
+    /// `state_version = N`: the version of the persisted fields, and the literal's span.
+    pub(crate) state_version: Option<(u64, Span)>,
+    /// Set by the fallback for a rejected struct: its stand-in does not check that the impl
+    /// block's `#[migrate]` steps reach `state_version` (that would be a second error).
+    pub(crate) stand_in: bool,
     /// An option was refused, so the model lacks its value (see `attr::StructOptions`).
     pub(crate) options_incomplete: bool,
     /// Every named field in order, markers included.
@@ -137,6 +142,8 @@ pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, mut item: ItemStruct) -> A
         mailbox: options.mailbox,
         persistence: options.persistence,
         save_every: options.save_every,
+        state_version: options.state_version,
+        stand_in: false,
         options_incomplete: options.incomplete,
         fields,
         named_fields,

@@ -24,6 +24,8 @@ pub(crate) struct StructOptions {
     pub(crate) persistence: Option<(Persistence, Span)>,
     /// `save_every = "200ms"`, in milliseconds, with the literal's span for errors.
     pub(crate) save_every: Option<(u64, Span)>,
+    /// `state_version = 3`, with the literal's span for errors.
+    pub(crate) state_version: Option<(u64, Span)>,
     /// Set when an option was refused (or a syntax error stopped the reading): its value is not
     /// in the model, so a check that an option is missing, or that one needs another, would
     /// report a mistake the user did not make.
@@ -63,7 +65,7 @@ impl Persistence {
 /// The options of `#[agent(..)]` on a struct, for "unknown option" errors.
 const STRUCT_OPTIONS: &str = "`kind = \"...\"`, `passivate_after = \"30s\"`, \
      `message_budget = \"2s\"`, `max_memory = \"64MiB\"`, `mailbox = 1000`, \
-     `persistence = \"write_behind\"` and `save_every = \"200ms\"`";
+     `persistence = \"write_behind\"`, `save_every = \"200ms\"` and `state_version = 2`";
 
 /// Parses the options of `#[agent(..)]` on a struct.
 ///
@@ -80,7 +82,14 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             .map(|i| i.to_string())
             .unwrap_or_else(|| "this".into());
         let durations = ["passivate_after", "message_budget", "save_every"];
-        let known = ["kind", "mailbox", "persistence", "max_memory"].contains(&name.as_str())
+        let known = [
+            "kind",
+            "mailbox",
+            "persistence",
+            "max_memory",
+            "state_version",
+        ]
+        .contains(&name.as_str())
             || durations.contains(&name.as_str());
         if !known {
             // At the name (made before the value is read, which the span would take in), then
@@ -103,6 +112,7 @@ pub(crate) fn parse_struct_options(cx: &mut Ctxt, args: TokenStream) -> StructOp
             "passivate_after" => options.passivate_after.is_some(),
             "message_budget" => options.message_budget.is_some(),
             "max_memory" => options.max_memory.is_some(),
+            "state_version" => options.state_version.is_some(),
             _ => options.save_every.is_some(),
         };
         if given_twice {
@@ -142,6 +152,21 @@ fn read_struct_option(options: &mut StructOptions, name: &str, value: &Expr) -> 
                 syn::Error::new_spanned(
                     value,
                     "`mailbox` is how many messages may wait, a whole number such as 1000",
+                )
+            })?);
+        }
+        "state_version" => {
+            let version = match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(int), ..
+                }) => int.base10_parse::<u64>().ok().map(|n| (n, int.span())),
+                _ => None,
+            };
+            options.state_version = Some(version.ok_or_else(|| {
+                syn::Error::new_spanned(
+                    value,
+                    "`state_version` is the version of the #[persist] fields, a whole number such \
+                     as 2 (1 when not given)",
                 )
             })?);
         }
@@ -322,6 +347,71 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
         None => true,
     });
     markers
+}
+
+/// Removes `#[migrate(from = N)]` (or `#[swarm::migrate(..)]`) from a method's `attrs`: the
+/// version it upgrades from, the literal's span, and the attribute for errors. `None` when the
+/// method has none, or when the one it has does not parse (reported to `cx`).
+pub(crate) fn take_migrate(
+    cx: &mut Ctxt,
+    attrs: &mut Vec<Attribute>,
+) -> Option<(u64, Span, Attribute)> {
+    let mut found: Option<(u64, Span, Attribute)> = None;
+    let mut parsed_one = false;
+    attrs.retain(|attr| {
+        let path = attr.path();
+        let ours = path.segments.last().is_some_and(|s| s.ident == "migrate")
+            && (path.segments.len() == 1
+                || path.segments.len() == 2 && path.segments[0].ident == "swarm");
+        if !ours {
+            return true;
+        }
+        if parsed_one {
+            cx.error_at(
+                attr,
+                "a method is one #[migrate] step; this is a second #[migrate] on it",
+            );
+            return false;
+        }
+        parsed_one = true;
+        match migrate_from(attr) {
+            Ok((from, span)) => found = Some((from, span, attr.clone())),
+            Err(err) => cx.push(err),
+        }
+        false
+    });
+    found
+}
+
+/// The `N` of `#[migrate(from = N)]`.
+fn migrate_from(attr: &Attribute) -> syn::Result<(u64, Span)> {
+    let usage =
+        "write `#[migrate(from = 1)]`: the state version of the records this step upgrades \
+                 (to the next version)";
+    let Meta::List(list) = &attr.meta else {
+        return Err(syn::Error::new_spanned(attr, usage));
+    };
+    let mut from = None;
+    list.parse_nested_meta(|meta| {
+        if !meta.path.is_ident("from") {
+            return Err(meta.error(format!("unknown option for #[migrate]; {usage}")));
+        }
+        let value: Expr = meta.value()?.parse()?;
+        if from.is_some() {
+            return Err(syn::Error::new_spanned(&value, "`from` is given twice"));
+        }
+        match &value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => match int.base10_parse::<u64>() {
+                Ok(n) => from = Some((n, int.span())),
+                Err(_) => return Err(syn::Error::new_spanned(&value, usage)),
+            },
+            _ => return Err(syn::Error::new_spanned(&value, usage)),
+        }
+        Ok(())
+    })?;
+    from.ok_or_else(|| syn::Error::new_spanned(attr, usage))
 }
 
 #[cfg(test)]

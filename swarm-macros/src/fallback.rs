@@ -28,7 +28,10 @@ pub(crate) fn with_errors(item: impl ToTokens, error: syn::Error) -> TokenStream
 /// cannot implement the agent traits for one concrete type), so that its impl block and the code
 /// that starts it still resolve. A tuple or unit struct stands in as an agent without fields
 /// whose `from_key` is never built.
-pub(crate) fn agent_struct(model: AgentStruct, error: syn::Error) -> TokenStream {
+pub(crate) fn agent_struct(mut model: AgentStruct, error: syn::Error) -> TokenStream {
+    // Its steps are not checked against a rejected struct's `state_version`: one mistake, one
+    // error.
+    model.stand_in = true;
     if model.item.generics.params.is_empty() {
         with_errors(expand::agent_struct(&model), error)
     } else {
@@ -53,6 +56,8 @@ pub(crate) fn agent_impl(
             model.handlers.clear();
             model.on_start.clear();
             model.on_stop.clear();
+            model.migrations.clear();
+            model.stand_in = true;
             with_errors(expand::agent_impl(&model), error)
         }
         Err(item) => with_errors(item, error),

@@ -68,6 +68,39 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// **Versions of the persisted state.** When the `#[persist]` fields change shape (a field renamed,
+/// retyped, split), raise `state_version` on the struct (1 when not given, and a record written
+/// without a version is version 1) and add, in the impl block, one `#[migrate(from = N)]` step per
+/// older version: an associated function from the fields of a version-`N` record to those of
+/// version `N + 1`, as the user's own serde structs (or `swarm::record::Fields`, JSON members, for
+/// an untyped step), returning `Result<_, E>` if it can fail. A record is upgraded step by step
+/// when its agent starts and saved in the new form before the agent serves; a record of a newer
+/// version than the code is refused (`StartError::NewerRecord`) and left untouched.
+///
+/// ```ignore
+/// #[agent(kind = "profile", state_version = 2)]
+/// pub struct Profile {
+///     #[key] id: String,
+///     #[persist] first: String,        // version 1 had `name: String`
+///     #[persist] last: String,
+/// }
+///
+/// #[derive(Deserialize)] struct ProfileV1 { name: String }
+/// #[derive(Serialize)] struct ProfileV2 { first: String, last: String }
+///
+/// #[agent]
+/// impl Profile {
+///     #[migrate(from = 1)]
+///     fn from_v1(old: ProfileV1) -> ProfileV2 {
+///         let (first, last) = old.name.split_once(' ').unwrap_or((&old.name, ""));
+///         ProfileV2 { first: first.into(), last: last.into() }
+///     }
+/// }
+/// ```
+///
+/// A step missing from the chain, two steps from one version, a step at or past
+/// `state_version`, a step with another signature, and `state_version = 0` are compile errors.
+///
 /// `#[agent(schema)]` on the impl block (its one option) also publishes, in the node's NATS
 /// services API (`$SRV.INFO` endpoint metadata `arguments_schema` and `reply_schema`), a JSON
 /// Schema of each handler's arguments and reply for callers in other languages; every argument
@@ -135,13 +168,15 @@ use proc_macro::TokenStream;
 ///         const MAX_MEMORY: __private::Option<u64> = __private::Option::None;
 ///         const MAILBOX: __private::Option<usize> = __private::Option::None;
 ///         const PERSISTENCE: __private::Persistence = __private::Persistence::WriteThrough;
+///         const STATE_VERSION: u32 = 1;
+///         const PERSISTED_FIELDS: &'static [&'static str] = &["total"];
 ///         type Key = String;
 ///         fn from_key(key: String) -> Self {
 ///             Self { name: key, total: <u64 as __private::Default>::default() }
 ///         }
 ///         fn key(&self) -> &String { &self.name }
 ///         fn encode_persisted(&self) -> __private::Result<__private::Vec<u8>, __private::String> {
-///             __private::record::encode(&__SwarmCounterPersistedRef { total: &self.total, .. })
+///             __private::record::encode_versioned(&__SwarmCounterPersistedRef { total: &self.total, .. }, Self::STATE_VERSION)
 ///         }
 ///         fn restore_persisted(&mut self, record: &[u8]) -> __private::Result<(), __private::record::RecordError> {
 ///             let fields: __SwarmCounterPersisted = __private::record::decode(record)?;
@@ -283,6 +318,36 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent(attr.into(), item.into()).into()
+}
+
+/// Marks an associated function of an `#[agent]` impl block as the step that upgrades stored
+/// records of one state version to the next: `#[migrate(from = 1)]` takes the `#[persist]` fields
+/// of a version-1 record and returns those of version 2. See `#[agent(state_version = ..)]` on
+/// [`macro@agent`].
+///
+/// ```ignore
+/// #[agent(kind = "account", state_version = 2)]
+/// pub struct Account {
+///     #[key] id: String,
+///     #[persist] owner: Owner,          // version 1 had `name: String` here
+/// }
+///
+/// #[derive(Deserialize)] struct AccountV1 { name: String }
+/// #[derive(Serialize)]   struct AccountV2 { owner: Owner }
+///
+/// #[agent]
+/// impl Account {
+///     #[migrate(from = 1)]
+///     fn from_v1(old: AccountV1) -> AccountV2 {
+///         AccountV2 { owner: Owner::parse(&old.name) }
+///     }
+/// }
+/// ```
+///
+/// Outside an `#[agent]` impl block it is an error.
+#[proc_macro_attribute]
+pub fn migrate(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::stray_migrate(item.into()).into()
 }
 
 /// Marks a method of an `#[agent]` impl block as a handler: it becomes a message variant and a

@@ -319,6 +319,47 @@ pub enum StartError {
         /// Why it does not decode.
         reason: String,
     },
+    /// The agent's stored record was written by a newer version of the agent
+    /// (`#[agent(state_version = ..)]` higher than this code's). The agent refuses to start
+    /// rather than drop the fields it does not know; the record is left untouched.
+    #[error(
+        "agent `{kind}` key {key:?}: its stored record {storage_key:?} has state version {found}, \
+         newer than this code's state_version {supported}; the agent refuses to start and the \
+         record was left as it is (run the newer code, or upgrade this one)"
+    )]
+    NewerRecord {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// Where the record is in the store.
+        storage_key: String,
+        /// The state version in the record.
+        found: u32,
+        /// The agent's `state_version` in this code.
+        supported: u32,
+    },
+    /// The agent's stored record is of an older state version and could not be upgraded: a
+    /// `#[migrate]` step failed, or what it made does not fit the next version. The agent
+    /// refuses to start; the record is left as it was, unless only saving the upgrade failed.
+    #[error(
+        "agent `{kind}` key {key:?}: its stored record {storage_key:?} could not be upgraded \
+         from state version {from} towards {to}: {reason}; the agent refuses to start"
+    )]
+    UpgradeFailed {
+        /// The agent kind.
+        kind: String,
+        /// The key of the instance.
+        key: String,
+        /// Where the record is in the store.
+        storage_key: String,
+        /// The version whose step failed.
+        from: u32,
+        /// The agent's `state_version`.
+        to: u32,
+        /// Why.
+        reason: String,
+    },
     /// The agent's `#[on_start]` hook returned an error.
     #[error("agent `{kind}` key {key:?}: the on_start hook failed: {reason}")]
     Hook {

@@ -152,7 +152,7 @@ pub use schema::JsonSchema;
 /// The JSON Schema generator behind [`schema`], for `#[schemars(crate = "swarm::schemars")]`.
 pub use schemars;
 pub use store::{Store, StoreConfig, StoreError};
-pub use swarm_macros::{agent, handler, supervisor};
+pub use swarm_macros::{agent, handler, migrate, supervisor};
 
 /// Everything an agent author needs, in one import.
 pub mod prelude {
@@ -162,7 +162,7 @@ pub mod prelude {
     pub use crate::store::StoreConfig;
     #[cfg(target_arch = "wasm32")]
     pub use crate::supervisor::{PoolRef, SupervisorRef};
-    pub use swarm_macros::{agent, handler, supervisor};
+    pub use swarm_macros::{agent, handler, migrate, supervisor};
 }
 
 /// Not public API: the paths generated code uses, so users need no direct dependency on
@@ -191,6 +191,7 @@ pub mod __private {
     pub use crate::supervisor;
     // `core`/`std` items too, so that a user's own `Option`, `String` or `Result` in scope can
     // never change what generated code means.
+    pub use ::core::assert;
     pub use ::core::clone::Clone;
     pub use ::core::cmp::{Eq, PartialEq};
     pub use ::core::convert::Into;

@@ -13,6 +13,14 @@
 //!
 //! A record that cannot be decoded is an error naming the key, never "no state": the agent
 //! refuses to start and the bytes stay where they are for someone to look at.
+//!
+//! **State versions.** An agent declares the version of its persisted fields with
+//! `#[agent(state_version = N)]` (1 when not given). A record of version 2 or more carries it in
+//! the member `__swarm_version` ([`VERSION_MEMBER`]); a record without one is version 1, which is
+//! what every record written before versions existed is, so version-1 records stay byte for byte
+//! what they were. The runtime upgrades an older record one version at a time through the agent's
+//! `#[migrate(from = ..)]` steps ([`migration_step`]) before the agent serves, and refuses a record
+//! of a newer version than the code.
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -54,6 +62,14 @@ pub enum RecordError {
     Payload(String),
 }
 
+/// The record member that holds the state version of the fields (absent: version 1).
+pub const VERSION_MEMBER: &str = "__swarm_version";
+
+/// An agent's persisted fields as one record version has them: a JSON object, one member per
+/// field. What an untyped `#[migrate]` step takes and returns (typed steps take and return their
+/// own serde structs instead).
+pub type Fields = serde_json::Map<String, serde_json::Value>;
+
 /// Encodes persisted fields into a record.
 pub fn encode<T: Serialize + ?Sized>(fields: &T) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::with_capacity(64);
@@ -62,6 +78,120 @@ pub fn encode<T: Serialize + ?Sized>(fields: &T) -> Result<Vec<u8>, String> {
     bytes.push(ENCODING_JSON);
     serde_json::to_writer(&mut bytes, fields).map_err(|err| err.to_string())?;
     Ok(bytes)
+}
+
+/// Encodes persisted fields into a record of state version `version`: for version 1 exactly
+/// [`encode`]; for a later one the same with the member [`VERSION_MEMBER`] first.
+pub fn encode_versioned<T: Serialize + ?Sized>(
+    fields: &T,
+    version: u32,
+) -> Result<Vec<u8>, String> {
+    let record = encode(fields)?;
+    if version <= 1 {
+        return Ok(record);
+    }
+    with_member(&record, VERSION_MEMBER, version.to_string().as_bytes())
+}
+
+/// The state version of a record: its [`VERSION_MEMBER`], or 1 when it has none.
+pub fn state_version(record: &[u8]) -> Result<u32, RecordError> {
+    match payload_object(record)?.get(VERSION_MEMBER) {
+        None => Ok(1),
+        Some(value) => value
+            .as_u64()
+            .and_then(|version| u32::try_from(version).ok())
+            .filter(|&version| version >= 1)
+            .ok_or_else(|| {
+                RecordError::Payload(format!(
+                    "`{VERSION_MEMBER}` is {value}, not a state version (a whole number from 1)"
+                ))
+            }),
+    }
+}
+
+/// The agent's fields of a record, as the JSON object a `#[migrate]` step reads: the runtime's
+/// own members (`__swarm_*`) left out.
+pub fn fields(record: &[u8]) -> Result<Fields, RecordError> {
+    let mut members = payload_object(record)?;
+    members.retain(|name, _| !name.starts_with("__swarm_"));
+    Ok(members)
+}
+
+/// The JSON object of a record's payload.
+fn payload_object(record: &[u8]) -> Result<Fields, RecordError> {
+    // `decode` checks the header and the encoding, and names what is wrong with them.
+    match decode::<serde_json::Value>(record)? {
+        serde_json::Value::Object(members) => Ok(members),
+        other => Err(RecordError::Payload(format!(
+            "the record holds {}, not an object of fields",
+            kind_of(&other)
+        ))),
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Runs one `#[migrate]` step that cannot fail: the fields of the older version are decoded into
+/// the step's argument type, and what it returns is encoded as the next version's fields. Called by
+/// the code `#[agent]` generates; `Old` and `New` are the user's own types (serde structs, or
+/// [`Fields`] for an untyped step).
+pub fn migration_step<Old: DeserializeOwned, New: Serialize>(
+    step: fn(Old) -> New,
+    fields: Fields,
+) -> Result<Fields, String> {
+    let old = read_step_input(fields)?;
+    write_step_output(&step(old))
+}
+
+/// [`migration_step`] for a step that returns `Result<New, E>`: its `Err` stops the upgrade (the
+/// agent does not start, and the record stays as it is), with the error's text.
+pub fn fallible_migration_step<Old: DeserializeOwned, New: Serialize, E: std::fmt::Display>(
+    step: fn(Old) -> Result<New, E>,
+    fields: Fields,
+) -> Result<Fields, String> {
+    let old = read_step_input(fields)?;
+    let new = step(old).map_err(|err| format!("the step failed: {err}"))?;
+    write_step_output(&new)
+}
+
+/// Whether `#[migrate]` steps up to `last` (see `AgentBehavior::LAST_MIGRATION`) upgrade every
+/// older record to `version`. Evaluated at compile time by the code `#[agent]` generates.
+pub const fn steps_reach(last: Option<u32>, version: u32) -> bool {
+    match last {
+        Some(last) => last as u64 + 1 >= version as u64,
+        None => true,
+    }
+}
+
+/// The answer for a version that has no `#[migrate]` step (the macros make this unreachable: the
+/// steps are checked to cover every version below the agent's `state_version`).
+pub fn no_migration_step(version: u32) -> Result<Fields, String> {
+    Err(format!("there is no #[migrate(from = {version})] step"))
+}
+
+fn read_step_input<Old: DeserializeOwned>(fields: Fields) -> Result<Old, String> {
+    serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|err| format!("the record's fields do not decode into the step's argument: {err}"))
+}
+
+fn write_step_output<New: Serialize>(new: &New) -> Result<Fields, String> {
+    match serde_json::to_value(new) {
+        Ok(serde_json::Value::Object(members)) => Ok(members),
+        Ok(other) => Err(format!(
+            "the step returned {}, not a struct of fields",
+            kind_of(&other)
+        )),
+        Err(err) => Err(format!("what the step returned does not encode: {err}")),
+    }
 }
 
 /// Decodes a record into persisted fields.
@@ -91,8 +221,6 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
 /// fields, such as the ids of the calls it applied; names start with `__swarm_`) set to the JSON
 /// `value`, at the start of the record's object. Readers of the agent's fields skip it (unknown
 /// members are ignored).
-// Read by the agents' request ids, which exist on Lunatic (wasm32) only.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn with_member(record: &[u8], name: &str, value: &[u8]) -> Result<Vec<u8>, String> {
     let payload = json_payload(record)?;
     let Some(rest) = payload.trim_ascii_start().strip_prefix(b"{") else {
@@ -189,6 +317,111 @@ mod tests {
         let with = with_member(&empty, "__swarm_applied", b"[]").unwrap();
         assert_eq!(&with[6..], br#"{"__swarm_applied":[]}"#);
         assert!(with_member(b"garbage", "x", b"1").is_err());
+    }
+
+    #[test]
+    fn a_record_without_a_version_is_version_1_and_version_1_is_written_as_before() {
+        let fields = Fields {
+            count: 3,
+            names: vec![],
+        };
+        let v1 = encode_versioned(&fields, 1).unwrap();
+        assert_eq!(v1, encode(&fields).unwrap());
+        assert_eq!(state_version(&v1), Ok(1));
+        let v3 = encode_versioned(&fields, 3).unwrap();
+        assert_eq!(&v3[6..], br#"{"__swarm_version":3,"count":3,"names":[]}"#);
+        assert_eq!(state_version(&v3), Ok(3));
+        assert_eq!(decode::<Fields>(&v3).unwrap(), fields);
+        // With the runtime's other member in front, and read back as fields without either.
+        let with = with_member(&v3, "__swarm_applied", b"[]").unwrap();
+        assert_eq!(state_version(&with), Ok(3));
+        let read = super::fields(&with).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(read),
+            serde_json::json!({"count": 3, "names": []})
+        );
+        for bad in [
+            &br#"{"__swarm_version":0}"#[..],
+            br#"{"__swarm_version":"2"}"#,
+        ] {
+            let bad = [b"SWRM\x01\x01".as_slice(), bad].concat();
+            assert!(
+                matches!(state_version(&bad), Err(RecordError::Payload(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            state_version(b"SWRM\x01\x01[1]"),
+            Err(RecordError::Payload(_))
+        ));
+    }
+
+    #[derive(Deserialize)]
+    struct V1 {
+        name: String,
+    }
+
+    #[derive(Serialize)]
+    struct V2 {
+        first: String,
+        last: String,
+    }
+
+    fn split(old: V1) -> V2 {
+        let (first, last) = old.name.split_once(' ').unwrap_or((&old.name, ""));
+        V2 {
+            first: first.into(),
+            last: last.into(),
+        }
+    }
+
+    fn parse_count(old: super::Fields) -> Result<super::Fields, String> {
+        let text = old["count"].as_str().ok_or("count is not text")?;
+        let count: u64 = text.parse().map_err(|err| format!("{text:?}: {err}"))?;
+        let mut new = old;
+        new.insert("count".into(), count.into());
+        Ok(new)
+    }
+
+    fn object(value: serde_json::Value) -> super::Fields {
+        match value {
+            serde_json::Value::Object(members) => members,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn migration_steps_go_through_the_users_types() {
+        let new = migration_step(split, object(serde_json::json!({"name": "Ada Lovelace"})));
+        assert_eq!(
+            new.map(serde_json::Value::Object),
+            Ok(serde_json::json!({"first": "Ada", "last": "Lovelace"}))
+        );
+        let wrong = migration_step(split, object(serde_json::json!({"name": 7}))).unwrap_err();
+        assert!(
+            wrong.contains("do not decode into the step's argument"),
+            "{wrong}"
+        );
+        let number = migration_step(|_: V1| 5u8, object(serde_json::json!({"name": "x"})));
+        assert_eq!(
+            number,
+            Err("the step returned a number, not a struct of fields".into())
+        );
+        let parsed =
+            fallible_migration_step(parse_count, object(serde_json::json!({"count": "12"})));
+        assert_eq!(
+            parsed.map(serde_json::Value::Object),
+            Ok(serde_json::json!({"count": 12}))
+        );
+        let failed =
+            fallible_migration_step(parse_count, object(serde_json::json!({"count": "x"})));
+        assert!(
+            failed
+                .as_ref()
+                .unwrap_err()
+                .starts_with("the step failed: \"x\""),
+            "{failed:?}"
+        );
     }
 
     #[test]

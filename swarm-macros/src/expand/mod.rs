@@ -164,6 +164,18 @@ pub(crate) fn stray_handler(item: TokenStream) -> TokenStream {
     with_errors(item, error)
 }
 
+/// `#[migrate]` reached on its own: it was not inside an `#[agent]` impl block.
+pub(crate) fn stray_migrate(item: TokenStream) -> TokenStream {
+    let message =
+        "#[migrate] only works on associated functions of an impl block marked #[agent]: \
+                   move the step into the agent's `#[agent] impl` block";
+    let error = match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(function) => syn::Error::new_spanned(&function.sig.ident, message),
+        Err(_) => syn::Error::new_spanned(&item, message),
+    };
+    with_errors(item, error)
+}
+
 /// `ChatRoom` -> `ChatRoomMsg`.
 pub(crate) fn message_ident(agent: &Ident) -> Ident {
     format_ident!("{}Msg", agent)

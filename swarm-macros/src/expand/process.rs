@@ -68,6 +68,7 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
 
     // `#[agent(schema)]`: the handlers' JSON Schemas, for the services API.
     let schemas = schema::expand(model);
+    let (migrate, version_checks) = migrations(model);
 
     quote! {
         #[automatically_derived]
@@ -90,7 +91,10 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
             #on_start
             #on_stop
             #schemas
+            #migrate
         }
+
+        #version_checks
 
         #[automatically_derived]
         #agent_impl
@@ -122,4 +126,72 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
             }
         }
     }
+}
+
+/// The `#[migrate]` steps: the `migrate` dispatch, and the compile-time check that no step is at
+/// or past the struct's `state_version` (known to the struct's macro only, so checked as a
+/// constant, whose error points at the step's `from`). That the steps reach `state_version` is
+/// checked on the struct's side, at its `state_version` (see `state::expand`).
+fn migrations(model: &AgentImpl) -> (TokenStream, TokenStream) {
+    let p = private();
+    if model.stand_in {
+        return (
+            quote!(const LAST_MIGRATION: #p::Option<u32> = #p::Option::None;),
+            TokenStream::new(),
+        );
+    }
+    let agent = &model.agent;
+    let version = quote!(<#agent as #p::AgentState>::STATE_VERSION);
+    let mut checks = Vec::new();
+    for step in &model.migrations {
+        let from = step.from as u32;
+        let message = format!(
+            "`#[migrate(from = {from})]` is at or past the agent's `state_version` (on its \
+             struct's #[agent]): a step upgrades records of an older version to the next one, so \
+             `from` must be below `state_version`. Raise `state_version` to {} or remove this step",
+            from + 1
+        );
+        let p = private_at(step.from_span);
+        checks.push(quote_spanned! {step.from_span=>
+            const _: () = #p::assert!(#from < #version, #message);
+        });
+    }
+    if model.migrations.is_empty() {
+        return (TokenStream::new(), quote!(#(#checks)*));
+    }
+    let last = model
+        .migrations
+        .iter()
+        .map(|step| step.from as u32)
+        .max()
+        .unwrap_or(0);
+    let arms = model.migrations.iter().map(|step| {
+        let from = step.from as u32;
+        let method = &step.sig.ident;
+        let runner = if step.fallible() {
+            quote!(fallible_migration_step)
+        } else {
+            quote!(migration_step)
+        };
+        // At the step's argument type: a type that is not serde is reported there.
+        let span = step.input().map_or(method.span(), |ty| ty.span());
+        let at = private_at(span);
+        quote_spanned! {span=>
+            #from => #at::record::#runner(Self::#method, __swarm_fields),
+        }
+    });
+    let migrate = quote! {
+        const LAST_MIGRATION: #p::Option<u32> = #p::Option::Some(#last);
+
+        fn migrate(
+            __swarm_version: u32,
+            __swarm_fields: #p::record::Fields,
+        ) -> #p::Result<#p::record::Fields, #p::String> {
+            match __swarm_version {
+                #(#arms)*
+                __swarm_other => #p::record::no_migration_step(__swarm_other),
+            }
+        }
+    };
+    (migrate, quote!(#(#checks)*))
 }

@@ -46,6 +46,42 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         _ => quote!(#p::Persistence::WriteThrough),
     };
 
+    // Checked to be within 1..=u32::MAX; a rejected one (the fallback) stands in as 1.
+    let state_version = model
+        .state_version
+        .and_then(|(version, _)| u32::try_from(version).ok())
+        .filter(|&version| version >= 1)
+        .unwrap_or(1);
+
+    // Only for a version above 1 (which needs steps): an agent without an impl block is then
+    // reported once, by the handle, not a second time here.
+    let steps_check = model
+        .state_version
+        .filter(|_| state_version > 1 && !model.stand_in)
+        .map(|(_, span)| {
+        let last = state_version - 1;
+        let message = if last == 1 {
+            format!(
+                "`state_version = 2` needs a `#[migrate(from = 1)]` step in `{agent}`'s #[agent] \
+                 impl block, which has none: add it, so records of version 1 can be upgraded"
+            )
+        } else {
+            format!(
+                "`state_version = {state_version}` needs a #[migrate] step from each older \
+                 version, 1 to {last}, in `{agent}`'s #[agent] impl block, and its steps stop \
+                 short of {last}: add the missing ones, up to `#[migrate(from = {last})]`, so \
+                 its older records can be upgraded"
+            )
+        };
+        let p = private_at(span);
+        quote_spanned! {span=>
+            const _: () = #p::assert!(
+                #p::record::steps_reach(<#agent as #p::AgentBehavior>::LAST_MIGRATION, #state_version),
+                #message
+            );
+        }
+    });
+
     let key_ty = match key {
         Some(key) => {
             let ty = &key.ty;
@@ -91,6 +127,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
         quote_spanned!(ty.span()=> #ident: &'__swarm #ty,)
     });
     let by_ref_name = format!("{agent}Persisted");
+    // The record's member names, as `serialize_fields` writes them.
+    let persisted_names: Vec<String> = persisted.iter().map(|f| f.ident.to_string()).collect();
     let field_count = persisted.len();
     let serialize_fields = persisted.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
@@ -220,6 +258,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 const MAX_MEMORY: #p::Option<u64> = #max_memory;
                 const MAILBOX: #p::Option<usize> = #mailbox;
                 const PERSISTENCE: #p::Persistence = #persistence;
+                const STATE_VERSION: u32 = #state_version;
+                const PERSISTED_FIELDS: &'static [&'static str] = &[#(#persisted_names),*];
                 type Key = #key_ty;
 
                 fn from_key(__swarm_key: #key_ty) -> Self {
@@ -231,10 +271,10 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 }
 
                 fn encode_persisted(&self) -> #p::Result<#p::Vec<u8>, #p::String> {
-                    #p::record::encode(&#by_ref {
+                    #p::record::encode_versioned(&#by_ref {
                         #(#persisted_idents: &self.#persisted_idents,)*
                         __swarm_lifetime: #p::PhantomData,
-                    })
+                    }, Self::STATE_VERSION)
                 }
 
                 fn restore_persisted(&mut self, __swarm_record: &[u8]) -> #p::Result<(), #p::record::RecordError> {
@@ -248,6 +288,8 @@ pub(crate) fn expand(model: &AgentStruct) -> TokenStream {
                 }
             }
         };
+
+        #steps_check
 
         impl #agent {
             #launch

@@ -638,3 +638,62 @@ fn a_tuple_struct_stands_in_as_an_agent_without_fields() {
     assert!(text.contains("AgentState for Counter"), "{text}");
     assert!(text.contains("unreachable"), "{text}");
 }
+
+/// A struct at state version 2 and its impl block with one typed, one fallible step: the
+/// version const, the check that the steps reach it, and the `migrate` dispatch with the
+/// per-step checks.
+#[test]
+fn migration_expansion() {
+    let item = quote! {
+        pub struct Profile {
+            #[key]
+            id: String,
+            #[persist]
+            first: String,
+        }
+    };
+    let expanded = pretty(super::agent(quote!(state_version = 3), item));
+    let version = expanded.find("const STATE_VERSION").expect("the const");
+    let checked = expanded
+        .find("steps_reach")
+        .expect("the struct checks the steps");
+    let block = quote! {
+        impl Profile {
+            #[migrate(from = 1)]
+            fn from_v1(old: V1) -> V2 {
+                V2::from(old)
+            }
+            #[migrate(from = 2)]
+            fn from_v2(old: swarm::record::Fields) -> Result<V3, String> {
+                V3::try_from(old)
+            }
+            #[handler]
+            pub fn first(&self) -> String {
+                self.first.clone()
+            }
+        }
+    };
+    let impl_expanded = pretty(super::agent(TokenStream::new(), block));
+    let start = impl_expanded
+        .find("const LAST_MIGRATION")
+        .expect("the last step");
+    let end = impl_expanded
+        .find("#[automatically_derived]\n    impl ::swarm::__private::Agent for")
+        .expect("the next impl");
+    // (The error messages of the checks name `#[migrate(..)]` too, inside strings.)
+    assert!(
+        !impl_expanded.contains("#[migrate(from = 1)]\n"),
+        "the markers are removed"
+    );
+    insta::assert_snapshot!(format!(
+        "{}\n{}\n---\n{}",
+        expanded[version..version + expanded[version..].find(';').unwrap() + 1].trim(),
+        {
+            let from = expanded[..checked]
+                .rfind("const _")
+                .expect("the check's const");
+            &expanded[from..checked + expanded[checked..].find(");").expect("its end") + 2]
+        },
+        impl_expanded[start..end].trim()
+    ));
+}

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use syn::{ReturnType, Signature, Type};
+use syn::{FnArg, ReturnType, Signature, Type};
 
-use crate::agent_impl::{AgentImpl, Handler, Hook, Receiver};
+use crate::agent_impl::{AgentImpl, Handler, Hook, Migration, Receiver};
 use crate::attr::Marker;
 use crate::ctxt::Ctxt;
 
@@ -80,6 +80,136 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentImpl) {
     }
 
     check_unique_names(cx, &model.handlers);
+    check_migrations(cx, &model.migrations);
+}
+
+/// `#[migrate]` steps: each a plain function from one version's fields to the next one's, one
+/// per version, with no version left out from 1 on. (That the last one reaches the struct's
+/// `state_version`, and none goes past it, is checked by the generated code: the struct is
+/// another macro's input.)
+fn check_migrations(cx: &mut Ctxt, steps: &[Migration]) {
+    let usage = "a #[migrate] step takes the older version's fields and returns the next \
+                 version's: `fn from_v1(old: CounterV1) -> CounterV2` (serde types, or \
+                 `swarm::record::Fields` for untyped JSON)";
+    for step in steps {
+        let sig = &step.sig;
+        if let Some(token) = &sig.asyncness {
+            cx.error_at(
+                token,
+                "#[migrate] steps cannot be `async`: they run while the agent starts",
+            );
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            cx.error_at(
+                &sig.generics,
+                "#[migrate] steps cannot be generic: each reads one version's fields into one type",
+            );
+        }
+        if let Some(token) = &sig.constness {
+            cx.error_at(token, "#[migrate] steps cannot be `const`");
+        }
+        if let Some(token) = &sig.unsafety {
+            cx.error_at(token, "#[migrate] steps cannot be `unsafe`");
+        }
+        if let Some(abi) = &sig.abi {
+            cx.error_at(abi, "#[migrate] steps cannot have an `extern` ABI");
+        }
+        match sig.inputs.first() {
+            Some(FnArg::Receiver(recv)) => cx.error_at(
+                recv,
+                format!(
+                    "#[migrate] steps upgrade a stored record before the agent exists, so they take \
+                     no `self`; {usage}"
+                ),
+            ),
+            None => cx.error_at(
+                &sig.ident,
+                format!("this #[migrate] step takes no argument; {usage}"),
+            ),
+            Some(_) => {}
+        }
+        if let Some(extra) = sig.inputs.iter().nth(1) {
+            if !matches!(sig.inputs.first(), Some(FnArg::Receiver(_))) {
+                cx.error_at(
+                    extra,
+                    format!("this #[migrate] step takes more than one argument; {usage}"),
+                );
+            }
+        }
+        if let Some(ty) = step.input() {
+            if matches!(ty, Type::Reference(_) | Type::ImplTrait(_)) {
+                cx.error_at(
+                    ty,
+                    "a #[migrate] step takes the older version's fields by value, as one \
+                     concrete serde type",
+                );
+            }
+        }
+        match &sig.output {
+            ReturnType::Default => cx.error_at(
+                &sig.ident,
+                format!("this #[migrate] step returns nothing; {usage}"),
+            ),
+            ReturnType::Type(_, ty) if matches!(**ty, Type::Reference(_) | Type::ImplTrait(_)) => {
+                cx.error_at(
+                    ty,
+                    "a #[migrate] step returns the next version's fields as one owned, concrete \
+                     serde type (or a `Result` of one)",
+                )
+            }
+            ReturnType::Type(..) => {}
+        }
+        if step.from == 0 {
+            cx.push(syn::Error::new(
+                step.from_span,
+                "state versions start at 1 (a record without a version is version 1): the first \
+                 step is `#[migrate(from = 1)]`",
+            ));
+        } else if step.from >= u64::from(u32::MAX) {
+            cx.push(syn::Error::new(
+                step.from_span,
+                "this state version is too large",
+            ));
+        }
+    }
+
+    // One step per version, and none missing between 1 and the last one.
+    let mut seen: HashMap<u64, &Migration> = HashMap::new();
+    for step in steps.iter().filter(|step| step.from > 0) {
+        if let Some(first) = seen.get(&step.from) {
+            cx.push(syn::Error::new(
+                step.from_span,
+                format!(
+                    "a second step from version {}: `{}` already upgrades records of version {} \
+                     (each version has one #[migrate] step, to the next version)",
+                    step.from, first.sig.ident, step.from
+                ),
+            ));
+        } else {
+            seen.insert(step.from, step);
+        }
+    }
+    let mut versions: Vec<_> = seen.into_iter().collect();
+    versions.sort_by_key(|(from, _)| *from);
+    let mut expected = 1;
+    for (from, step) in versions {
+        if from > expected {
+            let missing = if from == expected + 1 {
+                format!("version {expected} has no step")
+            } else {
+                format!("versions {expected} to {} have no step", from - 1)
+            };
+            cx.push(syn::Error::new(
+                step.from_span,
+                format!(
+                    "the #[migrate] steps skip a version: {missing}, so a record of that version \
+                     could not be upgraded. Add `#[migrate(from = {expected})]` (records are upgraded \
+                     one version at a time)"
+                ),
+            ));
+        }
+        expected = from + 1;
+    }
 }
 
 fn misplaced_on_method(marker: Marker) -> String {

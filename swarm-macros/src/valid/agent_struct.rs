@@ -91,6 +91,18 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
     }
 
     check_persistence(cx, model);
+    check_state_version(cx, model);
+    for field in model.persisted() {
+        // `ident.to_string()` of a raw identifier keeps its `r#`, which serde drops: it cannot
+        // start with `__swarm_` either way.
+        if field.ident.to_string().starts_with("__swarm_") {
+            cx.error_at(
+                &field.ident,
+                "#[persist] field names starting with `__swarm_` are taken by the runtime's own \
+                 members of the record (`__swarm_version`, `__swarm_applied`): rename the field",
+            );
+        }
+    }
 
     if !key_seen {
         let first_persist = model
@@ -104,6 +116,30 @@ pub(crate) fn check(cx: &mut Ctxt, model: &AgentStruct) {
                  Add one, such as `#[key] id: String`",
             );
         }
+    }
+}
+
+/// `state_version`: from 1 (every record without a version is version 1), small enough for the
+/// record's `u32`, and about #[persist] fields.
+fn check_state_version(cx: &mut Ctxt, model: &AgentStruct) {
+    let Some((version, span)) = model.state_version else {
+        return;
+    };
+    if version == 0 {
+        cx.push(syn::Error::new(
+            span,
+            "`state_version` starts at 1: a record written without a version is version 1, and \
+             each later version of the #[persist] fields is one more (with a #[migrate] step from \
+             the one before)",
+        ));
+    } else if version > u64::from(u32::MAX) {
+        cx.push(syn::Error::new(span, "`state_version` is too large"));
+    } else if model.persisted().next().is_none() {
+        cx.push(syn::Error::new(
+            span,
+            "`state_version` is the version of the #[persist] fields, and this agent has none: \
+             remove it, or mark the fields to save with #[persist]",
+        ));
     }
 }
 

@@ -62,6 +62,15 @@ pub trait AgentState: Sized + 'static {
     /// How the `#[persist]` fields reach the store (`#[agent(persistence = "write_behind",
     /// save_every = "200ms")]`): see [`Persistence`]. Default: [`Persistence::WriteThrough`].
     const PERSISTENCE: Persistence = Persistence::WriteThrough;
+    /// The version of the `#[persist]` fields (`#[agent(state_version = 3)]`; 1 when not given).
+    /// A stored record of an older version is upgraded by the impl block's `#[migrate]` steps
+    /// ([`AgentBehavior::migrate`]) when the agent starts; one of a newer version is refused
+    /// ([`StartError::NewerRecord`]). See [`crate::record`].
+    const STATE_VERSION: u32 = 1;
+    /// The names of the `#[persist]` fields: the members of a record. What the last `#[migrate]`
+    /// step returns must be among them (a name it gets wrong would otherwise be dropped without a
+    /// word, and the field left at its `Default`).
+    const PERSISTED_FIELDS: &'static [&'static str] = &[];
     /// The type of the `#[key]` field (`()` without one).
     type Key: AgentKey;
     /// A fresh instance: the key set, every other field from `Default`.
@@ -100,6 +109,22 @@ pub trait AgentBehavior: AgentState {
     /// none. Built when a node starts serving the kind, not per request.
     fn schemas() -> Option<Vec<crate::schema::HandlerSchemas>> {
         None
+    }
+    /// The `from` of the impl block's last `#[migrate]` step (0 without any): the struct's
+    /// `#[agent(state_version = N)]` checks at compile time that the steps reach `N`
+    /// ([`crate::record::steps_reach`]). `None` only for the stand-in of a rejected impl block,
+    /// which has already failed the build with its own error.
+    const LAST_MIGRATION: Option<u32> = Some(0);
+    /// Runs the `#[migrate(from = version)]` step: the fields of a record of `version` become
+    /// those of `version + 1`. `Err` says why the step could not run. Generated as a `match` over
+    /// the steps (each through [`crate::record::migration_step`]); the macros check at compile time
+    /// that there is one step for every version below [`AgentState::STATE_VERSION`].
+    fn migrate(
+        version: u32,
+        fields: crate::record::Fields,
+    ) -> Result<crate::record::Fields, String> {
+        drop(fields);
+        crate::record::no_migration_step(version)
     }
 }
 
@@ -469,20 +494,71 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         if let Some(started) = loading {
             crate::metrics::local::store_op(StoreOp::Load, started, loaded.is_ok());
         }
+        // The record's older state version, when it was upgraded.
+        let mut upgraded_from = None;
         cell.saved = match loaded.map_err(store_error)? {
             Some(record) => {
-                cell.agent
-                    .restore_persisted(&record)
-                    .map_err(|err| StartError::CorruptRecord {
+                let corrupt = |err: RecordError| StartError::CorruptRecord {
+                    kind: A::KIND.into(),
+                    key: arg.key.clone(),
+                    storage_key: storage_key.clone(),
+                    reason: err.to_string(),
+                };
+                let version = crate::record::state_version(&record).map_err(corrupt)?;
+                if version > A::STATE_VERSION {
+                    // Written by newer code: reading it would lose what this code does not
+                    // know, and saving would then overwrite it. Refused before anything is
+                    // written.
+                    return Err(StartError::NewerRecord {
                         kind: A::KIND.into(),
                         key: arg.key.clone(),
-                        storage_key: storage_key.clone(),
-                        reason: err.to_string(),
-                    })?;
+                        storage_key,
+                        found: version,
+                        supported: A::STATE_VERSION,
+                    });
+                }
+                let current = if version < A::STATE_VERSION {
+                    upgraded_from = Some(version);
+                    upgrade::<A>(&record, version).map_err(|(from, reason)| {
+                        StartError::UpgradeFailed {
+                            kind: A::KIND.into(),
+                            key: arg.key.clone(),
+                            storage_key: storage_key.clone(),
+                            from,
+                            to: A::STATE_VERSION,
+                            reason,
+                        }
+                    })?
+                } else {
+                    record.clone()
+                };
+                cell.agent.restore_persisted(&current).map_err(|err| {
+                    if upgraded_from.is_some() {
+                        StartError::UpgradeFailed {
+                            kind: A::KIND.into(),
+                            key: arg.key.clone(),
+                            storage_key: storage_key.clone(),
+                            from: A::STATE_VERSION - 1,
+                            to: A::STATE_VERSION,
+                            reason: format!(
+                                "the fields the last #[migrate] step returned are not the \
+                                 agent's #[persist] fields: {err}"
+                            ),
+                        }
+                    } else {
+                        corrupt(err)
+                    }
+                })?;
                 cell.applied = Applied::from_record(&record);
-                // The fields alone (what `save_if_changed` compares), without the ids saved
-                // along: a handler that changes nothing writes nothing.
-                cell.agent.encode_persisted().unwrap_or(record)
+                if upgraded_from.is_some() {
+                    // Nothing counts as saved: the upgraded record is written below, before the
+                    // agent serves.
+                    Vec::new()
+                } else {
+                    // The fields alone (what `save_if_changed` compares), without the ids saved
+                    // along: a handler that changes nothing writes nothing.
+                    cell.agent.encode_persisted().unwrap_or(record)
+                }
             }
             // Nothing stored yet: remember the initial state, so that a handler which leaves it as
             // it is writes nothing.
@@ -492,6 +568,19 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         };
         cell.store = Some(store);
         cell.storage_key = storage_key;
+        if let Some(from) = upgraded_from {
+            // Saved in the new form before the first message (and before `#[on_start]`), so the
+            // store never holds the old form once the agent has served.
+            cell.save_if_changed()
+                .map_err(|reason| StartError::UpgradeFailed {
+                    kind: A::KIND.into(),
+                    key: arg.key.clone(),
+                    storage_key: cell.storage_key.clone(),
+                    from,
+                    to: A::STATE_VERSION,
+                    reason: format!("the upgraded record could not be saved: {reason}"),
+                })?;
+        }
     }
     cell.agent.on_start().map_err(hook_error)?;
     cell.save_if_changed().map_err(|reason| {
@@ -501,6 +590,33 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         ))
     })?;
     Ok(cell)
+}
+
+/// The record of state version `version` (older than [`AgentState::STATE_VERSION`]) upgraded
+/// through the agent's `#[migrate]` steps, one version at a time, as a record of the current
+/// version; or the version whose step failed, and why.
+fn upgrade<A: Agent>(record: &[u8], version: u32) -> Result<Vec<u8>, (u32, String)> {
+    let mut fields = crate::record::fields(record).map_err(|err| (version, err.to_string()))?;
+    for from in version..A::STATE_VERSION {
+        fields = A::migrate(from, fields)
+            .map_err(|reason| (from, format!("#[migrate(from = {from})]: {reason}")))?;
+    }
+    let last = A::STATE_VERSION - 1;
+    if let Some(unknown) = fields
+        .keys()
+        .find(|name| !A::PERSISTED_FIELDS.contains(&name.as_str()))
+    {
+        return Err((
+            last,
+            format!(
+                "#[migrate(from = {last})] returned the member {unknown:?}, which is not a \
+                 #[persist] field of the agent (its fields: {})",
+                A::PERSISTED_FIELDS.join(", ")
+            ),
+        ));
+    }
+    crate::record::encode_versioned(&fields, A::STATE_VERSION)
+        .map_err(|reason| (A::STATE_VERSION - 1, reason))
 }
 
 /// Runs one envelope: the generated `handle`, with the caller remembered in case the handler

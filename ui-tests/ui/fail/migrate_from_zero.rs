@@ -1,0 +1,42 @@
+use swarm::prelude::*;
+
+#[agent(state_version = 2)]
+pub struct Person {
+    #[key]
+    id: String,
+    #[persist]
+    first: String,
+    #[persist]
+    last: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V1 {
+    name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V2 {
+    full_name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V3 {
+    first: String,
+    last: String,
+}
+
+#[agent]
+impl Person {
+    #[migrate(from = 0)]
+    fn from_v0(old: V1) -> V2 {
+        V2 { full_name: old.name }
+    }
+
+    #[handler]
+    pub fn first(&self) -> String {
+        self.first.clone()
+    }
+}
+
+fn main() {}

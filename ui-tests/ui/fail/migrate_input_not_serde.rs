@@ -1,0 +1,44 @@
+use swarm::prelude::*;
+
+#[agent(state_version = 2)]
+pub struct Person {
+    #[key]
+    id: String,
+    #[persist]
+    first: String,
+    #[persist]
+    last: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V1 {
+    name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V2 {
+    full_name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V3 {
+    first: String,
+    last: String,
+}
+
+pub struct NotSerde(String);
+
+#[agent]
+impl Person {
+    #[migrate(from = 1)]
+    fn from_v1(old: NotSerde) -> V2 {
+        V2 { full_name: old.0 }
+    }
+
+    #[handler]
+    pub fn first(&self) -> String {
+        self.first.clone()
+    }
+}
+
+fn main() {}

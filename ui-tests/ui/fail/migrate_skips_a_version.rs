@@ -1,0 +1,47 @@
+use swarm::prelude::*;
+
+#[agent(state_version = 4)]
+pub struct Person {
+    #[key]
+    id: String,
+    #[persist]
+    first: String,
+    #[persist]
+    last: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V1 {
+    name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V2 {
+    full_name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V3 {
+    first: String,
+    last: String,
+}
+
+#[agent]
+impl Person {
+    #[migrate(from = 1)]
+    fn from_v1(old: V1) -> V2 {
+        V2 { full_name: old.name }
+    }
+
+    #[migrate(from = 3)]
+    fn from_v3(old: V3) -> V3 {
+        old
+    }
+
+    #[handler]
+    pub fn first(&self) -> String {
+        self.first.clone()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,38 @@
+use swarm::prelude::*;
+
+#[agent(state_version = 2)]
+pub struct Person {
+    #[key]
+    id: String,
+    #[persist]
+    first: String,
+    #[persist]
+    last: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V1 {
+    name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V2 {
+    full_name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct V3 {
+    first: String,
+    last: String,
+}
+
+#[agent]
+impl Person {
+
+    #[handler]
+    pub fn first(&self) -> String {
+        self.first.clone()
+    }
+}
+
+fn main() {}
