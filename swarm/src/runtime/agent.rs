@@ -929,6 +929,11 @@ fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
 /// unanswered; its caller learns from the registrar that this process passivated, so that nothing
 /// was applied, and calls the next activation.
 fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
+    // Write-behind: what acknowledged calls changed is saved while the name still leads here. Once
+    // it is gone, the next call starts a new activation, which must load that state.
+    if cell.save_due.is_some() {
+        cell.save_pending();
+    }
     if let Some(name) = name {
         if host::registry_get(name).map(|pid| pid.id) == Some(host::this().id) {
             host::registry_remove(name);
