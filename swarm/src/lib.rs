@@ -9,7 +9,7 @@
 //! # // Agents exist only inside Lunatic: this example is compiled for wasm32-wasip1
 //! # // (`cargo test -p swarm --doc --target wasm32-wasip1`) and is an empty program natively.
 //! # // `no_run`: `lunatic run` exits 0 even when main panics, so running it would prove
-//! # // nothing; tests/tests/requests.rs checks the same calls under Lunatic's test harness.
+//! # // nothing; tests/tests/runtime/requests.rs checks the same calls under Lunatic's test harness.
 //! # #[cfg(target_arch = "wasm32")]
 //! # mod example {
 //! use swarm::prelude::*;

@@ -170,7 +170,8 @@ const RUNNER: &str = r#"#!/usr/bin/env bash
 # - lunatic 0.13 runs a binary's #[lunatic::test] tests only when its path matches
 #   `target/wasm32-wasi/<profile>/deps/*.wasm`; built for wasm32-wasip1 the path says
 #   `wasm32-wasip1`, and `cargo test` would report 0 tests. The test binary is linked (not copied)
-#   under a `wasm32-wasi` path of this crate's target/ first.
+#   under a `wasm32-wasi` path of this crate's target/ first, and under `debug` when it was built
+#   with a custom profile (lunatic knows only `debug` and `release`).
 # - RUST_BACKTRACE=1 makes Lunatic about 20x slower (it captures a backtrace on every message);
 #   RUST_LIB_BACKTRACE=0 turns that off and keeps panic messages.
 set -euo pipefail
@@ -181,6 +182,7 @@ case "$wasm" in
   */wasm32-wasip1/*/deps/*.wasm)
     here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
     profile="$(basename "$(dirname "$(dirname "$wasm")")")"
+    [ "$profile" = release ] || profile=debug
     linked="$here/target/wasm32-wasi/$profile/deps/$(basename "$wasm")"
     mkdir -p "$(dirname "$linked")"
     ln -f "$wasm" "$linked" 2>/dev/null || cp -f "$wasm" "$linked"

@@ -108,16 +108,20 @@ struct Stream {
     killed_by: Instant,
 }
 
-/// Calls `add` in a loop from this process while another one kills the agent after `run`; stops
-/// at the first call that fails (the agent is gone).
+/// Calls `add` in a loop from this process while another one kills the agent `run` after the
+/// tenth acknowledgement (a stream long enough to check, on a loaded machine too, with the kill
+/// landing wherever the agent happens to be); stops at the first call that fails (the agent is
+/// gone).
 fn stream_until_killed<H>(agent: &H, run: Duration, add: impl Fn(&H) -> Option<u64>) -> Stream
 where
     H: AgentHandle + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
+    const ACKS_BEFORE_THE_CLOCK: usize = 10;
     let started = Instant::now();
-    lunatic::Process::spawn_link(
+    let killer = lunatic::Process::spawn_link(
         (agent.clone(), run.as_millis() as u64),
-        |(agent, run_ms): (H, u64), _: lunatic::Mailbox<()>| {
+        |(agent, run_ms): (H, u64), mailbox: lunatic::Mailbox<()>| {
+            mailbox.receive();
             lunatic::sleep(Duration::from_millis(run_ms));
             agent.kill();
         },
@@ -125,6 +129,9 @@ where
     let mut acks = Vec::new();
     while let Some(count) = add(agent) {
         acks.push((count, Instant::now()));
+        if acks.len() == ACKS_BEFORE_THE_CLOCK {
+            killer.send(());
+        }
     }
     let killed_by = Instant::now();
     assert!(

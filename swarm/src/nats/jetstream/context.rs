@@ -27,7 +27,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// ```no_run
 /// # // Compiled for wasm32-wasip1 only (the client exists inside Lunatic), and not run: it
-/// # // needs a server; tests/tests/nats_jetstream.rs does this against a real one.
+/// # // needs a server; tests/tests/nats/jetstream.rs does this against a real one.
 /// # #[cfg(target_arch = "wasm32")]
 /// # fn example(client: swarm::nats::NatsClient) -> Result<(), Box<dyn std::error::Error>> {
 /// # use swarm::nats::{JetStream, KvConfig};
