@@ -929,8 +929,9 @@ fn serve_received<A: Agent>(cell: &mut AgentCell<A>) -> bool {
 /// unanswered; its caller learns from the registrar that this process passivated, so that nothing
 /// was applied, and calls the next activation.
 fn passivate<A: Agent>(mut cell: AgentCell<A>, name: Option<&str>) {
-    // Write-behind: what acknowledged calls changed is saved while the name still leads here. Once
-    // it is gone, the next call starts a new activation, which must load that state.
+    // Write-behind: what acknowledged calls changed is saved while the name still leads here, so
+    // that the record holds it once handles see the agent gone. (A new activation waits for this
+    // process to end in any case: the registrar's `after_end`.)
     if cell.save_due.is_some() {
         cell.save_pending();
     }
