@@ -107,10 +107,7 @@ pub fn new(name: &str, dir: &Path, swarm: &SwarmSource) -> Result<(), Failure> {
             .map_or(Ok(()), fs::create_dir_all)
             .and_then(|()| fs::write(&path, text));
         if let Err(err) = written {
-            return Err(Failure::failed(format!(
-                "writing {}: {err}",
-                path.display()
-            )));
+            return Err(Failure::failed(format!("writing {}: {err}", path.display())));
         }
     }
     make_executable(&dir.join("lunatic-runner"))?;
@@ -290,11 +287,7 @@ mod tests {
             .contains("wasm32-wasi/$profile/deps"));
         // A second time, it refuses to overwrite anything.
         let again = new("my-agents", &dir, &swarm).unwrap_err();
-        assert!(
-            again.message.contains("exists already"),
-            "{}",
-            again.message
-        );
+        assert!(again.message.contains("exists already"), "{}", again.message);
         fs::remove_dir_all(&root).unwrap();
     }
 }
