@@ -120,7 +120,9 @@ async function pollOnce(swarm) {
     swarm.stats(count),
     Promise.all(
       [...state.nodes.values()].map((node) =>
-        swarm.observe(node.ping.metadata?.observe ?? `_SWARM.${swarm.namespace}.observe.${node.ping.id}`).then(
+        // The subject every swarm node answers on (its metadata says the same): built here rather
+        // than taken from the answer, so that nothing else on the server steers the page's requests.
+        swarm.observe(`_SWARM.${swarm.namespace}.observe.${node.ping.id}`).then(
           (answer) => ({ id: node.ping.id, answer }),
           (err) => ({ id: node.ping.id, error: String(err?.message ?? err) }),
         ),
@@ -223,7 +225,7 @@ function renderKinds(figures) {
           (f) => `<tr data-kind="${esc(f.kind)}" data-handler="${esc(f.handler)}">
         <td class="nowrap">${esc(f.kind)}</td><td class="mono">${esc(f.handler)}</td><td>${f.nodes}</td>
         <td class="num rate">${fmtRate(f.calls)}</td><td class="num">${fmtMs(f.count ? f.nanos / f.count / 1e6 : null)}</td>
-        <td class="num requests">${f.requests}</td><td class="num">${f.numErrors}</td><td class="mono">${esc(f.lastError)}</td></tr>`,
+        <td class="num requests">${esc(f.requests)}</td><td class="num">${esc(f.numErrors)}</td><td class="mono">${esc(f.lastError)}</td></tr>`,
         )
         .join("")
     : `<tr><td colspan="8" class="empty">no kinds served</td></tr>`;
@@ -238,7 +240,7 @@ function renderNodes() {
       let r = 0;
       for (const m of moved.values()) r += m.calls;
       return `<tr data-node="${esc(p.id)}"><td class="mono">${esc(p.id)}</td><td>${esc(p.name)}</td><td>${esc(p.version)}</td>
-        <td>${esc(p.metadata?.kinds ?? "")}</td><td class="num">${node.observe?.agents_live ?? "–"}</td><td class="num">${fmtRate(r)}</td>
+        <td>${esc(p.metadata?.kinds ?? "")}</td><td class="num">${esc(node.observe?.agents_live ?? "–")}</td><td class="num">${fmtRate(r)}</td>
         <td>${esc(node.stats?.stats.started ?? "")}</td><td>${Math.round((now - node.seen) / 1000)} s ago</td></tr>`;
     })
     .join("");
@@ -260,7 +262,7 @@ function renderAgents() {
     ? rows
         .map(
           (a) => `<tr data-agent="${esc(a.kind)}/${esc(a.key)}"><td>${esc(a.kind)}</td><td class="mono">${esc(a.key)}</td>
-          <td class="mono">${esc(a.node)}</td><td class="num">${a.process}</td></tr>`,
+          <td class="mono">${esc(a.node)}</td><td class="num">${esc(a.process)}</td></tr>`,
         )
         .join("")
     : `<tr><td colspan="4" class="empty">no live agents with a key</td></tr>`;
@@ -278,7 +280,7 @@ function words(name) {
 function childKind(kind) {
   if (kind === "supervisor") return "supervisor";
   if (kind?.agent) return `${esc(kind.agent.kind)}${kind.agent.key ? ` <span class="mono">${esc(kind.agent.key)}</span>` : ""}`;
-  if (kind?.pool) return `pool of ${kind.pool.size} ${esc(kind.pool.kind)}`;
+  if (kind?.pool) return `pool of ${esc(kind.pool.size)} ${esc(kind.pool.kind)}`;
   if (kind?.invalid) return `invalid: ${esc(kind.invalid.reason)}`;
   return esc(JSON.stringify(kind));
 }
@@ -298,16 +300,16 @@ function renderSupervisor(sup, path, nodeId) {
         const badge = running ? "running" : st === "up" ? "down" : "stopped";
         return `<tr data-child="${esc(m.name)}" data-supervisor="${esc(sup.name)}" class="${moved ? "changed" : ""}">
           <td class="mono">${esc(m.name)}</td><td>${childKind(child.kind)}</td>
-          <td><span class="badge ${badge}">${badge}</span></td><td class="num">${running ? m.process : "–"}</td>
-          <td class="num">${m.starts}</td><td class="num restarts${m.restarts ? " moved" : ""}">${m.restarts}</td>
-          <td class="num crashes">${m.crashes}</td><td>${esc(stateName(child.restart).toLowerCase())}</td></tr>
+          <td><span class="badge ${badge}">${badge}</span></td><td class="num">${running ? esc(m.process) : "–"}</td>
+          <td class="num">${esc(m.starts)}</td><td class="num restarts${m.restarts ? " moved" : ""}">${esc(m.restarts)}</td>
+          <td class="num crashes">${esc(m.crashes)}</td><td>${esc(stateName(child.restart).toLowerCase())}</td></tr>
           ${child.supervisor ? `<tr><td colspan="8"><div class="nested">${renderSupervisor(child.supervisor, here, nodeId)}</div></td></tr>` : ""}`;
       }),
     )
     .join("");
   return `<div class="sup" data-supervisor-name="${esc(sup.name)}" data-state="${esc(st)}">
     <div class="sup-head"><span class="name">${esc(sup.name)}</span><span class="badge ${esc(st)}">${esc(st.replace("_", " "))}</span>
-      <span class="hint">${esc(words(sup.strategy))} · at most ${sup.max_restarts} restarts in ${sup.within_secs} s · process ${sup.process}</span>
+      <span class="hint">${esc(words(sup.strategy))} · at most ${esc(sup.max_restarts)} restarts in ${esc(sup.within_secs)} s · process ${esc(sup.process)}</span>
       ${reason ? `<span class="hint">${esc(reason)}</span>` : ""}</div>
     <table class="children"><thead><tr><th>child</th><th>what</th><th>state</th><th class="num">process</th><th class="num">starts</th>
       <th class="num">restarts</th><th class="num">crashes</th><th>restart</th></tr></thead><tbody>${rows}</tbody></table></div>`;
