@@ -48,13 +48,13 @@ struct PageConfig<'a> {
 }
 
 pub async fn dashboard(listen: &str, ws: &str, namespace: &str) -> Result<(), Failure> {
+    check_ws_url(ws)?;
     let Some(page) = PAGE else {
         return Err(Failure::failed(
             "this swarm was built without the dashboard's page (dashboard/dist was missing): \
              run scripts/setup, which builds it with npm, then build swarm again",
         ));
     };
-    check_ws_url(ws)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|err| Failure::usage(format!("cannot listen on {listen}: {err}")))?;
