@@ -6,7 +6,10 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(dashboard_built)");
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/dist");
+    // The directory cargo runs this for (not `env!`, fixed when this script was compiled: a
+    // target dir shared by two checkouts would then look in the other one).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dist = Path::new(&manifest).join("../dashboard/dist");
     let files = ["index.html", "dashboard.js", "style.css"];
     // Built later (setup after a first build): look again then. include_bytes! tracks the
     // files themselves once they are embedded.
