@@ -7,12 +7,34 @@
 //! `SWARM_METRICS_ADDR` (`host:port`; port 0 picks one) it serves Prometheus metrics, `/livez`
 //! and `/readyz` there, and prints `swarm-agents-node metrics http://<host:port>/metrics`. Prints
 //! `swarm-agents-node ready namespace=<ns>` once it serves, and runs until it is stopped.
+//!
+//! It keeps three rooms up under a supervision tree, so that an operator's view (`swarm
+//! dashboard`, the services API's `observe` request) has a tree to show: `Rooms` restarts
+//! `general` and `rust` alone, and runs `HelpDesk`, which restarts `help`. A post containing
+//! "segfault" crashes a room (see `ChatRoom::post`); its supervisor restarts it with its history.
 
 use std::time::Duration;
 
 use swarm::nats::{serve_agents, ConnectOptions, NatsClient};
-use swarm::StoreConfig;
+use swarm::{supervisor, StoreConfig};
 use swarm_demo_agents::ChatRoom;
+
+supervisor! {
+    /// The node's rooms: a crashed room restarts alone, up to 10 times in 10 s.
+    pub Rooms: one_for_one(max_restarts = 10, within_secs = 10) {
+        general: ChatRoom("general"),
+        rust: ChatRoom("rust"),
+        desk: HelpDesk,
+    }
+}
+
+supervisor! {
+    /// A nested supervisor: the help room, given up on after 3 crashes in 10 s (its parent then
+    /// starts the desk again).
+    pub HelpDesk: rest_for_one(max_restarts = 3, within_secs = 10) {
+        help: ChatRoom("help"),
+    }
+}
 
 fn main() {
     if let Err(err) = run() {
@@ -35,6 +57,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let bound = swarm::metrics::serve(metrics.nats(&client))?;
         println!("swarm-agents-node metrics http://{bound}/metrics");
     }
+    // After metrics (so the rooms count their calls), before the front door (so a call to one
+    // of them finds the supervised agent rather than starting one of its own).
+    let _tree = Rooms::start()?;
     let _rooms = serve_agents::<ChatRoom>(&client, &namespace, 2)?;
     println!("swarm-agents-node ready namespace={namespace}");
     loop {

@@ -100,6 +100,19 @@ pub enum Command {
         #[arg(long, value_name = "PATH|VERSION")]
         swarm: Option<String>,
     },
+    /// Serves the dashboard: a page that shows the namespace's nodes, kinds, live agents,
+    /// supervision trees and live calls/s, and calls handlers, talking to NATS over WebSocket.
+    ///
+    /// The page connects to the NATS server itself, through its WebSocket listener (a
+    /// nats-server needs a `websocket { listen: "host:port", no_tls: true }` block).
+    Dashboard {
+        /// Where to serve the page (port 0 picks a free one, printed).
+        #[arg(long, default_value = "127.0.0.1:8090", value_name = "HOST:PORT")]
+        listen: String,
+        /// The NATS server's WebSocket URL as the browser reaches it.
+        #[arg(long, env = "NATS_WS_URL", value_name = "URL")]
+        ws: String,
+    },
     /// Calls/s and errors/s, live, from successive STATS.
     Watch {
         /// Time between two readings.

@@ -60,6 +60,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         let swarm = commands::new::SwarmSource::resolve(swarm.as_deref())?;
         return commands::new::new(name, &dir, &swarm);
     }
+    // The page connects to NATS itself; this only serves it.
+    if let Command::Dashboard { listen, ws } = &command {
+        services::service_name(&global.namespace)?;
+        commands::dashboard::check_listen(listen)?;
+        return commands::dashboard::dashboard(listen, ws, &global.namespace).await;
+    }
     // Bad input is found before any connection is tried.
     let service = services::service_name(&global.namespace)?;
     if let Command::Call { key, arguments, .. } = &command {
@@ -89,6 +95,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Watch { interval, count } => {
             commands::watch::watch(&context, *interval, *count).await
         }
-        Command::New { .. } => unreachable!("handled before connecting"),
+        Command::New { .. } | Command::Dashboard { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
 }

@@ -13,6 +13,9 @@ with nats-py:
   - makes calls through the front door, good and bad, and checks that the error replies carry
     `Nats-Service-Error` and `Nats-Service-Error-Code` (the good ones no headers) and that
     STATS counted them: `num_requests`, `num_errors`, `last_error`, processing times, `data`;
+  - asks each node's `observe` subject (named in its metadata) for its live agents and trees:
+    its own id and kinds, the agents started by the calls, `{"agents": n}` honoured, a body that
+    is not JSON answered as the default;
   - reads the JSON Schemas every endpoint publishes (`#[agent(schema)]`: `arguments_schema`,
     `reply_schema`), checks they are JSON Schemas (2020-12), then sends real requests, good and
     bad, and checks that the arguments schema accepts exactly those the node accepts (the node
@@ -322,6 +325,46 @@ async def request(nc, subject, payload):
     return json.loads(msg.data), msg.headers or {}
 
 
+async def check_observe(nc, namespace, name, ids, by_form, checks):
+    """The `observe` subject each instance names in its metadata (swarm/src/nats/discovery.rs):
+    the node's live agents and supervision trees, for the dashboard."""
+    subjects = {r["id"]: r["metadata"].get("observe") for r in by_form[("PING", f".{name}")]}
+    checks.check(
+        "PING metadata names each node's observe subject, _SWARM.<ns>.observe.<id>",
+        subjects == {i: f"_SWARM.{namespace}.observe.{i}" for i in ids},
+        f"{subjects}",
+    )
+    answers = {}
+    for node_id in ids:
+        msg = await nc.request(f"_SWARM.{namespace}.observe.{node_id}", b"", timeout=10)
+        answers[node_id] = json.loads(msg.data)
+    listed = sorted((a["kind"], a["key"]) for answer in answers.values() for a in answer["agents"])
+    checks.check(
+        "observe: each node answers for itself, with its kinds, its live agents (the three "
+        "counters among them) and no supervisors (this node starts none)",
+        all(
+            answer["type"] == "io.swarm.observe.v1" and answer["id"] == node_id
+            and answer["name"] == name and set(answer["kinds"]) == KINDS
+            and answer["agents_live"] == len(answer["agents"])
+            and all(isinstance(a["process"], int) for a in answer["agents"])
+            and answer["supervisors"] == []
+            for node_id, answer in answers.items()
+        ) and {("counter", f"c{i}") for i in range(3)} <= set(listed),
+        f"{answers}",
+    )
+    busiest = max(ids, key=lambda i: answers[i]["agents_live"])
+    subject = f"_SWARM.{namespace}.observe.{busiest}"
+    one = json.loads((await nc.request(subject, b'{"agents": 1}', timeout=10)).data)
+    garbage = json.loads((await nc.request(subject, b"\xff not json", timeout=10)).data)
+    checks.check(
+        "observe: {\"agents\": 1} lists one agent and still counts them all; a body that is "
+        "not JSON gets the default answer, not an error",
+        len(one["agents"]) == 1 and one["agents_live"] == answers[busiest]["agents_live"] >= 2
+        and len(garbage["agents"]) == answers[busiest]["agents_live"],
+        f"{one} {garbage}",
+    )
+
+
 async def run(url, nodes, namespace, checks):
     name = nodes[0][1]
     ids = [node_id for _, _, node_id in nodes]
@@ -480,6 +523,8 @@ async def run(url, nodes, namespace, checks):
             all(isinstance(n, int) for n in live) and sum(per_node.values()) >= 3,
             f"{per_node}",
         )
+
+        await check_observe(nc, namespace, name, ids, by_form, checks)
 
         # Last: these calls would change the counts checked above.
         await check_schemas(nc, namespace, info, checks)

@@ -2,6 +2,7 @@
 //! went wrong, if anything.
 
 pub mod call;
+pub mod dashboard;
 pub mod listing;
 pub mod new;
 pub mod stats;

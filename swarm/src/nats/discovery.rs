@@ -31,6 +31,29 @@
 //! asked), or `"cluster_error"` saying why its figures are missing; and `"metrics": {..}` when
 //! the node serves metrics (see `Discovery::metrics`): the calls per handler and outcome that
 //! `/metrics` shows.
+//!
+//! **Observing a node.** What ADR-32's three verbs do not carry, an operator's view needs: the
+//! node's supervision trees and its live agents. The same process answers one more subject,
+//! `_SWARM.<namespace>.observe.<id>` (the instance's id; PING, INFO and STATS name it in their
+//! metadata as `observe`), so that one mechanism, reachable from any NATS client (the `swarm
+//! dashboard` page over WebSocket), serves it. A request (its body: empty, or `{"agents": n}`
+//! for at most `n` live agents, default [`OBSERVE_AGENTS`], at most [`OBSERVE_AGENTS_MAX`]) is
+//! answered with one JSON object:
+//!
+//! ```text
+//! {"type": "io.swarm.observe.v1", "name": "swarm-<ns>", "id": "<id>", "namespace": "<ns>",
+//!  "kinds": ["chat-room", ..],
+//!  "agents_live": 3, "agents": [{"kind": "chat-room", "key": "lobby", "process": 41}, ..],
+//!  "supervisors": [<swarm::supervisor::SupervisorInfo as JSON>, ..]}
+//! ```
+//!
+//! `agents` are the first by kind and key; `agents_live` counts them all. `supervisors` are
+//! [`crate::supervisor::trees`]: each with its state (`"up"`, `{"gave_up": {"reason": ..}}`,
+//! `"stopped"`, `"gone"`), strategy, intensity and children, each child with its members'
+//! process (`null` while it is down), starts, restarts and crashes, and a nested supervisor's own
+//! description under `supervisor`. A part the node could not read is `null`, with
+//! `"<part>_error"` saying why; an answer larger than the server's `max_payload` is cut to the
+//! trees and the first agents that fit, and says so in `"cut"`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +86,18 @@ pub const CLUSTER_STATS_WAIT: Duration = Duration::from_millis(300);
 /// How often the discovery process checks that its kinds still have workers and its connection
 /// is open.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// How many live agents an `observe` answer lists unless asked for another number.
+pub const OBSERVE_AGENTS: usize = 200;
+
+/// The most live agents an `observe` answer lists.
+pub const OBSERVE_AGENTS_MAX: usize = 10_000;
+
+/// The subject on which the discovery process of `namespace` with instance `id` answers
+/// `observe` requests (see the module docs).
+pub fn observe_subject(namespace: &str, id: &str) -> String {
+    format!("_SWARM.{namespace}.observe.{id}")
+}
 
 /// How long a caller waits for the discovery process to start or to take a kind.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -327,10 +362,14 @@ fn start(client: NatsClient, namespace: String, id: Option<String>) -> Result<Di
         client,
         identity: Identity {
             name,
-            metadata: [("node", id.clone()), ("kinds", String::new())]
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value))
-                .collect(),
+            metadata: [
+                ("node", id.clone()),
+                ("kinds", String::new()),
+                ("observe", observe_subject(&namespace, &id)),
+            ]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
             id,
         },
         namespace,
@@ -344,6 +383,7 @@ fn start(client: NatsClient, namespace: String, id: Option<String>) -> Result<Di
         "$SRV.*".to_owned(),
         format!("$SRV.*.{name}"),
         format!("$SRV.*.{name}.{id}"),
+        observe_subject(&discovery.namespace, id),
     ] {
         match start_listener(&discovery.client, &subject) {
             Ok(listener) => discovery.listeners.push(listener),
@@ -523,12 +563,17 @@ impl Discovery {
     }
 
     /// Answers one `$SRV.<VERB>[.<name>[.<id>]]` request (the subscriptions only deliver those
-    /// for this name and id, or for every service).
+    /// for this name and id, or for every service), or an `observe` request.
     fn answer(&mut self, request: &Msg) {
         let Some(reply_subject) = request.reply_to.as_deref() else {
             return;
         };
-        let answer = match request.subject.split('.').nth(1) {
+        let verb = if request.subject.starts_with("$SRV.") {
+            request.subject.split('.').nth(1)
+        } else {
+            Some("OBSERVE")
+        };
+        let answer = match verb {
             Some("PING") => self.identity.ping_json(),
             Some("INFO") => {
                 let endpoints: Vec<Endpoint> = self
@@ -539,6 +584,7 @@ impl Discovery {
                 self.identity.info_json(&self.description(), &endpoints)
             }
             Some("STATS") => self.stats_json(),
+            Some("OBSERVE") => self.observe_json(&request.payload),
             // Another verb: not one this service knows (ADR-32 has these three).
             _ => return,
         };
@@ -548,6 +594,66 @@ impl Discovery {
                 self.namespace
             );
         }
+    }
+
+    /// The answer to an `observe` request (see the module docs).
+    fn observe_json(&self, body: &[u8]) -> Vec<u8> {
+        // Anything but `{"agents": n}` asks for the default: a request is never refused.
+        let limit = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|value| value.get("agents")?.as_u64())
+            .map_or(OBSERVE_AGENTS, |n| (n as usize).min(OBSERVE_AGENTS_MAX));
+        let mut answer = serde_json::json!({
+            "type": "io.swarm.observe.v1",
+            "name": self.identity.name,
+            "id": self.identity.id,
+            "namespace": self.namespace,
+            "kinds": self.kinds.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+        });
+        match crate::runtime::registry::live_agents(limit) {
+            Ok(live) => {
+                answer["agents_live"] = live.total.into();
+                answer["agents"] = serde_json::json!(live.agents);
+            }
+            Err(err) => {
+                answer["agents_live"] = serde_json::Value::Null;
+                answer["agents"] = serde_json::Value::Null;
+                answer["agents_error"] = err.into();
+            }
+        }
+        match crate::supervisor::trees() {
+            Ok(trees) => answer["supervisors"] = serde_json::json!(trees),
+            Err(err) => {
+                answer["supervisors"] = serde_json::Value::Null;
+                answer["supervisors_error"] = err.to_string().into();
+            }
+        }
+        let max = self.client.max_payload() as usize;
+        let mut text = serde_json::to_vec(&answer).unwrap_or_default();
+        // Too large for the server: fewer agents until it fits (the trees are what an operator
+        // came for); halving keeps it to a few encodings.
+        while text.len() > max {
+            let Some(agents) = answer["agents"].as_array_mut().filter(|a| !a.is_empty()) else {
+                break;
+            };
+            let keep = agents.len() / 2;
+            agents.truncate(keep);
+            answer["cut"] = format!(
+                "the answer was larger than the server's max_payload ({max} bytes): {keep} \
+                 agents listed"
+            )
+            .into();
+            text = serde_json::to_vec(&answer).unwrap_or_default();
+        }
+        if text.len() > max {
+            answer["supervisors"] = serde_json::Value::Null;
+            answer["cut"] = format!(
+                "the supervision trees are larger than the server's max_payload ({max} bytes)"
+            )
+            .into();
+            text = serde_json::to_vec(&answer).unwrap_or_default();
+        }
+        text
     }
 
     fn description(&self) -> String {

@@ -58,8 +58,8 @@ pub use client::{ClientStatus, ConnState, NatsClient, Subscription};
 pub use codec::{HeaderError, HeaderParseError, Headers, Msg, PermissionAction, StatusCode};
 #[cfg(target_arch = "wasm32")]
 pub use discovery::{
-    cluster_stats_name, serve_discovery, ClusterStatsQuery, ServiceInstance, CLUSTER_STATS_WAIT,
-    STATS_WAIT,
+    cluster_stats_name, observe_subject, serve_discovery, ClusterStatsQuery, ServiceInstance,
+    CLUSTER_STATS_WAIT, OBSERVE_AGENTS, OBSERVE_AGENTS_MAX, STATS_WAIT,
 };
 pub use jetstream::{
     ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,

@@ -261,6 +261,47 @@ pub(crate) fn live_by_kind() -> Result<Option<Vec<(String, u64)>>, String> {
     .map_err(|err| format!("the node's registrar did not answer: {err:?}"))
 }
 
+/// One agent the registrar started that is running now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveAgent {
+    /// Its kind.
+    pub kind: String,
+    /// Its key.
+    pub key: String,
+    /// Its process on this node.
+    pub process: u64,
+}
+
+/// A page of the live agents: at most the number asked for, by kind and key, and how many
+/// there are in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveAgents {
+    /// The first agents by kind, then key.
+    pub agents: Vec<LiveAgent>,
+    /// Live agents in all (the registry's `live_agents`).
+    pub total: u64,
+}
+
+/// At most `limit` of the agents with a key running on this node (those the registry started),
+/// by kind and key, for observers (the services' `observe` answer); empty when no registrar
+/// runs on this node yet. The list is built when asked, so starts and ends pay nothing for it.
+pub fn live_agents(limit: usize) -> Result<LiveAgents, String> {
+    let Some(registrar) = current_registrar() else {
+        return Ok(LiveAgents::default());
+    };
+    call::<RegistrarOp, LiveAgents>(
+        registrar,
+        RegistrarOp::LiveAgents { limit },
+        Some(REGISTRAR_TIMEOUT),
+    )
+    .map_err(|err| format!("the node's registrar did not answer: {err:?}"))
+}
+
+/// `(kind, key)` of a registry name `swarm/agent/<kind>/<key>`; keys have no `/`, kinds may.
+fn kind_and_key(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("swarm/agent/")?.rsplit_once('/')
+}
+
 /// The process id of the registrar running now, if any (for tests that kill it).
 pub fn current_registrar() -> Option<u64> {
     let mut generation = GENERATION.with(Cell::get);
@@ -322,6 +363,10 @@ enum RegistrarOp {
     Stats,
     /// Live agents per kind (the metrics' `swarm_agents_live`), answered as `Vec<(kind, n)>`.
     LiveByKind,
+    /// At most `limit` live agents (see [`live_agents`]), answered as a [`LiveAgents`].
+    LiveAgents {
+        limit: usize,
+    },
     /// The start `start` has run for `NodeLimits::start_timeout`.
     Deadline {
         start: i64,
@@ -494,14 +539,31 @@ impl Registrar {
                 if let Some(reply_to) = reply_to {
                     let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
                     for name in self.live.values() {
-                        // `swarm/agent/<kind>/<key>`; keys have no `/`, kinds may.
-                        let kind = name
-                            .strip_prefix("swarm/agent/")
-                            .and_then(|rest| rest.rsplit_once('/'))
-                            .map_or("", |(kind, _key)| kind);
+                        let kind = kind_and_key(name).map_or("", |(kind, _key)| kind);
                         *by_kind.entry(kind.to_owned()).or_default() += 1;
                     }
                     reply_to.send(by_kind.into_iter().collect::<Vec<_>>());
+                }
+            }
+            RegistrarOp::LiveAgents { limit } => {
+                if let Some(reply_to) = reply_to {
+                    let mut agents: Vec<LiveAgent> = self
+                        .live
+                        .iter()
+                        .filter_map(|(&process, name)| {
+                            let (kind, key) = kind_and_key(name)?;
+                            Some(LiveAgent {
+                                kind: kind.to_owned(),
+                                key: key.to_owned(),
+                                process,
+                            })
+                        })
+                        .collect();
+                    // Sorted before it is cut, so that the same agents are shown every time.
+                    agents.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+                    let total = agents.len() as u64;
+                    agents.truncate(limit);
+                    reply_to.send(LiveAgents { agents, total });
                 }
             }
         }

@@ -217,14 +217,19 @@ pub(crate) fn start_one(kind: &ChildKind) -> Result<Registered, String> {
             .map(Registered::Started)
             .map_err(|err| err.to_string()),
         ChildKind::Invalid(reason) => Err(reason.clone()),
-        ChildKind::Supervisor(spec) => super::process::start((**spec).clone(), false)
-            .map(|sup| {
-                Registered::Started(Running {
-                    node: sup.node_id(),
-                    id: sup.process_id(),
-                })
+        // Called in the parent supervisor's process: it is the nested one's parent.
+        ChildKind::Supervisor(spec) => super::process::start(
+            (**spec).clone(),
+            false,
+            Some(crate::runtime::host::this().id),
+        )
+        .map(|sup| {
+            Registered::Started(Running {
+                node: sup.node_id(),
+                id: sup.process_id(),
             })
-            .map_err(|err| err.to_string()),
+        })
+        .map_err(|err| err.to_string()),
     }
 }
 

@@ -20,6 +20,7 @@
 //! `supervisor!` macro builds a [`SupervisorSpec`] from a declaration; it can also be built by hand.
 
 mod child;
+mod directory;
 mod handle;
 mod process;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use child::{ChildSpec, Poolable, Supervisable, SupervisableKeyed};
+pub use directory::{trees, ChildInfo, ChildKindInfo, SupervisorInfo, SupervisorState, ENDED_KEPT};
 pub use handle::{PoolRef, SupervisorRef};
 
 /// Which children a supervisor restarts when one exits.
@@ -118,11 +120,11 @@ pub enum SupervisorError {
 
 /// Starts a supervisor from its spec, not linked to the caller; returns once every child started.
 pub fn start(spec: SupervisorSpec) -> Result<SupervisorRef, SupervisorError> {
-    process::start(spec, false)
+    process::start(spec, false, None)
 }
 
 /// Starts a supervisor linked to the caller (the caller dies if it gives up, unless the caller
 /// handles link deaths): the usual way for a supervisor to start a nested one.
 pub fn start_link(spec: SupervisorSpec) -> Result<SupervisorRef, SupervisorError> {
-    process::start(spec, true)
+    process::start(spec, true, None)
 }

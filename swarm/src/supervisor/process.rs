@@ -8,6 +8,7 @@ use lunatic::Tag;
 use serde::{Deserialize, Serialize};
 
 use super::child::{start_one, stop_one, ChildKind, ChildSpec, Running};
+use super::directory::{self, ChildInfo, ChildKindInfo, SupervisorInfo, SupervisorState};
 use super::handle::SupervisorRef;
 use super::{ChildStats, Restart, Strategy, SupervisorError, SupervisorSpec};
 use crate::log::Level;
@@ -45,11 +46,16 @@ pub(crate) enum Answer {
     Stopped,
 }
 
-/// Spawns the supervisor process and waits until it has started every child.
-pub(crate) fn start(spec: SupervisorSpec, link: bool) -> Result<SupervisorRef, SupervisorError> {
+/// Spawns the supervisor process and waits until it has started every child. `parent`: the
+/// supervisor starting it as its child, for the node's directory of supervisors.
+pub(crate) fn start(
+    spec: SupervisorSpec,
+    link: bool,
+    parent: Option<u64>,
+) -> Result<SupervisorRef, SupervisorError> {
     let name = spec.name.clone();
     let started = reply_slot();
-    let capture = (spec, started);
+    let capture = (spec, started, parent);
     let spawned = if link {
         crate::runtime::process::spawn_linked(capture, run, lunatic::Tag::new())
     } else {
@@ -91,6 +97,8 @@ struct Member {
 
 struct Supervisor {
     spec_name: String,
+    /// The supervisor that started this one as its child.
+    parent: Option<u64>,
     strategy: Strategy,
     max_restarts: u32,
     within: Duration,
@@ -98,7 +106,7 @@ struct Supervisor {
     restarts: VecDeque<Instant>,
 }
 
-fn run((spec, started): (SupervisorSpec, ReplyTo)) {
+fn run((spec, started, parent): (SupervisorSpec, ReplyTo, Option<u64>)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
     host::die_when_link_dies(false);
     // A give-up is logged as one event before the panic that fails the supervisor upward: Rust's
@@ -111,6 +119,7 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
     }));
     let mut sup = Supervisor {
         spec_name: spec.name.clone(),
+        parent,
         strategy: spec.strategy,
         max_restarts: spec.max_restarts,
         within: spec.within,
@@ -163,6 +172,7 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
         supervisor: sup.spec_name.clone(),
         process: host::this().id,
     });
+    sup.report(SupervisorState::Up);
 
     loop {
         match host::receive(&[], None) {
@@ -197,17 +207,66 @@ fn run((spec, started): (SupervisorSpec, ReplyTo)) {
                             supervisor: sup.spec_name.clone(),
                             process: host::this().id,
                         });
+                        sup.report(SupervisorState::Stopped);
                         return;
                     }
                 }
             }
-            Received::ProcessDied => sup.child_exited(host::sender()),
+            Received::ProcessDied => {
+                sup.child_exited(host::sender());
+                // Restarted or not: observers see the new counts (a give-up reported already).
+                sup.report(SupervisorState::Up);
+            }
             Received::TimedOut => {}
         }
     }
 }
 
 impl Supervisor {
+    /// Tells the node's directory of supervisors how this one stands (see `directory.rs`).
+    fn report(&self, state: SupervisorState) {
+        let children = self
+            .children
+            .iter()
+            .map(|child| ChildInfo {
+                name: child.spec.name.clone(),
+                restart: child.spec.restart,
+                kind: match &child.spec.kind {
+                    ChildKind::Agent {
+                        agent_kind, key, ..
+                    } => ChildKindInfo::Agent {
+                        kind: agent_kind.clone(),
+                        key: key.clone(),
+                    },
+                    ChildKind::Pool {
+                        agent_kind, size, ..
+                    } => ChildKindInfo::Pool {
+                        kind: agent_kind.clone(),
+                        size: *size,
+                    },
+                    ChildKind::Supervisor(_) => ChildKindInfo::Supervisor,
+                    ChildKind::Invalid(reason) => ChildKindInfo::Invalid {
+                        reason: reason.clone(),
+                    },
+                },
+                members: child.members.iter().map(|m| m.stats.clone()).collect(),
+                supervisor: None,
+            })
+            .collect();
+        directory::report(directory::Report {
+            parent: self.parent,
+            info: SupervisorInfo {
+                name: self.spec_name.clone(),
+                process: host::this().id,
+                state,
+                strategy: self.strategy,
+                max_restarts: self.max_restarts,
+                within_secs: self.within.as_secs_f64(),
+                children,
+            },
+        });
+    }
+
     /// One event, with the supervisor's name as its first field.
     fn log(&self, level: Level, event: &str, fields: &[(&str, &str)], what: &str) {
         let mut all = vec![("supervisor", self.spec_name.as_str())];
@@ -417,6 +476,9 @@ impl Supervisor {
             supervisor: self.spec_name.clone(),
             process: host::this().id,
         });
+        self.report(SupervisorState::GaveUp {
+            reason: why.to_owned(),
+        });
         panic!("supervisor `{}` gave up: {why}", self.spec_name);
     }
 
@@ -461,6 +523,7 @@ impl Supervisor {
                     supervisor: self.spec_name.clone(),
                     process: host::this().id,
                 });
+                self.report(SupervisorState::Stopped);
                 Answer::Stopped
             }
         }

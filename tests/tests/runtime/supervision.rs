@@ -450,3 +450,118 @@ fn a_keyed_child_already_running_is_adopted_and_supervised() {
     sup.supervisor().shutdown().unwrap();
     assert_eq!(events(&journal, 1), ["stop a"]);
 }
+
+supervisor! {
+    pub ObservedDesk: one_for_one(max_restarts = 0, within_secs = 10) {
+        inner: Member("obs-inner"),
+    }
+}
+
+supervisor! {
+    pub Observed: one_for_one(max_restarts = 5, within_secs = 10) {
+        top: Member("obs-top"),
+        desk: ObservedDesk,
+    }
+}
+
+supervisor! {
+    pub ObservedFragile: one_for_one(max_restarts = 0, within_secs = 10) {
+        only: Member("obs-only"),
+    }
+}
+
+/// The tree of supervisor `name` running (or last run) as process `process`, as the node's
+/// directory shows it (other tests' supervisors are there too).
+fn tree_of(name: &str, process: u64) -> Option<swarm::supervisor::SupervisorInfo> {
+    swarm::supervisor::trees()
+        .unwrap()
+        .into_iter()
+        .find(|tree| tree.name == name && tree.process == process)
+}
+
+#[lunatic::test]
+fn the_node_directory_shows_each_tree_with_its_counts_and_how_it_ended() {
+    use swarm::supervisor::{ChildKindInfo, SupervisorState};
+    let journal = journal("obs");
+    let sup = Observed::start().unwrap();
+    assert_eq!(events(&journal, 2), ["start top", "start inner"]);
+    let id = sup.supervisor().process_id();
+    let tree = tree_of("Observed", id).expect("a started supervisor is in the directory");
+    assert_eq!(tree.state, SupervisorState::Up);
+    assert_eq!((tree.max_restarts, tree.within_secs), (5, 10.0));
+    let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["top", "desk"]);
+    assert_eq!(
+        tree.children[0].kind,
+        ChildKindInfo::Agent {
+            kind: "member".into(),
+            key: "obs-top".into()
+        }
+    );
+    assert_eq!(
+        tree.children[0].members[0].process,
+        sup.top().unwrap().process_id()
+    );
+    // The nested supervisor sits under the child that runs it, not among the top-level trees.
+    let desk = tree.children[1]
+        .supervisor
+        .as_ref()
+        .expect("nested in place");
+    assert_eq!(desk.name, "ObservedDesk");
+    assert_eq!(
+        Some(desk.process),
+        tree.children[1].members[0].process,
+        "the child's process is the nested supervisor"
+    );
+    assert!(tree_of("ObservedDesk", desk.process).is_none());
+
+    // A crash: the restart shows, with the new process.
+    let top = sup.top().unwrap();
+    top.crash().unwrap();
+    assert!(eventually(WAIT, || tree_of("Observed", id).is_some_and(
+        |t| {
+            let member = &t.children[0].members[0];
+            member.restarts == 1
+                && member.crashes == 1
+                && member.process.is_some()
+                && member.process != top.process_id()
+        }
+    )));
+
+    // The nested one gives up (no restart allowed): its parent restarts it, a new process.
+    let old_desk = desk.process;
+    sup.desk().unwrap().inner().unwrap().crash().unwrap();
+    assert!(eventually(WAIT, || tree_of("Observed", id).is_some_and(
+        |t| {
+            let desk = &t.children[1];
+            desk.members[0].restarts == 1
+                && desk
+                    .supervisor
+                    .as_ref()
+                    .is_some_and(|s| s.process != old_desk && s.state == SupervisorState::Up)
+        }
+    )));
+
+    // A top-level supervisor that gives up stays in the directory, saying why.
+    let fragile = ObservedFragile::start().unwrap();
+    let fragile_id = fragile.supervisor().process_id();
+    fragile.only().unwrap().crash().unwrap();
+    assert!(eventually(WAIT, || {
+        tree_of("ObservedFragile", fragile_id).is_some_and(|t| {
+            matches!(&t.state, SupervisorState::GaveUp { reason } if reason.contains("restarts"))
+                && t.children[0].members[0].process.is_none()
+        })
+    }));
+
+    // One killed from outside is `gone`; one shut down, `stopped`.
+    let killed = ObservedFragile::start().unwrap();
+    let killed_id = killed.supervisor().process_id();
+    swarm::runtime::host::kill(killed_id);
+    assert!(eventually(WAIT, || tree_of("ObservedFragile", killed_id)
+        .is_some_and(|t| t.state == SupervisorState::Gone)));
+    sup.supervisor().shutdown().unwrap();
+    assert_eq!(
+        tree_of("Observed", id).map(|t| t.state),
+        Some(SupervisorState::Stopped)
+    );
+}
