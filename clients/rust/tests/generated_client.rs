@@ -325,7 +325,9 @@ async fn no_node_and_a_silent_node_are_told_apart() {
 #[tokio::test]
 async fn a_call_retried_with_its_request_id_is_applied_once() {
     let Some(url) = nats_url() else { return };
-    let store = std::env::temp_dir().join(unique_namespace("ids-store"));
+    // Relative: the node (under Lunatic) reaches only its working directory, which is this
+    // test's (an absolute /tmp path landed in ./tmp there, and was never removed).
+    let store = PathBuf::from("tmp").join(unique_namespace("ids-store"));
     let namespace = unique_namespace("ids");
     let node = start_node_in(&url, &namespace, Some(&store));
     let nats = async_nats::connect(&url).await.unwrap();
