@@ -96,7 +96,11 @@ pub struct ChildInfo {
 #[serde(rename_all = "snake_case")]
 pub enum ChildKindInfo {
     /// An agent of kind `kind` (its key is empty for a kind without a `#[key]`).
-    Agent {
+    ///
+    /// Not named `Agent`: a second public item of that name makes rustc spell the `Agent` trait
+    /// out as `swarm::runtime::agent::Agent` in users' compile errors.
+    #[serde(rename = "agent")]
+    Single {
         /// The agent kind.
         kind: String,
         /// Its key.

@@ -234,7 +234,7 @@ impl Supervisor {
                 kind: match &child.spec.kind {
                     ChildKind::Agent {
                         agent_kind, key, ..
-                    } => ChildKindInfo::Agent {
+                    } => ChildKindInfo::Single {
                         kind: agent_kind.clone(),
                         key: key.clone(),
                     },

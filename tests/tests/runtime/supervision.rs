@@ -493,7 +493,7 @@ fn the_node_directory_shows_each_tree_with_its_counts_and_how_it_ended() {
     assert_eq!(names, ["top", "desk"]);
     assert_eq!(
         tree.children[0].kind,
-        ChildKindInfo::Agent {
+        ChildKindInfo::Single {
             kind: "member".into(),
             key: "obs-top".into()
         }
