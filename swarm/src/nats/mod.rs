@@ -17,6 +17,10 @@
 //!   See `README.md` in this directory.
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
+//! - [`serve_subjects`] (wasm32 only): handlers bound to subjects with
+//!   `#[handler(subject = "shop.orders.{key}.placed")]` get the messages published there; agents
+//!   publish events from handlers with [`publish`] (sent when the handler returns, before its
+//!   state is saved).
 //! - [`service_api`] (pure) and `discovery` (wasm32 only): each node answers the NATS services
 //!   API (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`) for the agents it serves, so stock NATS
 //!   tooling lists nodes, kinds and handlers, with per-handler counts.
@@ -42,7 +46,11 @@ pub mod ws;
 pub(crate) mod agents;
 #[cfg(target_arch = "wasm32")]
 mod discovery;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod events;
 mod jetstream;
+#[cfg(target_arch = "wasm32")]
+mod subjects;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
 mod client;
@@ -61,6 +69,8 @@ pub use discovery::{
     cluster_stats_name, serve_discovery, ClusterStatsQuery, ServiceInstance, CLUSTER_STATS_WAIT,
     STATS_WAIT,
 };
+#[cfg(target_arch = "wasm32")]
+pub use events::{publish, EventError};
 pub use jetstream::{
     ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,
     StorageType, StoredMsg, StreamConfig, StreamInfo, StreamState,
@@ -68,3 +78,5 @@ pub use jetstream::{
 #[cfg(target_arch = "wasm32")]
 pub use jetstream::{JetStream, KvBucket, KvWatch};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};
+#[cfg(target_arch = "wasm32")]
+pub use subjects::{serve_subjects, SubjectService};

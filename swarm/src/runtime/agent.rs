@@ -126,6 +126,23 @@ pub trait AgentBehavior: AgentState {
         drop(fields);
         crate::record::no_migration_step(version)
     }
+    /// The handlers bound to NATS subjects (`#[handler(subject = "shop.orders.{key}.placed")]`),
+    /// which `swarm::nats::serve_subjects` subscribes to. Empty by default.
+    const SUBJECTS: &'static [SubjectBinding] = &[];
+}
+
+/// A handler bound to a NATS subject pattern, as the macros describe it to the runtime (checked
+/// at compile time: a valid pattern, with exactly one whole token for the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectBinding {
+    /// The handler, by its index in [`AgentBehavior::HANDLERS`].
+    pub handler: usize,
+    /// The subject to subscribe to: the user's pattern with `{key}` written `*`.
+    pub subject: &'static str,
+    /// Which token of a message's subject (from 0) is the agent's key.
+    pub key_token: usize,
+    /// The name of the handler's one argument, which a message's payload is (as JSON).
+    pub argument: &'static str,
 }
 
 /// How an agent kind's `#[persist]` fields reach the store, chosen per kind with
@@ -255,6 +272,23 @@ impl<A: AgentBehavior> AgentCell<A> {
                 reply_to.send_failure(RemoteFailure::OverMemory(reason.clone()));
             }
             panic!("{reason}; stopping");
+        }
+        // The events the handler published reach the server before its change is saved (see
+        // `nats::events`): a saved change never lacks its events. Events that cannot be sent fail
+        // the call as a failed save does.
+        #[cfg(feature = "nats")]
+        if let Err(reason) = crate::nats::events::send_pending() {
+            CURRENT_REPLY.with(|slot| slot.set(None));
+            metrics::set_outcome(Outcome::PersistFailed);
+            crate::log::error(
+                "agent.events_not_published",
+                &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                &format!("the change is not acknowledged: {reason}"),
+            );
+            if let Some(reply_to) = reply_to {
+                reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
+            }
+            panic!("agent `{}`: {reason}, stopping", A::KIND);
         }
         // A state-changing call with a request id is remembered with its answer (as JSON, the
         // form its callers take) before the save, so that the save carries its id.
@@ -668,7 +702,11 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     // time (a timer, cancelled once it is).
     let budget = A::MESSAGE_BUDGET
         .and_then(|budget| super::registry::arm_budget(A::KIND, budget, envelope.reply_to));
+    #[cfg(feature = "nats")]
+    crate::nats::events::handler_started();
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
+    #[cfg(feature = "nats")]
+    crate::nats::events::handler_ended();
     if let Some(timer) = budget {
         host::cancel_timer(timer);
     }
