@@ -53,6 +53,8 @@ pub(crate) struct Handler {
     /// `#[handler(subject = "..")]`: the NATS subject pattern whose messages reach it, as written,
     /// with the literal's span (checked in [`crate::valid::subject`]).
     pub(crate) subject: Option<(String, proc_macro2::Span)>,
+    /// `#[handler(stream = "..")]`: the JetStream stream its subject's messages come from.
+    pub(crate) stream: Option<(String, proc_macro2::Span)>,
 }
 
 impl Handler {
@@ -187,7 +189,7 @@ pub(crate) fn parse(
         match role {
             Some((Marker::Handler, attr)) => {
                 let options = attr::handler_options(cx, attr);
-                handlers.push(parse_handler(method, position, options.subject));
+                handlers.push(parse_handler(method, position, options));
             }
             Some((hook @ (Marker::OnStart | Marker::OnStop), attr)) => {
                 let hook_model = Hook {
@@ -261,11 +263,7 @@ fn receiver(sig: &Signature) -> Receiver {
     }
 }
 
-fn parse_handler(
-    method: &ImplItemFn,
-    position: usize,
-    subject: Option<(String, proc_macro2::Span)>,
-) -> Handler {
+fn parse_handler(method: &ImplItemFn, position: usize, options: attr::HandlerOptions) -> Handler {
     let sig = &method.sig;
     let args = sig
         .inputs
@@ -314,6 +312,7 @@ fn parse_handler(
         receiver: receiver(sig),
         args,
         output,
-        subject,
+        subject: options.subject,
+        stream: options.stream,
     }
 }

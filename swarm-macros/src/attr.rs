@@ -357,6 +357,9 @@ pub(crate) struct HandlerOptions {
     /// `subject = "shop.orders.{key}.placed"`: the NATS subject pattern whose messages reach this
     /// handler, with the literal's span for errors.
     pub(crate) subject: Option<(String, Span)>,
+    /// `stream = "ORDERS"`: the messages come from this JetStream stream (those on `subject`),
+    /// through a durable consumer, acked once applied and saved.
+    pub(crate) stream: Option<(String, Span)>,
 }
 
 /// Reads the options of a `#[handler(..)]` attribute (none for a bare `#[handler]`).
@@ -366,14 +369,27 @@ pub(crate) fn handler_options(cx: &mut Ctxt, attr: &Attribute) -> HandlerOptions
         return options;
     };
     let parsed = list.parse_nested_meta(|meta| {
+        if meta.path.is_ident("stream") {
+            let value: Expr = meta.value()?.parse()?;
+            if options.stream.is_some() {
+                return Err(syn::Error::new_spanned(
+                    &value,
+                    "`stream` is given twice: a handler consumes one stream",
+                ));
+            }
+            let text = string("stream", &value, "\"ORDERS\"")?;
+            options.stream = Some((text.value(), text.span()));
+            return Ok(());
+        }
         if !meta.path.is_ident("subject") {
             let name = meta
                 .path
                 .get_ident()
                 .map_or_else(|| "this".to_owned(), ToString::to_string);
             return Err(meta.error(format!(
-                "unknown option `{name}` for #[handler]; its one option is \
-                 `subject = \"orders.{{key}}.placed\"` (the NATS subject whose messages reach it)"
+                "unknown option `{name}` for #[handler]; its options are \
+                 `subject = \"orders.{{key}}.placed\"` (the NATS subject whose messages reach it) \
+                 and `stream = \"ORDERS\"` (take them from that JetStream stream)"
             )));
         }
         let value: Expr = meta.value()?.parse()?;

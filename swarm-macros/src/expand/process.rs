@@ -223,12 +223,17 @@ fn subjects(model: &AgentImpl) -> (TokenStream, TokenStream) {
             .first()
             .map(|arg| arg.name.to_string())
             .unwrap_or_default();
+        let stream = match &handler.stream {
+            Some((name, _)) => quote!(#p::Option::Some(#name)),
+            None => quote!(#p::Option::None),
+        };
         bindings.push(quote! {
             #p::SubjectBinding {
                 handler: #index,
                 subject: #subscribe,
                 key_token: #key_token,
                 argument: #argument,
+                stream: #stream,
             }
         });
         let message = format!(

@@ -291,6 +291,18 @@ fn check_handler(cx: &mut Ctxt, handler: &Handler) {
     if let Some(output) = &handler.output {
         check_owned(cx, output, "return values travel back in a reply");
     }
+    if let Some((stream, span)) = &handler.stream {
+        if let Err(why) = super::subject::check_stream(stream) {
+            cx.push(syn::Error::new(*span, why));
+        }
+        if handler.subject.is_none() {
+            cx.push(syn::Error::new(
+                *span,
+                "a handler on a stream also says which of its messages it takes and which token is \
+                 the key: add `subject = \"orders.{key}.placed\"`",
+            ));
+        }
+    }
     if let Some((pattern, span)) = &handler.subject {
         if let Err(why) = super::subject::check(pattern) {
             cx.push(syn::Error::new(*span, why));

@@ -87,9 +87,35 @@ pub(crate) fn check(text: &str) -> Result<Pattern, String> {
     })
 }
 
+/// Checks a JetStream stream's name as `stream = ".."` gives it.
+pub(crate) fn check_stream(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the stream's name is empty: write its name, such as \"ORDERS\"".into());
+    }
+    match name
+        .chars()
+        .find(|c| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        Some(bad) => Err(format!(
+            "{bad:?} cannot be in a JetStream stream's name (no `.`, `*`, `>`, slashes or spaces); \
+             name the stream, such as \"ORDERS\", and its messages with `subject`"
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{check, Pattern};
+    use super::{check, check_stream, Pattern};
+
+    #[test]
+    fn stream_names_are_plain() {
+        assert_eq!(check_stream("ORDERS"), Ok(()));
+        assert_eq!(check_stream("orders-v2_x"), Ok(()));
+        for bad in ["", "orders.placed", "ORDERS*", "OR DERS", "a/b", "a>"] {
+            assert!(check_stream(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_pattern_names_the_key_token() {

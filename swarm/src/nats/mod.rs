@@ -21,6 +21,9 @@
 //!   `#[handler(subject = "shop.orders.{key}.placed")]` get the messages published there; agents
 //!   publish events from handlers with [`publish`] (sent when the handler returns, before its
 //!   state is saved).
+//! - [`serve_streams`] (wasm32 only): handlers bound with `#[handler(stream = "ORDERS", subject =
+//!   "..")]` consume a JetStream stream through a durable consumer, each message acked once its
+//!   agent saved it, and applied once per agent (its stream sequence is saved with the state).
 //! - [`service_api`] (pure) and `discovery` (wasm32 only): each node answers the NATS services
 //!   API (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`) for the agents it serves, so stock NATS
 //!   tooling lists nodes, kinds and handlers, with per-handler counts.
@@ -50,6 +53,8 @@ mod discovery;
 pub(crate) mod events;
 mod jetstream;
 #[cfg(target_arch = "wasm32")]
+mod streams;
+#[cfg(target_arch = "wasm32")]
 mod subjects;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
@@ -72,11 +77,14 @@ pub use discovery::{
 #[cfg(target_arch = "wasm32")]
 pub use events::{publish, EventError};
 pub use jetstream::{
-    ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,
-    StorageType, StoredMsg, StreamConfig, StreamInfo, StreamState,
+    ClusterInfo, DeliverFrom, DiscardPolicy, DurableConfig, JsError, JsMessage, KvConfig, KvEntry,
+    KvOperation, PubAck, RetentionPolicy, StorageType, StoredMsg, StreamConfig, StreamInfo,
+    StreamState,
 };
 #[cfg(target_arch = "wasm32")]
-pub use jetstream::{JetStream, KvBucket, KvWatch};
+pub use jetstream::{JetStream, KvBucket, KvWatch, PullConsumer};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};
+#[cfg(target_arch = "wasm32")]
+pub use streams::{durable_name, serve_streams, Replay, StreamOptions, StreamService};
 #[cfg(target_arch = "wasm32")]
 pub use subjects::{serve_subjects, SubjectService};

@@ -76,7 +76,11 @@ pub fn serve_subjects<A: Agent>(client: &NatsClient) -> Result<SubjectService, N
         subjects: Vec::new(),
         workers: Vec::new(),
     };
-    for binding in A::SUBJECTS {
+    // Handlers on a stream are `serve_streams`'s.
+    for binding in A::SUBJECTS
+        .iter()
+        .filter(|binding| binding.stream.is_none())
+    {
         let ready = reply_slot();
         let started = spawn(
             (client.clone(), binding.handler, ready),
@@ -283,7 +287,7 @@ fn deliver<A: Agent>(
 /// The message for the bound handler from a payload: the handler's one argument as JSON, put in
 /// the message enum's own JSON form, `{"<Variant>": {"<argument>": <payload>}}`. The payload is
 /// checked to be one JSON value first, so that no payload can add members of its own.
-fn decode<A: Agent>(binding: &SubjectBinding, payload: &[u8]) -> Result<A::Msg, String> {
+pub(crate) fn decode<A: Agent>(binding: &SubjectBinding, payload: &[u8]) -> Result<A::Msg, String> {
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).map_err(|err| err.to_string())?;
     let info = &A::HANDLERS[binding.handler];
     let tagged = [

@@ -143,6 +143,9 @@ pub struct SubjectBinding {
     pub key_token: usize,
     /// The name of the handler's one argument, which a message's payload is (as JSON).
     pub argument: &'static str,
+    /// `Some(stream)`: the messages come from this JetStream stream, through a durable consumer
+    /// (`swarm::nats::serve_streams`); `None`: from core NATS (`swarm::nats::serve_subjects`).
+    pub stream: Option<&'static str>,
 }
 
 /// How an agent kind's `#[persist]` fields reach the store, chosen per kind with
@@ -302,7 +305,14 @@ impl<A: AgentBehavior> AgentCell<A> {
                 }
             }
         }
-        if let (true, Persistence::WriteBehind { every }) = (mutated, A::PERSISTENCE) {
+        // A stream message's change is saved before its answer, which acks it, whatever the
+        // strategy; its sequence goes into the same write.
+        let stream = CURRENT_STREAM.with(|slot| slot.take());
+        if let (true, Some((name, seq))) = (mutated, stream) {
+            self.applied.set_stream_mark(name, seq);
+        }
+        if let (true, Persistence::WriteBehind { every }, None) = (mutated, A::PERSISTENCE, stream)
+        {
             // Answered now, saved by the deadline of the oldest unsaved change (the agent's loop
             // keeps it; a later change does not push it back). Its request id is saved with it,
             // so a crash loses the two together, and a retry under that id applies it again.
@@ -459,6 +469,9 @@ thread_local! {
     static STARTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
     static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
+    /// For a stream message being handled: its handler's name and stream sequence (see
+    /// `ReplyTo::stream_seq`).
+    static CURRENT_STREAM: Cell<Option<(&'static str, u64)>> = const { Cell::new(None) };
     /// The agent this process is (kind, key), for its crash event.
     static IDENTITY: std::cell::RefCell<Option<(&'static str, String)>> =
         const { std::cell::RefCell::new(None) };
@@ -684,6 +697,22 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         metrics::count_unrun(handler, Outcome::Replayed);
         return;
     }
+    // A stream message: applied at most once per agent, by its stream sequence (the mark is saved
+    // with the state). A redelivery of one it applied is answered (so it is acked) unrun.
+    let stream = match envelope.reply_to.and_then(|reply_to| reply_to.stream_seq()) {
+        Some(seq) => crate::metrics::variant::variant_index(&envelope.message)
+            .and_then(|index| A::HANDLERS.get(index))
+            .map(|info| (info.name, seq)),
+        None => None,
+    };
+    if let (Some((name, seq)), Some(reply_to)) = (stream, envelope.reply_to) {
+        if cell.applied.stream_mark(name) >= seq {
+            reply_to.answer(());
+            metrics::count_unrun(handler, Outcome::Replayed);
+            return;
+        }
+    }
+    CURRENT_STREAM.with(|slot| slot.set(stream));
     metrics::call_started(handler);
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
     // The handler's own span in its caller's trace, which its calls carry on (and which the
@@ -717,6 +746,7 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         metrics::call_ended();
     }
     CURRENT_REPLY.with(|slot| slot.set(None));
+    CURRENT_STREAM.with(|slot| slot.set(None));
     crate::trace::set_current(None);
 }
 

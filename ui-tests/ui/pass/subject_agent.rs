@@ -1,6 +1,6 @@
-//! Handlers bound to NATS subjects: the key from a token, the payload as the one argument. The
-//! kind still builds without swarm's `nats` feature (nothing subscribes then), and its handlers are
-//! still called like any other.
+//! Handlers bound to NATS subjects (and one to a JetStream stream): the key from a token, the
+//! payload as the one argument. The kind still builds without swarm's `nats` feature (nothing
+//! subscribes then), and its handlers are still called like any other.
 
 use serde::{Deserialize, Serialize};
 use swarm::prelude::*;
@@ -24,6 +24,11 @@ impl Stock {
     #[handler(subject = "shop.orders.{key}.placed")]
     pub fn placed(&mut self, order: Placed) {
         self.reserved += order.qty;
+    }
+
+    #[handler(stream = "ORDERS", subject = "shop.orders.{key}.cancelled")]
+    pub fn cancelled(&mut self, order: Placed) {
+        self.reserved -= order.qty;
     }
 
     #[handler(subject = "shop.*.{key}.>")]
