@@ -356,7 +356,7 @@ pub fn render(totals: &Totals, node: &NodeFigures) -> String {
         text.family(
             "swarm_subject_messages_total",
             Type::Counter,
-            "Messages published on subjects that handlers are bound to, per kind, handler and outcome (delivered, malformed, invalid_key, start_failed); only delivered ones reached an agent.",
+            "Messages published on subjects that handlers are bound to (core NATS or a JetStream stream), per kind, handler and outcome (delivered, malformed, invalid_key, start_failed; for a stream also failed: delivered again later); only delivered ones reached an agent (for a stream: applied and acked).",
         );
         for ((kind, handler, outcome), n) in &totals.subjects {
             text.sample(

@@ -16,6 +16,13 @@
 //!   agent restarts from its last save.
 //!
 //! Outside a handler (the program's own code), `publish` sends at once and flushes.
+//!
+//! [`publish_to_stream`] is the same for an event that must not be lost: its subject is one a
+//! JetStream stream stores, and it is sent as a JetStream publish that waits for the stream's
+//! acknowledgement (before the state is saved), with the id given as `Nats-Msg-Id`: a handler run
+//! again after a crash publishes the same event with the same id, which the stream drops as a
+//! duplicate (within its duplicate window, 2 minutes by default). So a chain of agents on one
+//! stream passes each event on once, across crashes.
 
 use std::cell::{Cell, RefCell};
 
@@ -23,7 +30,6 @@ use serde::Serialize;
 
 use super::client::NatsClient;
 use super::codec::validate_publish_subject;
-use super::NatsError;
 
 /// Why an event was not published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,15 +74,51 @@ pub enum EventError {
 thread_local! {
     /// Whether this process is running a handler now (set by the agent runtime).
     static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
-    /// The events the running handler published, in order.
-    static PENDING: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    /// The events the running handler published, in order: subject, payload, and for an event
+    /// for a stream its message id.
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
     /// The node's connection, once looked up (a process asks the node's settings once).
     static CLIENT: RefCell<Option<NatsClient>> = const { RefCell::new(None) };
+}
+
+/// An event waiting for its handler's end.
+struct Pending {
+    subject: String,
+    payload: Vec<u8>,
+    /// `Some(id)`: a JetStream publish with `Nats-Msg-Id: id`, acknowledged by the stream.
+    stream_id: Option<String>,
 }
 
 /// Publishes `event` as JSON on `subject`. Inside a handler: sent when the handler returns,
 /// before its state is saved (see the module's docs); elsewhere: sent now.
 pub fn publish<T: Serialize + ?Sized>(subject: &str, event: &T) -> Result<(), EventError> {
+    publish_inner(subject, None, event)
+}
+
+/// Publishes `event` as JSON on `subject`, which a JetStream stream stores, as a JetStream publish
+/// with the message id `id` (the stream drops a second message with the same id: give each event
+/// an id of its own that a repeat of the same handler run gives again, such as
+/// `"reserve-<order id>"`). Inside a handler: sent when the handler returns, and acknowledged by
+/// the stream before its state is saved; elsewhere: sent now, returning once the stream stored it.
+pub fn publish_to_stream<T: Serialize + ?Sized>(
+    subject: &str,
+    id: &str,
+    event: &T,
+) -> Result<(), EventError> {
+    if id.is_empty() || id.chars().any(|c| c.is_control()) {
+        return Err(EventError::Subject {
+            subject: subject.to_owned(),
+            reason: format!("{id:?} is not a message id (1 or more visible characters)"),
+        });
+    }
+    publish_inner(subject, Some(id), event)
+}
+
+fn publish_inner<T: Serialize + ?Sized>(
+    subject: &str,
+    stream_id: Option<&str>,
+    event: &T,
+) -> Result<(), EventError> {
     validate_publish_subject(subject).map_err(|err| EventError::Subject {
         subject: subject.to_owned(),
         reason: err.to_string(),
@@ -93,14 +135,47 @@ pub fn publish<T: Serialize + ?Sized>(subject: &str, event: &T) -> Result<(), Ev
             max: client.max_payload(),
         });
     }
+    let pending = Pending {
+        subject: subject.to_owned(),
+        payload,
+        stream_id: stream_id.map(str::to_owned),
+    };
     if IN_HANDLER.with(Cell::get) {
-        PENDING.with(|pending| pending.borrow_mut().push((subject.to_owned(), payload)));
+        PENDING.with(|queue| queue.borrow_mut().push(pending));
         return Ok(());
     }
-    client
-        .publish(subject, &payload)
-        .and_then(|()| client.flush())
-        .map_err(|err| EventError::Send(err.to_string()))
+    send(&client, &[pending]).map_err(EventError::Send)
+}
+
+/// Sends `events` in order: core publishes, flushed, and JetStream publishes, each acknowledged.
+fn send(client: &NatsClient, events: &[Pending]) -> Result<(), String> {
+    let js = events
+        .iter()
+        .any(|event| event.stream_id.is_some())
+        .then(|| super::JetStream::new(client.clone()));
+    let mut core = false;
+    for event in events {
+        match (&event.stream_id, &js) {
+            (Some(id), Some(js)) => {
+                let mut headers = super::Headers::new();
+                headers
+                    .insert("Nats-Msg-Id", id.clone())
+                    .map_err(|err| format!("message id {id:?}: {err}"))?;
+                js.publish(&event.subject, Some(&headers), &event.payload, None)
+                    .map_err(|err| format!("to the stream on {:?}: {err}", event.subject))?;
+            }
+            _ => {
+                client
+                    .publish(&event.subject, &event.payload)
+                    .map_err(|err| format!("on {:?}: {err}", event.subject))?;
+                core = true;
+            }
+        }
+    }
+    if core {
+        client.flush().map_err(|err| err.to_string())?;
+    }
+    Ok(())
 }
 
 /// The node's connection for events, looked up once per process.
@@ -134,11 +209,7 @@ pub(crate) fn send_pending() -> Result<(), String> {
         return Ok(());
     }
     let client = client().ok_or_else(|| EventError::NoConnection.to_string())?;
-    let sent: Result<(), NatsError> = pending
-        .iter()
-        .try_for_each(|(subject, payload)| client.publish(subject, payload))
-        .and_then(|()| client.flush());
-    sent.map_err(|err| {
+    send(&client, &pending).map_err(|err| {
         format!(
             "its {} event(s) could not be published: {err}",
             pending.len()

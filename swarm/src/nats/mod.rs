@@ -75,7 +75,7 @@ pub use discovery::{
     STATS_WAIT,
 };
 #[cfg(target_arch = "wasm32")]
-pub use events::{publish, EventError};
+pub use events::{publish, publish_to_stream, EventError};
 pub use jetstream::{
     ClusterInfo, DeliverFrom, DiscardPolicy, DurableConfig, JsError, JsMessage, KvConfig, KvEntry,
     KvOperation, PubAck, RetentionPolicy, StorageType, StoredMsg, StreamConfig, StreamInfo,
