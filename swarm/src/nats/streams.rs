@@ -14,7 +14,8 @@
 //!   sequence, and waits for the agent's answer: the agent runs the handler only if it has not
 //!   applied a message at or past that sequence for this handler (its mark), and saves its state
 //!   together with the new mark **before** answering, whatever its persistence strategy;
-//! - acks the message once that answer came (and waits for the server to confirm the ack).
+//! - acks the message once that answer came (without waiting for the server to confirm the ack:
+//!   a lost ack only brings a redelivery, which the mark skips).
 //!
 //! So a message is acked only after its change is saved (at least once), and a redelivery (the
 //! consumer or its node died before the ack, or the ack was late past `ack_wait`) finds the mark
@@ -375,9 +376,10 @@ fn apply<A: Agent>(
     }
     match wait_for::<Vec<u8>>(slot, pid.id, Some(APPLY_WAIT)) {
         Ok(_answer) => {
-            // Applied and saved (or found applied): the ack. One that is lost makes the server
-            // deliver the message again, which the agent's mark skips.
-            if let Err(err) = consumer.ack(message) {
+            // Applied and saved (or found applied): the ack, not waiting for the server's
+            // confirmation (a round trip per message): one that is lost makes the server deliver
+            // the message again, which the agent's mark skips.
+            if let Err(err) = consumer.ack_unconfirmed(message) {
                 log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
             }
             Outcome::Delivered

@@ -177,6 +177,15 @@ impl PullConsumer {
             .map_err(JsError::Nats)
     }
 
+    /// Acks `message` without waiting for the server's confirmation: an ack that is lost makes
+    /// the server deliver the message again after `ack_wait`.
+    pub fn ack_unconfirmed(&self, message: &JsMessage) -> Result<(), JsError> {
+        self.js
+            .client()
+            .publish(&message.reply, durable::ACK)
+            .map_err(JsError::Nats)
+    }
+
     /// Asks for `message` to be delivered again after `delay` (counts toward `max_deliver`).
     pub fn nak(&self, message: &JsMessage, delay: Duration) -> Result<(), JsError> {
         self.js
