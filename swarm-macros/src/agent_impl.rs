@@ -50,6 +50,11 @@ pub(crate) struct Handler {
     pub(crate) args: Vec<Arg>,
     /// `Some` for a request (the caller waits for this), `None` for a fire-and-forget message.
     pub(crate) output: Option<Type>,
+    /// `#[handler(subject = "..")]`: the NATS subject pattern whose messages reach it, as written,
+    /// with the literal's span (checked in [`crate::valid::subject`]).
+    pub(crate) subject: Option<(String, proc_macro2::Span)>,
+    /// `#[handler(stream = "..")]`: the JetStream stream its subject's messages come from.
+    pub(crate) stream: Option<(String, proc_macro2::Span)>,
 }
 
 impl Handler {
@@ -182,7 +187,10 @@ pub(crate) fn parse(
             .iter()
             .find(|(m, _)| matches!(m, Marker::Handler | Marker::OnStart | Marker::OnStop));
         match role {
-            Some((Marker::Handler, _)) => handlers.push(parse_handler(method, position)),
+            Some((Marker::Handler, attr)) => {
+                let options = attr::handler_options(cx, attr);
+                handlers.push(parse_handler(method, position, options));
+            }
             Some((hook @ (Marker::OnStart | Marker::OnStop), attr)) => {
                 let hook_model = Hook {
                     method: method.sig.ident.clone(),
@@ -255,7 +263,7 @@ fn receiver(sig: &Signature) -> Receiver {
     }
 }
 
-fn parse_handler(method: &ImplItemFn, position: usize) -> Handler {
+fn parse_handler(method: &ImplItemFn, position: usize, options: attr::HandlerOptions) -> Handler {
     let sig = &method.sig;
     let args = sig
         .inputs
@@ -304,5 +312,7 @@ fn parse_handler(method: &ImplItemFn, position: usize) -> Handler {
         receiver: receiver(sig),
         args,
         output,
+        subject: options.subject,
+        stream: options.stream,
     }
 }

@@ -333,12 +333,14 @@ impl Marker {
 }
 
 /// Removes swarm's marker attributes from `attrs` and returns them, each with the attribute for
-/// error spans. A marker given options (`#[persist(x)]`) is an error: none take any.
+/// error spans. A marker given options (`#[persist(x)]`) is an error: only `#[handler(..)]` takes
+/// any (read by [`handler_options`]).
 pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Marker, Attribute)> {
     let mut markers = Vec::new();
     attrs.retain(|attr| match Marker::of(attr) {
         Some(marker) => {
-            if !matches!(attr.meta, Meta::Path(_)) {
+            let options_allowed = marker == Marker::Handler && matches!(attr.meta, Meta::List(_));
+            if !matches!(attr.meta, Meta::Path(_)) && !options_allowed {
                 cx.error_at(attr, format!("#[{}] takes no options", marker.name()));
             }
             markers.push((marker, attr.clone()));
@@ -347,6 +349,64 @@ pub(crate) fn take_markers(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Vec<(Ma
         None => true,
     });
     markers
+}
+
+/// Options of `#[handler(..)]`.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerOptions {
+    /// `subject = "shop.orders.{key}.placed"`: the NATS subject pattern whose messages reach this
+    /// handler, with the literal's span for errors.
+    pub(crate) subject: Option<(String, Span)>,
+    /// `stream = "ORDERS"`: the messages come from this JetStream stream (those on `subject`),
+    /// through a durable consumer, acked once applied and saved.
+    pub(crate) stream: Option<(String, Span)>,
+}
+
+/// Reads the options of a `#[handler(..)]` attribute (none for a bare `#[handler]`).
+pub(crate) fn handler_options(cx: &mut Ctxt, attr: &Attribute) -> HandlerOptions {
+    let mut options = HandlerOptions::default();
+    let Meta::List(list) = &attr.meta else {
+        return options;
+    };
+    let parsed = list.parse_nested_meta(|meta| {
+        if meta.path.is_ident("stream") {
+            let value: Expr = meta.value()?.parse()?;
+            if options.stream.is_some() {
+                return Err(syn::Error::new_spanned(
+                    &value,
+                    "`stream` is given twice: a handler consumes one stream",
+                ));
+            }
+            let text = string("stream", &value, "\"ORDERS\"")?;
+            options.stream = Some((text.value(), text.span()));
+            return Ok(());
+        }
+        if !meta.path.is_ident("subject") {
+            let name = meta
+                .path
+                .get_ident()
+                .map_or_else(|| "this".to_owned(), ToString::to_string);
+            return Err(meta.error(format!(
+                "unknown option `{name}` for #[handler]; its options are \
+                 `subject = \"orders.{{key}}.placed\"` (the NATS subject whose messages reach it) \
+                 and `stream = \"ORDERS\"` (take them from that JetStream stream)"
+            )));
+        }
+        let value: Expr = meta.value()?.parse()?;
+        if options.subject.is_some() {
+            return Err(syn::Error::new_spanned(
+                &value,
+                "`subject` is given twice: a handler listens on one subject pattern",
+            ));
+        }
+        let text = string("subject", &value, "\"orders.{key}.placed\"")?;
+        options.subject = Some((text.value(), text.span()));
+        Ok(())
+    });
+    if let Err(err) = parsed {
+        cx.push(err);
+    }
+    options
 }
 
 /// Removes `#[migrate(from = N)]` (or `#[swarm::migrate(..)]`) from a method's `attrs`: the

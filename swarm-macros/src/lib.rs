@@ -361,6 +361,24 @@ pub fn migrate(_attr: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
+/// A handler of an agent with a `#[key]` can also take the messages published on a NATS subject
+/// (`swarm::nats::serve_subjects`), or stored in a JetStream stream (`swarm::nats::serve_streams`:
+/// a durable consumer, each message acked once its change is saved and applied once per agent).
+/// The `{key}` token of the subject picks the agent, and the payload is the handler's one
+/// argument, as JSON:
+///
+/// ```ignore
+/// #[handler(subject = "shop.orders.{key}.placed")]                    // core NATS
+/// pub fn placed(&mut self, order: OrderPlaced) { .. }
+/// #[handler(stream = "ORDERS", subject = "shop.orders.{key}.cancelled")] // a stream
+/// pub fn cancelled(&mut self, order: OrderCancelled) { .. }
+/// ```
+///
+/// An invalid subject (an empty token, `>` before the end, a wildcard inside a token), a `{key}`
+/// that is missing, given twice or not a whole token, a stream name with `.`, `*`, `>` or spaces,
+/// a stream without a subject, a subject handler without exactly one argument, and one on an agent
+/// without a `#[key]` are compile errors at the literal.
+///
 /// `#[agent]` on the impl block reads and removes these markers; this macro only runs when one is
 /// left over, that is outside an `#[agent]` impl block, and expands to the method as written plus
 /// an error saying so.

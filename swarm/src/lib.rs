@@ -176,7 +176,7 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::agent::{
         init, serve, terminate, Agent, AgentArg, AgentBehavior, AgentCell, AgentState, HandlerInfo,
-        IntoHookResult, Persistence,
+        IntoHookResult, Persistence, SubjectBinding,
     };
     #[cfg(target_arch = "wasm32")]
     pub use crate::runtime::handle::{AgentHandle, AgentRef, Launcher};

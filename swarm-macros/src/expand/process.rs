@@ -66,6 +66,8 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
         quote!(#p::HandlerInfo { name: #name, variant: #variant, request: #request })
     });
 
+    let (subjects, subject_checks) = subjects(model);
+
     // `#[agent(schema)]`: the handlers' JSON Schemas, for the services API.
     let schemas = schema::expand(model);
     let (migrate, version_checks) = migrations(model);
@@ -92,9 +94,11 @@ pub(crate) fn expand(model: &AgentImpl) -> TokenStream {
             #on_stop
             #schemas
             #migrate
+            #subjects
         }
 
         #version_checks
+        #subject_checks
 
         #[automatically_derived]
         #agent_impl
@@ -194,4 +198,61 @@ fn migrations(model: &AgentImpl) -> (TokenStream, TokenStream) {
         }
     };
     (migrate, quote!(#(#checks)*))
+}
+
+/// The handlers bound to subjects (`#[handler(subject = "..")]`): the `SUBJECTS` table the runtime
+/// subscribes from, and the compile-time check that the agent has a `#[key]` (known to the
+/// struct's macro only, so checked as a constant, whose error points at the subject).
+fn subjects(model: &AgentImpl) -> (TokenStream, TokenStream) {
+    let p = private();
+    let agent = &model.agent;
+    let mut bindings = Vec::new();
+    let mut checks = Vec::new();
+    for (index, handler) in model.handlers.iter().enumerate() {
+        let Some((text, span)) = &handler.subject else {
+            continue;
+        };
+        // Validated already: an invalid pattern never reaches expansion.
+        let Ok(pattern) = crate::valid::subject::check(text) else {
+            continue;
+        };
+        let subscribe = pattern.subscribe;
+        let key_token = pattern.key_token;
+        let argument = handler
+            .args
+            .first()
+            .map(|arg| arg.name.to_string())
+            .unwrap_or_default();
+        let stream = match &handler.stream {
+            Some((name, _)) => quote!(#p::Option::Some(#name)),
+            None => quote!(#p::Option::None),
+        };
+        bindings.push(quote! {
+            #p::SubjectBinding {
+                handler: #index,
+                subject: #subscribe,
+                key_token: #key_token,
+                argument: #argument,
+                stream: #stream,
+            }
+        });
+        let message = format!(
+            "`#[handler(subject = {text:?})]` needs an agent with a #[key]: the subject's `{{key}}` \
+             token picks the agent a message goes to. Add one to the struct, such as `#[key] id: \
+             String`"
+        );
+        // `assert!` reads its message as a format string.
+        let message = message.replace('{', "{{").replace('}', "}}");
+        let at = private_at(*span);
+        checks.push(quote_spanned! {*span=>
+            const _: () = #at::assert!(<#agent as #at::AgentState>::KEYED, #message);
+        });
+    }
+    if bindings.is_empty() {
+        return (TokenStream::new(), TokenStream::new());
+    }
+    (
+        quote!(const SUBJECTS: &'static [#p::SubjectBinding] = &[#(#bindings),*];),
+        quote!(#(#checks)*),
+    )
 }

@@ -392,6 +392,27 @@ fn rejected_supervisor_stand_in_expansion() {
     insta::assert_snapshot!(pretty(expanded));
 }
 
+/// Handlers bound to a subject and to a stream: the `SUBJECTS` table (the subject to subscribe
+/// to, the key's token, the argument's name, the stream) and the check, at each subject, that the
+/// agent has a `#[key]`.
+#[test]
+fn subject_bindings_expansion() {
+    let expanded = super::agent(
+        TokenStream::new(),
+        quote! {
+            impl Stock {
+                #[handler(subject = "shop.orders.{key}.placed")]
+                pub fn placed(&mut self, order: Placed) {}
+                #[handler(stream = "ORDERS", subject = "shop.*.{key}.>")]
+                pub fn any(&mut self, event: Event) {}
+                #[handler]
+                pub fn count(&self) -> u64 { 0 }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
 /// `#[agent(schema)]`: the `schemas` method listing each handler's wire names and types (a raw
 /// identifier is named as serde names it; a fire-and-forget handler has no reply type).
 #[test]

@@ -291,6 +291,35 @@ fn check_handler(cx: &mut Ctxt, handler: &Handler) {
     if let Some(output) = &handler.output {
         check_owned(cx, output, "return values travel back in a reply");
     }
+    if let Some((stream, span)) = &handler.stream {
+        if let Err(why) = super::subject::check_stream(stream) {
+            cx.push(syn::Error::new(*span, why));
+        }
+        if handler.subject.is_none() {
+            cx.push(syn::Error::new(
+                *span,
+                "a handler on a stream also says which of its messages it takes and which token is \
+                 the key: add `subject = \"orders.{key}.placed\"`",
+            ));
+        }
+    }
+    if let Some((pattern, span)) = &handler.subject {
+        if let Err(why) = super::subject::check(pattern) {
+            cx.push(syn::Error::new(*span, why));
+        }
+        if handler.args.len() != 1 {
+            cx.error_at(
+                &handler.sig.inputs,
+                format!(
+                    "a #[handler(subject = ..)] takes the message published on its subject as its \
+                     one argument (its payload is that argument as JSON), such as `fn {}(&mut self, \
+                     event: OrderPlaced)`; this one takes {}",
+                    handler.method,
+                    handler.args.len()
+                ),
+            );
+        }
+    }
 }
 
 /// Message fields and replies are sent to another process, so they are owned values.

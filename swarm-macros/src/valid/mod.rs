@@ -5,4 +5,5 @@
 
 pub(crate) mod agent_impl;
 pub(crate) mod agent_struct;
+pub(crate) mod subject;
 pub(crate) mod supervisor;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{CallsDelta, SupervisorEvent, Totals};
+use super::model::{CallsDelta, SubjectsDelta, SupervisorEvent, Totals};
 use crate::runtime::host::{self, Received};
 use crate::runtime::mailbox::{call, cast, decode_envelope, ENVELOPE_HANDLER_ID};
 use crate::store::StoreConfig;
@@ -27,6 +27,8 @@ pub(crate) enum Op {
     Supervisor(SupervisorEvent),
     /// The totals and what the scrape is to ask others (answered with a [`Snapshot`]).
     Snapshot,
+    /// A subject subscriber's counts since its last delta.
+    Subjects(SubjectsDelta),
 }
 
 /// What the node serves metrics about, beyond its own processes.
@@ -66,6 +68,7 @@ pub(crate) fn collector_main(sources: Sources) {
         match envelope.message {
             Op::Calls(delta) => totals.add_calls(delta),
             Op::Supervisor(event) => totals.add_supervisor(event),
+            Op::Subjects(delta) => totals.add_subjects(delta),
             Op::Snapshot => {
                 if let Some(reply_to) = envelope.reply_to {
                     reply_to.send(Snapshot {
@@ -90,4 +93,12 @@ pub(crate) fn supervisor_event(event: SupervisorEvent) {
 pub(crate) fn snapshot(collector: u64) -> Result<Snapshot, String> {
     call::<Op, Snapshot>(collector, Op::Snapshot, Some(SNAPSHOT_WAIT))
         .map_err(|err| format!("the metrics process did not answer: {err:?}"))
+}
+
+/// Sends a subject subscriber's counts to the metrics process, if the node serves metrics.
+#[cfg(feature = "nats")]
+pub(crate) fn subjects_delta(delta: SubjectsDelta) {
+    if let Some(collector) = host::registry_get(NAME) {
+        cast(collector.id, Op::Subjects(delta));
+    }
 }

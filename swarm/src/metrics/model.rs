@@ -192,6 +192,19 @@ pub struct Totals {
     pub give_ups: BTreeMap<String, u64>,
     /// The latest instance of each supervisor.
     pub supervisors: BTreeMap<String, SupervisorState>,
+    /// Messages that reached handlers bound to subjects, per `(kind, handler, outcome)`.
+    pub subjects: BTreeMap<(String, String, String), u64>,
+}
+
+/// What became of the messages published on a subject a handler is bound to, counted by the
+/// process that subscribes (`nats::subjects`): `(kind, handler, outcome, count)`, with outcome
+/// `delivered` (in the agent's mailbox), `malformed` (a payload that is not the handler's
+/// argument as JSON), `invalid_key` (a key token that is not a valid key), `start_failed` (the
+/// agent could not start). Only `delivered` reached an agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectsDelta {
+    /// The counts since the subscriber's last delta.
+    pub counts: Vec<(String, String, String, u64)>,
 }
 
 impl Totals {
@@ -208,6 +221,13 @@ impl Totals {
                 .entry((backend, operation))
                 .or_default()
                 .add(&counts);
+        }
+    }
+
+    /// Adds a subject subscriber's delta.
+    pub fn add_subjects(&mut self, delta: SubjectsDelta) {
+        for (kind, handler, outcome, n) in delta.counts {
+            *self.subjects.entry((kind, handler, outcome)).or_default() += n;
         }
     }
 
@@ -331,6 +351,20 @@ pub fn render(totals: &Totals, node: &NodeFigures) -> String {
             &[("kind", kind), ("handler", handler)],
             &counts.latency,
         );
+    }
+    if !totals.subjects.is_empty() {
+        text.family(
+            "swarm_subject_messages_total",
+            Type::Counter,
+            "Messages published on subjects that handlers are bound to (core NATS or a JetStream stream), per kind, handler and outcome (delivered, malformed, invalid_key, start_failed; for a stream also failed: delivered again later); only delivered ones reached an agent (for a stream: applied and acked).",
+        );
+        for ((kind, handler, outcome), n) in &totals.subjects {
+            text.sample(
+                "swarm_subject_messages_total",
+                &[("kind", kind), ("handler", handler), ("outcome", outcome)],
+                *n as f64,
+            );
+        }
     }
     text.family(
         "swarm_agents_live",

@@ -17,6 +17,13 @@
 //!   See `README.md` in this directory.
 //! - [`serve_agents`] (wasm32 only): agents reachable at `<namespace>.<kind>.<key>.<handler>`,
 //!   JSON in and out.
+//! - [`serve_subjects`] (wasm32 only): handlers bound to subjects with
+//!   `#[handler(subject = "shop.orders.{key}.placed")]` get the messages published there; agents
+//!   publish events from handlers with [`publish`] (sent when the handler returns, before its
+//!   state is saved).
+//! - [`serve_streams`] (wasm32 only): handlers bound with `#[handler(stream = "ORDERS", subject =
+//!   "..")]` consume a JetStream stream through a durable consumer, each message acked once its
+//!   agent saved it, and applied once per agent (its stream sequence is saved with the state).
 //! - [`service_api`] (pure) and `discovery` (wasm32 only): each node answers the NATS services
 //!   API (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`) for the agents it serves, so stock NATS
 //!   tooling lists nodes, kinds and handlers, with per-handler counts.
@@ -42,7 +49,13 @@ pub mod ws;
 pub(crate) mod agents;
 #[cfg(target_arch = "wasm32")]
 mod discovery;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod events;
 mod jetstream;
+#[cfg(target_arch = "wasm32")]
+mod streams;
+#[cfg(target_arch = "wasm32")]
+mod subjects;
 // The client runs inside Lunatic; its plain-data parts also build natively, for their tests.
 #[cfg(any(target_arch = "wasm32", test))]
 mod client;
@@ -61,10 +74,17 @@ pub use discovery::{
     cluster_stats_name, observe_subject, serve_discovery, ClusterStatsQuery, ServiceInstance,
     CLUSTER_STATS_WAIT, OBSERVE_AGENTS, OBSERVE_AGENTS_MAX, STATS_WAIT,
 };
+#[cfg(target_arch = "wasm32")]
+pub use events::{publish, publish_to_stream, EventError};
 pub use jetstream::{
-    ClusterInfo, DiscardPolicy, JsError, KvConfig, KvEntry, KvOperation, PubAck, RetentionPolicy,
-    StorageType, StoredMsg, StreamConfig, StreamInfo, StreamState,
+    ClusterInfo, DeliverFrom, DiscardPolicy, DurableConfig, JsError, JsMessage, KvConfig, KvEntry,
+    KvOperation, PubAck, RetentionPolicy, StorageType, StoredMsg, StreamConfig, StreamInfo,
+    StreamState,
 };
 #[cfg(target_arch = "wasm32")]
-pub use jetstream::{JetStream, KvBucket, KvWatch};
+pub use jetstream::{JetStream, KvBucket, KvWatch, PullConsumer};
 pub use options::{Auth, Backoff, ConnectOptions, NatsError, ServerAddr, Transport};
+#[cfg(target_arch = "wasm32")]
+pub use streams::{durable_name, serve_streams, Replay, StreamOptions, StreamService};
+#[cfg(target_arch = "wasm32")]
+pub use subjects::{serve_subjects, SubjectService};

@@ -126,6 +126,26 @@ pub trait AgentBehavior: AgentState {
         drop(fields);
         crate::record::no_migration_step(version)
     }
+    /// The handlers bound to NATS subjects (`#[handler(subject = "shop.orders.{key}.placed")]`),
+    /// which `swarm::nats::serve_subjects` subscribes to. Empty by default.
+    const SUBJECTS: &'static [SubjectBinding] = &[];
+}
+
+/// A handler bound to a NATS subject pattern, as the macros describe it to the runtime (checked
+/// at compile time: a valid pattern, with exactly one whole token for the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectBinding {
+    /// The handler, by its index in [`AgentBehavior::HANDLERS`].
+    pub handler: usize,
+    /// The subject to subscribe to: the user's pattern with `{key}` written `*`.
+    pub subject: &'static str,
+    /// Which token of a message's subject (from 0) is the agent's key.
+    pub key_token: usize,
+    /// The name of the handler's one argument, which a message's payload is (as JSON).
+    pub argument: &'static str,
+    /// `Some(stream)`: the messages come from this JetStream stream, through a durable consumer
+    /// (`swarm::nats::serve_streams`); `None`: from core NATS (`swarm::nats::serve_subjects`).
+    pub stream: Option<&'static str>,
 }
 
 /// How an agent kind's `#[persist]` fields reach the store, chosen per kind with
@@ -256,6 +276,23 @@ impl<A: AgentBehavior> AgentCell<A> {
             }
             panic!("{reason}; stopping");
         }
+        // The events the handler published reach the server before its change is saved (see
+        // `nats::events`): a saved change never lacks its events. Events that cannot be sent fail
+        // the call as a failed save does.
+        #[cfg(feature = "nats")]
+        if let Err(reason) = crate::nats::events::send_pending() {
+            CURRENT_REPLY.with(|slot| slot.set(None));
+            metrics::set_outcome(Outcome::PersistFailed);
+            crate::log::error(
+                "agent.events_not_published",
+                &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                &format!("the change is not acknowledged: {reason}"),
+            );
+            if let Some(reply_to) = reply_to {
+                reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
+            }
+            panic!("agent `{}`: {reason}, stopping", A::KIND);
+        }
         // A state-changing call with a request id is remembered with its answer (as JSON, the
         // form its callers take) before the save, so that the save carries its id.
         let mut json_answer = None;
@@ -268,7 +305,14 @@ impl<A: AgentBehavior> AgentCell<A> {
                 }
             }
         }
-        if let (true, Persistence::WriteBehind { every }) = (mutated, A::PERSISTENCE) {
+        // A stream message's change is saved before its answer, which acks it, whatever the
+        // strategy; its sequence goes into the same write.
+        let stream = CURRENT_STREAM.with(|slot| slot.take());
+        if let (true, Some((name, seq))) = (mutated, stream) {
+            self.applied.set_stream_mark(name, seq);
+        }
+        if let (true, Persistence::WriteBehind { every }, None) = (mutated, A::PERSISTENCE, stream)
+        {
             // Answered now, saved by the deadline of the oldest unsaved change (the agent's loop
             // keeps it; a later change does not push it back). Its request id is saved with it,
             // so a crash loses the two together, and a retry under that id applies it again.
@@ -425,6 +469,9 @@ thread_local! {
     static STARTING_AS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// Where to report a panic of the handler running now. Lunatic processes are single-threaded.
     static CURRENT_REPLY: Cell<Option<ReplyTo>> = const { Cell::new(None) };
+    /// For a stream message being handled: its handler's name and stream sequence (see
+    /// `ReplyTo::stream_seq`).
+    static CURRENT_STREAM: Cell<Option<(&'static str, u64)>> = const { Cell::new(None) };
     /// The agent this process is (kind, key), for its crash event.
     static IDENTITY: std::cell::RefCell<Option<(&'static str, String)>> =
         const { std::cell::RefCell::new(None) };
@@ -650,6 +697,22 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         metrics::count_unrun(handler, Outcome::Replayed);
         return;
     }
+    // A stream message: applied at most once per agent, by its stream sequence (the mark is saved
+    // with the state). A redelivery of one it applied is answered (so it is acked) unrun.
+    let stream = match envelope.reply_to.and_then(|reply_to| reply_to.stream_seq()) {
+        Some(seq) => crate::metrics::variant::variant_index(&envelope.message)
+            .and_then(|index| A::HANDLERS.get(index))
+            .map(|info| (info.name, seq)),
+        None => None,
+    };
+    if let (Some((name, seq)), Some(reply_to)) = (stream, envelope.reply_to) {
+        if cell.applied.stream_mark(name) >= seq {
+            reply_to.answer(());
+            metrics::count_unrun(handler, Outcome::Replayed);
+            return;
+        }
+    }
+    CURRENT_STREAM.with(|slot| slot.set(stream));
     metrics::call_started(handler);
     CURRENT_REPLY.with(|slot| slot.set(envelope.reply_to));
     // The handler's own span in its caller's trace, which its calls carry on (and which the
@@ -668,7 +731,11 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
     // time (a timer, cancelled once it is).
     let budget = A::MESSAGE_BUDGET
         .and_then(|budget| super::registry::arm_budget(A::KIND, budget, envelope.reply_to));
+    #[cfg(feature = "nats")]
+    crate::nats::events::handler_started();
     <A as AgentBehavior>::handle(cell, envelope.message, envelope.reply_to);
+    #[cfg(feature = "nats")]
+    crate::nats::events::handler_ended();
     if let Some(timer) = budget {
         host::cancel_timer(timer);
     }
@@ -679,6 +746,7 @@ fn serve_one<A: Agent>(cell: &mut AgentCell<A>, envelope: Envelope<A::Msg>) {
         metrics::call_ended();
     }
     CURRENT_REPLY.with(|slot| slot.set(None));
+    CURRENT_STREAM.with(|slot| slot.set(None));
     crate::trace::set_current(None);
 }
 

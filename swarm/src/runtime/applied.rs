@@ -22,6 +22,9 @@ pub(crate) const PERSISTED: usize = 32;
 const ANSWER_BYTES: usize = 16 * 1024;
 /// The member of the record that holds the saved ids.
 const MEMBER: &str = "__swarm_applied";
+/// The member of the record that holds the stream marks: per handler bound to a stream, the
+/// stream sequence of the last message it applied (see `nats::streams`).
+const STREAMS_MEMBER: &str = "__swarm_streams";
 
 /// What an agent remembers of a call it applied.
 pub(crate) enum Found<'a> {
@@ -35,6 +38,8 @@ pub(crate) enum Found<'a> {
 pub(crate) struct Applied {
     calls: VecDeque<(RequestDigest, Option<Vec<u8>>)>,
     answer_bytes: usize,
+    /// Per handler bound to a stream, the sequence of the last message it applied.
+    marks: std::collections::BTreeMap<String, u64>,
 }
 
 impl Applied {
@@ -50,10 +55,24 @@ impl Applied {
             .filter_map(|id| id.as_str().and_then(RequestDigest::from_hex))
             .map(|digest| (digest, None))
             .collect();
+        let marks = record::member(record, STREAMS_MEMBER)
+            .and_then(|marks| serde_json::from_value(marks).ok())
+            .unwrap_or_default();
         Applied {
             calls,
             answer_bytes: 0,
+            marks,
         }
+    }
+
+    /// The sequence of the last stream message `handler` applied (0: none).
+    pub(crate) fn stream_mark(&self, handler: &str) -> u64 {
+        self.marks.get(handler).copied().unwrap_or(0)
+    }
+
+    /// `handler` applied the stream message at `seq`: saved with the state's next write.
+    pub(crate) fn set_stream_mark(&mut self, handler: &str, seq: u64) {
+        self.marks.insert(handler.to_owned(), seq);
     }
 
     pub(crate) fn find(&self, digest: RequestDigest) -> Option<Found<'_>> {
@@ -89,6 +108,13 @@ impl Applied {
 
     /// `record` with the last [`PERSISTED`] ids in it; what is saved.
     pub(crate) fn saved_with(&self, record: &[u8]) -> Result<Vec<u8>, String> {
+        let record = if self.marks.is_empty() {
+            record.to_vec()
+        } else {
+            let marks = serde_json::to_vec(&self.marks).map_err(|err| err.to_string())?;
+            record::with_member(record, STREAMS_MEMBER, &marks)?
+        };
+        let record = &record[..];
         if self.calls.is_empty() {
             return Ok(record.to_vec());
         }

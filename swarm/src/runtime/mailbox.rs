@@ -123,6 +123,11 @@ pub struct ReplyTo {
     request: Option<crate::request_id::RequestDigest>,
     /// The caller's trace context (see `trace`): the handler's span continues its trace.
     trace: Option<crate::trace::TraceParent>,
+    /// For a message of a JetStream stream: its stream sequence. The agent applies it only if it
+    /// has not applied one at or past it (its mark is saved with its state), and saves before
+    /// answering whatever its persistence strategy, so that the answer can be the message's ack.
+    #[serde(default)]
+    stream_seq: Option<u64>,
 }
 
 impl ReplyTo {
@@ -138,6 +143,7 @@ impl ReplyTo {
             expires_at_ms: None,
             request: None,
             trace: None,
+            stream_seq: None,
         }
     }
 
@@ -153,6 +159,18 @@ impl ReplyTo {
     pub(crate) fn with_trace(mut self, trace: crate::trace::TraceParent) -> ReplyTo {
         self.trace = Some(trace);
         self
+    }
+
+    /// The same address, for the message of a stream at `seq` (see `stream_seq`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // the stream consumers'
+    pub(crate) fn with_stream_seq(mut self, seq: u64) -> ReplyTo {
+        self.stream_seq = Some(seq);
+        self
+    }
+
+    /// The stream sequence of the message, for a message of a stream.
+    pub(crate) fn stream_seq(&self) -> Option<u64> {
+        self.stream_seq
     }
 
     /// The caller's trace context, if it sent one.
@@ -262,6 +280,7 @@ where
             request: None,
             // A call made while a handler runs continues the handler's trace.
             trace: crate::trace::current(),
+            stream_seq: None,
         }),
     };
     let first = slice_within(FIRST_SLICE, timeout, started).unwrap_or(Duration::ZERO);
@@ -348,6 +367,7 @@ pub fn reply_slot() -> ReplyTo {
         expires_at_ms: None,
         request: None,
         trace: None,
+        stream_seq: None,
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) mod err_code {
     pub(crate) const NO_MESSAGE_FOUND: u16 = 10037;
     /// `JetStream not enabled for account`.
     pub(crate) const NOT_ENABLED_FOR_ACCOUNT: u16 = 10039;
+    /// `consumer not found`.
+    pub(crate) const CONSUMER_NOT_FOUND: u16 = 10014;
     /// `stream not found`.
     pub(crate) const STREAM_NOT_FOUND: u16 = 10059;
     /// `wrong last sequence: {seq}`.

@@ -10,6 +10,9 @@
 //! - `names.rs`: stream and bucket names, KV keys and key filters, checked before sending;
 //! - `kv_config.rs`: [`KvConfig`] and the stream behind a bucket (ADR-8, ADR-48);
 //! - `kv_entry.rs`: [`KvEntry`], [`KvOperation`] (from `KV-Operation` or a limit marker);
+//! - `durable.rs`: a durable pull consumer with explicit acks ([`DurableConfig`], [`JsMessage`]):
+//!   its configuration, pulls, and what comes back; `pull.rs` ([`PullConsumer`], wasm32 only)
+//!   fetches and acks;
 //! - `ordered.rs`: the ordered consumer behind a watch, without the I/O (`$JS.ACK` subjects,
 //!   gaps, heartbeats, flow control);
 //! - wasm32 only (they need a [`NatsClient`](super::NatsClient)): `context.rs` ([`JetStream`]),
@@ -22,6 +25,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod api;
+mod durable;
 mod error;
 mod kv_config;
 mod kv_entry;
@@ -35,15 +39,20 @@ mod context;
 #[cfg(target_arch = "wasm32")]
 mod kv;
 #[cfg(target_arch = "wasm32")]
+mod pull;
+#[cfg(target_arch = "wasm32")]
 mod watch;
 
 #[cfg(target_arch = "wasm32")]
 pub use context::JetStream;
+pub use durable::{DeliverFrom, DurableConfig, JsMessage};
 pub use error::JsError;
 #[cfg(target_arch = "wasm32")]
 pub use kv::KvBucket;
 pub use kv_config::KvConfig;
 pub use kv_entry::{KvEntry, KvOperation};
+#[cfg(target_arch = "wasm32")]
+pub use pull::PullConsumer;
 pub use stored::StoredMsg;
 pub use stream::{
     ClusterInfo, DiscardPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig, StreamInfo,

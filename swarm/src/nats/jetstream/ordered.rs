@@ -33,6 +33,8 @@ const CONSUMER_STALLED: &str = "Nats-Consumer-Stalled";
 /// Where a delivered message sits, from its `$JS.ACK` reply subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AckInfo {
+    /// How many times the message was delivered to this consumer, this time included.
+    pub(crate) delivered: u64,
     /// The message's sequence in the stream (a KV revision).
     pub(crate) stream_seq: u64,
     /// The delivery's number for this consumer: 1, 2, 3, ...
@@ -57,6 +59,7 @@ pub(crate) fn parse_ack_subject(reply: &str) -> Option<AckInfo> {
     };
     let number = |i: usize| tokens[at + i].parse::<u64>().ok();
     Some(AckInfo {
+        delivered: number(0)?,
         stream_seq: number(1)?,
         consumer_seq: number(2)?,
         pending: number(4)?,
@@ -259,6 +262,7 @@ mod tests {
         assert_eq!(
             parse_ack_subject(v1),
             Some(AckInfo {
+                delivered: 1,
                 stream_seq: 42,
                 consumer_seq: 7,
                 pending: 3

@@ -1,0 +1,204 @@
+//! [`PullConsumer`]: a durable pull consumer with explicit acks (see `durable.rs` for the wire
+//! side). Its pulls' messages come to an inbox the consuming process subscribes to, so the process
+//! that made it is the one that fetches.
+
+use std::time::{Duration, Instant};
+
+use super::api::err_code;
+use super::context::JetStream;
+use super::durable::{self, classify, DurableConfig, JsMessage, Pulled};
+use super::error::JsError;
+use super::names::check_stream_name;
+use crate::nats::client::Subscription;
+use crate::nats::options::{random_token, NatsError};
+
+/// How long a fetch that has messages waits for the next one of its pull.
+const BATCH_GAP: Duration = Duration::from_millis(5);
+
+/// A durable pull consumer of one stream, bound to the process that made it (its pulls' inbox).
+#[derive(Debug)]
+pub struct PullConsumer {
+    js: JetStream,
+    stream: String,
+    durable: String,
+    inbox: String,
+    sub: Subscription,
+}
+
+/// The consumer's info, as far as it is read here.
+#[derive(Debug, serde::Deserialize)]
+struct ConsumerInfo {
+    name: String,
+}
+
+impl JetStream {
+    /// The durable consumer `config.durable` of `stream`: the existing one, which goes on from its
+    /// position (its configuration as it is), or a new one made with `config`.
+    pub fn durable_consumer(
+        &self,
+        stream: &str,
+        config: &DurableConfig,
+    ) -> Result<PullConsumer, JsError> {
+        check_stream_name(stream)?;
+        check_stream_name(&config.durable)?;
+        let info = self.request::<ConsumerInfo>(
+            &format!("CONSUMER.INFO.{stream}.{}", config.durable),
+            b"",
+            Some(stream),
+        );
+        let name = match info {
+            Ok(info) => info.name,
+            Err(JsError::Api { err_code: code, .. }) if code == err_code::CONSUMER_NOT_FOUND => {
+                self.create_durable(stream, config)?
+            }
+            Err(err) => return Err(err),
+        };
+        self.bind(stream, name)
+    }
+
+    /// A new durable consumer `config.durable` of `stream` made with `config`, the existing one of
+    /// that name deleted first: to consume again from `config.deliver_from`.
+    pub fn recreate_durable_consumer(
+        &self,
+        stream: &str,
+        config: &DurableConfig,
+    ) -> Result<PullConsumer, JsError> {
+        check_stream_name(stream)?;
+        check_stream_name(&config.durable)?;
+        match self.delete_consumer(stream, &config.durable) {
+            Ok(()) => {}
+            Err(JsError::Api { err_code: code, .. }) if code == err_code::CONSUMER_NOT_FOUND => {}
+            Err(err) => return Err(err),
+        }
+        let name = self.create_durable(stream, config)?;
+        self.bind(stream, name)
+    }
+
+    /// Deletes the durable consumer `durable` of `stream` (its position is forgotten).
+    pub fn delete_consumer(&self, stream: &str, durable: &str) -> Result<(), JsError> {
+        check_stream_name(stream)?;
+        check_stream_name(durable)?;
+        self.request::<serde_json::Value>(
+            &format!("CONSUMER.DELETE.{stream}.{durable}"),
+            b"",
+            Some(stream),
+        )
+        .map(|_| ())
+    }
+
+    fn create_durable(&self, stream: &str, config: &DurableConfig) -> Result<String, JsError> {
+        let created: ConsumerInfo = self.request(
+            &format!("CONSUMER.CREATE.{stream}.{}", config.durable),
+            &durable::create_request(stream, config),
+            Some(stream),
+        )?;
+        Ok(created.name)
+    }
+
+    fn bind(&self, stream: &str, durable: String) -> Result<PullConsumer, JsError> {
+        let inbox = format!("_INBOX.{}", random_token(22));
+        let sub = self.client().subscribe(&inbox).map_err(|err| match err {
+            NatsError::PermissionDenied { subject, .. } => JsError::PermissionDenied { subject },
+            other => JsError::Nats(other),
+        })?;
+        Ok(PullConsumer {
+            js: self.clone(),
+            stream: stream.to_owned(),
+            durable,
+            inbox,
+            sub,
+        })
+    }
+}
+
+impl PullConsumer {
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.durable
+    }
+
+    /// Up to `batch` messages, waiting at most `wait` for the first ones: fewer (or none) when the
+    /// stream has no more for now. Messages of an earlier pull that came late are taken too.
+    pub fn fetch(&self, batch: usize, wait: Duration) -> Result<Vec<JsMessage>, JsError> {
+        let subject = self.js.api_subject(&format!(
+            "CONSUMER.MSG.NEXT.{}.{}",
+            self.stream, self.durable
+        ));
+        self.js
+            .client()
+            .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
+            .map_err(JsError::Nats)?;
+        let mut messages = Vec::new();
+        // The server ends the pull by `wait`; a little more for the last message on its way.
+        let deadline = Instant::now() + wait + Duration::from_millis(500);
+        while messages.len() < batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // A pull's messages come back to back: once one is here, a short silence ends it
+            // (rather than waiting out `wait` for a batch the stream cannot fill).
+            let left = if messages.is_empty() {
+                left
+            } else {
+                left.min(BATCH_GAP)
+            };
+            match self.sub.next_timeout(left) {
+                Ok(msg) => match classify(msg) {
+                    Pulled::Message(message) => messages.push(message),
+                    Pulled::Ended(404 | 408, _) => break,
+                    Pulled::Ended(code, description) if messages.is_empty() => {
+                        return Err(JsError::Api {
+                            code,
+                            err_code: 0,
+                            description: format!(
+                                "pulling from consumer {:?} of stream {:?}: {description}",
+                                self.durable, self.stream
+                            ),
+                        })
+                    }
+                    Pulled::Ended(..) => break,
+                    Pulled::Ignore => {}
+                },
+                Err(NatsError::TimedOut { .. }) => break,
+                Err(err) => return Err(JsError::Nats(err)),
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Acks `message` and waits for the server to confirm it took the ack: it will not be
+    /// delivered again.
+    pub fn ack(&self, message: &JsMessage) -> Result<(), JsError> {
+        self.js
+            .client()
+            .request(&message.reply, durable::ACK, self.js.timeout())
+            .map(|_| ())
+            .map_err(JsError::Nats)
+    }
+
+    /// Acks `message` without waiting for the server's confirmation: an ack that is lost makes
+    /// the server deliver the message again after `ack_wait`.
+    pub fn ack_unconfirmed(&self, message: &JsMessage) -> Result<(), JsError> {
+        self.js
+            .client()
+            .publish(&message.reply, durable::ACK)
+            .map_err(JsError::Nats)
+    }
+
+    /// Asks for `message` to be delivered again after `delay` (counts toward `max_deliver`).
+    pub fn nak(&self, message: &JsMessage, delay: Duration) -> Result<(), JsError> {
+        self.js
+            .client()
+            .publish(&message.reply, durable::nak(delay))
+            .map_err(JsError::Nats)
+    }
+
+    /// Tells the server never to deliver `message` again.
+    pub fn term(&self, message: &JsMessage) -> Result<(), JsError> {
+        self.js
+            .client()
+            .publish(&message.reply, durable::TERM)
+            .map_err(JsError::Nats)
+    }
+}

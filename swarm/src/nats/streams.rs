@@ -1,0 +1,416 @@
+//! Agents on JetStream streams: handlers bound with
+//! `#[handler(stream = "ORDERS", subject = "shop.orders.{key}.placed")]` consume the stream's
+//! messages on that subject through a durable consumer, at least once, and apply each at most once.
+//!
+//! [`serve_streams`] starts one consumer process per bound handler of a kind. Each uses the durable
+//! pull consumer `swarm-<kind>-<handler>` of the stream (made if it does not exist, filtered to the
+//! handler's subject, explicit acks), fetches messages in batches and, one message at a time, in
+//! stream order:
+//!
+//! - checks the key token and decodes the payload as the handler's one argument (JSON); a message
+//!   that fails either is counted, logged (`stream.malformed`, `stream.invalid_key`) and
+//!   terminated (`+TERM`: never delivered again), never delivered to an agent;
+//! - hands it to the agent of its key (started with its state if need be) with its stream
+//!   sequence, and waits for the agent's answer: the agent runs the handler only if it has not
+//!   applied a message at or past that sequence for this handler (its mark), and saves its state
+//!   together with the new mark **before** answering, whatever its persistence strategy;
+//! - acks the message once that answer came (without waiting for the server to confirm the ack:
+//!   a lost ack only brings a redelivery, which the mark skips).
+//!
+//! So a message is acked only after its change is saved (at least once), and a redelivery (the
+//! consumer or its node died before the ack, or the ack was late past `ack_wait`) finds the mark
+//! and is acked without running again (at most once per agent). A handler that panics, or whose
+//! save fails, gets its message `-NAK`ed for a redelivery a second later (at most `max_deliver`
+//! deliveries, 5 by default, then the server gives up on it: logged as `stream.failed` each time).
+//!
+//! Replay: [`Replay::FromSequence`] and [`Replay::FromTime`] make the durable consumer again,
+//! starting there; agents still skip what their marks say they applied, so a replay fills in
+//! agents that lack messages (a wiped store, a kind consuming the stream for the first time)
+//! without applying anything twice.
+
+use std::time::Duration;
+
+use lunatic::Tag;
+use serde::{Deserialize, Serialize};
+
+use super::client::NatsClient;
+use super::jetstream::{DeliverFrom, DurableConfig, JetStream, JsMessage, PullConsumer};
+use super::NatsError;
+use crate::key::parse_key_text;
+use crate::log;
+use crate::metrics::model::SubjectsDelta;
+use crate::runtime::agent::{Agent, SubjectBinding};
+use crate::runtime::handle::{AgentHandle, Launcher};
+use crate::runtime::host;
+use crate::runtime::mailbox::{reply_slot, take_queued, wait_for, ReplyTo};
+use crate::runtime::process::spawn;
+
+/// Where the durable consumers of [`serve_streams`] start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Replay {
+    /// Go on where the durable consumer is (a new one starts at the stream's first message).
+    Resume,
+    /// Make the consumer again, from this stream sequence.
+    FromSequence(u64),
+    /// Make the consumer again, from the first message stored at or after this time (RFC 3339,
+    /// such as `2026-12-01T22:00:00Z`).
+    FromTime(String),
+}
+
+/// How [`serve_streams`] consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// Where the consumers start (default: [`Replay::Resume`]).
+    pub replay: Replay,
+    /// How long the server waits for an ack before delivering a message again (default 30 s;
+    /// used when a consumer is made).
+    pub ack_wait: Duration,
+    /// At most this many deliveries of one message (default 5; used when a consumer is made).
+    pub max_deliver: i64,
+    /// Messages fetched per pull (default 64).
+    pub batch: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            replay: Replay::Resume,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            batch: 64,
+        }
+    }
+}
+
+/// The consumer processes of one agent kind's stream-bound handlers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamService {
+    consumers: Vec<String>,
+    workers: Vec<u64>,
+}
+
+impl StreamService {
+    /// The durable consumers' names, one per bound handler (`swarm-<kind>-<handler>`).
+    pub fn consumers(&self) -> &[String] {
+        &self.consumers
+    }
+
+    /// Stops the consumer processes after the message each is handling (an unacked one is
+    /// delivered again later; its agent skips it if it applied it). Waits at most 5 s, then
+    /// kills what is left.
+    pub fn stop(&self) {
+        for &worker in &self.workers {
+            let _gone_already = host::send(worker, STOP_TAG, &());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.workers.iter().any(|&worker| host::exists(worker))
+            && std::time::Instant::now() < deadline
+        {
+            host::sleep(Duration::from_millis(5));
+        }
+        self.kill();
+    }
+
+    /// Kills the consumer processes at once, as a crash would: a message being handled is not
+    /// acked, and comes again.
+    pub fn kill(&self) {
+        for &worker in &self.workers {
+            host::kill(worker);
+        }
+    }
+}
+
+/// The durable consumer of `A`'s handler `handler`.
+pub fn durable_name<A: Agent>(handler: &str) -> String {
+    format!("swarm-{}-{handler}", A::KIND)
+}
+
+/// Consumes, for every `#[handler(stream = .., subject = ..)]` of kind `A`, its stream through a
+/// durable consumer; returns once every consumer is made (or found). A kind without such
+/// handlers gets an empty service.
+pub fn serve_streams<A: Agent>(
+    client: &NatsClient,
+    options: StreamOptions,
+) -> Result<StreamService, NatsError> {
+    let mut service = StreamService {
+        consumers: Vec::new(),
+        workers: Vec::new(),
+    };
+    for binding in A::SUBJECTS
+        .iter()
+        .filter(|binding| binding.stream.is_some())
+    {
+        let ready = reply_slot();
+        let started = spawn(
+            (client.clone(), binding.handler, options.clone(), ready),
+            run_consumer::<A>,
+        )
+        .map_err(|err| err.to_string())
+        .and_then(|worker| {
+            wait_for::<Result<(), String>>(ready, worker, Some(Duration::from_secs(30)))
+                .map_err(|err| {
+                    host::kill(worker);
+                    format!("{err:?}")
+                })
+                .and_then(|made| made.map(|()| worker))
+        });
+        let name = A::HANDLERS[binding.handler].name;
+        match started {
+            Ok(worker) => {
+                service.consumers.push(durable_name::<A>(name));
+                service.workers.push(worker);
+            }
+            Err(reason) => {
+                service.kill();
+                return Err(NatsError::Server(format!(
+                    "the consumer of {}.{name} on stream {:?} did not start: {reason}",
+                    A::KIND,
+                    binding.stream.unwrap_or_default()
+                )));
+            }
+        }
+    }
+    Ok(service)
+}
+
+/// The tag that asks a consumer to stop (top byte 0x79: no handler number).
+const STOP_TAG: i64 = (0x79 << 56) | 0x5354_524D;
+/// How long a pull waits for messages when the stream has none.
+const PULL_WAIT: Duration = Duration::from_secs(1);
+/// How long a consumer waits for an agent to apply one message before leaving it to a
+/// redelivery.
+const APPLY_WAIT: Duration = Duration::from_secs(30);
+/// When a message whose handler failed is delivered again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest a consumer keeps counts before sending them to the metrics process.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Applied (or found applied already) and acked.
+    Delivered,
+    Malformed,
+    InvalidKey,
+    StartFailed,
+    /// The handler panicked or its save failed: delivered again later.
+    Failed,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Delivered,
+        Outcome::Malformed,
+        Outcome::InvalidKey,
+        Outcome::StartFailed,
+        Outcome::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Malformed => "malformed",
+            Outcome::InvalidKey => "invalid_key",
+            Outcome::StartFailed => "start_failed",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// The durable consumer for `binding`, as `options` say.
+fn consumer<A: Agent>(
+    client: &NatsClient,
+    binding: &SubjectBinding,
+    options: &StreamOptions,
+) -> Result<PullConsumer, String> {
+    let stream = binding.stream.unwrap_or_default();
+    let js = JetStream::new(client.clone());
+    let mut config = DurableConfig::new(durable_name::<A>(A::HANDLERS[binding.handler].name));
+    config.filter_subject = binding.subject.to_owned();
+    config.ack_wait = options.ack_wait;
+    config.max_deliver = options.max_deliver;
+    let made = match &options.replay {
+        Replay::Resume => js.durable_consumer(stream, &config),
+        Replay::FromSequence(seq) => {
+            config.deliver_from = DeliverFrom::Sequence(*seq);
+            js.recreate_durable_consumer(stream, &config)
+        }
+        Replay::FromTime(time) => {
+            config.deliver_from = DeliverFrom::Time(time.clone());
+            js.recreate_durable_consumer(stream, &config)
+        }
+    };
+    made.map_err(|err| format!("stream {stream:?}: {err}"))
+}
+
+/// A consumer: one bound handler's durable consumer, for ever (until asked to stop).
+fn run_consumer<A: Agent>(
+    (client, handler, options, ready): (NatsClient, usize, StreamOptions, ReplyTo),
+) {
+    let Some(binding) = A::SUBJECTS.iter().find(|b| b.handler == handler).copied() else {
+        return ready.send::<Result<(), String>>(Err("no such stream binding".into()));
+    };
+    let consumer = match consumer::<A>(&client, &binding, &options) {
+        Ok(consumer) => consumer,
+        Err(why) => return ready.send::<Result<(), String>>(Err(why)),
+    };
+    ready.send::<Result<(), String>>(Ok(()));
+    let name = A::HANDLERS[handler].name;
+    let mut counts = [0u64; Outcome::ALL.len()];
+    let mut flushed = std::time::Instant::now();
+    loop {
+        if flushed.elapsed() >= FLUSH_EVERY {
+            flush_counts::<A>(name, &mut counts);
+            flushed = std::time::Instant::now();
+        }
+        if take_queued::<()>(&[STOP_TAG]).is_some() {
+            break;
+        }
+        let batch = match consumer.fetch(options.batch.max(1), PULL_WAIT) {
+            Ok(batch) => batch,
+            Err(err) => {
+                // The server restarting, the stream gone for a while: try again shortly.
+                log::warn(
+                    "stream.fetch_failed",
+                    &[("kind", A::KIND), ("handler", name)],
+                    &err.to_string(),
+                );
+                host::sleep(RETRY_AFTER);
+                continue;
+            }
+        };
+        for message in batch {
+            let outcome = apply::<A>(&consumer, &binding, name, &message);
+            counts[outcome as usize] += 1;
+            if flushed.elapsed() >= FLUSH_EVERY {
+                flush_counts::<A>(name, &mut counts);
+                flushed = std::time::Instant::now();
+            }
+        }
+    }
+    flush_counts::<A>(name, &mut counts);
+}
+
+/// Checks one message, has its agent apply it, and acks it (or leaves it to a redelivery).
+fn apply<A: Agent>(
+    consumer: &PullConsumer,
+    binding: &SubjectBinding,
+    handler: &'static str,
+    message: &JsMessage,
+) -> Outcome {
+    let seq = message.stream_sequence.to_string();
+    let delivered = message.delivered.to_string();
+    let log_at = |level: log::Level, event: &str, why: &str| {
+        log::event(
+            level,
+            event,
+            &[
+                ("kind", A::KIND),
+                ("handler", handler),
+                ("subject", &message.subject),
+                ("stream_seq", &seq),
+                ("delivered", &delivered),
+            ],
+            why,
+        );
+    };
+    // Refused for good: such a message is never applied, however often it comes.
+    let refuse = |event: &str, why: &str| {
+        log_at(log::Level::Warn, event, &format!("not delivered: {why}"));
+        if let Err(err) = consumer.term(message) {
+            log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
+        }
+    };
+    let token = message
+        .subject
+        .split('.')
+        .nth(binding.key_token)
+        .unwrap_or("");
+    let key: A::Key = match parse_key_text(A::KIND, token) {
+        Ok(key) => key,
+        Err(err) => {
+            refuse("stream.invalid_key", &err.to_string());
+            return Outcome::InvalidKey;
+        }
+    };
+    let decoded = match super::subjects::decode::<A>(binding, &message.payload) {
+        Ok(decoded) => decoded,
+        Err(why) => {
+            refuse(
+                "stream.malformed",
+                &format!(
+                    "the payload is not `{}` of {}.{handler} as JSON: {why}",
+                    binding.argument,
+                    A::KIND
+                ),
+            );
+            return Outcome::Malformed;
+        }
+    };
+    let retry = |event: &str, why: &str| {
+        log_at(
+            log::Level::Warn,
+            event,
+            &format!("not applied, delivered again in {RETRY_AFTER:?}: {why}"),
+        );
+        if let Err(err) = consumer.nak(message, RETRY_AFTER) {
+            log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
+        }
+    };
+    let agent = match Launcher::<A>::default().get_or_start(key) {
+        Ok(agent) => agent,
+        Err(err) => {
+            retry("stream.start_failed", &err.to_string());
+            return Outcome::StartFailed;
+        }
+    };
+    let Some(pid) = agent.raw().pid() else {
+        retry("stream.start_failed", "the agent runs on another node");
+        return Outcome::StartFailed;
+    };
+    let slot = ReplyTo::json_to(host::Pid::local(host::this().id), Tag::new())
+        .with_stream_seq(message.stream_sequence);
+    if let Err(err) = agent.raw().send_request(handler, decoded, slot) {
+        retry("stream.failed", &err.to_string());
+        return Outcome::Failed;
+    }
+    match wait_for::<Vec<u8>>(slot, pid.id, Some(APPLY_WAIT)) {
+        Ok(_answer) => {
+            // Applied and saved (or found applied): the ack, not waiting for the server's
+            // confirmation (a round trip per message): one that is lost makes the server deliver
+            // the message again, which the agent's mark skips.
+            if let Err(err) = consumer.ack_unconfirmed(message) {
+                log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
+            }
+            Outcome::Delivered
+        }
+        Err(err) => {
+            retry("stream.failed", &format!("{err:?}"));
+            Outcome::Failed
+        }
+    }
+}
+
+/// Sends what was counted since the last flush to the node's metrics process, if it serves
+/// metrics (`swarm_subject_messages_total`, as the subject subscribers count).
+fn flush_counts<A: Agent>(handler: &str, counts: &mut [u64; Outcome::ALL.len()]) {
+    if counts.iter().all(|&n| n == 0) {
+        return;
+    }
+    let delta = SubjectsDelta {
+        counts: Outcome::ALL
+            .iter()
+            .filter(|outcome| counts[**outcome as usize] > 0)
+            .map(|outcome| {
+                (
+                    A::KIND.to_owned(),
+                    handler.to_owned(),
+                    outcome.as_str().to_owned(),
+                    counts[*outcome as usize],
+                )
+            })
+            .collect(),
+    };
+    crate::metrics::collector::subjects_delta(delta);
+    *counts = [0; Outcome::ALL.len()];
+}

@@ -1,0 +1,284 @@
+//! Agents on a JetStream stream: `#[handler(stream = .., subject = ..)]` consumes the stream
+//! through a durable consumer, acks each message only after its agent saved it, and a redelivery
+//! (the consumer killed before its ack, an ack later than `ack_wait`, a replay) is not applied
+//! twice. Against the harness's JetStream server (`SWARM_NATS_JS_URL`). Its own test binary: it
+//! serves metrics (node-wide) and reads counts from them.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swarm::metrics::{serve, MetricsConfig};
+use swarm::nats::{
+    serve_streams, JetStream, JsError, NatsClient, Replay, StorageType, StreamConfig, StreamOptions,
+};
+use swarm::prelude::*;
+use swarm_tests::nats::{connect, eventually, server};
+
+/// The stream the agents below consume (names in the DSL are literals: one stream for the file).
+const STREAM: &str = "STRMTEST";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub n: u64,
+    /// How long the handler takes.
+    #[serde(default)]
+    pub slow_ms: u64,
+}
+
+/// An account's entries. Write-behind with a save an hour away: only a stream message's own save
+/// (before its ack) can keep its change across a crash.
+#[agent(kind = "strm-ledger", persistence = "write_behind", save_every = "1h")]
+pub struct Ledger {
+    #[key]
+    account: String,
+    #[persist]
+    entries: Vec<u64>,
+    /// How many times the handler ran: one per message if nothing is applied twice.
+    #[persist]
+    runs: u64,
+}
+
+#[agent]
+impl Ledger {
+    #[handler(stream = "STRMTEST", subject = "strmtest.ledger.{key}")]
+    pub fn entry(&mut self, entry: Entry) {
+        if entry.slow_ms > 0 {
+            lunatic::sleep(Duration::from_millis(entry.slow_ms));
+        }
+        self.entries.push(entry.n);
+        self.runs += 1;
+    }
+
+    #[handler]
+    pub fn state(&self) -> (Vec<u64>, u64) {
+        (self.entries.clone(), self.runs)
+    }
+}
+
+/// `GET /metrics` on `addr`: the body.
+fn metrics(addr: &str) -> String {
+    let mut stream = lunatic::net::TcpStream::connect(addr).expect("the listener accepts");
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: node\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Redeliveries an agent skipped (counted as `replayed` calls), and the consumer's outcomes.
+fn counts(addr: &str) -> (f64, f64, f64, f64) {
+    let text = metrics(addr);
+    (
+        sample(
+            &text,
+            r#"swarm_calls_total{kind="strm-ledger",handler="entry",outcome="replayed"}"#,
+        ),
+        sample(
+            &text,
+            r#"swarm_subject_messages_total{kind="strm-ledger",handler="entry",outcome="delivered"}"#,
+        ),
+        sample(
+            &text,
+            r#"swarm_subject_messages_total{kind="strm-ledger",handler="entry",outcome="malformed"}"#,
+        ),
+        sample(
+            &text,
+            r#"swarm_subject_messages_total{kind="strm-ledger",handler="entry",outcome="invalid_key"}"#,
+        ),
+    )
+}
+
+fn put(js: &JetStream, account: &str, n: u64, slow_ms: u64) -> u64 {
+    let payload = serde_json::to_vec(&Entry { n, slow_ms }).unwrap();
+    js.publish(&format!("strmtest.ledger.{account}"), None, &payload, None)
+        .expect("stored")
+        .sequence
+}
+
+fn state(account: &str) -> Option<(Vec<u64>, u64)> {
+    Ledger::get_or_start(account).ok()?.state().ok()
+}
+
+/// Waits until `account` has `n` entries; its state then.
+fn until_entries(account: &str, n: usize) -> (Vec<u64>, u64) {
+    eventually(Duration::from_secs(10), || {
+        state(account).filter(|(entries, _)| entries.len() >= n)
+    })
+    .unwrap_or_else(|| panic!("{account} has {n} entries: {:?}", state(account)))
+}
+
+/// Now, to the second, as RFC 3339 in UTC (days to a civil date: H. Hinnant's algorithm).
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+fn fresh_stream(client: &NatsClient) -> JetStream {
+    let js = JetStream::new(client.clone());
+    match js.delete_stream(STREAM) {
+        Ok(()) | Err(JsError::NoSuchStream { .. }) => {}
+        Err(err) => panic!("delete {STREAM}: {err}"),
+    }
+    js.create_stream(&StreamConfig {
+        storage: StorageType::Memory,
+        ..StreamConfig::new(STREAM, ["strmtest.>"])
+    })
+    .expect("the stream is made");
+    js
+}
+
+#[lunatic::test]
+fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
+    let Some(url) = server("JS_URL") else { return };
+    swarm::set_default_store(StoreConfig::memory("nats-streams")).unwrap();
+    let client = connect(&url);
+    swarm::set_node_nats(client.clone()).unwrap();
+    let addr = serve(MetricsConfig::listen("127.0.0.1:0")).expect("metrics are served");
+    let js = fresh_stream(&client);
+    let options = StreamOptions {
+        ack_wait: Duration::from_secs(1),
+        ..StreamOptions::default()
+    };
+
+    // 1. In order, each once; malformed messages and bad keys never reach an agent.
+    for n in 1..=5 {
+        put(&js, "a", n, 0);
+    }
+    js.publish("strmtest.ledger.a", None, b"{\"n\": \"six\"}", None)
+        .unwrap();
+    js.publish("strmtest.ledger.bad~key", None, b"{\"n\": 6}", None)
+        .unwrap();
+    put(&js, "b", 1, 0);
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    assert_eq!(service.consumers(), ["swarm-strm-ledger-entry"]);
+    assert_eq!(until_entries("a", 5), (vec![1, 2, 3, 4, 5], 5));
+    assert_eq!(until_entries("b", 1), (vec![1], 1));
+    // Counted (the consumer sends its counts at least once a second; a killed one loses what it
+    // counted since).
+    let refused = eventually(Duration::from_secs(5), || {
+        let (_, delivered, malformed, invalid) = counts(&addr);
+        (delivered == 6.0).then_some((malformed, invalid))
+    });
+    assert_eq!(refused, Some((1.0, 1.0)));
+
+    // 2. Saved before the ack, whatever the strategy: a killed agent comes back with it all.
+    Ledger::lookup("a").unwrap().kill();
+    assert_eq!(state("a"), Some((vec![1, 2, 3, 4, 5], 5)));
+
+    // 3. A crash before the ack: the consumer is killed while the agent runs the handler; the
+    //    agent saves, nobody acks. The consumer started again gets the message again (after
+    //    ack_wait), and the agent's mark skips it.
+    put(&js, "c", 7, 800);
+    lunatic::sleep(Duration::from_millis(300));
+    service.kill();
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    // Until the redelivery came: skipped (counted `replayed`), or applied a second time.
+    let _ = eventually(Duration::from_secs(6), || {
+        let (replayed, ..) = counts(&addr);
+        let runs = state("c").map_or(0, |(_, runs)| runs);
+        (replayed >= 1.0 || runs >= 2).then_some(())
+    });
+    let (replayed, ..) = counts(&addr);
+    println!("killed before its ack: redeliveries skipped by the agent: {replayed}");
+    assert_eq!(state("c"), Some((vec![7], 1)), "applied twice");
+    assert_eq!(replayed, 1.0, "the unacked message was not delivered again");
+
+    // 4. The consumer killed mid-stream (as a crash would): the message it was waiting on is
+    //    applied and saved but not acked; the consumer started again gets it again, and every
+    //    message is applied once.
+    let (skipped_before, ..) = counts(&addr);
+    for n in 0..20 {
+        put(&js, "d", n, 40);
+    }
+    lunatic::sleep(Duration::from_millis(300));
+    service.kill();
+    let applied_at_kill = state("d").map_or(0, |(entries, _)| entries.len());
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    let (entries, runs) = until_entries("d", 20);
+    assert_eq!(entries, (0..20).collect::<Vec<u64>>());
+    assert_eq!(runs, 20, "a message was applied twice");
+    lunatic::sleep(Duration::from_millis(1_200));
+    let (skipped_after, ..) = counts(&addr);
+    println!(
+        "consumer killed after {applied_at_kill} of 20 applied; redeliveries skipped: {}",
+        skipped_after - skipped_before
+    );
+
+    // 5. Replay from a sequence: every message again; the agents (started again from the store,
+    //    marks and all) apply none of them twice.
+    service.stop();
+    for account in ["a", "b", "c", "d"] {
+        Ledger::lookup(account).unwrap().kill();
+    }
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromSequence(1),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let total = 5 + 1 + 1 + 20;
+    let all_skipped = eventually(Duration::from_secs(10), || {
+        let (skipped, ..) = counts(&addr);
+        (skipped - skipped_after >= total as f64).then_some(skipped - skipped_after)
+    });
+    println!("replay from sequence 1: redeliveries skipped {all_skipped:?} of {total}");
+    assert!(all_skipped.is_some());
+    assert_eq!(state("a"), Some((vec![1, 2, 3, 4, 5], 5)));
+    assert_eq!(state("d").map(|(_, runs)| runs), Some(20));
+
+    // 6. Replay from a time: only what was stored from then on comes (one message, new to its
+    //    agent), none of the earlier ones (no more skipped redeliveries).
+    service.stop();
+    lunatic::sleep(Duration::from_millis(1_100));
+    let since = rfc3339_now();
+    put(&js, "b", 2, 0);
+    let (skipped_before_time, ..) = counts(&addr);
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromTime(since.clone()),
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(until_entries("b", 2), (vec![1, 2], 2));
+    lunatic::sleep(Duration::from_millis(1_200));
+    let (skipped_after_time, ..) = counts(&addr);
+    println!(
+        "replay from {since}: redeliveries skipped {}",
+        skipped_after_time - skipped_before_time
+    );
+    assert_eq!(skipped_after_time, skipped_before_time);
+    service.stop();
+    js.delete_stream(STREAM).unwrap();
+    client.close();
+}
