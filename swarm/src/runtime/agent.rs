@@ -1076,6 +1076,18 @@ fn install_panic_reply() {
                 _ => "a panic with a non-text payload".to_owned(),
             };
             let at = info.location().map(|at| at.to_string()).unwrap_or_default();
+            let (kind, key) = IDENTITY
+                .with(|identity| identity.borrow().clone())
+                .unwrap_or(("", String::new()));
+            // The name goes before the caller hears of the crash: a call it makes next must find
+            // the agent gone (and start it again, once this process has ended), not this process,
+            // which ends without reading its mailbox again.
+            if !kind.is_empty() {
+                let name = super::handle::registry_name_of(kind, &key);
+                if host::registry_get(&name).map(|pid| pid.id) == Some(host::this().id) {
+                    host::registry_remove(&name);
+                }
+            }
             if let Some(reply_to) = CURRENT_REPLY.with(|slot| slot.take()) {
                 let location = if at.is_empty() {
                     String::new()
@@ -1087,9 +1099,6 @@ fn install_panic_reply() {
             metrics::on_panic();
             // One event per crash, with its message; Rust's own report (and its backtrace)
             // only when asked, since a supervised crash is expected and restarted.
-            let (kind, key) = IDENTITY
-                .with(|identity| identity.borrow().clone())
-                .unwrap_or(("", String::new()));
             crate::log::warn(
                 "agent.crashed",
                 &[("kind", kind), ("key", &key), ("at", &at)],

@@ -701,7 +701,12 @@ impl<A: Agent> Launcher<A> {
 }
 
 pub(crate) fn registry_name<A: AgentState>(key: &str) -> String {
-    format!("swarm/agent/{}/{key}", A::KIND)
+    registry_name_of(A::KIND, key)
+}
+
+/// [`registry_name`] of a kind known only by name.
+pub(crate) fn registry_name_of(kind: &str, key: &str) -> String {
+    format!("swarm/agent/{kind}/{key}")
 }
 
 fn registry_error<A: AgentState>(key: &str, reason: String) -> StartError {
