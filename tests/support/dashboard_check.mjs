@@ -57,6 +57,11 @@ process.on("exit", () => {
   stopAll();
   rmSync(work, { recursive: true, force: true });
 });
+// Node ends on these without running "exit" handlers, and the children lead their own process
+// groups (a terminal's Ctrl-C does not reach them): stop them here too.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => process.exit(130));
+}
 const overall = setTimeout(() => {
   console.log(`FAIL the check did not finish within ${OVERALL_MS / 1000} s`);
   console.log(`test result: FAILED. ${passed} passed; ${failed + 1} failed (dashboard in headless Chromium)`);

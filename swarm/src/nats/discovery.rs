@@ -92,6 +92,8 @@ pub const OBSERVE_AGENTS: usize = 200;
 
 /// The most live agents an `observe` answer lists.
 pub const OBSERVE_AGENTS_MAX: usize = 10_000;
+/// The longest `observe` body read; a longer one gets the default answer.
+const OBSERVE_BODY_MAX: usize = 1024;
 
 /// The subject on which the discovery process of `namespace` with instance `id` answers
 /// `observe` requests (see the module docs).
@@ -598,11 +600,20 @@ impl Discovery {
 
     /// The answer to an `observe` request (see the module docs).
     fn observe_json(&self, body: &[u8]) -> Vec<u8> {
-        // Anything but `{"agents": n}` asks for the default: a request is never refused.
-        let limit = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|value| value.get("agents")?.as_u64())
-            .map_or(OBSERVE_AGENTS, |n| (n as usize).min(OBSERVE_AGENTS_MAX));
+        // Anything but `{"agents": n}` asks for the default: a request is never refused. Read
+        // into a struct (serde skips other members without building them), and only a short
+        // body: a large one is not a question this answers.
+        #[derive(serde::Deserialize)]
+        struct Ask {
+            agents: Option<u64>,
+        }
+        let limit = (body.len() <= OBSERVE_BODY_MAX)
+            .then(|| serde_json::from_slice::<Ask>(body).ok())
+            .flatten()
+            .and_then(|ask| ask.agents)
+            .map_or(OBSERVE_AGENTS, |n| {
+                usize::try_from(n).map_or(OBSERVE_AGENTS_MAX, |n| n.min(OBSERVE_AGENTS_MAX))
+            });
         let mut answer = serde_json::json!({
             "type": "io.swarm.observe.v1",
             "name": self.identity.name,

@@ -547,22 +547,38 @@ impl Registrar {
             }
             RegistrarOp::LiveAgents { limit } => {
                 if let Some(reply_to) = reply_to {
-                    let mut agents: Vec<LiveAgent> = self
+                    // Borrowed names first; only the `limit` shown are sorted and copied (a
+                    // node holds up to a million agents, and this process also starts them).
+                    let mut named: Vec<(&str, &str, u64)> = self
                         .live
                         .iter()
                         .filter_map(|(&process, name)| {
                             let (kind, key) = kind_and_key(name)?;
-                            Some(LiveAgent {
-                                kind: kind.to_owned(),
-                                key: key.to_owned(),
-                                process,
-                            })
+                            Some((kind, key, process))
                         })
                         .collect();
-                    // Sorted before it is cut, so that the same agents are shown every time.
-                    agents.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
-                    let total = agents.len() as u64;
-                    agents.truncate(limit);
+                    let total = named.len() as u64;
+                    // The first `limit` by kind and key, so that the same agents are shown
+                    // every time.
+                    let by_name =
+                        |a: &(&str, &str, u64), b: &(&str, &str, u64)| (a.0, a.1).cmp(&(b.0, b.1));
+                    if limit < named.len() {
+                        if limit == 0 {
+                            named.clear();
+                        } else {
+                            named.select_nth_unstable_by(limit - 1, by_name);
+                            named.truncate(limit);
+                        }
+                    }
+                    named.sort_unstable_by(by_name);
+                    let agents = named
+                        .into_iter()
+                        .map(|(kind, key, process)| LiveAgent {
+                            kind: kind.to_owned(),
+                            key: key.to_owned(),
+                            process,
+                        })
+                        .collect();
                     reply_to.send(LiveAgents { agents, total });
                 }
             }

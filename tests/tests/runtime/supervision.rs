@@ -486,7 +486,11 @@ fn the_node_directory_shows_each_tree_with_its_counts_and_how_it_ended() {
     let sup = Observed::start().unwrap();
     assert_eq!(events(&journal, 2), ["start top", "start inner"]);
     let id = sup.supervisor().process_id();
-    let tree = tree_of("Observed", id).expect("a started supervisor is in the directory");
+    assert!(
+        eventually(WAIT, || tree_of("Observed", id).is_some()),
+        "a started supervisor is in the directory"
+    );
+    let tree = tree_of("Observed", id).unwrap();
     assert_eq!(tree.state, SupervisorState::Up);
     assert_eq!((tree.max_restarts, tree.within_secs), (5, 10.0));
     let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
@@ -556,6 +560,9 @@ fn the_node_directory_shows_each_tree_with_its_counts_and_how_it_ended() {
     // One killed from outside is `gone`; one shut down, `stopped`.
     let killed = ObservedFragile::start().unwrap();
     let killed_id = killed.supervisor().process_id();
+    // Killed once the directory watches it (its report came first), so that the end arrives as
+    // the monitor's notice rather than being found at the report.
+    lunatic::sleep(std::time::Duration::from_millis(300));
     swarm::runtime::host::kill(killed_id);
     assert!(eventually(WAIT, || tree_of("ObservedFragile", killed_id)
         .is_some_and(|t| t.state == SupervisorState::Gone)));
