@@ -39,6 +39,11 @@ struct Page {
 /// How long a browser may take to send its request head, and how large the head may be.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 16 * 1024;
+/// How long one connection may take in all, its answer included: a client that stops reading
+/// (the page is larger than a socket buffer) does not hold its connection for ever.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait to be accepted (they cannot use up the descriptors).
+const MAX_CONNECTIONS: usize = 64;
 
 /// What the page is told (`/config.json`): where the NATS WebSocket is, which namespace.
 #[derive(serde::Serialize)]
@@ -72,8 +77,12 @@ pub async fn dashboard(listen: &str, ws: &str, namespace: &str) -> Result<(), Fa
     }
     println!("swarm dashboard: http://{bound}/ (namespace {namespace}, NATS WebSocket {ws}); Ctrl-C stops it");
     let page = std::sync::Arc::new((page, config));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let serve = async {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 // Out of file descriptors and the like: wait a little rather than spin.
@@ -85,7 +94,17 @@ pub async fn dashboard(listen: &str, ws: &str, namespace: &str) -> Result<(), Fa
             };
             let page = page.clone();
             tokio::spawn(async move {
-                if let Err(err) = serve_one(stream, &page.0, &page.1).await {
+                let _slot = slot;
+                let served =
+                    tokio::time::timeout(CONNECTION_DEADLINE, serve_one(stream, &page.0, &page.1))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("closed after {CONNECTION_DEADLINE:?}"),
+                            ))
+                        });
+                if let Err(err) = served {
                     // A browser that went away is not news; anything else is worth a line.
                     if err.kind() != std::io::ErrorKind::BrokenPipe
                         && err.kind() != std::io::ErrorKind::ConnectionReset
