@@ -2,6 +2,7 @@
 //! side). Its pulls' messages come to an inbox the consuming process subscribes to, so the process
 //! that made it is the one that fetches.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::api::err_code;
@@ -23,6 +24,8 @@ pub struct PullConsumer {
     durable: String,
     inbox: String,
     sub: Subscription,
+    /// [`PullConsumer::next`]'s pull: how many messages it may still bring, and until when.
+    open_pull: Cell<Option<(usize, Instant)>>,
 }
 
 /// The consumer's info, as far as it is read here.
@@ -107,6 +110,7 @@ impl JetStream {
             durable,
             inbox,
             sub,
+            open_pull: Cell::new(None),
         })
     }
 }
@@ -165,6 +169,71 @@ impl PullConsumer {
             }
         }
         Ok(messages)
+    }
+
+    /// The next message, waiting at most about `wait` (`None`: none came). One pull of up to
+    /// `batch` messages stands at a time; it is asked for only when the last one is over (its
+    /// messages all came, or it expired). A message is taken as it comes: with
+    /// `max_ack_pending: 1` the server sends the next only once this one is acked, so the pull
+    /// delivers them one after the other, in stream order, without a round trip each.
+    pub fn next(&self, batch: usize, wait: Duration) -> Result<Option<JsMessage>, JsError> {
+        let now = Instant::now();
+        let (left, deadline) = match self.open_pull.get() {
+            Some((left, deadline)) if left > 0 && deadline > now => (left, deadline),
+            _ => {
+                let subject = self.js.api_subject(&format!(
+                    "CONSUMER.MSG.NEXT.{}.{}",
+                    self.stream, self.durable
+                ));
+                self.js
+                    .client()
+                    .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
+                    .map_err(JsError::Nats)?;
+                // The server ends the pull by `wait`; a little more for a message on its way.
+                (batch.max(1), now + wait + Duration::from_millis(500))
+            }
+        };
+        self.open_pull.set(Some((left, deadline)));
+        loop {
+            let wait_left = deadline.saturating_duration_since(Instant::now());
+            if wait_left.is_zero() {
+                self.open_pull.set(None);
+                return Ok(None);
+            }
+            match self.sub.next_timeout(wait_left) {
+                Ok(msg) => match classify(msg) {
+                    Pulled::Message(message) => {
+                        self.open_pull.set(Some((left - 1, deadline)));
+                        return Ok(Some(message));
+                    }
+                    // Over (possibly an earlier pull's end, which costs one pull more).
+                    Pulled::Ended(404 | 408, _) => {
+                        self.open_pull.set(None);
+                        return Ok(None);
+                    }
+                    Pulled::Ended(code, description) => {
+                        self.open_pull.set(None);
+                        return Err(JsError::Api {
+                            code,
+                            err_code: 0,
+                            description: format!(
+                                "pulling from consumer {:?} of stream {:?}: {description}",
+                                self.durable, self.stream
+                            ),
+                        });
+                    }
+                    Pulled::Ignore => {}
+                },
+                Err(NatsError::TimedOut { .. }) => {
+                    self.open_pull.set(None);
+                    return Ok(None);
+                }
+                Err(err) => {
+                    self.open_pull.set(None);
+                    return Err(JsError::Nats(err));
+                }
+            }
+        }
     }
 
     /// Acks `message` and waits for the server to confirm it took the ack: it will not be
