@@ -24,6 +24,17 @@ pub struct Entry {
     /// How long the handler takes.
     #[serde(default)]
     pub slow_ms: u64,
+    /// The handler panics if it runs before this time (ms since the epoch): a failure that
+    /// passes, as a store's outage would.
+    #[serde(default)]
+    pub fail_until_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// An account's entries. Write-behind with a save an hour away: only a stream message's own save
@@ -43,6 +54,7 @@ pub struct Ledger {
 impl Ledger {
     #[handler(stream = "STRMTEST", subject = "strmtest.ledger.{key}")]
     pub fn entry(&mut self, entry: Entry) {
+        assert!(now_ms() >= entry.fail_until_ms, "failing on purpose");
         if entry.slow_ms > 0 {
             lunatic::sleep(Duration::from_millis(entry.slow_ms));
         }
@@ -98,7 +110,19 @@ fn counts(addr: &str) -> (f64, f64, f64, f64) {
 }
 
 fn put(js: &JetStream, account: &str, n: u64, slow_ms: u64) -> u64 {
-    let payload = serde_json::to_vec(&Entry { n, slow_ms }).unwrap();
+    put_entry(
+        js,
+        account,
+        Entry {
+            n,
+            slow_ms,
+            fail_until_ms: 0,
+        },
+    )
+}
+
+fn put_entry(js: &JetStream, account: &str, entry: Entry) -> u64 {
+    let payload = serde_json::to_vec(&entry).unwrap();
     js.publish(&format!("strmtest.ledger.{account}"), None, &payload, None)
         .expect("stored")
         .sequence
@@ -224,17 +248,67 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     let (entries, runs) = until_entries("d", 20);
     assert_eq!(entries, (0..20).collect::<Vec<u64>>());
     assert_eq!(runs, 20, "a message was applied twice");
+
+    // 4b. A handler that fails (it panics on its first delivery) holds back its key's later
+    //     messages until it is applied: 2 must not be applied before 1 (the mark would then make
+    //     1's redelivery look applied, and 1 would be lost).
+    put_entry(
+        &js,
+        "e",
+        Entry {
+            n: 1,
+            slow_ms: 0,
+            fail_until_ms: now_ms() + 300,
+        },
+    );
+    let last = put(&js, "e", 2, 0);
+    assert_eq!(
+        until_entries("e", 2),
+        (vec![1, 2], 2),
+        "out of order or lost"
+    );
+
+    // 4c. The consumer killed while messages of a key wait, started again at once (well within
+    //     `ack_wait`, 2.5 s here: a node that restarts before it), and more published for that
+    //     key once the dead consumer's pull is over: the one it was handling comes again before
+    //     anything after it (skipped: applied), and the rest follow in order.
+    service.kill();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromSequence(last + 1),
+            ack_wait: Duration::from_millis(2_500),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    put(&js, "f", 0, 600);
+    put(&js, "f", 1, 0);
+    put(&js, "f", 2, 0);
+    lunatic::sleep(Duration::from_millis(300));
+    service.kill();
+    // Resume: the durable as it is (ack_wait 2.5 s).
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    lunatic::sleep(Duration::from_millis(1_300));
+    put(&js, "f", 3, 0);
+    assert_eq!(
+        until_entries("f", 4),
+        (vec![0, 1, 2, 3], 4),
+        "out of order or lost"
+    );
+
     lunatic::sleep(Duration::from_millis(1_200));
     let (skipped_after, ..) = counts(&addr);
     println!(
-        "consumer killed after {applied_at_kill} of 20 applied; redeliveries skipped: {}",
+        "consumer killed after {applied_at_kill} of 20 applied, then once more; redeliveries \
+         skipped: {}",
         skipped_after - skipped_before
     );
 
     // 5. Replay from a sequence: every message again; the agents (started again from the store,
     //    marks and all) apply none of them twice.
     service.stop();
-    for account in ["a", "b", "c", "d"] {
+    for account in ["a", "b", "c", "d", "e", "f"] {
         Ledger::lookup(account).unwrap().kill();
     }
     let service = serve_streams::<Ledger>(
@@ -245,7 +319,7 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         },
     )
     .unwrap();
-    let total = 5 + 1 + 1 + 20;
+    let total = 5 + 1 + 1 + 20 + 2 + 4;
     let all_skipped = eventually(Duration::from_secs(10), || {
         let (skipped, ..) = counts(&addr);
         (skipped - skipped_after >= total as f64).then_some(skipped - skipped_after)
