@@ -68,6 +68,29 @@ impl Ledger {
     }
 }
 
+/// A kind without persisted fields: its stream marks alone are kept in the store, so that a
+/// message it applied is not applied again after a restart (its events not sent again).
+#[agent(kind = "strm-tally")]
+pub struct Tally {
+    #[key]
+    key: String,
+    /// How many times the handler ran since the agent started.
+    runs: u64,
+}
+
+#[agent]
+impl Tally {
+    #[handler(stream = "STRMTEST", subject = "strmtest.tally.{key}")]
+    pub fn count(&mut self, entry: Entry) {
+        self.runs += entry.n.min(1);
+    }
+
+    #[handler]
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+}
+
 /// `GET /metrics` on `addr`: the body.
 fn metrics(addr: &str) -> String {
     let mut stream = lunatic::net::TcpStream::connect(addr).expect("the listener accepts");
@@ -200,7 +223,13 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     js.publish("strmtest.ledger.bad~key", None, b"{\"n\": 6}", None)
         .unwrap();
     put(&js, "b", 1, 0);
+    // Two: the second leaves the (empty) fields as they were, and its mark is saved all the same.
+    for _ in 0..2 {
+        js.publish("strmtest.tally.t", None, b"{\"n\": 1}", None)
+            .unwrap();
+    }
     let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    let tally = serve_streams::<Tally>(&client, options.clone()).unwrap();
     assert_eq!(service.consumers(), ["swarm-strm-ledger-entry"]);
     assert_eq!(until_entries("a", 5), (vec![1, 2, 3, 4, 5], 5));
     assert_eq!(until_entries("b", 1), (vec![1], 1));
@@ -297,6 +326,41 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         "out of order or lost"
     );
 
+    // 4d. A message that keeps failing is given up on after `max_deliver` deliveries (2 here):
+    //     logged, counted (`gave_up`), terminated; the key's next message then comes.
+    service.kill();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            max_deliver: 2,
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    put_entry(
+        &js,
+        "g",
+        Entry {
+            n: 1,
+            slow_ms: 0,
+            fail_until_ms: now_ms() + 3_600_000,
+        },
+    );
+    put(&js, "g", 2, 0);
+    assert_eq!(until_entries("g", 1), (vec![2], 1));
+    let outcome = |name: &str| {
+        sample(
+            &metrics(&addr),
+            &format!(
+                r#"swarm_subject_messages_total{{kind="strm-ledger",handler="entry",outcome="{name}"}}"#
+            ),
+        )
+    };
+    let gave_up = eventually(Duration::from_secs(3), || {
+        Some(outcome("gave_up")).filter(|&n| n >= 1.0)
+    });
+    assert_eq!(gave_up, Some(1.0));
+
     lunatic::sleep(Duration::from_millis(1_200));
     let (skipped_after, ..) = counts(&addr);
     println!(
@@ -306,9 +370,9 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     );
 
     // 5. Replay from a sequence: every message again; the agents (started again from the store,
-    //    marks and all) apply none of them twice.
-    service.stop();
-    for account in ["a", "b", "c", "d", "e", "f"] {
+    //    marks and all) apply none of them twice. (Killed: everything is acked by now.)
+    service.kill();
+    for account in ["a", "b", "c", "d", "e", "f", "g"] {
         Ledger::lookup(account).unwrap().kill();
     }
     let service = serve_streams::<Ledger>(
@@ -319,7 +383,7 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         },
     )
     .unwrap();
-    let total = 5 + 1 + 1 + 20 + 2 + 4;
+    let total = 5 + 1 + 1 + 20 + 2 + 4 + 2;
     let all_skipped = eventually(Duration::from_secs(10), || {
         let (skipped, ..) = counts(&addr);
         (skipped - skipped_after >= total as f64).then_some(skipped - skipped_after)
@@ -328,6 +392,35 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     assert!(all_skipped.is_some());
     assert_eq!(state("a"), Some((vec![1, 2, 3, 4, 5], 5)));
     assert_eq!(state("d").map(|(_, runs)| runs), Some(20));
+
+    // 5b. The same for a kind without persisted fields: its mark was saved all the same.
+    assert_eq!(Tally::get_or_start("t").unwrap().runs().unwrap(), 2);
+    tally.kill();
+    Tally::lookup("t").unwrap().kill();
+    let tally = serve_streams::<Tally>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromSequence(1),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let replayed = eventually(Duration::from_secs(5), || {
+        let text = metrics(&addr);
+        let skipped = sample(
+            &text,
+            r#"swarm_calls_total{kind="strm-tally",handler="count",outcome="replayed"}"#,
+        );
+        let runs = Tally::lookup("t").and_then(|t| t.runs().ok()).unwrap_or(0);
+        (skipped >= 2.0 || runs >= 1).then_some(())
+    });
+    assert!(replayed.is_some(), "the replay did not reach the tally");
+    assert_eq!(
+        Tally::get_or_start("t").unwrap().runs().unwrap(),
+        0,
+        "applied again after a restart"
+    );
+    tally.kill();
 
     // 6. Replay from a time: only what was stored from then on comes (one message, new to its
     //    agent), none of the earlier ones (no more skipped redeliveries).
