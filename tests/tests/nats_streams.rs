@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use swarm::metrics::{serve, MetricsConfig};
 use swarm::nats::{
-    serve_streams, JetStream, JsError, NatsClient, Replay, StorageType, StreamConfig, StreamOptions,
+    serve_streams, DeliverFrom, DurableConfig, JetStream, JsError, NatsClient, Replay, StorageType,
+    StreamConfig, StreamOptions,
 };
 use swarm::prelude::*;
 use swarm_tests::nats::{connect, eventually, server};
@@ -316,8 +317,14 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     put(&js, "f", 2, 0);
     lunatic::sleep(Duration::from_millis(300));
     service.kill();
-    // Resume: the durable as it is (ack_wait 2.5 s).
-    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            ack_wait: Duration::from_millis(2_500),
+            ..options.clone()
+        },
+    )
+    .unwrap();
     lunatic::sleep(Duration::from_millis(1_300));
     put(&js, "f", 3, 0);
     assert_eq!(
@@ -445,6 +452,26 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         skipped_after_time - skipped_before_time
     );
     assert_eq!(skipped_after_time, skipped_before_time);
+
+    // 7. Resume finds the durable made with other settings (another filter, many messages out):
+    //    it is updated to the handler's, not used as it is (it would deliver nothing of this
+    //    subject, or out of order).
+    service.kill();
+    let mut stale = DurableConfig::new("swarm-strm-ledger-entry");
+    stale.filter_subject = "strmtest.other.>".into();
+    stale.deliver_from = DeliverFrom::New;
+    drop(js.recreate_durable_consumer(STREAM, &stale).unwrap());
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    put(&js, "b", 3, 0);
+    assert_eq!(until_entries("b", 3), (vec![1, 2, 3], 3));
+
+    // 8. The durable deleted under its running consumer: found missing and made again (from the
+    //    stream's start: the marks skip the rest), and the stream goes on.
+    js.delete_consumer(STREAM, "swarm-strm-ledger-entry")
+        .unwrap();
+    lunatic::sleep(Duration::from_millis(100));
+    put(&js, "b", 4, 0);
+    assert_eq!(until_entries("b", 4), (vec![1, 2, 3, 4], 4));
     service.stop();
     js.delete_stream(STREAM).unwrap();
     client.close();

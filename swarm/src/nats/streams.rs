@@ -276,7 +276,7 @@ fn run_consumer<A: Agent>(
     let Some(binding) = A::SUBJECTS.iter().find(|b| b.handler == handler).copied() else {
         return ready.send::<Result<(), String>>(Err("no such stream binding".into()));
     };
-    let consumer = match consumer::<A>(&client, &binding, &options) {
+    let mut consumer = match consumer::<A>(&client, &binding, &options) {
         Ok(consumer) => consumer,
         Err(why) => return ready.send::<Result<(), String>>(Err(why)),
     };
@@ -296,13 +296,28 @@ fn run_consumer<A: Agent>(
             Ok(Some(message)) => message,
             Ok(None) => continue,
             Err(err) => {
-                // The server restarting, the stream gone for a while: try again shortly.
+                // The server restarting, the durable consumer deleted (409), the stream gone for
+                // a while (503: nobody answers the pull): find or make the consumer again, as a
+                // start with `Replay::Resume` does (a new one starts at the stream's first
+                // message, which the agents' marks skip), and go on; or try again shortly.
                 log::warn(
                     "stream.fetch_failed",
                     &[("kind", A::KIND), ("handler", name)],
                     &err.to_string(),
                 );
                 host::sleep(PULL_RETRY);
+                let resume = StreamOptions {
+                    replay: Replay::Resume,
+                    ..options.clone()
+                };
+                match self::consumer::<A>(&client, &binding, &resume) {
+                    Ok(again) => consumer = again,
+                    Err(why) => log::warn(
+                        "stream.consumer_lost",
+                        &[("kind", A::KIND), ("handler", name)],
+                        &format!("not found nor made again, trying again in {PULL_RETRY:?}: {why}"),
+                    ),
+                }
                 continue;
             }
         };
