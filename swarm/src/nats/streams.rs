@@ -35,10 +35,15 @@
 //! terminated, so the stream goes on. (The server's own `max_deliver` is unlimited: it never
 //! drops a message silently.)
 //!
-//! Replay: [`Replay::FromSequence`] and [`Replay::FromTime`] make the durable consumer again,
-//! starting there; agents still skip what their marks say they applied, so a replay fills in
-//! agents that lack messages (a wiped store, a kind consuming the stream for the first time)
-//! without applying anything twice.
+//! Replay: [`Replay::FromSequence`] and [`Replay::FromTime`] delete the durable consumer (its
+//! position is lost) and make it again, starting there; agents still skip what their marks say
+//! they applied, so a replay fills in agents that lack messages (a wiped store, a kind consuming
+//! the stream for the first time) without applying anything twice. [`Replay::Resume`] goes on
+//! from the durable's position; if its settings (filter subject, `ack_wait`, `max_ack_pending`)
+//! are not the handler's, they are updated, or the start fails naming both.
+//!
+//! A durable or stream that disappears while consumed (a pull nobody ends, or ended with an
+//! error) is found or made again as `Resume` would, once a second, until it works.
 
 use std::time::Duration;
 
