@@ -232,6 +232,12 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
     let tally = serve_streams::<Tally>(&client, options.clone()).unwrap();
     assert_eq!(service.consumers(), ["swarm-strm-ledger-entry"]);
+    // Not twice on one node: two consumers would share the durable's messages.
+    let twice = serve_streams::<Ledger>(&client, options.clone());
+    assert!(
+        matches!(&twice, Err(err) if err.to_string().contains("consumed on this node already")),
+        "{twice:?}"
+    );
     assert_eq!(until_entries("a", 5), (vec![1, 2, 3, 4, 5], 5));
     assert_eq!(until_entries("b", 1), (vec![1], 1));
     // Counted (the consumer sends its counts at least once a second; a killed one loses what it

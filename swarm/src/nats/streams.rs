@@ -136,6 +136,14 @@ impl StreamService {
         for &worker in &self.workers {
             host::kill(worker);
         }
+        // Gone before this returns (at most a second), so that the kind can be served again at
+        // once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.workers.iter().any(|&worker| host::exists(worker))
+            && std::time::Instant::now() < deadline
+        {
+            host::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -159,6 +167,19 @@ pub fn serve_streams<A: Agent>(
         .iter()
         .filter(|binding| binding.stream.is_some())
     {
+        let name = A::HANDLERS[binding.handler].name;
+        // One consumer per durable on this node: two would share its messages, each applying
+        // some. (Checked, then registered: two calls at the same instant are not told apart.)
+        let registered = format!("swarm/streams/{}", durable_name::<A>(name));
+        if let Some(other) = crate::runtime::registry::lookup(&registered) {
+            service.kill();
+            return Err(NatsError::Server(format!(
+                "{}.{name} is consumed on this node already (process {}): stop that service \
+                 first",
+                A::KIND,
+                other.id
+            )));
+        }
         let ready = reply_slot();
         let started = spawn(
             (client.clone(), binding.handler, options.clone(), ready),
@@ -173,9 +194,9 @@ pub fn serve_streams<A: Agent>(
                 })
                 .and_then(|made| made.map(|()| worker))
         });
-        let name = A::HANDLERS[binding.handler].name;
         match started {
             Ok(worker) => {
+                host::registry_put(&registered, host::Pid::local(worker));
                 service.consumers.push(durable_name::<A>(name));
                 service.workers.push(worker);
             }
