@@ -195,6 +195,9 @@ impl PullConsumer {
 
     /// Up to `batch` messages, waiting at most `wait` for the first ones: fewer (or none) when the
     /// stream has no more for now. Messages of an earlier pull that came late are taken too.
+    /// The pull stays open on the server until `wait` even when this returns early (a short
+    /// silence ends a batch), so its later messages come to the next call, and several pulls
+    /// can be open at once: [`PullConsumer::next`] keeps one open at a time.
     pub fn fetch(&self, batch: usize, wait: Duration) -> Result<Vec<JsMessage>, JsError> {
         let subject = self.js.api_subject(&format!(
             "CONSUMER.MSG.NEXT.{}.{}",
