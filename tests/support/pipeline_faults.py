@@ -143,7 +143,10 @@ async def run(wasm):
         "SWARM_NATS_URL": server.url,
         "SWARM_NAMESPACE": NAMESPACE,
         "SWARM_DATA_DIR": "store",
-        "SWARM_ACK_WAIT_MS": "1500",
+        # Longer than the node takes to start again (3-7 s): the messages the dead node had
+        # taken and not acked are still held by the server when the new one asks, while newer
+        # orders keep coming; they must not be applied before those (a key's messages in order).
+        "SWARM_ACK_WAIT_MS": "10000",
     }, cwd=data)
     failures = []
     try:

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use swarm::metrics::{serve, MetricsConfig};
 use swarm::nats::{
-    serve_streams, JetStream, JsError, NatsClient, Replay, StorageType, StreamConfig, StreamOptions,
+    serve_streams, DeliverFrom, DurableConfig, JetStream, JsError, NatsClient, Replay, StorageType,
+    StreamConfig, StreamOptions,
 };
 use swarm::prelude::*;
 use swarm_tests::nats::{connect, eventually, server};
@@ -24,6 +25,17 @@ pub struct Entry {
     /// How long the handler takes.
     #[serde(default)]
     pub slow_ms: u64,
+    /// The handler panics if it runs before this time (ms since the epoch): a failure that
+    /// passes, as a store's outage would.
+    #[serde(default)]
+    pub fail_until_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// An account's entries. Write-behind with a save an hour away: only a stream message's own save
@@ -43,6 +55,7 @@ pub struct Ledger {
 impl Ledger {
     #[handler(stream = "STRMTEST", subject = "strmtest.ledger.{key}")]
     pub fn entry(&mut self, entry: Entry) {
+        assert!(now_ms() >= entry.fail_until_ms, "failing on purpose");
         if entry.slow_ms > 0 {
             lunatic::sleep(Duration::from_millis(entry.slow_ms));
         }
@@ -53,6 +66,29 @@ impl Ledger {
     #[handler]
     pub fn state(&self) -> (Vec<u64>, u64) {
         (self.entries.clone(), self.runs)
+    }
+}
+
+/// A kind without persisted fields: its stream marks alone are kept in the store, so that a
+/// message it applied is not applied again after a restart (its events not sent again).
+#[agent(kind = "strm-tally")]
+pub struct Tally {
+    #[key]
+    key: String,
+    /// How many times the handler ran since the agent started.
+    runs: u64,
+}
+
+#[agent]
+impl Tally {
+    #[handler(stream = "STRMTEST", subject = "strmtest.tally.{key}")]
+    pub fn count(&mut self, entry: Entry) {
+        self.runs += entry.n.min(1);
+    }
+
+    #[handler]
+    pub fn runs(&self) -> u64 {
+        self.runs
     }
 }
 
@@ -98,7 +134,19 @@ fn counts(addr: &str) -> (f64, f64, f64, f64) {
 }
 
 fn put(js: &JetStream, account: &str, n: u64, slow_ms: u64) -> u64 {
-    let payload = serde_json::to_vec(&Entry { n, slow_ms }).unwrap();
+    put_entry(
+        js,
+        account,
+        Entry {
+            n,
+            slow_ms,
+            fail_until_ms: 0,
+        },
+    )
+}
+
+fn put_entry(js: &JetStream, account: &str, entry: Entry) -> u64 {
+    let payload = serde_json::to_vec(&entry).unwrap();
     js.publish(&format!("strmtest.ledger.{account}"), None, &payload, None)
         .expect("stored")
         .sequence
@@ -176,8 +224,20 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     js.publish("strmtest.ledger.bad~key", None, b"{\"n\": 6}", None)
         .unwrap();
     put(&js, "b", 1, 0);
+    // Two: the second leaves the (empty) fields as they were, and its mark is saved all the same.
+    for _ in 0..2 {
+        js.publish("strmtest.tally.t", None, b"{\"n\": 1}", None)
+            .unwrap();
+    }
     let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    let tally = serve_streams::<Tally>(&client, options.clone()).unwrap();
     assert_eq!(service.consumers(), ["swarm-strm-ledger-entry"]);
+    // Not twice on one node: two consumers would share the durable's messages.
+    let twice = serve_streams::<Ledger>(&client, options.clone());
+    assert!(
+        matches!(&twice, Err(err) if err.to_string().contains("consumed on this node already")),
+        "{twice:?}"
+    );
     assert_eq!(until_entries("a", 5), (vec![1, 2, 3, 4, 5], 5));
     assert_eq!(until_entries("b", 1), (vec![1], 1));
     // Counted (the consumer sends its counts at least once a second; a killed one loses what it
@@ -224,17 +284,108 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     let (entries, runs) = until_entries("d", 20);
     assert_eq!(entries, (0..20).collect::<Vec<u64>>());
     assert_eq!(runs, 20, "a message was applied twice");
+
+    // 4b. A handler that fails (it panics on its first delivery) holds back its key's later
+    //     messages until it is applied: 2 must not be applied before 1 (the mark would then make
+    //     1's redelivery look applied, and 1 would be lost).
+    put_entry(
+        &js,
+        "e",
+        Entry {
+            n: 1,
+            slow_ms: 0,
+            fail_until_ms: now_ms() + 300,
+        },
+    );
+    let last = put(&js, "e", 2, 0);
+    assert_eq!(
+        until_entries("e", 2),
+        (vec![1, 2], 2),
+        "out of order or lost"
+    );
+
+    // 4c. The consumer killed while messages of a key wait, started again at once (well within
+    //     `ack_wait`, 2.5 s here: a node that restarts before it), and more published for that
+    //     key once the dead consumer's pull is over: the one it was handling comes again before
+    //     anything after it (skipped: applied), and the rest follow in order.
+    service.kill();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromSequence(last + 1),
+            ack_wait: Duration::from_millis(2_500),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    put(&js, "f", 0, 600);
+    put(&js, "f", 1, 0);
+    put(&js, "f", 2, 0);
+    lunatic::sleep(Duration::from_millis(300));
+    service.kill();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            ack_wait: Duration::from_millis(2_500),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    lunatic::sleep(Duration::from_millis(1_300));
+    put(&js, "f", 3, 0);
+    assert_eq!(
+        until_entries("f", 4),
+        (vec![0, 1, 2, 3], 4),
+        "out of order or lost"
+    );
+
+    // 4d. A message that keeps failing is given up on after `max_deliver` deliveries (2 here):
+    //     logged, counted (`gave_up`), terminated; the key's next message then comes.
+    service.kill();
+    let service = serve_streams::<Ledger>(
+        &client,
+        StreamOptions {
+            max_deliver: 2,
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    put_entry(
+        &js,
+        "g",
+        Entry {
+            n: 1,
+            slow_ms: 0,
+            fail_until_ms: now_ms() + 3_600_000,
+        },
+    );
+    put(&js, "g", 2, 0);
+    assert_eq!(until_entries("g", 1), (vec![2], 1));
+    let outcome = |name: &str| {
+        sample(
+            &metrics(&addr),
+            &format!(
+                r#"swarm_subject_messages_total{{kind="strm-ledger",handler="entry",outcome="{name}"}}"#
+            ),
+        )
+    };
+    let gave_up = eventually(Duration::from_secs(3), || {
+        Some(outcome("gave_up")).filter(|&n| n >= 1.0)
+    });
+    assert_eq!(gave_up, Some(1.0));
+
     lunatic::sleep(Duration::from_millis(1_200));
     let (skipped_after, ..) = counts(&addr);
     println!(
-        "consumer killed after {applied_at_kill} of 20 applied; redeliveries skipped: {}",
+        "consumer killed after {applied_at_kill} of 20 applied, then once more; redeliveries \
+         skipped: {}",
         skipped_after - skipped_before
     );
 
     // 5. Replay from a sequence: every message again; the agents (started again from the store,
-    //    marks and all) apply none of them twice.
-    service.stop();
-    for account in ["a", "b", "c", "d"] {
+    //    marks and all) apply none of them twice. (Killed: everything is acked by now.)
+    service.kill();
+    for account in ["a", "b", "c", "d", "e", "f", "g"] {
         Ledger::lookup(account).unwrap().kill();
     }
     let service = serve_streams::<Ledger>(
@@ -245,7 +396,7 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         },
     )
     .unwrap();
-    let total = 5 + 1 + 1 + 20;
+    let total = 5 + 1 + 1 + 20 + 2 + 4 + 2;
     let all_skipped = eventually(Duration::from_secs(10), || {
         let (skipped, ..) = counts(&addr);
         (skipped - skipped_after >= total as f64).then_some(skipped - skipped_after)
@@ -254,6 +405,35 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     assert!(all_skipped.is_some());
     assert_eq!(state("a"), Some((vec![1, 2, 3, 4, 5], 5)));
     assert_eq!(state("d").map(|(_, runs)| runs), Some(20));
+
+    // 5b. The same for a kind without persisted fields: its mark was saved all the same.
+    assert_eq!(Tally::get_or_start("t").unwrap().runs().unwrap(), 2);
+    tally.kill();
+    Tally::lookup("t").unwrap().kill();
+    let tally = serve_streams::<Tally>(
+        &client,
+        StreamOptions {
+            replay: Replay::FromSequence(1),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let replayed = eventually(Duration::from_secs(5), || {
+        let text = metrics(&addr);
+        let skipped = sample(
+            &text,
+            r#"swarm_calls_total{kind="strm-tally",handler="count",outcome="replayed"}"#,
+        );
+        let runs = Tally::lookup("t").and_then(|t| t.runs().ok()).unwrap_or(0);
+        (skipped >= 2.0 || runs >= 1).then_some(())
+    });
+    assert!(replayed.is_some(), "the replay did not reach the tally");
+    assert_eq!(
+        Tally::get_or_start("t").unwrap().runs().unwrap(),
+        0,
+        "applied again after a restart"
+    );
+    tally.kill();
 
     // 6. Replay from a time: only what was stored from then on comes (one message, new to its
     //    agent), none of the earlier ones (no more skipped redeliveries).
@@ -278,6 +458,26 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         skipped_after_time - skipped_before_time
     );
     assert_eq!(skipped_after_time, skipped_before_time);
+
+    // 7. Resume finds the durable made with other settings (another filter, many messages out):
+    //    it is updated to the handler's, not used as it is (it would deliver nothing of this
+    //    subject, or out of order).
+    service.kill();
+    let mut stale = DurableConfig::new("swarm-strm-ledger-entry");
+    stale.filter_subject = "strmtest.other.>".into();
+    stale.deliver_from = DeliverFrom::New;
+    drop(js.recreate_durable_consumer(STREAM, &stale).unwrap());
+    let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
+    put(&js, "b", 3, 0);
+    assert_eq!(until_entries("b", 3), (vec![1, 2, 3], 3));
+
+    // 8. The durable deleted under its running consumer: found missing and made again (from the
+    //    stream's start: the marks skip the rest), and the stream goes on.
+    js.delete_consumer(STREAM, "swarm-strm-ledger-entry")
+        .unwrap();
+    lunatic::sleep(Duration::from_millis(100));
+    put(&js, "b", 4, 0);
+    assert_eq!(until_entries("b", 4), (vec![1, 2, 3, 4], 4));
     service.stop();
     js.delete_stream(STREAM).unwrap();
     client.close();

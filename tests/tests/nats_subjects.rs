@@ -80,8 +80,9 @@ pub struct Inbox {
 #[agent]
 impl Inbox {
     #[handler(subject = "subjtest.notify.{key}")]
-    pub fn notified(&mut self, note: Note) {
-        self.notes.push(note.text);
+    // A raw identifier as the argument: the payload is decoded as the field `type`.
+    pub fn notified(&mut self, r#type: Note) {
+        self.notes.push(r#type.text);
     }
 
     #[handler]

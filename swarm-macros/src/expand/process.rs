@@ -6,6 +6,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::{message_ident, private, private_at, schema};
@@ -221,7 +222,8 @@ fn subjects(model: &AgentImpl) -> (TokenStream, TokenStream) {
         let argument = handler
             .args
             .first()
-            .map(|arg| arg.name.to_string())
+            // As serde names the field: `r#type` is `type`.
+            .map(|arg| arg.name.unraw().to_string())
             .unwrap_or_default();
         let stream = match &handler.stream {
             Some((name, _)) => quote!(#p::Option::Some(#name)),

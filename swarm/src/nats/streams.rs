@@ -4,8 +4,8 @@
 //!
 //! [`serve_streams`] starts one consumer process per bound handler of a kind. Each uses the durable
 //! pull consumer `swarm-<kind>-<handler>` of the stream (made if it does not exist, filtered to the
-//! handler's subject, explicit acks), fetches messages in batches and, one message at a time, in
-//! stream order:
+//! handler's subject, explicit acks, `max_ack_pending: 1`) and takes its messages one at a time,
+//! in stream order:
 //!
 //! - checks the key token and decodes the payload as the handler's one argument (JSON); a message
 //!   that fails either is counted, logged (`stream.malformed`, `stream.invalid_key`) and
@@ -19,14 +19,31 @@
 //!
 //! So a message is acked only after its change is saved (at least once), and a redelivery (the
 //! consumer or its node died before the ack, or the ack was late past `ack_wait`) finds the mark
-//! and is acked without running again (at most once per agent). A handler that panics, or whose
-//! save fails, gets its message `-NAK`ed for a redelivery a second later (at most `max_deliver`
-//! deliveries, 5 by default, then the server gives up on it: logged as `stream.failed` each time).
+//! and is acked without running again (at most once per agent).
 //!
-//! Replay: [`Replay::FromSequence`] and [`Replay::FromTime`] make the durable consumer again,
-//! starting there; agents still skip what their marks say they applied, so a replay fills in
-//! agents that lack messages (a wiped store, a kind consuming the stream for the first time)
-//! without applying anything twice.
+//! Order: the server holds back every later message until the one delivered is acked (or
+//! terminated): `max_ack_pending: 1`. The agent's mark is a high-water mark, so a later message
+//! of a key applied before an earlier one would make the earlier one's redelivery look applied,
+//! and it would be lost; with one message out at a time, an unacked one (its consumer killed, its
+//! handler failed) is always delivered again before anything after it.
+//!
+//! Failures: a message whose agent does not start, whose handler panics, or whose save (or
+//! events) fails is `-NAK`ed, to come again after a back-off that doubles from 1 s up to 60 s,
+//! and nothing after it comes meanwhile. After `max_deliver` deliveries (20 by default, about 14
+//! minutes of failing) the consumer gives up on it on purpose: logged as an error
+//! (`stream.gave_up`, naming stream, sequence, key and the last reason), counted (`gave_up`) and
+//! terminated, so the stream goes on. (The server's own `max_deliver` is unlimited: it never
+//! drops a message silently.)
+//!
+//! Replay: [`Replay::FromSequence`] and [`Replay::FromTime`] delete the durable consumer (its
+//! position is lost) and make it again, starting there; agents still skip what their marks say
+//! they applied, so a replay fills in agents that lack messages (a wiped store, a kind consuming
+//! the stream for the first time) without applying anything twice. [`Replay::Resume`] goes on
+//! from the durable's position; if its settings (filter subject, `ack_wait`, `max_ack_pending`)
+//! are not the handler's, they are updated, or the start fails naming both.
+//!
+//! A durable or stream that disappears while consumed (a pull nobody ends, or ended with an
+//! error) is found or made again as `Resume` would, once a second, until it works.
 
 use std::time::Duration;
 
@@ -65,9 +82,11 @@ pub struct StreamOptions {
     /// How long the server waits for an ack before delivering a message again (default 30 s;
     /// used when a consumer is made).
     pub ack_wait: Duration,
-    /// At most this many deliveries of one message (default 5; used when a consumer is made).
+    /// After this many failed deliveries of one message (default 20; the back-off between them
+    /// grows from 1 s to 60 s), it is given up on: logged as an error, counted and terminated.
+    /// 0: never (the consumer then waits on that message for ever).
     pub max_deliver: i64,
-    /// Messages fetched per pull (default 64).
+    /// Messages asked for per pull (default 64); they come one at a time all the same.
     pub batch: usize,
 }
 
@@ -76,7 +95,7 @@ impl Default for StreamOptions {
         StreamOptions {
             replay: Replay::Resume,
             ack_wait: Duration::from_secs(30),
-            max_deliver: 5,
+            max_deliver: 20,
             batch: 64,
         }
     }
@@ -117,6 +136,14 @@ impl StreamService {
         for &worker in &self.workers {
             host::kill(worker);
         }
+        // Gone before this returns (at most a second), so that the kind can be served again at
+        // once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.workers.iter().any(|&worker| host::exists(worker))
+            && std::time::Instant::now() < deadline
+        {
+            host::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -140,6 +167,19 @@ pub fn serve_streams<A: Agent>(
         .iter()
         .filter(|binding| binding.stream.is_some())
     {
+        let name = A::HANDLERS[binding.handler].name;
+        // One consumer per durable on this node: two would share its messages, each applying
+        // some. (Checked, then registered: two calls at the same instant are not told apart.)
+        let registered = format!("swarm/streams/{}", durable_name::<A>(name));
+        if let Some(other) = crate::runtime::registry::lookup(&registered) {
+            service.kill();
+            return Err(NatsError::Server(format!(
+                "{}.{name} is consumed on this node already (process {}): stop that service \
+                 first",
+                A::KIND,
+                other.id
+            )));
+        }
         let ready = reply_slot();
         let started = spawn(
             (client.clone(), binding.handler, options.clone(), ready),
@@ -154,9 +194,9 @@ pub fn serve_streams<A: Agent>(
                 })
                 .and_then(|made| made.map(|()| worker))
         });
-        let name = A::HANDLERS[binding.handler].name;
         match started {
             Ok(worker) => {
+                host::registry_put(&registered, host::Pid::local(worker));
                 service.consumers.push(durable_name::<A>(name));
                 service.workers.push(worker);
             }
@@ -180,8 +220,12 @@ const PULL_WAIT: Duration = Duration::from_secs(1);
 /// How long a consumer waits for an agent to apply one message before leaving it to a
 /// redelivery.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
-/// When a message whose handler failed is delivered again.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// When a message whose handler failed the first time is delivered again (doubling after).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest back-off between two deliveries of a message that fails.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a consumer waits before pulling again after a pull failed.
+const PULL_RETRY: Duration = Duration::from_secs(1);
 /// The longest a consumer keeps counts before sending them to the metrics process.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -195,15 +239,18 @@ enum Outcome {
     StartFailed,
     /// The handler panicked or its save failed: delivered again later.
     Failed,
+    /// Failed `max_deliver` times: terminated on purpose.
+    GaveUp,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Delivered,
         Outcome::Malformed,
         Outcome::InvalidKey,
         Outcome::StartFailed,
         Outcome::Failed,
+        Outcome::GaveUp,
     ];
 
     fn as_str(self) -> &'static str {
@@ -213,6 +260,7 @@ impl Outcome {
             Outcome::InvalidKey => "invalid_key",
             Outcome::StartFailed => "start_failed",
             Outcome::Failed => "failed",
+            Outcome::GaveUp => "gave_up",
         }
     }
 }
@@ -228,7 +276,11 @@ fn consumer<A: Agent>(
     let mut config = DurableConfig::new(durable_name::<A>(A::HANDLERS[binding.handler].name));
     config.filter_subject = binding.subject.to_owned();
     config.ack_wait = options.ack_wait;
-    config.max_deliver = options.max_deliver;
+    // Giving up is the consumer's decision (logged, counted), never the server's (silent).
+    config.max_deliver = -1;
+    // One message out at a time: the next only once this one is acked, so a key's messages are
+    // applied in stream order even when one fails or its consumer dies (see the module doc).
+    config.max_ack_pending = 1;
     let made = match &options.replay {
         Replay::Resume => js.durable_consumer(stream, &config),
         Replay::FromSequence(seq) => {
@@ -250,7 +302,7 @@ fn run_consumer<A: Agent>(
     let Some(binding) = A::SUBJECTS.iter().find(|b| b.handler == handler).copied() else {
         return ready.send::<Result<(), String>>(Err("no such stream binding".into()));
     };
-    let consumer = match consumer::<A>(&client, &binding, &options) {
+    let mut consumer = match consumer::<A>(&client, &binding, &options) {
         Ok(consumer) => consumer,
         Err(why) => return ready.send::<Result<(), String>>(Err(why)),
     };
@@ -266,27 +318,37 @@ fn run_consumer<A: Agent>(
         if take_queued::<()>(&[STOP_TAG]).is_some() {
             break;
         }
-        let batch = match consumer.fetch(options.batch.max(1), PULL_WAIT) {
-            Ok(batch) => batch,
+        let message = match consumer.next(options.batch.max(1), PULL_WAIT) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
             Err(err) => {
-                // The server restarting, the stream gone for a while: try again shortly.
+                // The server restarting, the durable consumer deleted (409), the stream gone for
+                // a while (503: nobody answers the pull): find or make the consumer again, as a
+                // start with `Replay::Resume` does (a new one starts at the stream's first
+                // message, which the agents' marks skip), and go on; or try again shortly.
                 log::warn(
                     "stream.fetch_failed",
                     &[("kind", A::KIND), ("handler", name)],
                     &err.to_string(),
                 );
-                host::sleep(RETRY_AFTER);
+                host::sleep(PULL_RETRY);
+                let resume = StreamOptions {
+                    replay: Replay::Resume,
+                    ..options.clone()
+                };
+                match self::consumer::<A>(&client, &binding, &resume) {
+                    Ok(again) => consumer = again,
+                    Err(why) => log::warn(
+                        "stream.consumer_lost",
+                        &[("kind", A::KIND), ("handler", name)],
+                        &format!("not found nor made again, trying again in {PULL_RETRY:?}: {why}"),
+                    ),
+                }
                 continue;
             }
         };
-        for message in batch {
-            let outcome = apply::<A>(&consumer, &binding, name, &message);
-            counts[outcome as usize] += 1;
-            if flushed.elapsed() >= FLUSH_EVERY {
-                flush_counts::<A>(name, &mut counts);
-                flushed = std::time::Instant::now();
-            }
-        }
+        let outcome = apply::<A>(&consumer, &binding, name, &message, options.max_deliver);
+        counts[outcome as usize] += 1;
     }
     flush_counts::<A>(name, &mut counts);
 }
@@ -297,6 +359,7 @@ fn apply<A: Agent>(
     binding: &SubjectBinding,
     handler: &'static str,
     message: &JsMessage,
+    max_deliver: i64,
 ) -> Outcome {
     let seq = message.stream_sequence.to_string();
     let delivered = message.delivered.to_string();
@@ -347,32 +410,60 @@ fn apply<A: Agent>(
             return Outcome::Malformed;
         }
     };
-    let retry = |event: &str, why: &str| {
+    // Failed this time: delivered again after a back-off (nothing after it comes meanwhile), or,
+    // after `max_deliver` deliveries, given up on.
+    let retry = |outcome: Outcome, event: &str, why: &str| -> Outcome {
+        if max_deliver > 0 && message.delivered >= max_deliver as u64 {
+            log::event(
+                log::Level::Error,
+                "stream.gave_up",
+                &[
+                    ("kind", A::KIND),
+                    ("handler", handler),
+                    ("stream", binding.stream.unwrap_or_default()),
+                    ("stream_seq", &seq),
+                    ("key", token),
+                    ("delivered", &delivered),
+                ],
+                &format!("not applied after {delivered} deliveries, terminated: {why}"),
+            );
+            if let Err(err) = consumer.term(message) {
+                log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
+            }
+            return Outcome::GaveUp;
+        }
+        let delay = retry_delay(message.delivered);
         log_at(
             log::Level::Warn,
             event,
-            &format!("not applied, delivered again in {RETRY_AFTER:?}: {why}"),
+            &format!("not applied, delivered again in {delay:?}: {why}"),
         );
-        if let Err(err) = consumer.nak(message, RETRY_AFTER) {
+        if let Err(err) = consumer.nak(message, delay) {
             log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
         }
+        outcome
     };
     let agent = match Launcher::<A>::default().get_or_start(key) {
         Ok(agent) => agent,
         Err(err) => {
-            retry("stream.start_failed", &err.to_string());
-            return Outcome::StartFailed;
+            return retry(
+                Outcome::StartFailed,
+                "stream.start_failed",
+                &err.to_string(),
+            )
         }
     };
     let Some(pid) = agent.raw().pid() else {
-        retry("stream.start_failed", "the agent runs on another node");
-        return Outcome::StartFailed;
+        return retry(
+            Outcome::StartFailed,
+            "stream.start_failed",
+            "the agent runs on another node",
+        );
     };
     let slot = ReplyTo::json_to(host::Pid::local(host::this().id), Tag::new())
         .with_stream_seq(message.stream_sequence);
     if let Err(err) = agent.raw().send_request(handler, decoded, slot) {
-        retry("stream.failed", &err.to_string());
-        return Outcome::Failed;
+        return retry(Outcome::Failed, "stream.failed", &err.to_string());
     }
     match wait_for::<Vec<u8>>(slot, pid.id, Some(APPLY_WAIT)) {
         Ok(_answer) => {
@@ -384,11 +475,15 @@ fn apply<A: Agent>(
             }
             Outcome::Delivered
         }
-        Err(err) => {
-            retry("stream.failed", &format!("{err:?}"));
-            Outcome::Failed
-        }
+        Err(err) => retry(Outcome::Failed, "stream.failed", &format!("{err:?}")),
     }
+}
+
+/// The back-off before delivery `delivered + 1` of a message that failed: 1 s, doubling, at most
+/// 60 s.
+fn retry_delay(delivered: u64) -> Duration {
+    let doublings = delivered.saturating_sub(1).min(16) as u32;
+    (RETRY_FIRST * 2u32.pow(doublings)).min(RETRY_MAX)
 }
 
 /// Sends what was counted since the last flush to the node's metrics process, if it serves

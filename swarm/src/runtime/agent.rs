@@ -238,6 +238,10 @@ pub struct AgentCell<A> {
     save_due: Option<std::time::Instant>,
     /// The calls it applied, by request id (see `applied`).
     applied: Applied,
+    /// A stream mark moved since the last save: saved even if the fields did not change (else a
+    /// handler that changed nothing would run again on a redelivery or a replay, and send its
+    /// events again).
+    marks_unsaved: bool,
 }
 
 impl<A: AgentBehavior> AgentCell<A> {
@@ -308,8 +312,9 @@ impl<A: AgentBehavior> AgentCell<A> {
         // A stream message's change is saved before its answer, which acks it, whatever the
         // strategy; its sequence goes into the same write.
         let stream = CURRENT_STREAM.with(|slot| slot.take());
-        if let (true, Some((name, seq))) = (mutated, stream) {
+        if let Some((name, seq)) = stream {
             self.applied.set_stream_mark(name, seq);
+            self.marks_unsaved = true;
         }
         if let (true, Persistence::WriteBehind { every }, None) = (mutated, A::PERSISTENCE, stream)
         {
@@ -319,7 +324,7 @@ impl<A: AgentBehavior> AgentCell<A> {
             if self.store.is_some() && self.save_due.is_none() {
                 self.save_due = Some(std::time::Instant::now() + every);
             }
-        } else if mutated {
+        } else if mutated || stream.is_some() {
             match self.save_if_changed() {
                 Ok(()) => {}
                 Err(SaveFailure::Stale(reason)) => {
@@ -426,8 +431,9 @@ impl<A: AgentBehavior> AgentCell<A> {
             return Ok(());
         };
         let record = self.agent.encode_persisted().map_err(SaveFailure::Failed)?;
-        if record != self.saved {
-            // The fields changed: saved with the ids of the calls applied (the same write).
+        if record != self.saved || self.marks_unsaved {
+            // The fields (or the stream marks) changed: saved with the ids of the calls applied
+            // and the marks (the same write).
             let stored = self
                 .applied
                 .saved_with(&record)
@@ -442,9 +448,17 @@ impl<A: AgentBehavior> AgentCell<A> {
                 other => SaveFailure::Failed(other.to_string()),
             })?;
             self.saved = record;
+            self.marks_unsaved = false;
         }
         Ok(())
     }
+}
+
+/// Whether agents of kind `A` have a record in the store: their `#[persist]` fields, or, for a
+/// kind bound to a stream, its marks (a kind without persisted fields would otherwise apply a
+/// redelivered or replayed message again after a restart, and send its events again).
+pub(crate) fn keeps_record<A: Agent>() -> bool {
+    A::PERSISTS || A::SUBJECTS.iter().any(|binding| binding.stream.is_some())
 }
 
 /// Why a save did not happen.
@@ -512,7 +526,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         key: arg.key.clone(),
         reason,
     };
-    let store_config = A::PERSISTS.then(|| {
+    let store_config = keeps_record::<A>().then(|| {
         arg.store
             .clone()
             .unwrap_or_else(StoreConfig::default_for_node)
@@ -527,6 +541,7 @@ fn init_state<A: Agent>(arg: AgentArg) -> Result<AgentCell<A>, StartError> {
         stale: false,
         save_due: None,
         applied: Applied::default(),
+        marks_unsaved: false,
     };
     if let Some(config) = store_config {
         let store_error = |source| StartError::Store {

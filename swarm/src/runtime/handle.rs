@@ -693,7 +693,7 @@ impl<A: Agent> Launcher<A> {
     }
 
     fn resolve_store(&self) -> Option<StoreConfig> {
-        if !A::PERSISTS {
+        if !super::agent::keeps_record::<A>() {
             return None;
         }
         Some(self.store.clone().unwrap_or_else(node::default_store))

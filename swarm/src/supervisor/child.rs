@@ -115,7 +115,8 @@ impl ChildSpec {
 /// The store is resolved when the spec is built, in the process that builds it, as
 /// `get_or_start` does: a supervisor restarts its children with the store they started with.
 fn agent_arg<A: Agent>(key: String) -> AgentArg {
-    let store: Option<StoreConfig> = A::PERSISTS.then(crate::runtime::node::default_store);
+    let store: Option<StoreConfig> =
+        crate::runtime::agent::keeps_record::<A>().then(crate::runtime::node::default_store);
     AgentArg {
         key,
         store,

@@ -2,11 +2,12 @@
 //! side). Its pulls' messages come to an inbox the consuming process subscribes to, so the process
 //! that made it is the one that fetches.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::api::err_code;
 use super::context::JetStream;
-use super::durable::{self, classify, DurableConfig, JsMessage, Pulled};
+use super::durable::{self, classify, DeliverFrom, DurableConfig, JsMessage, Pulled};
 use super::error::JsError;
 use super::names::check_stream_name;
 use crate::nats::client::Subscription;
@@ -23,17 +24,68 @@ pub struct PullConsumer {
     durable: String,
     inbox: String,
     sub: Subscription,
+    /// [`PullConsumer::next`]'s pull: how many messages it may still bring, and until when.
+    open_pull: Cell<Option<(usize, Instant)>>,
 }
 
 /// The consumer's info, as far as it is read here.
 #[derive(Debug, serde::Deserialize)]
 struct ConsumerInfo {
     name: String,
+    #[serde(default)]
+    config: Option<ExistingConfig>,
+}
+
+/// The settings of an existing consumer that [`JetStream::durable_consumer`] compares.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExistingConfig {
+    #[serde(default)]
+    filter_subject: String,
+    #[serde(default)]
+    deliver_policy: String,
+    #[serde(default)]
+    opt_start_seq: Option<u64>,
+    #[serde(default)]
+    opt_start_time: Option<String>,
+    #[serde(default)]
+    ack_wait: u64,
+    #[serde(default)]
+    max_deliver: i64,
+    #[serde(default)]
+    max_ack_pending: i64,
+}
+
+impl ExistingConfig {
+    /// Whether it differs from `config` in a setting that an update changes (all but where it
+    /// starts, which the server keeps).
+    fn differs_from(&self, config: &DurableConfig) -> bool {
+        self.filter_subject != config.filter_subject
+            || self.ack_wait != config.ack_wait.as_nanos() as u64
+            || self.max_deliver != config.max_deliver
+            || self.max_ack_pending != config.max_ack_pending
+    }
+
+    /// Where it starts, as it was made (an update must say the same).
+    fn deliver_from(&self) -> DeliverFrom {
+        match (
+            self.deliver_policy.as_str(),
+            self.opt_start_seq,
+            &self.opt_start_time,
+        ) {
+            ("by_start_sequence", Some(seq), _) => DeliverFrom::Sequence(seq),
+            ("by_start_time", _, Some(time)) => DeliverFrom::Time(time.clone()),
+            ("new", ..) => DeliverFrom::New,
+            _ => DeliverFrom::All,
+        }
+    }
 }
 
 impl JetStream {
     /// The durable consumer `config.durable` of `stream`: the existing one, which goes on from its
-    /// position (its configuration as it is), or a new one made with `config`.
+    /// position, or a new one made with `config`. An existing one whose filter subject, `ack_wait`,
+    /// `max_deliver` or `max_ack_pending` differ from `config` is updated to `config`'s (where it
+    /// starts is kept); an update the server refuses is an error naming both settings, never a
+    /// consumer silently left as it was (it would deliver other subjects, or out of order).
     pub fn durable_consumer(
         &self,
         stream: &str,
@@ -47,6 +99,29 @@ impl JetStream {
             Some(stream),
         );
         let name = match info {
+            Ok(ConsumerInfo {
+                name,
+                config: Some(existing),
+            }) if existing.differs_from(config) => {
+                let mut update = config.clone();
+                update.deliver_from = existing.deliver_from();
+                self.create_durable(stream, &update).map_err(|err| {
+                    JsError::Nats(NatsError::Server(format!(
+                        "the durable consumer {name:?} of stream {stream:?} exists with filter \
+                         {:?}, ack_wait {} ns, max_deliver {}, max_ack_pending {}; updating it to \
+                         filter {:?}, ack_wait {} ns, max_deliver {}, max_ack_pending {} failed \
+                         (delete it, or replay, to make it again): {err}",
+                        existing.filter_subject,
+                        existing.ack_wait,
+                        existing.max_deliver,
+                        existing.max_ack_pending,
+                        config.filter_subject,
+                        config.ack_wait.as_nanos(),
+                        config.max_deliver,
+                        config.max_ack_pending,
+                    )))
+                })?
+            }
             Ok(info) => info.name,
             Err(JsError::Api { err_code: code, .. }) if code == err_code::CONSUMER_NOT_FOUND => {
                 self.create_durable(stream, config)?
@@ -107,6 +182,7 @@ impl JetStream {
             durable,
             inbox,
             sub,
+            open_pull: Cell::new(None),
         })
     }
 }
@@ -119,6 +195,9 @@ impl PullConsumer {
 
     /// Up to `batch` messages, waiting at most `wait` for the first ones: fewer (or none) when the
     /// stream has no more for now. Messages of an earlier pull that came late are taken too.
+    /// The pull stays open on the server until `wait` even when this returns early (a short
+    /// silence ends a batch), so its later messages come to the next call, and several pulls
+    /// can be open at once: [`PullConsumer::next`] keeps one open at a time.
     pub fn fetch(&self, batch: usize, wait: Duration) -> Result<Vec<JsMessage>, JsError> {
         let subject = self.js.api_subject(&format!(
             "CONSUMER.MSG.NEXT.{}.{}",
@@ -165,6 +244,81 @@ impl PullConsumer {
             }
         }
         Ok(messages)
+    }
+
+    /// The next message, waiting at most about `wait` (`None`: the pull ended without one; an
+    /// error if nobody ended it: the consumer or its stream is gone, or the server away). One pull of up to
+    /// `batch` messages stands at a time; it is asked for only when the last one is over (its
+    /// messages all came, or it expired). A message is taken as it comes: with
+    /// `max_ack_pending: 1` the server sends the next only once this one is acked, so the pull
+    /// delivers them one after the other, in stream order, without a round trip each.
+    pub fn next(&self, batch: usize, wait: Duration) -> Result<Option<JsMessage>, JsError> {
+        let now = Instant::now();
+        let (left, deadline) = match self.open_pull.get() {
+            Some((left, deadline)) if left > 0 && deadline > now => (left, deadline),
+            _ => {
+                let subject = self.js.api_subject(&format!(
+                    "CONSUMER.MSG.NEXT.{}.{}",
+                    self.stream, self.durable
+                ));
+                self.js
+                    .client()
+                    .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
+                    .map_err(JsError::Nats)?;
+                // The server ends the pull by `wait`; a little more for a message on its way.
+                (batch.max(1), now + wait + Duration::from_millis(500))
+            }
+        };
+        self.open_pull.set(Some((left, deadline)));
+        // The server ends a pull that expires with a 408; silence past its end means nobody took
+        // it (the consumer or the stream is gone, the server away): an error, for the caller to
+        // find or make the consumer again.
+        let unanswered = || {
+            JsError::Nats(NatsError::Server(format!(
+                "no answer to a pull from consumer {:?} of stream {:?} (gone?)",
+                self.durable, self.stream
+            )))
+        };
+        loop {
+            let wait_left = deadline.saturating_duration_since(Instant::now());
+            if wait_left.is_zero() {
+                self.open_pull.set(None);
+                return Err(unanswered());
+            }
+            match self.sub.next_timeout(wait_left) {
+                Ok(msg) => match classify(msg) {
+                    Pulled::Message(message) => {
+                        self.open_pull.set(Some((left - 1, deadline)));
+                        return Ok(Some(message));
+                    }
+                    // Over (possibly an earlier pull's end, which costs one pull more).
+                    Pulled::Ended(404 | 408, _) => {
+                        self.open_pull.set(None);
+                        return Ok(None);
+                    }
+                    Pulled::Ended(code, description) => {
+                        self.open_pull.set(None);
+                        return Err(JsError::Api {
+                            code,
+                            err_code: 0,
+                            description: format!(
+                                "pulling from consumer {:?} of stream {:?}: {description}",
+                                self.durable, self.stream
+                            ),
+                        });
+                    }
+                    Pulled::Ignore => {}
+                },
+                Err(NatsError::TimedOut { .. }) => {
+                    self.open_pull.set(None);
+                    return Err(unanswered());
+                }
+                Err(err) => {
+                    self.open_pull.set(None);
+                    return Err(JsError::Nats(err));
+                }
+            }
+        }
     }
 
     /// Acks `message` and waits for the server to confirm it took the ack: it will not be
