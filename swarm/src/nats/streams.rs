@@ -52,10 +52,10 @@ use serde::{Deserialize, Serialize};
 
 use super::client::NatsClient;
 use super::jetstream::{DeliverFrom, DurableConfig, JetStream, JsMessage, PullConsumer};
+use super::subjects::{flush_counts, Outcome};
 use super::NatsError;
 use crate::key::parse_key_text;
 use crate::log;
-use crate::metrics::model::SubjectsDelta;
 use crate::runtime::agent::{Agent, SubjectBinding};
 use crate::runtime::handle::{AgentHandle, Launcher};
 use crate::runtime::host;
@@ -228,42 +228,6 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 const PULL_RETRY: Duration = Duration::from_secs(1);
 /// The longest a consumer keeps counts before sending them to the metrics process.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-/// What became of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// Applied (or found applied already) and acked.
-    Delivered,
-    Malformed,
-    InvalidKey,
-    StartFailed,
-    /// The handler panicked or its save failed: delivered again later.
-    Failed,
-    /// Failed `max_deliver` times: terminated on purpose.
-    GaveUp,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 6] = [
-        Outcome::Delivered,
-        Outcome::Malformed,
-        Outcome::InvalidKey,
-        Outcome::StartFailed,
-        Outcome::Failed,
-        Outcome::GaveUp,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Malformed => "malformed",
-            Outcome::InvalidKey => "invalid_key",
-            Outcome::StartFailed => "start_failed",
-            Outcome::Failed => "failed",
-            Outcome::GaveUp => "gave_up",
-        }
-    }
-}
 
 /// The durable consumer for `binding`, as `options` say.
 fn consumer<A: Agent>(
@@ -484,28 +448,4 @@ fn apply<A: Agent>(
 fn retry_delay(delivered: u64) -> Duration {
     let doublings = delivered.saturating_sub(1).min(16) as u32;
     (RETRY_FIRST * 2u32.pow(doublings)).min(RETRY_MAX)
-}
-
-/// Sends what was counted since the last flush to the node's metrics process, if it serves
-/// metrics (`swarm_subject_messages_total`, as the subject subscribers count).
-fn flush_counts<A: Agent>(handler: &str, counts: &mut [u64; Outcome::ALL.len()]) {
-    if counts.iter().all(|&n| n == 0) {
-        return;
-    }
-    let delta = SubjectsDelta {
-        counts: Outcome::ALL
-            .iter()
-            .filter(|outcome| counts[**outcome as usize] > 0)
-            .map(|outcome| {
-                (
-                    A::KIND.to_owned(),
-                    handler.to_owned(),
-                    outcome.as_str().to_owned(),
-                    counts[*outcome as usize],
-                )
-            })
-            .collect(),
-    };
-    crate::metrics::collector::subjects_delta(delta);
-    *counts = [0; Outcome::ALL.len()];
 }

@@ -121,21 +121,30 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The longest a subscriber keeps counts before sending them to the metrics process.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What became of one message.
+/// What became of one message on a subject or a stream (the `outcome` label of
+/// `swarm_subject_messages_total`). The stream consumer uses all six; a subject subscriber, the
+/// first four.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
+    /// Handed to its agent (for a stream: applied, or found applied already, and acked).
     Delivered,
     Malformed,
     InvalidKey,
     StartFailed,
+    /// Stream only: the handler panicked or its save failed; delivered again later.
+    Failed,
+    /// Stream only: failed `max_deliver` times, terminated on purpose.
+    GaveUp,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    pub(super) const ALL: [Outcome; 6] = [
         Outcome::Delivered,
         Outcome::Malformed,
         Outcome::InvalidKey,
         Outcome::StartFailed,
+        Outcome::Failed,
+        Outcome::GaveUp,
     ];
 
     fn as_str(self) -> &'static str {
@@ -144,6 +153,8 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::InvalidKey => "invalid_key",
             Outcome::StartFailed => "start_failed",
+            Outcome::Failed => "failed",
+            Outcome::GaveUp => "gave_up",
         }
     }
 }
@@ -201,8 +212,8 @@ fn run_subscriber<A: Agent>((client, handler, ready): (NatsClient, usize, ReplyT
 }
 
 /// Sends what was counted since the last flush to the node's metrics process, if it serves
-/// metrics.
-fn flush_counts<A: Agent>(handler: &str, counts: &mut [u64; Outcome::ALL.len()]) {
+/// metrics (for subject subscribers and stream consumers alike).
+pub(super) fn flush_counts<A: Agent>(handler: &str, counts: &mut [u64; Outcome::ALL.len()]) {
     if counts.iter().all(|&n| n == 0) {
         return;
     }
