@@ -334,25 +334,24 @@ impl PullConsumer {
     /// Acks `message` without waiting for the server's confirmation: an ack that is lost makes
     /// the server deliver the message again after `ack_wait`.
     pub fn ack_unconfirmed(&self, message: &JsMessage) -> Result<(), JsError> {
-        self.js
-            .client()
-            .publish(&message.reply, durable::ACK)
-            .map_err(JsError::Nats)
+        self.answer(message, durable::ACK)
     }
 
     /// Asks for `message` to be delivered again after `delay` (counts toward `max_deliver`).
     pub fn nak(&self, message: &JsMessage, delay: Duration) -> Result<(), JsError> {
-        self.js
-            .client()
-            .publish(&message.reply, durable::nak(delay))
-            .map_err(JsError::Nats)
+        self.answer(message, durable::nak(delay))
     }
 
     /// Tells the server never to deliver `message` again.
     pub fn term(&self, message: &JsMessage) -> Result<(), JsError> {
+        self.answer(message, durable::TERM)
+    }
+
+    /// Publishes `body` to `message`'s ack subject, without waiting for a confirmation.
+    fn answer(&self, message: &JsMessage, body: impl AsRef<[u8]>) -> Result<(), JsError> {
         self.js
             .client()
-            .publish(&message.reply, durable::TERM)
+            .publish(&message.reply, body.as_ref())
             .map_err(JsError::Nats)
     }
 }
