@@ -14,7 +14,7 @@ on one JetStream stream, with the node SIGKILLed mid-stream and started again.
   each SKU's units the sum of its orders, every order in its customer's notifications once.
 
 Prints the figures, ends with a `test result:` line for scripts/test, exits 1 on any failure.
-Bounded: the whole run at most 40 s after the node's first start.
+Bounded: the whole run at most 120 s after the node's first start.
 
 usage: pipeline_faults.py WASM
 """
@@ -39,7 +39,9 @@ KILL_AFTER = 120
 RATE = 150.0  # orders a second
 SKUS = 7
 CUSTOMERS = 11
-BUDGET = 40.0
+# A bound, not a figure: a node restart (3-7 s), the ack wait (10 s) and 300 orders through three
+# stages one message at a time, on a machine that may be several times slower than usual.
+BUDGET = 120.0
 NAMESPACE = "shop"
 READY = re.compile(r"^(pipeline-node ready)()()")
 

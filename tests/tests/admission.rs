@@ -102,7 +102,11 @@ fn a_flood_of_distinct_keys_is_refused_past_the_limit_and_the_node_keeps_serving
     Process::spawn(this, |parent, _: Mailbox<()>| {
         parent.send(SlowStarter::get_or_start("first").is_ok());
     });
-    lunatic::sleep(SLOW_START / 3);
+    // Once the first start is in flight (a fixed sleep may end before a busy machine got there).
+    assert!(eventually(SLOW_START, || swarm::node_stats()
+        .unwrap()
+        .starts_in_flight
+        == 1));
     match SlowStarter::get_or_start("second") {
         Err(StartError::Overloaded { limit, .. }) => {
             assert!(limit.contains("max_starts_in_flight = 1"), "{limit}")

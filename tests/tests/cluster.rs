@@ -408,12 +408,13 @@ fn a_missing_directory_bucket_is_named_in_the_error() {
     );
 }
 
-/// Serves `Memo` with one worker, passivated after 300 ms without a message.
+/// Serves `Memo` with one worker, passivated after 1 s without a message (long enough that a busy
+/// machine's stall between two calls of a test does not passivate it in between).
 fn serve_idle_memos(cluster: &Cluster) -> Vec<swarm::nats::AgentService> {
     cluster
         .serve_with::<Memo>(ServeOptions {
             workers: 1,
-            idle: Some(Duration::from_millis(300)),
+            idle: Some(Duration::from_secs(1)),
             ..ServeOptions::default()
         })
         .unwrap()
@@ -436,15 +437,15 @@ fn an_idle_agent_passivates_releases_its_entry_and_comes_back_on_its_next_call()
         .unwrap();
     assert!(directory.get_from_leader("memo/m1").unwrap().is_some());
 
-    // Idle for 300 ms: it stops (saving what #[on_stop] changed), and the lease's next renewal
+    // Idle for 1 s: it stops (saving what #[on_stop] changed), and the lease's next renewal
     // (every TTL/3 = 1 s) releases its directory entry.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while Memo::launcher().lookup("m1").is_some()
         || directory.get_from_leader("memo/m1").unwrap().is_some()
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "the idle agent did not passivate and release its entry within 5 s"
+            "the idle agent did not passivate and release its entry within 15 s"
         );
         lunatic::sleep(Duration::from_millis(50));
     }
@@ -478,13 +479,13 @@ fn a_handle_names_a_key_and_follows_its_agent_when_it_ends() {
     let second = memo.process_id().expect("activated on this node again");
     assert_ne!(first, second);
 
-    // Passivated after 300 ms without a message (agents a handle activates are passivated as
+    // Passivated after 1 s without a message (agents a handle activates are passivated as
     // the kind is served): the handle's next call activates it again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while Memo::launcher().lookup("m1").is_some() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the idle agent did not passivate within 5 s"
+            "the idle agent did not passivate within 15 s"
         );
         lunatic::sleep(Duration::from_millis(50));
     }

@@ -235,7 +235,9 @@ fn events_reach_keyed_agents_and_malformed_ones_are_counted_never_delivered() {
         let malformed = subject_count(&addr, "subj-stock", "placed", "malformed")?;
         let invalid = subject_count(&addr, "subj-stock", "placed", "invalid_key")?;
         let delivered = subject_count(&addr, "subj-stock", "placed", "delivered")?;
-        (malformed == 6.0 && invalid == 2.0 && delivered == 3.0)
+        // The inbox's subscriber sends its counts on its own clock.
+        let notified = subject_count(&addr, "subj-inbox", "notified", "delivered")?;
+        (malformed == 6.0 && invalid == 2.0 && delivered == 3.0 && notified == 3.0)
             .then_some((malformed, invalid, delivered))
     });
     let text = get(&addr, "/metrics");

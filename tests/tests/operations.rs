@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use swarm::cluster::{join, ClusterConfig};
 use swarm::metrics::{serve, MetricsConfig, MetricsError};
 use swarm::prelude::*;
-use swarm_tests::nats::{connect, options, server, unique};
+use swarm_tests::nats::{connect, eventually, options, server, unique};
 
 /// An append-only list, kept in the cluster's KV bucket.
 #[agent(kind = "ledger")]
@@ -99,10 +99,22 @@ fn a_cluster_node_shows_its_cluster_calls_and_store_in_its_metrics() {
         let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
         assert_eq!(reply["ok"]["len"], value + 1, "{reply}");
     }
-    // Agents send their counts at least once a second.
-    lunatic::sleep(Duration::from_millis(1300));
-    let (status, text) = get(&addr, "/metrics");
-    assert_eq!(status, 200, "{text}");
+    // Agents send their counts at least once a second: wait for the three calls and saves (a
+    // busy machine may take longer), then every figure must be exact.
+    let counted = |text: &str, series: &str| sample(text, series).is_some_and(|n| n >= 3.0);
+    let text = eventually(Duration::from_secs(10), || {
+        let (status, text) = get(&addr, "/metrics");
+        assert_eq!(status, 200, "{text}");
+        (counted(
+            &text,
+            "swarm_calls_total{kind=\"ledger\",handler=\"append\",outcome=\"ok\"}",
+        ) && counted(
+            &text,
+            "swarm_store_operations_total{backend=\"nats_kv\",operation=\"save\",result=\"ok\"}",
+        ))
+        .then_some(text)
+    })
+    .unwrap_or_else(|| get(&addr, "/metrics").1);
     let node = cluster.node_id();
     assert_eq!(
         sample(

@@ -36,7 +36,7 @@ impl LedgerThrough {
 #[agent(
     kind = "ledger-behind",
     persistence = "write_behind",
-    save_every = "100ms"
+    save_every = "500ms"
 )]
 pub struct LedgerBehind {
     #[key]
@@ -84,10 +84,11 @@ impl LedgerLazy {
 }
 
 /// The write-behind interval of `LedgerBehind`.
-const EVERY: Duration = Duration::from_millis(100);
+const EVERY: Duration = Duration::from_millis(500);
 /// What a write-behind save may take past its deadline on a busy test machine: the message being
-/// handled then, and the store's write itself.
-const SLACK: Duration = Duration::from_millis(150);
+/// handled then, the store's write itself, and a stall of the test's own process (a CI machine
+/// running builds beside the suite stalls one for hundreds of milliseconds).
+const SLACK: Duration = Duration::from_secs(1);
 
 /// The `count` of a stored record, read straight from the store (not through an agent).
 fn stored_count(store: &StoreConfig, storage_key: &str) -> Option<u64> {
@@ -189,9 +190,11 @@ fn write_behind_loses_at_most_its_window_when_killed() {
             .store(store.clone())
             .get_or_start(name)
             .unwrap();
-        let stream = stream_until_killed(&ledger, Duration::from_millis(600), |ledger| {
-            ledger.add().ok()
-        });
+        let stream = stream_until_killed(
+            &ledger,
+            EVERY + SLACK + Duration::from_millis(600),
+            |ledger| ledger.add().ok(),
+        );
         let acked = stream.acks.last().map_or(0, |(count, _)| *count);
         let again = LedgerBehind::launcher()
             .store(store)
@@ -299,7 +302,7 @@ fn write_behind_saves_when_it_passivates() {
     let store = StoreConfig::file(scratch_dir("behind-passivate"));
     let ledger = LedgerLazy::launcher()
         .store(store.clone())
-        .passivate_after(Duration::from_millis(150))
+        .passivate_after(Duration::from_secs(1))
         .get_or_start("p")
         .unwrap();
     for _ in 0..7 {
@@ -308,7 +311,7 @@ fn write_behind_saves_when_it_passivates() {
     assert_eq!(stored_count(&store, "ledger-lazy/p"), None, "not saved yet");
     let started = Instant::now();
     while ledger.is_alive() {
-        assert!(started.elapsed() < Duration::from_secs(5), "passivated");
+        assert!(started.elapsed() < Duration::from_secs(10), "passivated");
         lunatic::sleep(Duration::from_millis(10));
     }
     assert_eq!(stored_count(&store, "ledger-lazy/p"), Some(7));

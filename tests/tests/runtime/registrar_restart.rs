@@ -31,7 +31,9 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
 
     // A start in flight (its on_start takes SLOW_START) when the registrar is killed.
     let waiter = start_slow_in_background("slow");
-    lunatic::sleep(Duration::from_millis(300));
+    assert!(swarm_tests::eventually(SLOW_START, || {
+        swarm::node_stats().unwrap().starts_in_flight == 1
+    }));
     let killed_at = Instant::now();
     swarm::runtime::host::kill(registrar);
     let outcome = waiter
@@ -67,7 +69,7 @@ fn a_killed_registrar_is_replaced_and_callers_waiting_on_it_get_an_error() {
     );
     // Killed again (a kill is a signal: wait until it has landed), replaced again.
     swarm::runtime::host::kill(new_registrar);
-    assert!(swarm_tests::eventually(Duration::from_secs(1), || {
+    assert!(swarm_tests::eventually(Duration::from_secs(5), || {
         !swarm::runtime::host::exists(new_registrar)
     }));
     assert_eq!(
