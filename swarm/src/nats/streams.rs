@@ -60,7 +60,7 @@ use crate::runtime::agent::{Agent, SubjectBinding};
 use crate::runtime::handle::{AgentHandle, Launcher};
 use crate::runtime::host;
 use crate::runtime::mailbox::{reply_slot, take_queued, wait_for, ReplyTo};
-use crate::runtime::process::spawn;
+use crate::runtime::process::{spawn_named, Named, SpawnError};
 
 /// Where the durable consumers of [`serve_streams`] start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,24 +168,22 @@ pub fn serve_streams<A: Agent>(
         .filter(|binding| binding.stream.is_some())
     {
         let name = A::HANDLERS[binding.handler].name;
-        // One consumer per durable on this node: two would share its messages, each applying
-        // some. (Checked, then registered: two calls at the same instant are not told apart.)
-        let registered = format!("swarm/streams/{}", durable_name::<A>(name));
-        if let Some(other) = crate::runtime::registry::lookup(&registered) {
-            service.kill();
-            return Err(NatsError::Server(format!(
-                "{}.{name} is consumed on this node already (process {}): stop that service \
-                 first",
-                A::KIND,
-                other.id
-            )));
-        }
         let ready = reply_slot();
-        let started = spawn(
+        let started = match spawn_consumer::<A>(
+            &durable_name::<A>(name),
             (client.clone(), binding.handler, options.clone(), ready),
-            run_consumer::<A>,
-        )
-        .map_err(|err| err.to_string())
+        ) {
+            Ok(Claim::Spawned(worker)) => Ok(worker),
+            Ok(Claim::Taken(other)) => {
+                service.kill();
+                return Err(NatsError::Server(format!(
+                    "{}.{name} is consumed on this node already (process {other}): stop that \
+                     service first",
+                    A::KIND,
+                )));
+            }
+            Err(err) => Err(err.to_string()),
+        }
         .and_then(|worker| {
             wait_for::<Result<(), String>>(ready, worker, Some(Duration::from_secs(30)))
                 .map_err(|err| {
@@ -196,7 +194,6 @@ pub fn serve_streams<A: Agent>(
         });
         match started {
             Ok(worker) => {
-                host::registry_put(&registered, host::Pid::local(worker));
                 service.consumers.push(durable_name::<A>(name));
                 service.workers.push(worker);
             }
@@ -211,6 +208,35 @@ pub fn serve_streams<A: Agent>(
         }
     }
     Ok(service)
+}
+
+/// What [`spawn_consumer`] did.
+enum Claim {
+    /// Spawned the consumer, registered as the durable's.
+    Spawned(u64),
+    /// A live consumer of that durable runs on this node already (this process).
+    Taken(u64),
+}
+
+/// Spawns the consumer of `durable` on this node unless a live one runs: the lookup and the
+/// registration are one step (Lunatic's get-or-spawn), so of two calls at the same instant exactly
+/// one spawns; two consumers would share the durable's messages, each applying some, out of
+/// order. Lunatic's registry never forgets a name, and a dead consumer keeps its own: names carry
+/// a generation (`swarm/streams/<durable>/<n>`), a dead holder's is passed over, and the first
+/// free one is claimed (as the registrar's own name is).
+fn spawn_consumer<A: Agent>(
+    durable: &str,
+    capture: (NatsClient, usize, StreamOptions, ReplyTo),
+) -> Result<Claim, SpawnError> {
+    let mut generation = 0u64;
+    loop {
+        let name = format!("swarm/streams/{durable}/{generation}");
+        match spawn_named(&name, capture.clone(), run_consumer::<A>)? {
+            Named::Started(worker) => return Ok(Claim::Spawned(worker)),
+            Named::Found(other) if host::exists(other) => return Ok(Claim::Taken(other)),
+            Named::Found(_dead) => generation += 1,
+        }
+    }
 }
 
 /// The tag that asks a consumer to stop (top byte 0x79: no handler number).
