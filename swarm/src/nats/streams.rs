@@ -28,7 +28,7 @@
 //! handler failed) is always delivered again before anything after it.
 //!
 //! Failures: a message whose agent does not start, whose handler panics, or whose save (or
-//! events) fails is `-NAK`ed, to come again after a back-off that doubles from 1 s up to 60 s,
+//! stream events) fails is `-NAK`ed, to come again after a back-off that doubles from 1 s up to 60 s,
 //! and nothing after it comes meanwhile. After `max_deliver` deliveries (20 by default, about 14
 //! minutes of failing) the consumer gives up on it on purpose: logged as an error
 //! (`stream.gave_up`, naming stream, sequence, key and the last reason), counted (`gave_up`) and
