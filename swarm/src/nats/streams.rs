@@ -52,9 +52,10 @@ use serde::{Deserialize, Serialize};
 
 use super::client::NatsClient;
 use super::jetstream::{DeliverFrom, DurableConfig, JetStream, JsMessage, PullConsumer};
-use super::subjects::{flush_counts, Outcome};
+use super::subjects::{
+    await_ready, check, flush_counts, kill_workers, stop_workers, Checked, Outcome,
+};
 use super::NatsError;
-use crate::key::parse_key_text;
 use crate::log;
 use crate::runtime::agent::{Agent, SubjectBinding};
 use crate::runtime::handle::{AgentHandle, Launcher};
@@ -118,32 +119,14 @@ impl StreamService {
     /// delivered again later; its agent skips it if it applied it). Waits at most 5 s, then
     /// kills what is left.
     pub fn stop(&self) {
-        for &worker in &self.workers {
-            let _gone_already = host::send(worker, STOP_TAG, &());
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.workers.iter().any(|&worker| host::exists(worker))
-            && std::time::Instant::now() < deadline
-        {
-            host::sleep(Duration::from_millis(5));
-        }
-        self.kill();
+        stop_workers(&self.workers, STOP_TAG, Duration::from_secs(5));
     }
 
     /// Kills the consumer processes at once, as a crash would: a message being handled is not
-    /// acked, and comes again.
+    /// acked, and comes again. Returns once they are gone (at most a second), so that the kind
+    /// can be served again at once.
     pub fn kill(&self) {
-        for &worker in &self.workers {
-            host::kill(worker);
-        }
-        // Gone before this returns (at most a second), so that the kind can be served again at
-        // once.
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while self.workers.iter().any(|&worker| host::exists(worker))
-            && std::time::Instant::now() < deadline
-        {
-            host::sleep(Duration::from_millis(1));
-        }
+        kill_workers(&self.workers);
     }
 }
 
@@ -184,14 +167,7 @@ pub fn serve_streams<A: Agent>(
             }
             Err(err) => Err(err.to_string()),
         }
-        .and_then(|worker| {
-            wait_for::<Result<(), String>>(ready, worker, Some(Duration::from_secs(30)))
-                .map_err(|err| {
-                    host::kill(worker);
-                    format!("{err:?}")
-                })
-                .and_then(|made| made.map(|()| worker))
-        });
+        .and_then(|worker| await_ready(worker, ready));
         match started {
             Ok(worker) => {
                 service.consumers.push(durable_name::<A>(name));
@@ -374,30 +350,15 @@ fn apply<A: Agent>(
             log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
         }
     };
-    let token = message
-        .subject
-        .split('.')
-        .nth(binding.key_token)
-        .unwrap_or("");
-    let key: A::Key = match parse_key_text(A::KIND, token) {
-        Ok(key) => key,
-        Err(err) => {
-            refuse("stream.invalid_key", &err.to_string());
-            return Outcome::InvalidKey;
-        }
-    };
-    let decoded = match super::subjects::decode::<A>(binding, &message.payload) {
-        Ok(decoded) => decoded,
-        Err(why) => {
-            refuse(
-                "stream.malformed",
-                &format!(
-                    "the payload is not `{}` of {}.{handler} as JSON: {why}",
-                    binding.argument,
-                    A::KIND
-                ),
-            );
-            return Outcome::Malformed;
+    let Checked {
+        token,
+        key,
+        message: decoded,
+    } = match check::<A>(binding, &message.subject, &message.payload) {
+        Ok(checked) => checked,
+        Err((outcome, why)) => {
+            refuse(&format!("stream.{}", outcome.as_str()), &why);
+            return outcome;
         }
     };
     // Failed this time: delivered again after a back-off (nothing after it comes meanwhile), or,
