@@ -64,6 +64,12 @@ impl Behind {
     pub fn total(&self) -> u64 {
         self.total
     }
+
+    /// Changes nothing: its event waits only for the changes before it that are not saved yet.
+    #[handler]
+    pub fn ping(&self, n: u64) {
+        publish(&format!("evttest.behind.{}", self.id), &n).expect("kept");
+    }
 }
 
 /// The next event on `subscription` within `wait`, as the number it carries.
@@ -136,13 +142,19 @@ fn events_leave_only_with_their_saved_change() {
     //    so a crash before that save, which loses the change, loses its event too.
     let behind = client.subscribe("evttest.behind.>").unwrap();
     let agent = Behind::get_or_start("b").unwrap();
+    // Nothing unsaved: a handler that changes nothing sends at once.
+    agent.ping(1).unwrap();
+    assert_eq!(next(&behind, Duration::from_millis(300)), Some(1));
     assert_eq!(agent.add(5).unwrap(), 5);
+    // Behind an unsaved change, it waits for that change's save, and goes after its event.
+    agent.ping(2).unwrap();
     assert_eq!(
         next(&behind, Duration::from_millis(300)),
         None,
         "sent before its change was saved"
     );
     assert_eq!(next(&behind, Duration::from_secs(3)), Some(5));
+    assert_eq!(next(&behind, Duration::from_millis(300)), Some(2));
     assert_eq!(agent.add(7).unwrap(), 12);
     Behind::lookup("b").unwrap().kill();
     assert_eq!(
