@@ -15,8 +15,10 @@
 //!   `PersistFailed`), the events are dropped with the change: logged (`agent.events_dropped`,
 //!   with their number) and counted with the call's outcome (`moved`, `persist_failed`). Events
 //!   that cannot be sent after a save (the connection lost) are lost and logged
-//!   (`agent.events_not_published`); the change stands and the call is answered as applied. Core
-//!   NATS is at most once in any case: for events that must not be lost, use a stream.
+//!   (`agent.events_not_published`); the change stands and the call is answered as applied, and a
+//!   crash between the save and the send loses them too: at most once, never for a change that
+//!   was not kept (as core NATS delivers at most once in any case). For events that must not be
+//!   lost, use a stream.
 //! - [`publish_to_stream`] (JetStream): **stored and acknowledged by the stream before the save**,
 //!   so that no crash after the save can lose it (a redelivered message whose mark was saved is
 //!   not run again, and would not publish it again). If the stream does not acknowledge it, the
