@@ -7,11 +7,12 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use lunatic::{Mailbox, Process};
 use serde::{Deserialize, Serialize};
 use swarm::metrics::{serve, MetricsConfig};
 use swarm::nats::{
     serve_streams, DeliverFrom, DurableConfig, JetStream, JsError, NatsClient, Replay, StorageType,
-    StreamConfig, StreamOptions,
+    StreamConfig, StreamOptions, StreamService,
 };
 use swarm::prelude::*;
 use swarm_tests::nats::{connect, eventually, server};
@@ -90,6 +91,19 @@ impl Tally {
     pub fn runs(&self) -> u64 {
         self.runs
     }
+}
+
+/// A kind only started twice at once (its own stream: the test above deletes and makes STRMTEST).
+#[agent(kind = "strm-racer")]
+pub struct Racer {
+    #[key]
+    key: String,
+}
+
+#[agent]
+impl Racer {
+    #[handler(stream = "STRMRACE", subject = "strmrace.{key}")]
+    pub fn seen(&mut self, _entry: Entry) {}
 }
 
 /// `GET /metrics` on `addr`: the body.
@@ -480,5 +494,71 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     assert_eq!(until_entries("b", 4), (vec![1, 2, 3, 4], 4));
     service.stop();
     js.delete_stream(STREAM).unwrap();
+    client.close();
+}
+
+/// `serve_streams` refuses a kind consumed on this node already, even when the two calls come at
+/// the same instant: the check and the registration are one step. (A check, then a registration
+/// once the consumer had made its durable, let all of them through: each then applied some of the
+/// stream's messages, out of order.)
+#[lunatic::test]
+fn a_kind_served_twice_at_the_same_instant_is_consumed_once() {
+    let Some(url) = server("JS_URL") else { return };
+    let client = connect(&url);
+    let js = JetStream::new(client.clone());
+    match js.delete_stream("STRMRACE") {
+        Ok(()) | Err(JsError::NoSuchStream { .. }) => {}
+        Err(err) => panic!("delete STRMRACE: {err}"),
+    }
+    js.create_stream(&StreamConfig {
+        storage: StorageType::Memory,
+        ..StreamConfig::new("STRMRACE", ["strmrace.>"])
+    })
+    .expect("the stream is made");
+    type Started = Result<StreamService, String>;
+    // SAFETY: this process receives only the racers' answers.
+    let this = unsafe { Process::<Started>::this() };
+    let mailbox: Mailbox<Started> = unsafe { Mailbox::new() };
+    for round in 0..5 {
+        // Four callers, each waiting for the word; then the word to all of them at once.
+        let racers: Vec<Process<()>> = (0..4)
+            .map(|_| {
+                Process::spawn(
+                    (this, client.clone()),
+                    |(parent, client), go: Mailbox<()>| {
+                        go.receive();
+                        parent.send(
+                            serve_streams::<Racer>(&client, StreamOptions::default())
+                                .map_err(|err| err.to_string()),
+                        );
+                    },
+                )
+            })
+            .collect();
+        lunatic::sleep(Duration::from_millis(100));
+        for racer in &racers {
+            racer.send(());
+        }
+        let answers: Vec<Started> = (0..4)
+            .map(|_| mailbox.receive_timeout(Duration::from_secs(30)).unwrap())
+            .collect();
+        let served: Vec<&StreamService> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+        for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+            assert!(
+                refused.contains("consumed on this node already"),
+                "round {round}: {refused}"
+            );
+        }
+        assert_eq!(
+            served.len(),
+            1,
+            "round {round}: served {} times at once",
+            served.len()
+        );
+        for service in served {
+            service.kill();
+        }
+    }
+    js.delete_stream("STRMRACE").unwrap();
     client.close();
 }

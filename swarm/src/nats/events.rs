@@ -1,28 +1,42 @@
-//! Events agents publish from their handlers: [`publish`].
+//! Events agents publish from their handlers: [`publish`] and [`publish_to_stream`].
 //!
-//! Inside a handler, `publish(subject, &event)` checks the subject and encodes the event (as JSON)
-//! at once, returning those errors to the handler, and keeps the message. The messages a handler
-//! published are sent when it returns, through the node's shared NATS connection
-//! ([`crate::set_node_nats`]), and the connection is flushed (the server has them) **before** the
-//! agent saves its state and answers its caller. So:
+//! Inside a handler, both check the subject and encode the event (as JSON) at once, returning
+//! those errors to the handler, and keep the message; nothing leaves while the handler runs, so a
+//! handler that panics (or whose agent ends before its change is kept: over its `max_memory`)
+//! publishes nothing. What happens when it returns depends on the kind of event:
 //!
-//! - a handler that panics (or whose agent ends before its change is kept: over its
-//!   `max_memory`) publishes nothing;
-//! - a change that was saved had its events reach the server first; a crash between the two
-//!   repeats the events of a change that is then made again (at least once: a subscriber that
-//!   must not apply one twice keeps what it applied, such as the id of the order);
-//! - events that cannot be sent (no connection, the server unreachable) fail the call as a save
-//!   would (`CallFailure::PersistFailed`, saying so): the change is not acknowledged, and the
-//!   agent restarts from its last save.
+//! - [`publish`] (core NATS): **sent only once the handler's change is saved**, through the
+//!   node's shared NATS connection ([`crate::set_node_nats`]), and flushed (the server has them)
+//!   before the caller is answered. Under write-through that is right after the handler's save;
+//!   under write-behind, with the save that keeps its change (by the deadline, on an orderly
+//!   stop, on passivation), so a change a crash loses has sent nothing either; a handler that
+//!   changed nothing (and follows no unsaved change) sends at once. If the save fails or is
+//!   refused (another node fenced the record: the call fails `Moved`; the store failed:
+//!   `PersistFailed`), the events are dropped with the change: logged (`agent.events_dropped`,
+//!   with their number) and counted with the call's outcome (`moved`, `persist_failed`). Events
+//!   that cannot be sent after a save (the connection lost) are lost and logged
+//!   (`agent.events_not_published`); the change stands and the call is answered as applied, and a
+//!   crash between the save and the send loses them too: at most once, never for a change that
+//!   was not kept (as core NATS delivers at most once in any case). For events that must not be
+//!   lost, use a stream.
+//! - [`publish_to_stream`] (JetStream): **stored and acknowledged by the stream before the save**,
+//!   so that no crash after the save can lose it (a redelivered message whose mark was saved is
+//!   not run again, and would not publish it again). If the stream does not acknowledge it, the
+//!   call fails as a failed save does (`PersistFailed`: the change is not saved, not
+//!   acknowledged, and the agent restarts from its last save). The price: an event whose save
+//!   then fails (the store's error, a record fenced by a new owner, a crash between the two) is in
+//!   the stream although its change was not kept. A retry of the same call or message (the stream
+//!   redelivers an unacked message; a caller retries a failed call) runs the handler again, which
+//!   publishes the event again **with the same id**: the stream drops that copy as a duplicate
+//!   (`Nats-Msg-Id`, within the stream's duplicate window, 2 minutes by default). So an event is
+//!   in the stream at least once for every change that was kept, and once for a change that was
+//!   not kept if the handler, run again, publishes it again under the same id; a run that decides
+//!   otherwise (a new owner whose state differs) cannot take back the event already stored. Give
+//!   each event an id derived from what caused it (`"reserve-<order id>"`), never from a counter
+//!   or the clock, and make its consumers tolerate an event whose cause was retried.
 //!
-//! Outside a handler (the program's own code), `publish` sends at once and flushes.
-//!
-//! [`publish_to_stream`] is the same for an event that must not be lost: its subject is one a
-//! JetStream stream stores, and it is sent as a JetStream publish that waits for the stream's
-//! acknowledgement (before the state is saved), with the id given as `Nats-Msg-Id`: a handler run
-//! again after a crash publishes the same event with the same id, which the stream drops as a
-//! duplicate (within its duplicate window, 2 minutes by default). So a chain of agents on one
-//! stream passes each event on once, across crashes.
+//! Within one handler, its stream events are thus sent before its core events. Outside a handler
+//! (the program's own code), both send at once.
 
 use std::cell::{Cell, RefCell};
 
@@ -77,6 +91,9 @@ thread_local! {
     /// The events the running handler published, in order: subject, payload, and for an event
     /// for a stream its message id.
     static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    /// The core events of the handlers whose changes are not saved yet (write-behind: over
+    /// several messages), in order: sent once a save keeps those changes, dropped if it fails.
+    static UNSAVED: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
     /// The node's connection, once looked up (a process asks the node's settings once).
     static CLIENT: RefCell<Option<NatsClient>> = const { RefCell::new(None) };
 }
@@ -89,8 +106,9 @@ struct Pending {
     stream_id: Option<String>,
 }
 
-/// Publishes `event` as JSON on `subject`. Inside a handler: sent when the handler returns,
-/// before its state is saved (see the module's docs); elsewhere: sent now.
+/// Publishes `event` as JSON on `subject` (core NATS, at most once). Inside a handler: sent once
+/// the handler's change is saved, never if that save fails (see the module's docs); elsewhere:
+/// sent now.
 pub fn publish<T: Serialize + ?Sized>(subject: &str, event: &T) -> Result<(), EventError> {
     publish_inner(subject, None, event)
 }
@@ -99,7 +117,9 @@ pub fn publish<T: Serialize + ?Sized>(subject: &str, event: &T) -> Result<(), Ev
 /// with the message id `id` (the stream drops a second message with the same id: give each event
 /// an id of its own that a repeat of the same handler run gives again, such as
 /// `"reserve-<order id>"`). Inside a handler: sent when the handler returns, and acknowledged by
-/// the stream before its state is saved; elsewhere: sent now, returning once the stream stored it.
+/// the stream **before** its state is saved, so that no crash after the save loses it; if that
+/// save then fails, the event stays in the stream, and a retry's copy (same id) is dropped as a
+/// duplicate (see the module's docs). Elsewhere: sent now, returning once the stream stored it.
 pub fn publish_to_stream<T: Serialize + ?Sized>(
     subject: &str,
     id: &str,
@@ -195,24 +215,48 @@ pub(crate) fn handler_started() {
     PENDING.with(|pending| pending.borrow_mut().clear());
 }
 
-/// The runtime is done with a handler (its events sent, or dropped with its change).
+/// The runtime is done with a handler (its stream events sent, its core events waiting for its
+/// save; or all dropped with its change).
 pub(crate) fn handler_ended() {
     IN_HANDLER.with(|flag| flag.set(false));
     PENDING.with(|pending| pending.borrow_mut().clear());
 }
 
-/// Sends the events the handler published and waits until the server has them; `Err` says why
-/// they could not be (the handler's change must then not be acknowledged).
-pub(crate) fn send_pending() -> Result<(), String> {
+/// Sends the stream events the handler published, each acknowledged by its stream, and keeps its
+/// core events for [`send_saved`] or [`drop_unsaved`]. `Err` says why a stream event was not
+/// stored (the handler's change must then not be saved nor acknowledged).
+pub(crate) fn send_stream_events() -> Result<(), String> {
     let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
-    if pending.is_empty() {
+    let (stream, core): (Vec<Pending>, Vec<Pending>) = pending
+        .into_iter()
+        .partition(|event| event.stream_id.is_some());
+    UNSAVED.with(|unsaved| unsaved.borrow_mut().extend(core));
+    if stream.is_empty() {
         return Ok(());
     }
     let client = client().ok_or_else(|| EventError::NoConnection.to_string())?;
-    send(&client, &pending).map_err(|err| {
+    send(&client, &stream).map_err(|err| {
         format!(
-            "its {} event(s) could not be published: {err}",
-            pending.len()
+            "its {} stream event(s) could not be published: {err}",
+            stream.len()
         )
     })
+}
+
+/// The changes of the handlers whose core events wait are saved: sends those events and waits
+/// until the server has them. `Err`: they could not be sent (how many, and why).
+pub(crate) fn send_saved() -> Result<(), String> {
+    let unsaved = UNSAVED.with(|unsaved| std::mem::take(&mut *unsaved.borrow_mut()));
+    if unsaved.is_empty() {
+        return Ok(());
+    }
+    let client = client().ok_or_else(|| EventError::NoConnection.to_string())?;
+    send(&client, &unsaved)
+        .map_err(|err| format!("{} event(s) could not be published: {err}", unsaved.len()))
+}
+
+/// The changes of the handlers whose core events wait will not be saved: drops those events;
+/// how many there were.
+pub(crate) fn drop_unsaved() -> usize {
+    UNSAVED.with(|unsaved| std::mem::take(&mut *unsaved.borrow_mut()).len())
 }

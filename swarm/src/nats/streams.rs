@@ -28,7 +28,7 @@
 //! handler failed) is always delivered again before anything after it.
 //!
 //! Failures: a message whose agent does not start, whose handler panics, or whose save (or
-//! events) fails is `-NAK`ed, to come again after a back-off that doubles from 1 s up to 60 s,
+//! stream events) fails is `-NAK`ed, to come again after a back-off that doubles from 1 s up to 60 s,
 //! and nothing after it comes meanwhile. After `max_deliver` deliveries (20 by default, about 14
 //! minutes of failing) the consumer gives up on it on purpose: logged as an error
 //! (`stream.gave_up`, naming stream, sequence, key and the last reason), counted (`gave_up`) and
@@ -52,15 +52,16 @@ use serde::{Deserialize, Serialize};
 
 use super::client::NatsClient;
 use super::jetstream::{DeliverFrom, DurableConfig, JetStream, JsMessage, PullConsumer};
-use super::subjects::{flush_counts, Outcome};
+use super::subjects::{
+    await_ready, check, flush_counts, kill_workers, stop_workers, Checked, Outcome,
+};
 use super::NatsError;
-use crate::key::parse_key_text;
 use crate::log;
 use crate::runtime::agent::{Agent, SubjectBinding};
 use crate::runtime::handle::{AgentHandle, Launcher};
 use crate::runtime::host;
 use crate::runtime::mailbox::{reply_slot, take_queued, wait_for, ReplyTo};
-use crate::runtime::process::spawn;
+use crate::runtime::process::{spawn_named, Named, SpawnError};
 
 /// Where the durable consumers of [`serve_streams`] start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,32 +119,14 @@ impl StreamService {
     /// delivered again later; its agent skips it if it applied it). Waits at most 5 s, then
     /// kills what is left.
     pub fn stop(&self) {
-        for &worker in &self.workers {
-            let _gone_already = host::send(worker, STOP_TAG, &());
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.workers.iter().any(|&worker| host::exists(worker))
-            && std::time::Instant::now() < deadline
-        {
-            host::sleep(Duration::from_millis(5));
-        }
-        self.kill();
+        stop_workers(&self.workers, STOP_TAG, Duration::from_secs(5));
     }
 
     /// Kills the consumer processes at once, as a crash would: a message being handled is not
-    /// acked, and comes again.
+    /// acked, and comes again. Returns once they are gone (at most a second), so that the kind
+    /// can be served again at once.
     pub fn kill(&self) {
-        for &worker in &self.workers {
-            host::kill(worker);
-        }
-        // Gone before this returns (at most a second), so that the kind can be served again at
-        // once.
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while self.workers.iter().any(|&worker| host::exists(worker))
-            && std::time::Instant::now() < deadline
-        {
-            host::sleep(Duration::from_millis(1));
-        }
+        kill_workers(&self.workers);
     }
 }
 
@@ -168,35 +151,25 @@ pub fn serve_streams<A: Agent>(
         .filter(|binding| binding.stream.is_some())
     {
         let name = A::HANDLERS[binding.handler].name;
-        // One consumer per durable on this node: two would share its messages, each applying
-        // some. (Checked, then registered: two calls at the same instant are not told apart.)
-        let registered = format!("swarm/streams/{}", durable_name::<A>(name));
-        if let Some(other) = crate::runtime::registry::lookup(&registered) {
-            service.kill();
-            return Err(NatsError::Server(format!(
-                "{}.{name} is consumed on this node already (process {}): stop that service \
-                 first",
-                A::KIND,
-                other.id
-            )));
-        }
         let ready = reply_slot();
-        let started = spawn(
+        let started = match spawn_consumer::<A>(
+            &durable_name::<A>(name),
             (client.clone(), binding.handler, options.clone(), ready),
-            run_consumer::<A>,
-        )
-        .map_err(|err| err.to_string())
-        .and_then(|worker| {
-            wait_for::<Result<(), String>>(ready, worker, Some(Duration::from_secs(30)))
-                .map_err(|err| {
-                    host::kill(worker);
-                    format!("{err:?}")
-                })
-                .and_then(|made| made.map(|()| worker))
-        });
+        ) {
+            Ok(Claim::Spawned(worker)) => Ok(worker),
+            Ok(Claim::Taken(other)) => {
+                service.kill();
+                return Err(NatsError::Server(format!(
+                    "{}.{name} is consumed on this node already (process {other}): stop that \
+                     service first",
+                    A::KIND,
+                )));
+            }
+            Err(err) => Err(err.to_string()),
+        }
+        .and_then(|worker| await_ready(worker, ready));
         match started {
             Ok(worker) => {
-                host::registry_put(&registered, host::Pid::local(worker));
                 service.consumers.push(durable_name::<A>(name));
                 service.workers.push(worker);
             }
@@ -211,6 +184,35 @@ pub fn serve_streams<A: Agent>(
         }
     }
     Ok(service)
+}
+
+/// What [`spawn_consumer`] did.
+enum Claim {
+    /// Spawned the consumer, registered as the durable's.
+    Spawned(u64),
+    /// A live consumer of that durable runs on this node already (this process).
+    Taken(u64),
+}
+
+/// Spawns the consumer of `durable` on this node unless a live one runs: the lookup and the
+/// registration are one step (Lunatic's get-or-spawn), so of two calls at the same instant exactly
+/// one spawns; two consumers would share the durable's messages, each applying some, out of
+/// order. Lunatic's registry never forgets a name, and a dead consumer keeps its own: names carry
+/// a generation (`swarm/streams/<durable>/<n>`), a dead holder's is passed over, and the first
+/// free one is claimed (as the registrar's own name is).
+fn spawn_consumer<A: Agent>(
+    durable: &str,
+    capture: (NatsClient, usize, StreamOptions, ReplyTo),
+) -> Result<Claim, SpawnError> {
+    let mut generation = 0u64;
+    loop {
+        let name = format!("swarm/streams/{durable}/{generation}");
+        match spawn_named(&name, capture.clone(), run_consumer::<A>)? {
+            Named::Started(worker) => return Ok(Claim::Spawned(worker)),
+            Named::Found(other) if host::exists(other) => return Ok(Claim::Taken(other)),
+            Named::Found(_dead) => generation += 1,
+        }
+    }
 }
 
 /// The tag that asks a consumer to stop (top byte 0x79: no handler number).
@@ -348,30 +350,15 @@ fn apply<A: Agent>(
             log_at(log::Level::Warn, "stream.ack_failed", &err.to_string());
         }
     };
-    let token = message
-        .subject
-        .split('.')
-        .nth(binding.key_token)
-        .unwrap_or("");
-    let key: A::Key = match parse_key_text(A::KIND, token) {
-        Ok(key) => key,
-        Err(err) => {
-            refuse("stream.invalid_key", &err.to_string());
-            return Outcome::InvalidKey;
-        }
-    };
-    let decoded = match super::subjects::decode::<A>(binding, &message.payload) {
-        Ok(decoded) => decoded,
-        Err(why) => {
-            refuse(
-                "stream.malformed",
-                &format!(
-                    "the payload is not `{}` of {}.{handler} as JSON: {why}",
-                    binding.argument,
-                    A::KIND
-                ),
-            );
-            return Outcome::Malformed;
+    let Checked {
+        token,
+        key,
+        message: decoded,
+    } = match check::<A>(binding, &message.subject, &message.payload) {
+        Ok(checked) => checked,
+        Err((outcome, why)) => {
+            refuse(&format!("stream.{}", outcome.as_str()), &why);
+            return outcome;
         }
     };
     // Failed this time: delivered again after a back-off (nothing after it comes meanwhile), or,

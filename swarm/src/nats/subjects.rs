@@ -54,18 +54,7 @@ impl SubjectService {
     /// Stops the subscribers: each unsubscribes, hands over what it was already given, and
     /// ends; waits for that at most 2 s, then kills what is left.
     pub fn stop(&self) {
-        for &worker in &self.workers {
-            let _gone_already = host::send(worker, STOP_TAG, &());
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while self.workers.iter().any(|&worker| host::exists(worker))
-            && std::time::Instant::now() < deadline
-        {
-            host::sleep(std::time::Duration::from_millis(5));
-        }
-        for &worker in &self.workers {
-            host::kill(worker);
-        }
+        stop_workers(&self.workers, STOP_TAG, std::time::Duration::from_secs(2));
     }
 }
 
@@ -87,14 +76,7 @@ pub fn serve_subjects<A: Agent>(client: &NatsClient) -> Result<SubjectService, N
             run_subscriber::<A>,
         )
         .map_err(|err| err.to_string())
-        .and_then(|worker| {
-            wait_for::<Result<(), String>>(ready, worker, Some(std::time::Duration::from_secs(30)))
-                .map_err(|err| {
-                    host::kill(worker);
-                    format!("{err:?}")
-                })
-                .and_then(|subscribed| subscribed.map(|()| worker))
-        });
+        .and_then(|worker| await_ready(worker, ready));
         match started {
             Ok(worker) => {
                 service.subjects.push(binding.subject.to_owned());
@@ -147,7 +129,7 @@ impl Outcome {
         Outcome::GaveUp,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::Malformed => "malformed",
@@ -253,26 +235,11 @@ fn deliver<A: Agent>(
             &format!("not delivered: {why}"),
         );
     };
-    let token = subject.split('.').nth(binding.key_token).unwrap_or("");
-    let key: A::Key = match parse_key_text(A::KIND, token) {
-        Ok(key) => key,
-        Err(err) => {
-            refused("subject.invalid_key", &err.to_string());
-            return Outcome::InvalidKey;
-        }
-    };
-    let message = match decode::<A>(binding, payload) {
-        Ok(message) => message,
-        Err(why) => {
-            refused(
-                "subject.malformed",
-                &format!(
-                    "the payload is not `{}` of {}.{handler} as JSON: {why}",
-                    binding.argument,
-                    A::KIND
-                ),
-            );
-            return Outcome::Malformed;
+    let Checked { key, message, .. } = match check::<A>(binding, subject, payload) {
+        Ok(checked) => checked,
+        Err((outcome, why)) => {
+            refused(&format!("subject.{}", outcome.as_str()), &why);
+            return outcome;
         }
     };
     let agent = match Launcher::<A>::default().get_or_start(key) {
@@ -295,10 +262,87 @@ fn deliver<A: Agent>(
     }
 }
 
+/// A message on a bound subject (or stream), checked: what a subscriber and a stream consumer both
+/// need before it may reach an agent.
+pub(super) struct Checked<'s, A: Agent> {
+    /// The subject's key token, as it came.
+    pub(super) token: &'s str,
+    /// The agent's key, from that token.
+    pub(super) key: A::Key,
+    /// The handler's message, from the payload.
+    pub(super) message: A::Msg,
+}
+
+/// Checks a message published on `subject` for `binding`'s handler: its key token must be a key
+/// and its payload the handler's one argument as JSON. `Err`: it is never to be delivered, with
+/// the outcome to count (`InvalidKey`, `Malformed`; also the suffix of the event to log) and why.
+pub(super) fn check<'s, A: Agent>(
+    binding: &SubjectBinding,
+    subject: &'s str,
+    payload: &[u8],
+) -> Result<Checked<'s, A>, (Outcome, String)> {
+    let token = subject.split('.').nth(binding.key_token).unwrap_or("");
+    let key =
+        parse_key_text(A::KIND, token).map_err(|err| (Outcome::InvalidKey, err.to_string()))?;
+    let message = decode::<A>(binding, payload).map_err(|why| {
+        let reason = format!(
+            "the payload is not `{}` of {}.{} as JSON: {why}",
+            binding.argument,
+            A::KIND,
+            A::HANDLERS[binding.handler].name
+        );
+        (Outcome::Malformed, reason)
+    })?;
+    Ok(Checked {
+        token,
+        key,
+        message,
+    })
+}
+
+/// Waits for the report of a subscriber or consumer just spawned that it is ready (subscribed,
+/// its durable made or found): its process, or why not (it is killed if it does not report
+/// within 30 s).
+pub(super) fn await_ready(worker: u64, ready: ReplyTo) -> Result<u64, String> {
+    wait_for::<Result<(), String>>(ready, worker, Some(std::time::Duration::from_secs(30)))
+        .map_err(|err| {
+            host::kill(worker);
+            format!("{err:?}")
+        })
+        .and_then(|made| made.map(|()| worker))
+}
+
+/// Asks `workers` to stop (a message tagged `tag`), waits at most `wait` for them to end, then
+/// kills what is left ([`kill_workers`]).
+pub(super) fn stop_workers(workers: &[u64], tag: i64, wait: std::time::Duration) {
+    for &worker in workers {
+        let _gone_already = host::send(worker, tag, &());
+    }
+    let deadline = std::time::Instant::now() + wait;
+    while workers.iter().any(|&worker| host::exists(worker)) && std::time::Instant::now() < deadline
+    {
+        host::sleep(std::time::Duration::from_millis(5));
+    }
+    kill_workers(workers);
+}
+
+/// Kills `workers` at once, as a crash would, and returns once they are gone (at most a second),
+/// so that the kind can be served again at once.
+pub(super) fn kill_workers(workers: &[u64]) {
+    for &worker in workers {
+        host::kill(worker);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while workers.iter().any(|&worker| host::exists(worker)) && std::time::Instant::now() < deadline
+    {
+        host::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// The message for the bound handler from a payload: the handler's one argument as JSON, put in
 /// the message enum's own JSON form, `{"<Variant>": {"<argument>": <payload>}}`. The payload is
 /// checked to be one JSON value first, so that no payload can add members of its own.
-pub(crate) fn decode<A: Agent>(binding: &SubjectBinding, payload: &[u8]) -> Result<A::Msg, String> {
+fn decode<A: Agent>(binding: &SubjectBinding, payload: &[u8]) -> Result<A::Msg, String> {
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).map_err(|err| err.to_string())?;
     let info = &A::HANDLERS[binding.handler];
     let tagged = [

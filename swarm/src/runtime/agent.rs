@@ -168,6 +168,10 @@ pub enum Persistence {
     /// a save the store refused: each restarts the agent from its last save. A caller is also not
     /// told when a later save finds the record taken over by another node (the agent then stops;
     /// in a cluster that change is lost, as a change of a stale owner must be).
+    ///
+    /// Events its handlers `publish` wait for the save that keeps their change, so a change a crash
+    /// loses sent none; `publish_to_stream` events are stored when the handler returns (see
+    /// `nats::events`).
     WriteBehind {
         /// The longest an acknowledged change stays unsaved while the agent runs.
         every: std::time::Duration,
@@ -280,18 +284,19 @@ impl<A: AgentBehavior> AgentCell<A> {
             }
             panic!("{reason}; stopping");
         }
-        // The events the handler published reach the server before its change is saved (see
-        // `nats::events`): a saved change never lacks its events. Events that cannot be sent fail
-        // the call as a failed save does.
+        // The stream events the handler published are stored by their streams before its change
+        // is saved, so that no crash after the save loses one; its core events wait for the save
+        // (see `nats::events`). A stream event not stored fails the call as a failed save does.
         #[cfg(feature = "nats")]
-        if let Err(reason) = crate::nats::events::send_pending() {
+        if let Err(reason) = crate::nats::events::send_stream_events() {
             CURRENT_REPLY.with(|slot| slot.set(None));
             metrics::set_outcome(Outcome::PersistFailed);
             crate::log::error(
                 "agent.events_not_published",
                 &[("kind", A::KIND), ("storage_key", &self.storage_key)],
-                &format!("the change is not acknowledged: {reason}"),
+                &format!("the change is not saved nor acknowledged: {reason}"),
             );
+            self.settle_events(Err(&reason));
             if let Some(reply_to) = reply_to {
                 reply_to.send_failure(RemoteFailure::PersistFailed(reason.clone()));
             }
@@ -362,6 +367,11 @@ impl<A: AgentBehavior> AgentCell<A> {
                 }
             }
         }
+        if self.save_due.is_none() {
+            // No change waits for a save (this one saved, or nothing to save: a `&self` handler,
+            // a kind without a record): the events still waiting go now.
+            self.settle_events(Ok(()));
+        }
         match (reply_to, json_answer) {
             (Some(reply_to), Some(json)) => reply_to.send(json),
             (Some(reply_to), None) => reply_to.answer(answer),
@@ -425,7 +435,50 @@ impl<A: AgentBehavior> AgentCell<A> {
         }
     }
 
+    /// Saves the state if it changed; then the core events of the handlers whose changes this
+    /// save kept are sent, or, if it failed, dropped (see `nats::events`).
     fn save_if_changed(&mut self) -> Result<(), SaveFailure> {
+        let saved = self.write_if_changed();
+        match &saved {
+            Ok(()) => self.settle_events(Ok(())),
+            Err(failure) => self.settle_events(Err(&failure.to_string())),
+        }
+        saved
+    }
+
+    /// Sends the core events of the handlers whose changes are now saved (`Ok`), or drops those of
+    /// changes that will not be (`Err`, why), logging either failure.
+    fn settle_events(&self, saved: Result<(), &str>) {
+        #[cfg(feature = "nats")]
+        match saved {
+            Ok(()) => {
+                if let Err(reason) = crate::nats::events::send_saved() {
+                    crate::log::error(
+                        "agent.events_not_published",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!("the change is saved, its events are lost: {reason}"),
+                    );
+                }
+            }
+            Err(why) => {
+                let dropped = crate::nats::events::drop_unsaved();
+                if dropped > 0 {
+                    crate::log::warn(
+                        "agent.events_dropped",
+                        &[("kind", A::KIND), ("storage_key", &self.storage_key)],
+                        &format!(
+                            "{dropped} event(s) not published: the change they came from was not \
+                             saved: {why}"
+                        ),
+                    );
+                }
+            }
+        }
+        #[cfg(not(feature = "nats"))]
+        let _ = saved;
+    }
+
+    fn write_if_changed(&mut self) -> Result<(), SaveFailure> {
         self.save_due = None;
         let Some(store) = &self.store else {
             return Ok(());
