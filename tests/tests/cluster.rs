@@ -167,6 +167,110 @@ fn every_kv_write_is_a_compare_and_set() {
     assert_eq!(a.list("k/").unwrap(), vec!["k/x".to_owned()]);
 }
 
+/// What a saving process of `concurrent_kv_saves_...` tells the test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Saver {
+    /// Its key is loaded (and fenced) as owner: it waits for the go.
+    Ready(usize),
+    /// Its saves, in order: `Ok(())` when acknowledged, or the error's text.
+    Done(usize, Vec<Result<(), String>>),
+}
+
+/// Many processes (as many agents) save at once through the node's one NATS connection: every
+/// save is a compare-and-set that JetStream acknowledges, the saves of all of them are in
+/// flight together, and one stale holder among them is refused on every try while nobody
+/// else's save fails.
+#[lunatic::test]
+fn concurrent_kv_saves_are_each_acknowledged_and_a_stale_holder_is_refused_alone() {
+    use lunatic::{Mailbox, Process};
+    const SAVERS: usize = 48;
+    const SAVES: usize = 25;
+    let Some(url) = server("JS_URL") else { return };
+    swarm::set_node_nats(connect(&url)).unwrap();
+    let config = StoreConfig::nats_kv(format!("many_{}", namespace("kv")));
+    // The stale holder: it owned `w/stale` and saved once, then another holder took it over.
+    let stale_key = "w/stale";
+    // SAFETY: this process receives only the savers' reports.
+    let mailbox: Mailbox<Saver> = unsafe { Mailbox::new() };
+    let parent = mailbox.this();
+    let spawn_saver = |i: usize, key: String| {
+        Process::spawn(
+            (config.clone(), parent, i, key),
+            |(config, parent, i, key): (StoreConfig, Process<Saver>, usize, String),
+             mailbox: Mailbox<bool>| {
+                let store = config.open().unwrap();
+                store.load_as_owner(&key).unwrap();
+                if i == SAVERS {
+                    store.put(&key, b"saved before the take-over").unwrap();
+                }
+                parent.send(Saver::Ready(i));
+                mailbox.receive();
+                let saves = (0..SAVES)
+                    .map(|n| {
+                        store
+                            .put(&key, format!("{key} #{n}").as_bytes())
+                            .map_err(|err| err.to_string())
+                    })
+                    .collect();
+                parent.send(Saver::Done(i, saves));
+            },
+        )
+    };
+    let mut savers: Vec<Process<bool>> = (0..SAVERS)
+        .map(|i| spawn_saver(i, format!("w/{i}")))
+        .collect();
+    savers.push(spawn_saver(SAVERS, stale_key.to_owned()));
+    for _ in 0..=SAVERS {
+        match mailbox.receive_timeout(Duration::from_secs(30)) {
+            Ok(Saver::Ready(_)) => {}
+            other => panic!("a saver did not get ready: {other:?}"),
+        }
+    }
+    let new_holder = config.open().unwrap();
+    assert_eq!(
+        new_holder.load_as_owner(stale_key).unwrap().as_deref(),
+        Some(&b"saved before the take-over"[..])
+    );
+    for saver in &savers {
+        saver.send(true);
+    }
+    for _ in 0..=SAVERS {
+        match mailbox.receive_timeout(Duration::from_secs(60)) {
+            Ok(Saver::Done(i, saves)) if i == SAVERS => {
+                assert_eq!(saves.len(), SAVES);
+                for refused in saves {
+                    let reason = refused.expect_err("a fenced holder's save must be refused");
+                    assert!(reason.contains("stale"), "{reason}");
+                }
+            }
+            Ok(Saver::Done(i, saves)) => {
+                assert_eq!(saves.len(), SAVES);
+                for (n, saved) in saves.into_iter().enumerate() {
+                    saved.unwrap_or_else(|err| panic!("w/{i}'s save #{n} failed: {err}"));
+                }
+            }
+            other => panic!("a saver did not finish: {other:?}"),
+        }
+    }
+    // Read back from the stream's leader by another holder: each key holds its last save.
+    let reader = config.open().unwrap();
+    for i in 0..SAVERS {
+        let key = format!("w/{i}");
+        let last = format!("{key} #{}", SAVES - 1);
+        assert_eq!(
+            reader.get(&key).unwrap().as_deref(),
+            Some(last.as_bytes()),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        reader.get(stale_key).unwrap().as_deref(),
+        Some(&b"saved before the take-over"[..]),
+        "no refused save of the stale holder may show"
+    );
+    new_holder.put(stale_key, b"the new holder's").unwrap();
+}
+
 #[lunatic::test]
 fn a_node_serves_through_the_front_door_and_restores_state_from_kv() {
     let Some(url) = server("JS_URL") else { return };
