@@ -271,9 +271,10 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     // 3. A crash before the ack: the consumer is killed while the agent runs the handler; the
     //    agent saves, nobody acks. The consumer started again gets the message again (after
     //    ack_wait), and the agent's mark skips it.
-    put(&js, "c", 7, 2_000);
+    put(&js, "c", 7, 800);
     // Killed while the agent runs the handler: once the agent is up (a fixed sleep may end
-    // before a busy machine handed the message over), well inside the handler's 2 s.
+    // before a busy machine handed the message over), inside the handler's 800 ms (shorter than
+    // `ack_wait`, 1 s: a longer one is delivered again while it still runs).
     assert!(
         eventually(Duration::from_secs(10), || Ledger::lookup("c")).is_some(),
         "the message reached no agent"
@@ -290,7 +291,12 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     let (replayed, ..) = counts(&addr);
     println!("killed before its ack: redeliveries skipped by the agent: {replayed}");
     assert_eq!(state("c"), Some((vec![7], 1)), "applied twice");
-    assert_eq!(replayed, 1.0, "the unacked message was not delivered again");
+    // Delivered again and skipped (more than once if a busy machine let `ack_wait` pass again
+    // before the agent answered; each skipped, none applied).
+    assert!(
+        replayed >= 1.0,
+        "the unacked message was not delivered again"
+    );
 
     // 4. The consumer killed mid-stream (as a crash would): the message it was waiting on is
     //    applied and saved but not acked; the consumer started again gets it again, and every
