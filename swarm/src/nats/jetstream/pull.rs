@@ -199,17 +199,8 @@ impl PullConsumer {
     /// silence ends a batch), so its later messages come to the next call, and several pulls
     /// can be open at once: [`PullConsumer::next`] keeps one open at a time.
     pub fn fetch(&self, batch: usize, wait: Duration) -> Result<Vec<JsMessage>, JsError> {
-        let subject = self.js.api_subject(&format!(
-            "CONSUMER.MSG.NEXT.{}.{}",
-            self.stream, self.durable
-        ));
-        self.js
-            .client()
-            .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
-            .map_err(JsError::Nats)?;
+        let deadline = self.pull(batch, wait)?;
         let mut messages = Vec::new();
-        // The server ends the pull by `wait`; a little more for the last message on its way.
-        let deadline = Instant::now() + wait + Duration::from_millis(500);
         while messages.len() < batch {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -227,14 +218,7 @@ impl PullConsumer {
                     Pulled::Message(message) => messages.push(message),
                     Pulled::Ended(404 | 408, _) => break,
                     Pulled::Ended(code, description) if messages.is_empty() => {
-                        return Err(JsError::Api {
-                            code,
-                            err_code: 0,
-                            description: format!(
-                                "pulling from consumer {:?} of stream {:?}: {description}",
-                                self.durable, self.stream
-                            ),
-                        })
+                        return Err(self.pull_failed(code, &description))
                     }
                     Pulled::Ended(..) => break,
                     Pulled::Ignore => {}
@@ -256,18 +240,7 @@ impl PullConsumer {
         let now = Instant::now();
         let (left, deadline) = match self.open_pull.get() {
             Some((left, deadline)) if left > 0 && deadline > now => (left, deadline),
-            _ => {
-                let subject = self.js.api_subject(&format!(
-                    "CONSUMER.MSG.NEXT.{}.{}",
-                    self.stream, self.durable
-                ));
-                self.js
-                    .client()
-                    .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
-                    .map_err(JsError::Nats)?;
-                // The server ends the pull by `wait`; a little more for a message on its way.
-                (batch.max(1), now + wait + Duration::from_millis(500))
-            }
+            _ => (batch.max(1), self.pull(batch, wait)?),
         };
         self.open_pull.set(Some((left, deadline)));
         // The server ends a pull that expires with a 408; silence past its end means nobody took
@@ -298,14 +271,7 @@ impl PullConsumer {
                     }
                     Pulled::Ended(code, description) => {
                         self.open_pull.set(None);
-                        return Err(JsError::Api {
-                            code,
-                            err_code: 0,
-                            description: format!(
-                                "pulling from consumer {:?} of stream {:?}: {description}",
-                                self.durable, self.stream
-                            ),
-                        });
+                        return Err(self.pull_failed(code, &description));
                     }
                     Pulled::Ignore => {}
                 },
@@ -318,6 +284,32 @@ impl PullConsumer {
                     return Err(JsError::Nats(err));
                 }
             }
+        }
+    }
+
+    /// Asks the server for up to `batch` messages within `wait`; returns when to stop waiting for
+    /// them: the server ends the pull by `wait`, plus a little for a message on its way.
+    fn pull(&self, batch: usize, wait: Duration) -> Result<Instant, JsError> {
+        let subject = self.js.api_subject(&format!(
+            "CONSUMER.MSG.NEXT.{}.{}",
+            self.stream, self.durable
+        ));
+        self.js
+            .client()
+            .publish_with_reply(&subject, &self.inbox, durable::next_request(batch, wait))
+            .map_err(JsError::Nats)?;
+        Ok(Instant::now() + wait + Duration::from_millis(500))
+    }
+
+    /// A pull the server ended with a status other than "nothing (more) for now".
+    fn pull_failed(&self, code: u16, description: &str) -> JsError {
+        JsError::Api {
+            code,
+            err_code: 0,
+            description: format!(
+                "pulling from consumer {:?} of stream {:?}: {description}",
+                self.durable, self.stream
+            ),
         }
     }
 
