@@ -36,17 +36,37 @@ fn a_spawn_the_node_cannot_make_is_an_error_for_that_caller_and_starts_work_agai
         }
         other => panic!("expected StartError::Spawn, got {other:?}"),
     }
-    // A second try fails the same way, and the node still serves every agent it holds.
-    assert!(matches!(
-        Counter::get_or_start("one-more"),
-        Err(StartError::Spawn { .. })
-    ));
-    for counter in &live {
+    // Trying again fails the same way, and the node still serves every agent it holds. The
+    // runtime's own address space (threads, allocator arenas, the compile cache) moves by a few
+    // MiB, so the room one failure left can now and then hold one more agent: such a start is
+    // kept and counted, and the next try must fail.
+    let mut late: Vec<CounterRef> = Vec::new();
+    let again = loop {
+        match Counter::get_or_start(format!("late{}", late.len())) {
+            Ok(counter) => late.push(counter),
+            Err(err) => break err,
+        }
+        assert!(
+            late.len() <= 2,
+            "{} more agents started after a spawn failed",
+            late.len()
+        );
+    };
+    eprintln!("{} more started before the next failure", late.len());
+    assert!(
+        matches!(again, StartError::Spawn { .. }),
+        "expected StartError::Spawn, got {again:?}"
+    );
+    for counter in live.iter().chain(&late) {
         assert_eq!(counter.add(1).unwrap(), Ok(1));
     }
     let stats = swarm::node_stats().unwrap();
     assert!(stats.failed_starts >= 2, "{stats:?}");
-    assert_eq!(stats.live_agents as usize, live.len(), "{stats:?}");
+    assert_eq!(
+        stats.live_agents as usize,
+        live.len() + late.len(),
+        "{stats:?}"
+    );
 
     // No room at all: fill what is left with idle processes, so that the registrar's own spawn
     // (of the process that runs a start) fails too. It answers with the reason and lives on.
