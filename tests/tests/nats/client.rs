@@ -263,7 +263,7 @@ fn timeouts_and_no_responders(url: &str) {
         other => panic!("expected no responders, got {other:?}"),
     }
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
@@ -517,7 +517,7 @@ fn a_closed_client_reports_closed_and_ends_subscriptions() {
     let started = Instant::now();
     assert_eq!(sub.next(), None);
     assert!(matches!(sub.next_timeout(WAIT), Err(NatsError::Closed)));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 /// The server restarts in the middle of traffic: requests waiting fail (no hang), the client
