@@ -43,7 +43,7 @@ impl Account {
 }
 
 /// Write-behind: answered at once, saved a second after its first unsaved change.
-#[agent(kind = "evt-behind", persistence = "write_behind", save_every = "1s")]
+#[agent(kind = "evt-behind", persistence = "write_behind", save_every = "3s")]
 pub struct Behind {
     #[key]
     id: String,
@@ -73,6 +73,9 @@ impl Behind {
 }
 
 /// The next event on `subscription` within `wait`, as the number it carries.
+/// What an event that is due must come within: room for a loaded machine.
+const DUE: Duration = Duration::from_secs(3);
+
 fn next(subscription: &Subscription, wait: Duration) -> Option<u64> {
     let message = subscription.next_timeout(wait).ok()?;
     Some(serde_json::from_slice(&message.payload).expect("a number"))
@@ -109,7 +112,7 @@ fn events_leave_only_with_their_saved_change() {
     // 1. Saved: both events out, the core one before the caller is answered.
     let account = Account::get_or_start("a").unwrap();
     assert_eq!(account.deposit(1).unwrap(), 1);
-    assert_eq!(next(&plain, Duration::from_millis(500)), Some(1));
+    assert_eq!(next(&plain, DUE), Some(1));
     assert_eq!(stored(&js), 1);
 
     // 2. The save refused: another holder took the record over (a NATS KV CAS on the revision
@@ -134,17 +137,17 @@ fn events_leave_only_with_their_saved_change() {
     //    again under the same id, is dropped by the stream as a duplicate.
     let account = Account::get_or_start("a").unwrap();
     assert_eq!(account.deposit(2).unwrap(), 3);
-    assert_eq!(next(&plain, Duration::from_millis(500)), Some(2));
+    assert_eq!(next(&plain, DUE), Some(2));
     assert_eq!(stored(&js), 2, "the retry's stream event was stored twice");
     assert_eq!(next(&plain, Duration::from_millis(300)), None);
 
-    // 4. Write-behind: the core event waits for the save that keeps its change (a second later),
+    // 4. Write-behind: the core event waits for the save that keeps its change (3 s later),
     //    so a crash before that save, which loses the change, loses its event too.
     let behind = client.subscribe("evttest.behind.>").unwrap();
     let agent = Behind::get_or_start("b").unwrap();
     // Nothing unsaved: a handler that changes nothing sends at once.
     agent.ping(1).unwrap();
-    assert_eq!(next(&behind, Duration::from_millis(300)), Some(1));
+    assert_eq!(next(&behind, DUE), Some(1));
     assert_eq!(agent.add(5).unwrap(), 5);
     // Behind an unsaved change, it waits for that change's save, and goes after its event.
     agent.ping(2).unwrap();
@@ -153,8 +156,8 @@ fn events_leave_only_with_their_saved_change() {
         None,
         "sent before its change was saved"
     );
-    assert_eq!(next(&behind, Duration::from_secs(3)), Some(5));
-    assert_eq!(next(&behind, Duration::from_millis(300)), Some(2));
+    assert_eq!(next(&behind, Duration::from_secs(3) + DUE), Some(5));
+    assert_eq!(next(&behind, DUE), Some(2));
     assert_eq!(agent.add(7).unwrap(), 12);
     Behind::lookup("b").unwrap().kill();
     assert_eq!(

@@ -15,6 +15,7 @@ use swarm::nats::{
     StreamConfig, StreamOptions, StreamService,
 };
 use swarm::prelude::*;
+use swarm::runtime::host;
 use swarm_tests::nats::{connect, eventually, server};
 
 /// The stream the agents below consume (names in the DSL are literals: one stream for the file).
@@ -30,6 +31,11 @@ pub struct Entry {
     /// passes, as a store's outage would.
     #[serde(default)]
     pub fail_until_ms: u64,
+}
+
+/// The name a slow handler registers while it runs for `account`.
+fn running(account: &str) -> String {
+    format!("strm-running-{account}")
 }
 
 fn now_ms() -> u64 {
@@ -58,6 +64,8 @@ impl Ledger {
     pub fn entry(&mut self, entry: Entry) {
         assert!(now_ms() >= entry.fail_until_ms, "failing on purpose");
         if entry.slow_ms > 0 {
+            // Tells the test that the handler runs (`running`).
+            host::registry_put(&running(&self.account), host::this());
             lunatic::sleep(Duration::from_millis(entry.slow_ms));
         }
         self.entries.push(entry.n);
@@ -260,7 +268,8 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     // counted since).
     let refused = eventually(Duration::from_secs(5), || {
         let (_, delivered, malformed, invalid) = counts(&addr);
-        (delivered == 6.0).then_some((malformed, invalid))
+        // More when a busy machine let `ack_wait` pass before an ack (each skipped, none applied).
+        (delivered >= 6.0).then_some((malformed, invalid))
     });
     assert_eq!(refused, Some((1.0, 1.0)));
 
@@ -272,14 +281,16 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
     //    agent saves, nobody acks. The consumer started again gets the message again (after
     //    ack_wait), and the agent's mark skips it.
     put(&js, "c", 7, 800);
-    // Killed while the agent runs the handler: once the agent is up (a fixed sleep may end
-    // before a busy machine handed the message over), inside the handler's 800 ms (shorter than
-    // `ack_wait`, 1 s: a longer one is delivered again while it still runs).
+    // Killed while the agent runs the handler: once the handler said it runs (the agent being up
+    // is not enough: the consumer may not have handed it the message yet), inside the handler's
+    // 800 ms (shorter than `ack_wait`, 1 s: a longer one is delivered again while it still runs).
     assert!(
-        eventually(Duration::from_secs(10), || Ledger::lookup("c")).is_some(),
+        eventually(Duration::from_secs(10), || host::registry_get(&running(
+            "c"
+        )))
+        .is_some(),
         "the message reached no agent"
     );
-    lunatic::sleep(Duration::from_millis(100));
     service.kill();
     let service = serve_streams::<Ledger>(&client, options.clone()).unwrap();
     // Until the redelivery came: skipped (counted `replayed`), or applied a second time.
@@ -485,7 +496,12 @@ fn stream_messages_are_acked_after_the_save_and_never_applied_twice() {
         "replay from {since}: redeliveries skipped {}",
         skipped_after_time - skipped_before_time
     );
-    assert_eq!(skipped_after_time, skipped_before_time);
+    // None of the earlier ones; `b`'s new one may come twice when a busy machine let `ack_wait`
+    // pass before its ack.
+    assert!(
+        skipped_after_time - skipped_before_time <= 2.0,
+        "earlier messages replayed from {since}"
+    );
 
     // 7. Resume finds the durable made with other settings (another filter, many messages out):
     //    it is updated to the handler's, not used as it is (it would deliver nothing of this

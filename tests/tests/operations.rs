@@ -101,21 +101,28 @@ fn a_cluster_node_shows_its_cluster_calls_and_store_in_its_metrics() {
     }
     // Agents send their counts at least once a second: wait for the three calls and saves (a
     // busy machine may take longer), then every figure must be exact.
-    let counted = |text: &str, series: &str| sample(text, series).is_some_and(|n| n >= 3.0);
+    // The lease is renewed once a second: wait for a renewal too.
+    let node = cluster.node_id();
+    let at_least = |text: &str, series: &str, n: f64| sample(text, series).is_some_and(|v| v >= n);
     let text = eventually(Duration::from_secs(10), || {
         let (status, text) = get(&addr, "/metrics");
         assert_eq!(status, 200, "{text}");
-        (counted(
+        (at_least(
             &text,
             "swarm_calls_total{kind=\"ledger\",handler=\"append\",outcome=\"ok\"}",
-        ) && counted(
+            3.0,
+        ) && at_least(
             &text,
             "swarm_store_operations_total{backend=\"nats_kv\",operation=\"save\",result=\"ok\"}",
+            3.0,
+        ) && at_least(
+            &text,
+            &format!("swarm_cluster_lease_renewals_total{{node=\"{node}\"}}"),
+            1.0,
         ))
         .then_some(text)
     })
     .unwrap_or_else(|| get(&addr, "/metrics").1);
-    let node = cluster.node_id();
     assert_eq!(
         sample(
             &text,

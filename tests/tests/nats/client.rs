@@ -128,9 +128,10 @@ fn queue_groups(url: &str) {
             |(client, subject, parent), _: Mailbox<()>| {
                 let sub = client.queue_subscribe(&subject, "workers").unwrap();
                 report(&parent, Report::Ready);
-                // Until the group has been quiet for a second (longer before the first one).
+                // Until the group has been quiet for 3 s (longer before the first one): a member
+                // that left early would take the messages routed to it with it.
                 let mut count = 0;
-                let quiet = |n| Duration::from_millis(if n == 0 { 5000 } else { 1000 });
+                let quiet = |n| Duration::from_millis(if n == 0 { 10_000 } else { 3_000 });
                 while sub.next_timeout(quiet(count)).is_ok() {
                     count += 1;
                 }

@@ -82,11 +82,12 @@ fn a_caller_waiting_on_a_killed_agent_gets_an_error_not_a_hang() {
         .store(StoreConfig::memory("kill"))
         .get_or_start("a")
         .unwrap();
-    // Kill it from another process while our request sleeps inside it.
+    // Kill it from another process while our request sleeps inside it (a second on: a busy
+    // machine may hold the request back for a while).
     lunatic::Process::spawn_link(
         counter.clone(),
         |counter: CounterRef, _: lunatic::Mailbox<()>| {
-            lunatic::sleep(Duration::from_millis(100));
+            lunatic::sleep(Duration::from_secs(1));
             counter.kill();
         },
     );

@@ -193,23 +193,31 @@ fn a_flooded_agent_refuses_past_its_mailbox_and_others_are_unaffected() {
     assert_eq!(slow.work().unwrap(), 1);
     neighbours_during(1_500);
 
-    // 40 callers at once, each waiting up to 10 s: unbounded, the last would wait 4 s.
-    for _ in 0..40 {
-        Process::spawn(this(), |parent, _: Mailbox<()>| {
-            let slow = Slow::get_or_start("flooded")
-                .unwrap()
-                .with_timeout(Duration::from_secs(10));
-            let begun = Instant::now();
-            let outcome = slow.work();
-            if let Err(err) = &outcome {
-                assert!(matches!(err.reason, CallFailure::Overloaded(_)), "{err}");
-                assert_eq!(err.reason.applied(), Some(false));
-            }
-            parent.send(Report::Flood(
-                outcome.is_ok(),
-                begun.elapsed().as_millis() as u64,
-            ));
-        });
+    // 40 callers at once, each waiting up to 10 s: unbounded, the last would wait 4 s. Each
+    // gets its handle, then waits for the word to call, so that they call together however
+    // slowly a busy machine spawns them.
+    let callers: Vec<Process<()>> = (0..40)
+        .map(|_| {
+            Process::spawn(this(), |parent, go: Mailbox<()>| {
+                let slow = Slow::get_or_start("flooded")
+                    .unwrap()
+                    .with_timeout(Duration::from_secs(10));
+                go.receive();
+                let begun = Instant::now();
+                let outcome = slow.work();
+                if let Err(err) = &outcome {
+                    assert!(matches!(err.reason, CallFailure::Overloaded(_)), "{err}");
+                    assert_eq!(err.reason.applied(), Some(false));
+                }
+                parent.send(Report::Flood(
+                    outcome.is_ok(),
+                    begun.elapsed().as_millis() as u64,
+                ));
+            })
+        })
+        .collect();
+    for caller in &callers {
+        caller.send(());
     }
     let mut results = Vec::new();
     let (answered, failed) = neighbour_report(&mut results);
@@ -227,9 +235,9 @@ fn a_flooded_agent_refuses_past_its_mailbox_and_others_are_unaffected() {
         .collect();
     assert!(served >= 5, "only {served} of 40 served");
     // Unbounded, all 40 would be served (the last after 4 s); bounded, the callers that came
-    // while 5 waited are refused. Fewer than 25 when a loaded machine spreads the callers out.
+    // while 5 waited are refused (about 34; fewer when a loaded machine spreads them out).
     assert!(
-        refused.len() >= 15,
+        refused.len() >= 20,
         "only {} of 40 refused: {results:?}",
         refused.len()
     );

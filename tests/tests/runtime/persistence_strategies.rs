@@ -240,12 +240,13 @@ fn write_behind_answers_first_and_saves_within_its_interval() {
         .store(store.clone())
         .get_or_start("t")
         .unwrap();
+    let asked = Instant::now();
     assert_eq!(ledger.add().unwrap(), 1);
-    assert_eq!(
-        stored_count(&store, "ledger-behind/t"),
-        None,
-        "answered before it was saved"
-    );
+    let stored = stored_count(&store, "ledger-behind/t");
+    // The save is due EVERY after the change: only a machine that stalled that long may show it.
+    if asked.elapsed() < EVERY {
+        assert_eq!(stored, None, "answered before it was saved");
+    }
     let acked = Instant::now();
     while stored_count(&store, "ledger-behind/t") != Some(1) {
         assert!(
