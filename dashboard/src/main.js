@@ -18,7 +18,7 @@ const state = {
   nodes: new Map(), // id -> {ping, info, stats: {at, stats}, prevStats, observe, observeError, seen}
   infoAt: 0,
   history: [], // {at, rate, latency}
-  restarts: new Map(), // "node/sup path/child" -> restarts seen last, to flash what moved
+  restarts: new Map(), // "node/sup path/child" -> restarts seen last drawn, to flash what moved
 };
 
 function setStatus(text, kind) {
@@ -285,7 +285,8 @@ function childKind(kind) {
   return esc(JSON.stringify(kind));
 }
 
-function renderSupervisor(sup, path, nodeId) {
+/** A supervisor's table; `seen` collects the restart counts drawn (the next drawing's "before"). */
+function renderSupervisor(sup, path, nodeId, seen) {
   const st = stateName(sup.state);
   const reason = sup.state?.gave_up?.reason;
   const here = `${path}/${sup.name}`;
@@ -295,7 +296,7 @@ function renderSupervisor(sup, path, nodeId) {
         const key = `${nodeId}${here}/${m.name}`;
         const before = state.restarts.get(key);
         const moved = before !== undefined && before !== m.restarts;
-        state.restarts.set(key, m.restarts);
+        seen.set(key, m.restarts);
         const running = m.process != null;
         const badge = running ? "running" : st === "up" ? "down" : "stopped";
         return `<tr data-child="${esc(m.name)}" data-supervisor="${esc(sup.name)}" class="${moved ? "changed" : ""}">
@@ -303,7 +304,7 @@ function renderSupervisor(sup, path, nodeId) {
           <td><span class="badge ${badge}">${badge}</span></td><td class="num">${running ? esc(m.process) : "–"}</td>
           <td class="num">${esc(m.starts)}</td><td class="num restarts${m.restarts ? " moved" : ""}">${esc(m.restarts)}</td>
           <td class="num crashes">${esc(m.crashes)}</td><td>${esc(stateName(child.restart).toLowerCase())}</td></tr>
-          ${child.supervisor ? `<tr><td colspan="8"><div class="nested">${renderSupervisor(child.supervisor, here, nodeId)}</div></td></tr>` : ""}`;
+          ${child.supervisor ? `<tr><td colspan="8"><div class="nested">${renderSupervisor(child.supervisor, here, nodeId, seen)}</div></td></tr>` : ""}`;
       }),
     )
     .join("");
@@ -317,14 +318,17 @@ function renderSupervisor(sup, path, nodeId) {
 
 function renderTrees() {
   const parts = [];
+  // Only what is drawn now is kept: children of stopped supervisors and gone nodes are let go.
+  const seen = new Map();
   for (const node of state.nodes.values()) {
     const o = node.observe;
     const sups = o?.supervisors ?? [];
     const err = node.observeError ?? o?.supervisors_error;
     if (!sups.length && !err) continue;
     parts.push(`<div class="tree" data-node="${esc(node.ping.id)}"><div class="node-name">node ${esc(node.ping.id)}</div>
-      ${err ? `<p class="empty">${esc(err)}</p>` : ""}${sups.map((s) => renderSupervisor(s, "", node.ping.id)).join("")}</div>`);
+      ${err ? `<p class="empty">${esc(err)}</p>` : ""}${sups.map((s) => renderSupervisor(s, "", node.ping.id, seen)).join("")}</div>`);
   }
+  state.restarts = seen;
   $("trees").innerHTML = parts.length ? parts.join("") : `<p class="empty">no supervisors on ${state.nodes.size} node(s)</p>`;
 }
 

@@ -4,7 +4,7 @@
 // swarm/src/nats/discovery.rs): `$SRV.PING|INFO|STATS.swarm-<ns>` reach every instance, and each
 // names its own `observe` subject (supervision trees and live agents) in its metadata.
 
-import { wsconnect } from "@nats-io/nats-core";
+import { createInbox, wsconnect } from "@nats-io/nats-core";
 
 const decoder = new TextDecoder();
 
@@ -13,6 +13,51 @@ export const KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
 function json(msg) {
   return JSON.parse(decoder.decode(msg.data));
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isCount = (v) => Number.isFinite(v) && v >= 0;
+const optional = (v, test) => v === undefined || v === null || test(v);
+
+/**
+ * Whether `answer` has the shape the page reads of a `$SRV.<verb>` answer of `service`
+ * (io.nats.micro.v1). Anyone allowed to publish can answer on `$SRV`: an answer of another
+ * shape is left out rather than allowed to stop the page's drawing.
+ */
+export function wellFormed(verb, answer, service) {
+  if (!isObject(answer) || answer.type !== `io.nats.micro.v1.${verb.toLowerCase()}_response`) return false;
+  if (answer.name !== service || typeof answer.id !== "string" || typeof answer.version !== "string") return false;
+  if (!optional(answer.metadata, isObject)) return false;
+  const endpoints = (test) => Array.isArray(answer.endpoints) && answer.endpoints.every((e) => isObject(e) && typeof e.name === "string" && test(e));
+  switch (verb) {
+    case "PING":
+      return true;
+    case "INFO":
+      return endpoints((e) => optional(e.metadata, isObject));
+    case "STATS":
+      return typeof answer.started === "string"
+        && endpoints((e) => isCount(e.num_requests) && isCount(e.num_errors) && isCount(e.processing_time)
+          && optional(e.last_error, (v) => typeof v === "string"));
+    default:
+      return false;
+  }
+}
+
+/** A supervisor of an observe answer as the page draws it (children, members, nested ones). */
+function wellFormedSupervisor(sup, depth = 0) {
+  return depth < 32 && isObject(sup) && typeof sup.name === "string" && Array.isArray(sup.children)
+    && sup.children.every((child) => isObject(child) && Array.isArray(child.members)
+      && child.members.every((m) => isObject(m) && typeof m.name === "string")
+      && optional(child.supervisor, (nested) => wellFormedSupervisor(nested, depth + 1)));
+}
+
+/** Whether `answer` has the shape of a node's observe answer (swarm/src/nats/discovery.rs). */
+export function wellFormedObserve(answer) {
+  return isObject(answer) && answer.type === "io.swarm.observe.v1"
+    && optional(answer.agents_live, isCount)
+    && optional(answer.agents, (agents) => Array.isArray(agents)
+      && agents.every((a) => isObject(a) && typeof a.kind === "string" && typeof a.key === "string"))
+    && optional(answer.supervisors, (sups) => Array.isArray(sups) && sups.every((sup) => wellFormedSupervisor(sup)));
 }
 
 export class Swarm {
@@ -28,22 +73,31 @@ export class Swarm {
     return new Swarm(nc, namespace);
   }
 
-  /** Every answer to a `$SRV` verb of this namespace's service within `maxWait` ms (or once `count` came). */
+  /**
+   * Every well-formed answer to a `$SRV` verb of this namespace's service within `maxWait` ms,
+   * or once `count` came. On an inbox of its own rather than `requestMany`: that counts every
+   * message, so that answers of another shape could crowd the nodes' out.
+   */
   async srv(verb, { maxWait, count }) {
-    const opts = count ? { strategy: "count", maxMessages: count, maxWait } : { strategy: "timer", maxWait };
     const answers = [];
+    const sub = this.nc.subscribe(createInbox());
+    const timer = setTimeout(() => sub.unsubscribe(), maxWait);
     try {
-      const replies = await this.nc.requestMany(`$SRV.${verb}.${this.service}`, "", opts);
-      for await (const msg of replies) {
+      this.nc.publish(`$SRV.${verb}.${this.service}`, "", { reply: sub.getSubject() });
+      for await (const msg of sub) {
+        let answer;
         try {
-          answers.push(json(msg));
+          answer = json(msg);
         } catch {
-          // Not JSON: not one of ours.
+          continue; // Not JSON: not one of ours.
         }
+        if (!wellFormed(verb, answer, this.service)) continue;
+        answers.push(answer);
+        if (count && answers.length >= count) break;
       }
-    } catch (err) {
-      // No node serves the namespace (yet): no answers, not a failure of the page.
-      if (!/no responders|503/i.test(String(err?.message ?? err))) throw err;
+    } finally {
+      clearTimeout(timer);
+      if (!sub.isClosed()) sub.unsubscribe();
     }
     return answers;
   }
@@ -62,7 +116,9 @@ export class Swarm {
   }
 
   async observe(subject) {
-    return json(await this.nc.request(subject, JSON.stringify({ agents: 200 }), { timeout: 3000 }));
+    const answer = json(await this.nc.request(subject, JSON.stringify({ agents: 200 }), { timeout: 3000 }));
+    if (!wellFormedObserve(answer)) throw new Error(`the answer on ${subject} is not a swarm node's`);
+    return answer;
   }
 
   /** Calls a handler through the front door: `{ok: ..}` or `{error: ..}`, as the node answered. */

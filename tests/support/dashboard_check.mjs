@@ -37,6 +37,40 @@ if (!artifacts) {
 }
 const chromiumPath = process.env.SWARM_CHROMIUM || "/usr/bin/chromium";
 
+// Another NATS client that answers the page's $SRV requests first, with answers of every wrong
+// shape (nats-py from the suite's venv, which scripts/setup makes): the page must leave them out.
+const ROGUE = String.raw`
+import asyncio, json, sys
+import nats
+
+async def main(url, service):
+    nc = await nats.connect(url)
+    ping = {"type": "io.nats.micro.v1.ping_response", "name": service, "id": 7, "version": "1"}
+    info = {"type": "io.nats.micro.v1.info_response", "name": service, "id": "rogue",
+            "version": "1", "endpoints": "none"}
+    stats = {"type": "io.nats.micro.v1.stats_response", "name": service, "id": "rogue",
+             "version": "1", "started": "now",
+             "endpoints": [{"name": "chat-room-post", "num_requests": "many"}]}
+    junk = [b"not json", b"[1, 2]", b"null", json.dumps({"id": "rogue"}).encode()]
+    answers = {"PING": [ping], "INFO": [info], "STATS": [stats]}
+    counted = {}
+
+    async def answer(msg):
+        verb = msg.subject.split(".")[1]
+        for body in junk + [json.dumps(a).encode() for a in answers[verb]]:
+            await nc.publish(msg.reply, body)
+        counted[verb] = counted.get(verb, 0) + 1
+        print(f"rogue answered {verb} {counted[verb]}", flush=True)
+
+    for verb in answers:
+        await nc.subscribe(f"$SRV.{verb}.{service}", cb=answer)
+    await nc.flush()
+    print("rogue ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+`;
+
 const children = [];
 const work = mkdtempSync(path.join(os.tmpdir(), "swarm-dashboard-"));
 let passed = 0;
@@ -213,6 +247,29 @@ async function main() {
       const ok = want.every((k) => before.rows[k]?.state === "running" && before.rows[k]?.restarts === "0")
         && before.nested && before.sups.join(",") === "Rooms:up,HelpDesk:up";
       if (!ok) throw new Error(JSON.stringify(before));
+    });
+
+    await checkStep("a rogue client answering $SRV with answers of every wrong shape is left out: still one node, its kinds, no script error", async () => {
+      const python = path.join(ROOT, ".tools", "venv", "bin", "python");
+      const rogue = await start("the rogue responder", python, ["-c", ROGUE, `nats://127.0.0.1:${natsPort}`, `swarm-${NAMESPACE}`], {
+        ready: /rogue ready/,
+        ms: 15_000,
+      });
+      // Until it answered two rounds of each of the page's verbs (INFO comes every 10 s).
+      const deadline = Date.now() + UI_WAIT_MS;
+      while (!/rogue answered INFO 1/.test(rogue.output()) || !/rogue answered STATS 2/.test(rogue.output())) {
+        if (Date.now() > deadline) throw new Error(`the page's requests did not reach the rogue: ${rogue.output().slice(-500)}`);
+        await page.waitForTimeout(200);
+      }
+      await page.waitForTimeout(1_500);
+      const seen = await page.evaluate(() => ({
+        nodes: document.querySelectorAll("#nodes tbody tr[data-node]").length,
+        kinds: document.querySelectorAll('#kinds tr[data-kind="chat-room"]').length,
+        tree: document.querySelectorAll("#trees tr[data-child]").length,
+      }));
+      if (seen.nodes !== 1 || seen.kinds !== 4 || seen.tree !== 4 || pageErrors.length) {
+        throw new Error(`${JSON.stringify(seen)}; page errors: ${pageErrors.join(" | ")}`);
+      }
     });
 
     // Calls from the page's form: the page sends them through its own NATS connection.
