@@ -72,7 +72,7 @@ fn a_spawn_the_node_cannot_make_is_an_error_for_that_caller_and_starts_work_agai
     // (of the process that runs a start) fails too. It answers with the reason and lives on.
     let registrar = swarm::runtime::registry::current_registrar().unwrap();
     let mut fillers = Vec::new();
-    let mut fill = |fillers: &mut Vec<_>| {
+    let fill = |fillers: &mut Vec<_>| {
         while let Ok(filler) = swarm::runtime::process::spawn((), |()| loop {
             lunatic::sleep(Duration::from_secs(60));
         }) {

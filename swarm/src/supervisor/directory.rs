@@ -3,8 +3,9 @@
 //!
 //! A process registered as [`NAME`], started by the first supervisor of the node. Each supervisor
 //! sends it a [`SupervisorInfo`] of itself (a cast, no wait) when it is up, after it handled a
-//! child's exit (restarted it or not), and when it gives up or shuts down: supervisor events are
-//! rare, so a whole description each time costs less than keeping two copies in step. The
+//! child's exit (restarted it or not; a burst of exits once per 100 ms, see `process.rs`), and
+//! when it gives up or shuts down: supervisor events are rare, so a whole description each time
+//! costs less than keeping two copies in step. The
 //! directory monitors every supervisor that reported, so one killed from outside is shown as
 //! `gone` rather than as up for ever. It never asks a supervisor anything: a supervisor busy
 //! restarting a child that loads its state slowly does not hold up an observer.

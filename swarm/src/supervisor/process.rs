@@ -23,6 +23,12 @@ use crate::runtime::registry::Registered;
 /// How long a supervisor may take to start its children before its starter gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How often at most a supervisor describes itself to the node's directory while its children
+/// keep exiting. The first exit after a quiet spell is reported at once; the rest of a burst (a
+/// pool of thousands crashing together, each description naming every member) once per interval,
+/// with the counts as they then stand.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
 /// Requests a supervisor answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Op {
@@ -55,11 +61,14 @@ pub(crate) fn start(
 ) -> Result<SupervisorRef, SupervisorError> {
     let name = spec.name.clone();
     let started = reply_slot();
-    let capture = (spec, started, parent);
     let spawned = if link {
-        crate::runtime::process::spawn_linked(capture, run, lunatic::Tag::new())
+        // The supervisor knows its link to the caller by its tag: that link's end is the
+        // caller's exit, and no other.
+        let tag = lunatic::Tag::new();
+        let capture = (spec, started, parent, Some(tag.id()));
+        crate::runtime::process::spawn_linked(capture, run, tag)
     } else {
-        crate::runtime::process::spawn(capture, run)
+        crate::runtime::process::spawn((spec, started, parent, None), run)
     };
     let id = spawned.map_err(|err| SupervisorError::Unavailable {
         supervisor: name.clone(),
@@ -106,7 +115,9 @@ struct Supervisor {
     restarts: VecDeque<Instant>,
 }
 
-fn run((spec, started, parent): (SupervisorSpec, ReplyTo, Option<u64>)) {
+/// The supervisor's process. `parent_link`: the tag of its link to the process that started it
+/// (linked), whose exit stops it.
+fn run((spec, started, parent, parent_link): (SupervisorSpec, ReplyTo, Option<u64>, Option<i64>)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
     host::die_when_link_dies(false);
     // A give-up is logged as one event before the panic that fails the supervisor upward: Rust's
@@ -173,9 +184,12 @@ fn run((spec, started, parent): (SupervisorSpec, ReplyTo, Option<u64>)) {
         process: host::this().id,
     });
     sup.report(SupervisorState::Up);
+    let mut reported_at = Instant::now();
+    let mut report_due = false;
 
     loop {
-        match host::receive(&[], None) {
+        let wait = report_due.then(|| REPORT_EVERY.saturating_sub(reported_at.elapsed()));
+        match host::receive(&[], wait) {
             Received::Data => {
                 let Ok(envelope) = decode_envelope::<Op>(host::tag()) else {
                     continue;
@@ -191,33 +205,39 @@ fn run((spec, started, parent): (SupervisorSpec, ReplyTo, Option<u64>)) {
             }
             Received::LinkDied => {
                 let tag = host::tag();
-                match sup.member_with_link(tag) {
-                    Some(member) => member.crashed = true,
-                    // Not a child's link: the process that started us (linked) died; OTP's
-                    // supervisor exits with its parent.
-                    None => {
-                        sup.log(
-                            Level::Warn,
-                            "supervisor.parent_exited",
-                            &[],
-                            "its parent exited: stopping its children",
-                        );
-                        sup.stop_all();
-                        supervisor_event(SupervisorEvent::Stopped {
-                            supervisor: sup.spec_name.clone(),
-                            process: host::this().id,
-                        });
-                        sup.report(SupervisorState::Stopped);
-                        return;
-                    }
+                if let Some(member) = sup.member_with_link(tag) {
+                    member.crashed = true;
+                } else if Some(tag) == parent_link {
+                    // The process that started us (linked) died; OTP's supervisor exits with its
+                    // parent.
+                    sup.log(
+                        Level::Warn,
+                        "supervisor.parent_exited",
+                        &[],
+                        "its parent exited: stopping its children",
+                    );
+                    sup.stop_all();
+                    supervisor_event(SupervisorEvent::Stopped {
+                        supervisor: sup.spec_name.clone(),
+                        process: host::this().id,
+                    });
+                    sup.report(SupervisorState::Stopped);
+                    return;
                 }
+                // Otherwise the link of a child that was handled already (one that was gone when
+                // it was linked, its exit taken as a crash then): nothing more to do.
             }
             Received::ProcessDied => {
                 sup.child_exited(host::sender());
                 // Restarted or not: observers see the new counts (a give-up reported already).
-                sup.report(SupervisorState::Up);
+                report_due = true;
             }
             Received::TimedOut => {}
+        }
+        if report_due && reported_at.elapsed() >= REPORT_EVERY {
+            sup.report(SupervisorState::Up);
+            reported_at = Instant::now();
+            report_due = false;
         }
     }
 }
@@ -375,6 +395,14 @@ impl Supervisor {
         };
         let restart_policy = self.children[index].spec.restart;
         let member = &mut self.children[index].members[member_index];
+        // A process that fails sends its link's end before its monitor's, but Lunatic's mailbox
+        // puts a message back at the end of the queue when a receive with a timeout gave up on
+        // it, so the link's end may come after this: look for it now.
+        if !member.crashed
+            && host::receive(&[member.link_tag], Some(Duration::ZERO)) == Received::LinkDied
+        {
+            member.crashed = true;
+        }
         let abnormal = member.crashed;
         member.running = None;
         member.stats.process = None;

@@ -470,6 +470,47 @@ supervisor! {
     }
 }
 
+supervisor! {
+    pub BigPool: one_for_one(max_restarts = 1000, within_secs = 60) {
+        pool: pool(Worker, 200),
+    }
+}
+
+#[lunatic::test]
+fn a_burst_of_exits_in_a_large_pool_reaches_the_directory_with_the_last_counts() {
+    let sup = BigPool::start().unwrap();
+    let id = sup.supervisor().process_id();
+    let members = sup.pool().members().unwrap();
+    assert_eq!(members.len(), 200);
+    for member in &members {
+        member.kill();
+    }
+    // Each a crash (the link's end may reach the supervisor after the monitor's), restarted once;
+    // described to the directory at most once per 100 ms while the exits come in, the last
+    // description, after the burst, with every restart.
+    let restarted = |tree: &swarm::supervisor::SupervisorInfo| {
+        let members = &tree.children[0].members;
+        members.len() == 200
+            && members
+                .iter()
+                .all(|m| m.restarts == 1 && m.crashes == 1 && m.process.is_some())
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || tree_of("BigPool", id)
+            .is_some_and(|t| restarted(&t))),
+        "restarts in the directory: {:?}; in the supervisor: {:?}",
+        tree_of("BigPool", id).map(|t| t.children[0]
+            .members
+            .iter()
+            .map(|m| m.restarts)
+            .sum::<u32>()),
+        sup.supervisor()
+            .stats()
+            .map(|s| s.iter().map(|c| c.restarts).sum::<u32>())
+    );
+    sup.supervisor().shutdown().unwrap();
+}
+
 /// The tree of supervisor `name` running (or last run) as process `process`, as the node's
 /// directory shows it (other tests' supervisors are there too).
 fn tree_of(name: &str, process: u64) -> Option<swarm::supervisor::SupervisorInfo> {
