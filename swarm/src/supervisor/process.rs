@@ -395,9 +395,10 @@ impl Supervisor {
         };
         let restart_policy = self.children[index].spec.restart;
         let member = &mut self.children[index].members[member_index];
-        // A process that fails sends its link's end before its monitor's, but Lunatic's mailbox
-        // puts a message back at the end of the queue when a receive with a timeout gave up on
-        // it, so the link's end may come after this: look for it now.
+        // A process that fails sends its link's end before its monitor's, but stock Lunatic 0.13's
+        // mailbox can put a message behind later ones after a receive that timed out (swarm's
+        // build is patched, scripts/lunatic-patches.py), so the link's end may come after this:
+        // look for it now.
         if !member.crashed
             && host::receive(&[member.link_tag], Some(Duration::ZERO)) == Received::LinkDied
         {

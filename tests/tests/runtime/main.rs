@@ -10,6 +10,7 @@
 // use is not reported as dead code.
 pub mod crashes;
 pub mod limits;
+pub mod mailbox_order;
 pub mod persistence_strategies;
 pub mod registrar_restart;
 pub mod registry_and_records;
