@@ -565,6 +565,8 @@ async def test_kill(swarm, opts):
             killed_at = time.monotonic()
             swarm.expect_down(victim)
             victim.kill()
+            # Requests sent from here on cannot reach the killed process.
+            kill_done = time.monotonic()
             # Its replacement starts at once, as a supervisor would start it: a new incarnation,
             # which must not get the old one's keys back before they failed over.
             swarm.respawn(victim)
@@ -584,10 +586,10 @@ async def test_kill(swarm, opts):
             # (By the send time: a reply the killed node sent just before the kill may be read
             # late on a busy machine. Not by the replacement's ready line: it serves ledgers a
             # moment before it prints it.)
-            too_soon = killed_at + swarm.ttl_ms / 1000 / 2
+            too_soon = kill_done + swarm.ttl_ms / 1000 / 2
             for key in moved:
                 for value, _, node, at in swarm.ledger.acks[key]:
-                    if (node == victim.name and swarm.ledger.sent_at.get(value, 0) > killed_at
+                    if (node == victim.name and swarm.ledger.sent_at.get(value, 0) > kill_done
                             and at < too_soon):
                         problems.append(f"kill {kill_no + 1}: {KIND}/{key} acknowledged by "
                                         f"{node} {at - killed_at:.2f}s after it was killed, "

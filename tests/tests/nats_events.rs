@@ -42,7 +42,7 @@ impl Account {
     }
 }
 
-/// Write-behind: answered at once, saved a second after its first unsaved change.
+/// Write-behind: answered at once, saved 3 s after its first unsaved change.
 #[agent(kind = "evt-behind", persistence = "write_behind", save_every = "3s")]
 pub struct Behind {
     #[key]
@@ -72,10 +72,10 @@ impl Behind {
     }
 }
 
-/// The next event on `subscription` within `wait`, as the number it carries.
 /// What an event that is due must come within: room for a loaded machine.
 const DUE: Duration = Duration::from_secs(3);
 
+/// The next event on `subscription` within `wait`, as the number it carries.
 fn next(subscription: &Subscription, wait: Duration) -> Option<u64> {
     let message = subscription.next_timeout(wait).ok()?;
     Some(serde_json::from_slice(&message.payload).expect("a number"))

@@ -29,6 +29,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// with the counts as they then stand.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 
+/// Set in the tags of a supervisor's links to its children. Tags are counters of the process that
+/// makes them, so the tag of the link its starter made (`parent_link`) can equal one the
+/// supervisor made; this bit keeps the two apart (envelope tags use the bits above it, see
+/// `runtime::mailbox`).
+const CHILD_LINK: i64 = 1 << 54;
+
 /// Requests a supervisor answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Op {
@@ -116,10 +122,19 @@ struct Supervisor {
 }
 
 /// The supervisor's process. `parent_link`: the tag of its link to the process that started it
-/// (linked), whose exit stops it.
+/// (linked), whose exit stops it. A nested supervisor (`parent`) watches its parent supervisor,
+/// whose exit stops it too: the link its parent makes to it carries the parent's tag, which it
+/// does not know.
 fn run((spec, started, parent, parent_link): (SupervisorSpec, ReplyTo, Option<u64>, Option<i64>)) {
     // Exits of linked processes arrive as messages instead of killing the supervisor.
     host::die_when_link_dies(false);
+    if let Some(parent) = parent {
+        host::monitor(parent);
+        if !host::exists(parent) {
+            // Its parent is gone already (no notice will come for it): nothing to supervise for.
+            return;
+        }
+    }
     // A give-up is logged as one event before the panic that fails the supervisor upward: Rust's
     // own panic report (and backtrace) only when asked (`SWARM_BACKTRACE=1`).
     let previous = std::panic::take_hook();
@@ -191,16 +206,16 @@ fn run((spec, started, parent, parent_link): (SupervisorSpec, ReplyTo, Option<u6
         let wait = report_due.then(|| REPORT_EVERY.saturating_sub(reported_at.elapsed()));
         match host::receive(&[], wait) {
             Received::Data => {
-                let Ok(envelope) = decode_envelope::<Op>(host::tag()) else {
-                    continue;
-                };
-                let stop = matches!(envelope.message, Op::Shutdown);
-                let answer = sup.answer(envelope.message);
-                if let Some(reply_to) = envelope.reply_to {
-                    reply_to.send(answer);
-                }
-                if stop {
-                    return;
+                // Anything else is not for us (a late reply the supervisor stopped waiting for).
+                if let Ok(envelope) = decode_envelope::<Op>(host::tag()) {
+                    let stop = matches!(envelope.message, Op::Shutdown);
+                    let answer = sup.answer(envelope.message);
+                    if let Some(reply_to) = envelope.reply_to {
+                        reply_to.send(answer);
+                    }
+                    if stop {
+                        return;
+                    }
                 }
             }
             Received::LinkDied => {
@@ -208,27 +223,18 @@ fn run((spec, started, parent, parent_link): (SupervisorSpec, ReplyTo, Option<u6
                 if let Some(member) = sup.member_with_link(tag) {
                     member.crashed = true;
                 } else if Some(tag) == parent_link {
-                    // The process that started us (linked) died; OTP's supervisor exits with its
-                    // parent.
-                    sup.log(
-                        Level::Warn,
-                        "supervisor.parent_exited",
-                        &[],
-                        "its parent exited: stopping its children",
-                    );
-                    sup.stop_all();
-                    supervisor_event(SupervisorEvent::Stopped {
-                        supervisor: sup.spec_name.clone(),
-                        process: host::this().id,
-                    });
-                    sup.report(SupervisorState::Stopped);
-                    return;
+                    return sup.parent_exited();
                 }
                 // Otherwise the link of a child that was handled already (one that was gone when
-                // it was linked, its exit taken as a crash then): nothing more to do.
+                // it was linked, its exit taken as a crash then), or its parent supervisor's,
+                // whose end comes through the monitor: nothing to do.
             }
             Received::ProcessDied => {
-                sup.child_exited(host::sender());
+                let sender = host::sender();
+                if Some(sender) == sup.parent {
+                    return sup.parent_exited();
+                }
+                sup.child_exited(sender);
                 // Restarted or not: observers see the new counts (a give-up reported already).
                 report_due = true;
             }
@@ -243,6 +249,23 @@ fn run((spec, started, parent, parent_link): (SupervisorSpec, ReplyTo, Option<u6
 }
 
 impl Supervisor {
+    /// The process that started this one, or its parent supervisor, ended: OTP's supervisor
+    /// exits with its parent, its children first.
+    fn parent_exited(&mut self) {
+        self.log(
+            Level::Warn,
+            "supervisor.parent_exited",
+            &[],
+            "its parent exited: stopping its children",
+        );
+        self.stop_all();
+        supervisor_event(SupervisorEvent::Stopped {
+            supervisor: self.spec_name.clone(),
+            process: host::this().id,
+        });
+        self.report(SupervisorState::Stopped);
+    }
+
     /// Tells the node's directory of supervisors how this one stands (see `directory.rs`).
     fn report(&self, state: SupervisorState) {
         let children = self
@@ -306,7 +329,7 @@ impl Supervisor {
             let registered =
                 start_one(&child.spec.kind).map_err(|reason| (member.name.clone(), reason))?;
             let running = registered.pid();
-            let tag = Tag::new().id();
+            let tag = Tag::new().id() | CHILD_LINK;
             host::link(tag, running.id);
             host::monitor(running.id);
             member.running = Some(running);

@@ -79,6 +79,8 @@ enum Report {
     Neighbour(u64, u64),
     /// A flooding caller's call: served, and how long it took in ms.
     Flood(bool, u64),
+    /// A flooding caller has its handle and waits for the word to call.
+    Ready,
 }
 
 /// The test process' mailbox of [`Report`]s.
@@ -109,12 +111,20 @@ fn neighbours_during(for_ms: u64) {
     });
 }
 
+/// The next report (a helper that panicked never sends one: the test fails instead of waiting).
+fn next_report() -> Report {
+    reports()
+        .receive_timeout(Duration::from_secs(30))
+        .expect("a helper process reported")
+}
+
 /// Waits for the neighbour's report; `floods` collects the flooding callers' reports meanwhile.
 fn neighbour_report(floods: &mut Vec<(bool, u64)>) -> (u64, u64) {
     loop {
-        match reports().receive() {
+        match next_report() {
             Report::Neighbour(answered, failed) => return (answered, failed),
             Report::Flood(served, ms) => floods.push((served, ms)),
+            Report::Ready => unreachable!("every caller was ready before the flood"),
         }
     }
 }
@@ -191,17 +201,17 @@ impl Slow {
 fn a_flooded_agent_refuses_past_its_mailbox_and_others_are_unaffected() {
     let slow = Slow::get_or_start("flooded").unwrap();
     assert_eq!(slow.work().unwrap(), 1);
-    neighbours_during(1_500);
 
     // 40 callers at once, each waiting up to 10 s: unbounded, the last would wait 4 s. Each
-    // gets its handle, then waits for the word to call, so that they call together however
-    // slowly a busy machine spawns them.
+    // gets its handle, says so, and waits for the word to call, so that they call together
+    // however slowly a busy machine spawns them.
     let callers: Vec<Process<()>> = (0..40)
         .map(|_| {
             Process::spawn(this(), |parent, go: Mailbox<()>| {
                 let slow = Slow::get_or_start("flooded")
                     .unwrap()
                     .with_timeout(Duration::from_secs(10));
+                parent.send(Report::Ready);
                 go.receive();
                 let begun = Instant::now();
                 let outcome = slow.work();
@@ -216,15 +226,19 @@ fn a_flooded_agent_refuses_past_its_mailbox_and_others_are_unaffected() {
             })
         })
         .collect();
+    for _ in &callers {
+        assert!(matches!(next_report(), Report::Ready));
+    }
+    neighbours_during(1_500);
     for caller in &callers {
         caller.send(());
     }
     let mut results = Vec::new();
     let (answered, failed) = neighbour_report(&mut results);
     while results.len() < 40 {
-        match reports().receive() {
+        match next_report() {
             Report::Flood(served, ms) => results.push((served, ms)),
-            Report::Neighbour(..) => unreachable!("one neighbour"),
+            other => unreachable!("{other:?} after the neighbour's report"),
         }
     }
     let served = results.iter().filter(|(ok, _)| *ok).count();

@@ -471,6 +471,33 @@ supervisor! {
 }
 
 supervisor! {
+    pub InnerWorkers: one_for_one(max_restarts = 3, within_secs = 10) {
+        pool: pool(Worker, 2),
+    }
+}
+
+supervisor! {
+    pub OuterWorkers: one_for_one(max_restarts = 3, within_secs = 10) {
+        inner: InnerWorkers,
+    }
+}
+
+#[lunatic::test]
+fn a_nested_supervisor_and_its_children_end_with_their_parent() {
+    let outer = OuterWorkers::start().unwrap();
+    let inner = outer.inner().unwrap();
+    let inner_id = inner.supervisor().process_id();
+    let workers = inner.pool().members().unwrap();
+    assert_eq!(workers.len(), 2);
+    swarm::runtime::host::kill(outer.supervisor().process_id());
+    assert!(
+        eventually(WAIT, || !swarm::runtime::host::exists(inner_id)
+            && workers.iter().all(|w| !w.is_alive())),
+        "the nested supervisor or its workers outlived their parent"
+    );
+}
+
+supervisor! {
     pub BigPool: one_for_one(max_restarts = 1000, within_secs = 60) {
         pool: pool(Worker, 200),
     }
