@@ -258,6 +258,11 @@ impl Supervisor {
             &[],
             "its parent exited: stopping its children",
         );
+        self.stop();
+    }
+
+    /// Stops every child in reverse start order, and says that this supervisor stopped.
+    fn stop(&mut self) {
         self.stop_all();
         supervisor_event(SupervisorEvent::Stopped {
             supervisor: self.spec_name.clone(),
@@ -570,12 +575,7 @@ impl Supervisor {
                     &[],
                     "shutting down: stopping its children in reverse order",
                 );
-                self.stop_all();
-                supervisor_event(SupervisorEvent::Stopped {
-                    supervisor: self.spec_name.clone(),
-                    process: host::this().id,
-                });
-                self.report(SupervisorState::Stopped);
+                self.stop();
                 Answer::Stopped
             }
         }
